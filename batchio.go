@@ -1,0 +1,43 @@
+package batchconn
+
+import "net/netip"
+
+// batchIO is the system-call layer under the read ring and the write
+// queue: one call moves many datagrams. newBatchIO returns nil where the
+// system or the socket cannot do that, and the conn is then served one
+// datagram at a time.
+type batchIO interface {
+	// readBatch blocks until the kernel holds at least one datagram, then
+	// receives as many as it holds, up to len(ms), into ms in arrival
+	// order, setting each one's n and addr. It returns how many, or the
+	// poller's error (net.ErrClosed, os.ErrDeadlineExceeded) or the
+	// system call's errno. ms is the same slice on every call.
+	readBatch(ms []rxMsg) (int, error)
+
+	// writeBatch sends the first datagrams of ms in order, blocking while
+	// the socket buffer is full. It returns how many were sent. A
+	// non-nil error is the poller's (the conn is closed or its write
+	// deadline passed: nothing more can be sent now), or an errno that is
+	// the failure of ms[n] alone.
+	writeBatch(ms []txMsg) (int, error)
+}
+
+// rxMsg is one slot of the read ring.
+type rxMsg struct {
+	buf  []byte // the slot's room, ReadSlotSize bytes
+	n    int    // the received datagram's length
+	addr netip.AddrPort
+}
+
+// txMsg is one queued datagram.
+type txMsg struct {
+	buf  []byte         // the payload, a slice of the queue's arena
+	addr netip.AddrPort // the destination; invalid on a connected socket
+}
+
+// sockInfo is what the write path must know of the socket to predict
+// which datagrams plain would refuse at once.
+type sockInfo struct {
+	ipv6   bool // AF_INET6: takes IPv4 destinations as IPv4-mapped ones
+	v6only bool // an IPv6 socket that cannot reach IPv4 destinations
+}

@@ -1,0 +1,193 @@
+package batchconn
+
+import (
+	"io"
+	"net"
+	"sync/atomic"
+	"time"
+)
+
+// When the queue goes out. Each is counted in Stats.
+type flushCause int
+
+const (
+	flushFull     flushCause = iota // the queue holds a full batch, or no room for the next datagram
+	flushTimer                      // the oldest queued datagram waited MaxDelay
+	flushRead                       // a ReadFrom is about to wait for the network
+	flushExplicit                   // Flush, or a datagram that goes through plain
+	flushClose                      // Close
+)
+
+// Flush sends every queued datagram, blocking while the socket buffer is
+// full, until the write deadline. It returns the first failure since the
+// last Flush or Close: a queued datagram the kernel refused (the others
+// were sent), or the deadline or a closed conn that stopped this send
+// (what it did not send stays queued).
+func (c *PacketConn) Flush() error {
+	if c.bio == nil {
+		return nil
+	}
+	w := &c.w
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if c.closed.Load() {
+		return c.opError("write", nil, net.ErrClosed)
+	}
+	if err := c.flushLocked(flushExplicit); err != nil {
+		return c.opError("write", nil, unwrapRaw(err))
+	}
+	err := w.failed
+	w.failed = nil
+	return err
+}
+
+// flush sends the queue on behalf of a caller that does not wait for the
+// outcome: a failure stays recorded for Flush and Close.
+func (c *PacketConn) flush(cause flushCause) {
+	c.w.mu.Lock()
+	if !c.closed.Load() {
+		c.flushLocked(cause)
+	}
+	c.w.mu.Unlock()
+}
+
+// flushLocked sends the queue, in order, with as few system calls as the
+// kernel allows. A datagram the kernel refuses is tried once more (the
+// error may have been a pending one of the socket's, such as an ICMP
+// port unreachable, and not this datagram's), then counted, recorded and
+// skipped; the rest still go. The returned error is the poller's (closed,
+// deadline): then what was not sent stays queued, in order. w.mu is held.
+func (c *PacketConn) flushLocked(cause flushCause) error {
+	w := &c.w
+	if len(w.msgs) == 0 {
+		return nil
+	}
+	c.stats.flushes[cause].Add(1)
+	pending := w.msgs
+	retried := false
+	for len(pending) > 0 {
+		n, err := c.bio.writeBatch(pending)
+		c.stats.writeCalls.Add(1)
+		c.stats.datagramsWritten.Add(uint64(n))
+		pending = pending[n:]
+		if n == 0 && err == nil {
+			err = io.ErrNoProgress // never seen; must not spin
+		}
+		switch {
+		case err == nil:
+			retried = false
+		case connError(err):
+			w.msgs = w.msgs[:copy(w.msgs, pending)]
+			w.queued.Store(int32(len(w.msgs)))
+			return err
+		case !retried:
+			retried = true
+		default:
+			c.stats.writeFailures.Add(1)
+			if w.failed == nil {
+				w.failed = c.sendError(&pending[0], err)
+			}
+			pending = pending[1:]
+			retried = false
+		}
+	}
+	w.msgs = w.msgs[:0]
+	w.used = 0
+	w.queued.Store(0)
+	w.lastSend = monoNow()
+	w.stopTimer()
+	return nil
+}
+
+// arm starts the timer for a datagram that entered the empty queue.
+func (w *writer) arm(c *PacketConn) {
+	if w.armed {
+		return
+	}
+	w.armed = true
+	if w.timer == nil {
+		w.timer = newTimer(c)
+		return
+	}
+	w.timer.Reset(c.cfg.MaxDelay)
+}
+
+func newTimer(c *PacketConn) *time.Timer {
+	return time.AfterFunc(c.cfg.MaxDelay, c.onTimer)
+}
+
+func (w *writer) stopTimer() {
+	if w.armed {
+		w.armed = false
+		w.timer.Stop()
+	}
+}
+
+// rearm restarts the timer after a deadline change, for datagrams that a
+// passed deadline held back and that nothing else would send.
+func (w *writer) rearm() {
+	w.mu.Lock()
+	if len(w.msgs) > 0 && w.timer != nil {
+		w.stopTimer()
+		w.armed = true
+		w.timer.Reset(0)
+	}
+	w.mu.Unlock()
+}
+
+// onTimer sends the queue when its oldest datagram has waited MaxDelay.
+func (c *PacketConn) onTimer() {
+	c.w.mu.Lock()
+	c.w.armed = false
+	if !c.closed.Load() {
+		c.flushLocked(flushTimer)
+	}
+	c.w.mu.Unlock()
+}
+
+// counters are the conn's statistics, updated once per system call, not
+// per datagram.
+type counters struct {
+	datagramsRead    atomic.Uint64
+	readCalls        atomic.Uint64
+	datagramsWritten atomic.Uint64
+	writeCalls       atomic.Uint64
+	writeFailures    atomic.Uint64
+	flushIdle        atomic.Uint64
+	flushes          [flushClose + 1]atomic.Uint64
+}
+
+// Stats is a snapshot of a conn's counters since New.
+type Stats struct {
+	DatagramsRead uint64 // datagrams received from the kernel into the ring
+	ReadCalls     uint64 // system calls that received them, failed ones included
+
+	DatagramsWritten uint64 // datagrams the kernel accepted
+	WriteCalls       uint64 // system calls that sent them, failed ones included
+	WriteFailures    uint64 // queued datagrams the kernel refused, or Close dropped
+
+	// Why datagrams left: sent alone at once on an idle conn (Idle), or
+	// as a queue that was full, whose oldest datagram waited MaxDelay, that a
+	// ReadFrom sent before waiting, that Flush or a datagram plain had to
+	// handle sent, or that Close sent.
+	FlushIdle, FlushFull, FlushTimer, FlushRead, FlushExplicit, FlushClose uint64
+}
+
+// Stats returns the conn's counters. A conn served one datagram at a time
+// counts nothing.
+func (c *PacketConn) Stats() Stats {
+	s := &c.stats
+	return Stats{
+		DatagramsRead:    s.datagramsRead.Load(),
+		ReadCalls:        s.readCalls.Load(),
+		DatagramsWritten: s.datagramsWritten.Load(),
+		WriteCalls:       s.writeCalls.Load(),
+		WriteFailures:    s.writeFailures.Load(),
+		FlushIdle:        s.flushIdle.Load(),
+		FlushFull:        s.flushes[flushFull].Load(),
+		FlushTimer:       s.flushes[flushTimer].Load(),
+		FlushRead:        s.flushes[flushRead].Load(),
+		FlushExplicit:    s.flushes[flushExplicit].Load(),
+		FlushClose:       s.flushes[flushClose].Load(),
+	}
+}

@@ -1,0 +1,306 @@
+package batchconn
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Config tunes a PacketConn. The zero value, or a nil *Config, selects the
+// defaults; a zero or negative field selects that field's default.
+type Config struct {
+	// BatchSize is the most datagrams one system call moves, each way.
+	// Default 64: one sendmmsg of 64 small datagrams costs about a third
+	// of 64 sendto calls on loopback, and larger batches gain little.
+	// Values above 1024, the kernel's limit per call, are lowered to 1024.
+	BatchSize int
+
+	// ReadSlotSize is the room for one received datagram in the read ring.
+	// Default 65535, so that no UDP datagram, IPv4 or IPv6, is cut short by
+	// the ring. A smaller value saves memory (the ring holds BatchSize
+	// slots, allocated on the first read) at a price: a datagram longer
+	// than the slot is truncated to it, as if the caller's buffer were
+	// that short.
+	ReadSlotSize int
+
+	// MaxDelay is the longest a queued datagram waits for others to join
+	// its batch before the queue is sent. Default 50µs. Most datagrams do
+	// not wait at all: see the package documentation for when the queue
+	// goes out. Go's timers may fire later than asked when the process is
+	// otherwise idle.
+	MaxDelay time.Duration
+
+	// QueueBytes bounds the payload bytes the write queue holds; a WriteTo
+	// that finds the queue full sends it first, blocking as a plain
+	// WriteTo blocks on a full socket buffer. Default 256 KiB; values below
+	// 65535 are raised to it so that any datagram fits.
+	QueueBytes int
+
+	// noBatch serves the conn one datagram at a time, as on systems
+	// without recvmmsg and sendmmsg; tests use it to run that path on Linux.
+	noBatch bool
+}
+
+const (
+	defaultBatchSize  = 64
+	maxBatchSize      = 1024 // UIO_MAXIOV: the kernel's cap on one sendmmsg or recvmmsg
+	maxDatagram       = 65535
+	defaultMaxDelay   = 50 * time.Microsecond
+	defaultQueueBytes = 256 << 10
+
+	// idleGap is how long after the last send a WriteTo on an empty queue
+	// counts as isolated and goes out at once, in the caller's goroutine,
+	// as it would on plain. Writes closer together than this are batched.
+	idleGap = 20 * time.Microsecond
+)
+
+func (c *Config) resolve() Config {
+	var r Config
+	if c != nil {
+		r = *c
+	}
+	if r.BatchSize <= 0 {
+		r.BatchSize = defaultBatchSize
+	}
+	r.BatchSize = min(r.BatchSize, maxBatchSize)
+	if r.ReadSlotSize <= 0 {
+		r.ReadSlotSize = maxDatagram
+	}
+	r.ReadSlotSize = min(r.ReadSlotSize, maxDatagram)
+	if r.MaxDelay <= 0 {
+		r.MaxDelay = defaultMaxDelay
+	}
+	if r.QueueBytes <= 0 {
+		r.QueueBytes = defaultQueueBytes
+	}
+	r.QueueBytes = max(r.QueueBytes, maxDatagram)
+	return r
+}
+
+// PacketConn is a net.PacketConn that moves datagrams in batches. Create
+// one with New. All methods are safe for concurrent use, as on
+// *net.UDPConn.
+type PacketConn struct {
+	pc net.PacketConn // the wrapped conn; the socket's owner from New on
+
+	// uc and bio are nil when pc is served one datagram at a time through
+	// its own methods (pass-through).
+	uc   *net.UDPConn
+	bio  batchIO
+	sock sockInfo
+	cfg  Config
+
+	// Fixed at New, for errors shaped as plain's.
+	network string   // "udp", "udp4" or "udp6": the Net of plain's errors
+	laddr   net.Addr // Source of plain's errors
+	raddr   net.Addr // the peer of a connected socket, else nil
+
+	closed        atomic.Bool // set by Close under w.mu, after the final flush
+	readDeadline  deadline
+	writeDeadline deadline
+
+	r     reader
+	w     writer
+	stats counters
+}
+
+// New wraps pc. It never fails. A *PacketConn is returned as is.
+//
+// A *net.UDPConn on Linux is batched: reads through a ring that one
+// recvmmsg refills, writes through a queue that sendmmsg sends. Anything
+// else (another net.PacketConn, a wrapper, a socket on a system without
+// recvmmsg and sendmmsg) is served one datagram at a time through pc's own
+// methods, with pc's behaviour. A nil pc gives a conn whose methods fail
+// as those of a nil *net.UDPConn do.
+//
+// From New on, the returned conn owns pc: use pc only through it, and
+// close it with the conn's Close so that queued datagrams are sent.
+func New(pc net.PacketConn, cfg *Config) *PacketConn {
+	if c, ok := pc.(*PacketConn); ok {
+		return c
+	}
+	if pc == nil {
+		pc = (*net.UDPConn)(nil)
+	}
+	c := &PacketConn{pc: pc, cfg: cfg.resolve()}
+	uc, ok := pc.(*net.UDPConn)
+	if !ok || uc == nil || c.cfg.noBatch {
+		return c
+	}
+	bio, sock := newBatchIO(uc, c.cfg.BatchSize)
+	if bio == nil {
+		return c
+	}
+	c.uc, c.bio, c.sock = uc, bio, sock
+	c.laddr = uc.LocalAddr()
+	if ra := uc.RemoteAddr(); ra != nil {
+		c.raddr = ra
+	}
+	c.network = networkOf(uc)
+	return c
+}
+
+// networkOf returns the network name plain puts in its errors: the one the
+// socket was opened with ("udp", "udp4" or "udp6"), which LocalAddr does
+// not tell. A WriteTo with a nil address fails at once with an error that
+// carries it, and touches nothing.
+func networkOf(uc *net.UDPConn) string {
+	var oe *net.OpError
+	if _, err := uc.WriteTo(nil, nil); errors.As(err, &oe) && oe.Net != "" {
+		return oe.Net
+	}
+	return "udp"
+}
+
+// Close sends what is queued, then closes the socket, which wakes any
+// blocked ReadFrom or WriteTo with net.ErrClosed. If a queued datagram
+// could not be sent, Close still closes the socket and returns that
+// failure; the write deadline bounds how long the final send may block. A
+// second Close returns plain's error for it.
+func (c *PacketConn) Close() error {
+	if c.bio == nil {
+		return c.pc.Close()
+	}
+	w := &c.w
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if c.closed.Load() {
+		return c.pc.Close()
+	}
+	err := c.flushLocked(flushClose)
+	if err == nil {
+		err, w.failed = w.failed, nil
+	}
+	if n := len(w.msgs); n > 0 {
+		// The final flush was cut short (a passed write deadline): what it
+		// could not send is lost, and counted.
+		c.stats.writeFailures.Add(uint64(n))
+		w.msgs = w.msgs[:0]
+		w.used = 0
+	}
+	w.stopTimer()
+	c.closed.Store(true)
+	if cerr := c.pc.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// LocalAddr returns the socket's local address, as the wrapped conn does.
+func (c *PacketConn) LocalAddr() net.Addr { return c.pc.LocalAddr() }
+
+// SetDeadline sets the read and write deadlines, as on *net.UDPConn.
+func (c *PacketConn) SetDeadline(t time.Time) error {
+	if c.bio != nil {
+		c.readDeadline.set(t)
+		c.writeDeadline.set(t)
+		defer c.w.rearm()
+	}
+	return c.pc.SetDeadline(t)
+}
+
+// SetReadDeadline sets the read deadline, as on *net.UDPConn. A passed
+// deadline fails ReadFrom even while the ring holds datagrams, as plain
+// fails even while the kernel holds them; they are served again once the
+// deadline is moved.
+func (c *PacketConn) SetReadDeadline(t time.Time) error {
+	if c.bio != nil {
+		c.readDeadline.set(t)
+	}
+	return c.pc.SetReadDeadline(t)
+}
+
+// SetWriteDeadline sets the write deadline, as on *net.UDPConn. It bounds
+// how long WriteTo, Flush and Close block on a full socket buffer, whoever
+// sends the queue. Queued datagrams held back by a passed deadline stay
+// queued and go out once it is moved.
+func (c *PacketConn) SetWriteDeadline(t time.Time) error {
+	if c.bio != nil {
+		c.writeDeadline.set(t)
+		defer c.w.rearm()
+	}
+	return c.pc.SetWriteDeadline(t)
+}
+
+// Unwrap returns the wrapped conn. Reading from or writing to it directly
+// bypasses the ring and the queue.
+func (c *PacketConn) Unwrap() net.PacketConn { return c.pc }
+
+// opError shapes err as *net.UDPConn shapes its errors.
+func (c *PacketConn) opError(op string, addr net.Addr, err error) error {
+	return &net.OpError{Op: op, Net: c.network, Source: c.laddr, Addr: addr, Err: err}
+}
+
+// connError reports whether err concerns the conn rather than one
+// datagram: it is closed, or its deadline has passed.
+func connError(err error) bool {
+	return errors.Is(err, net.ErrClosed) || errors.Is(err, os.ErrDeadlineExceeded)
+}
+
+// unwrapRaw takes the poller's error out of the *net.OpError that
+// syscall.RawConn wraps it in, so that it can be wrapped again with the
+// Op plain uses.
+func unwrapRaw(err error) error {
+	var oe *net.OpError
+	if errors.As(err, &oe) {
+		return oe.Err
+	}
+	return err
+}
+
+// deadline is a deadline that the hot path can test without a lock: the
+// time on a monotonic clock, or 0 for none.
+type deadline struct{ at atomic.Int64 }
+
+var monoStart = time.Now()
+
+// monoNow is the time on the clock deadline uses; it never goes back.
+func monoNow() int64 { return int64(time.Since(monoStart)) + 1 }
+
+func (d *deadline) set(t time.Time) {
+	if t.IsZero() {
+		d.at.Store(0)
+		return
+	}
+	// Measure from now, as the runtime's poller does, so that a step of
+	// the wall clock moves neither.
+	d.at.Store(max(monoNow()+int64(time.Until(t)), 1))
+}
+
+func (d *deadline) passed() bool {
+	at := d.at.Load()
+	return at != 0 && monoNow() >= at
+}
+
+// udpAddr converts a received address to the *net.UDPAddr plain returns:
+// a 4-byte IP from an IPv4 socket, a 16-byte one from an IPv6 socket. The
+// address and its IP come in one allocation, where plain makes two.
+func udpAddr(ap netip.AddrPort) *net.UDPAddr {
+	box := new(struct {
+		a  net.UDPAddr
+		ip [16]byte
+	})
+	ip := ap.Addr()
+	if ip.Is4() {
+		*(*[4]byte)(box.ip[:4]) = ip.As4()
+		box.a.IP = box.ip[:4]
+	} else {
+		box.ip = ip.As16()
+		box.a.IP = box.ip[:]
+		box.a.Zone = ip.Zone()
+	}
+	box.a.Port = int(ap.Port())
+	return &box.a
+}
+
+// errnoErr turns a zero errno into a nil error.
+func errnoErr(e syscall.Errno) error {
+	if e == 0 {
+		return nil
+	}
+	return e
+}

@@ -1,0 +1,108 @@
+package batchconn
+
+import (
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"syscall"
+)
+
+// reader is the read ring: the datagrams one readBatch received, handed
+// out one per ReadFrom. It refills only when empty, in the goroutine of the
+// ReadFrom that found it empty, so that deadlines and Close reach the read
+// that blocks: there is no background reader.
+type reader struct {
+	mu sync.Mutex // held across the refill, as plain holds its fd's read lock
+
+	// guarded by mu
+	ring []rxMsg // allocated on the first read
+	head int     // the next datagram to hand out
+	n    int     // datagrams received by the last refill
+}
+
+// ReadFrom reads one datagram into p and returns its length and sender, as
+// *net.UDPConn does: a datagram longer than p is truncated to len(p), the
+// rest of it discarded, with no error; zero-length datagrams are returned
+// as such. Datagrams come in the order the kernel received them.
+func (c *PacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	if c.bio == nil {
+		return c.pc.ReadFrom(p)
+	}
+	n, ap, err := c.read(p)
+	if err != nil {
+		return n, nil, err
+	}
+	return n, udpAddr(ap), nil
+}
+
+// ReadFromUDPAddrPort is ReadFrom returning the sender as a
+// netip.AddrPort, as *net.UDPConn does; it does not allocate.
+func (c *PacketConn) ReadFromUDPAddrPort(p []byte) (int, netip.AddrPort, error) {
+	if c.bio == nil {
+		if uc, ok := c.pc.(*net.UDPConn); ok {
+			return uc.ReadFromUDPAddrPort(p)
+		}
+		n, addr, err := c.pc.ReadFrom(p)
+		if ua, ok := addr.(*net.UDPAddr); ok && ua != nil {
+			return n, ua.AddrPort(), err
+		}
+		return n, netip.AddrPort{}, err
+	}
+	return c.read(p)
+}
+
+func (c *PacketConn) read(p []byte) (int, netip.AddrPort, error) {
+	r := &c.r
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if c.closed.Load() {
+		return 0, netip.AddrPort{}, c.opError("read", c.raddr, net.ErrClosed)
+	}
+	if c.readDeadline.passed() {
+		return 0, netip.AddrPort{}, c.opError("read", c.raddr, os.ErrDeadlineExceeded)
+	}
+	if r.head == r.n {
+		if err := c.refill(); err != nil {
+			return 0, netip.AddrPort{}, err
+		}
+	}
+	m := &r.ring[r.head]
+	r.head++
+	return copy(p, m.buf[:m.n]), m.addr, nil
+}
+
+// refill receives the next batch into the empty ring, blocking until at
+// least one datagram arrives. Whatever the write queue holds goes out
+// first: a caller about to wait for the network, as a request/response
+// loop does, must not leave its own request waiting for a timer.
+func (c *PacketConn) refill() error {
+	r := &c.r
+	if r.ring == nil {
+		r.ring = newRing(c.cfg.BatchSize, c.cfg.ReadSlotSize)
+	}
+	if c.w.queued.Load() > 0 {
+		c.flush(flushRead)
+	}
+	n, err := c.bio.readBatch(r.ring)
+	c.stats.readCalls.Add(1)
+	if err != nil {
+		r.head, r.n = 0, 0
+		if e, ok := err.(syscall.Errno); ok {
+			err = os.NewSyscallError("recvfrom", e) // as plain names it
+		}
+		return c.opError("read", c.raddr, err)
+	}
+	c.stats.datagramsRead.Add(uint64(n))
+	r.head, r.n = 0, n
+	return nil
+}
+
+func newRing(slots, slotSize int) []rxMsg {
+	ring := make([]rxMsg, slots)
+	mem := make([]byte, slots*slotSize)
+	for i := range ring {
+		ring[i].buf = mem[i*slotSize : (i+1)*slotSize : (i+1)*slotSize]
+	}
+	return ring
+}

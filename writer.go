@@ -1,0 +1,219 @@
+package batchconn
+
+import (
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// writer is the write queue: datagrams accepted by WriteTo and not yet
+// handed to the kernel, payloads back to back in one arena.
+type writer struct {
+	mu sync.Mutex // held while the queue is sent, as plain holds its fd's write lock
+
+	// guarded by mu
+	arena    []byte  // queued payloads; allocated on the first queued datagram
+	used     int     // bytes of arena in use
+	msgs     []txMsg // queued datagrams, in WriteTo order
+	lastSend int64   // monoNow of the last send, queued or direct
+	failed   error   // first flush-time failure not yet reported by Flush or Close
+	timer    *time.Timer
+	armed    bool // timer runs for the oldest queued datagram
+
+	queued atomic.Int32 // len(msgs), for readers deciding whether to flush
+}
+
+// WriteTo sends p to addr, as *net.UDPConn does, except that the datagram
+// may be queued to leave with others in one system call; p may be reused
+// as soon as WriteTo returns. Datagrams leave in WriteTo order.
+//
+// What plain refuses at once (a nil, non-UDP or wrong-family address, a
+// datagram too long for the family, a passed write deadline, a closed
+// conn) WriteTo refuses at once with plain's error. A queued datagram that
+// the kernel refuses when the queue is sent (a firewall rule, a route MTU
+// too small) is counted in Stats and reported by the next Flush or Close;
+// it never makes WriteTo or another datagram fail. When the queue is full,
+// WriteTo sends it first and so blocks, as plain blocks on a full socket
+// buffer, until the write deadline.
+func (c *PacketConn) WriteTo(p []byte, addr net.Addr) (int, error) {
+	if c.bio == nil {
+		return c.pc.WriteTo(p, addr)
+	}
+	ua, _ := addr.(*net.UDPAddr)
+	ap, ok := c.queueable(ua, len(p))
+	if !ok {
+		return c.writePlain(p, addr, netip.AddrPort{}, false)
+	}
+	return c.write(p, ua, ap, false)
+}
+
+// WriteToUDPAddrPort is WriteTo with the destination as a netip.AddrPort,
+// as on *net.UDPConn. It does not allocate.
+func (c *PacketConn) WriteToUDPAddrPort(p []byte, addr netip.AddrPort) (int, error) {
+	if c.bio == nil {
+		if uc, ok := c.pc.(*net.UDPConn); ok {
+			return uc.WriteToUDPAddrPort(p, addr)
+		}
+		return c.pc.WriteTo(p, net.UDPAddrFromAddrPort(addr))
+	}
+	if !c.queueableAddrPort(addr, len(p)) {
+		return c.writePlain(p, nil, addr, true)
+	}
+	return c.write(p, nil, addr, true)
+}
+
+// queueable converts addr for the queue, reporting false where plain
+// would refuse the datagram at once or treats the address specially; such
+// datagrams go through plain itself, which gives its own answer.
+func (c *PacketConn) queueable(ua *net.UDPAddr, n int) (netip.AddrPort, bool) {
+	if ua == nil || ua.Zone != "" || uint(ua.Port) > 0xffff {
+		return netip.AddrPort{}, false
+	}
+	var ip netip.Addr
+	if ip4 := ua.IP.To4(); ip4 != nil {
+		if c.sock.ipv6 && ip4.Equal(net.IPv4zero) { // plain sends that to ::
+			return netip.AddrPort{}, false
+		}
+		ip = netip.AddrFrom4([4]byte(ip4))
+	} else if len(ua.IP) == net.IPv6len {
+		ip = netip.AddrFrom16([16]byte(ua.IP))
+	} else {
+		return netip.AddrPort{}, false
+	}
+	ap := netip.AddrPortFrom(ip, uint16(ua.Port))
+	return ap, c.queueableAddrPort(ap, n)
+}
+
+func (c *PacketConn) queueableAddrPort(ap netip.AddrPort, n int) bool {
+	ip := ap.Addr()
+	if c.raddr != nil || !ip.IsValid() || ip.Zone() != "" || ap.Port() == 0 {
+		return false // plain's error, or the kernel's EINVAL for port 0
+	}
+	if ip.Is4() || ip.Is4In6() {
+		// An IPv6 socket sends IPv4 as IPv4-mapped, which a v6only one
+		// refuses; the limited broadcast needs SO_BROADCAST, else EACCES.
+		return !c.sock.v6only && n <= maxPayload4 && ip.Unmap() != limitedBroadcast
+	}
+	return c.sock.ipv6 && n <= maxPayload6
+}
+
+var limitedBroadcast = netip.AddrFrom4([4]byte{255, 255, 255, 255})
+
+const (
+	maxPayload4 = 65535 - 20 - 8 // IPv4 header and UDP header
+	maxPayload6 = 65535 - 8      // the UDP header; IPv6 counts no header of its own
+)
+
+// write queues p for ap, or sends it at once where waiting buys nothing.
+// addr and isAP are as for writePlain; ap is the destination in both cases.
+func (c *PacketConn) write(p []byte, addr net.Addr, ap netip.AddrPort, isAP bool) (int, error) {
+	w := &c.w
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if c.closed.Load() || c.writeDeadline.passed() {
+		return c.writePlainLocked(p, addr, ap, isAP)
+	}
+	if len(w.msgs) == 0 {
+		// An empty queue: a datagram long after the last one, or any
+		// datagram when batches are of one, gains nothing by waiting.
+		// Send it now, in this goroutine, exactly as plain would.
+		if now := monoNow(); c.cfg.BatchSize == 1 || now-w.lastSend >= int64(idleGap) {
+			n, err := c.sendNow(p, addr, ap, isAP)
+			w.lastSend = now
+			return n, err
+		}
+	}
+	if len(w.msgs) == c.cfg.BatchSize || w.used+len(p) > len(w.arena) && w.arena != nil {
+		if err := c.flushLocked(flushFull); err != nil {
+			if isAP {
+				addr = addrOf(ap)
+			}
+			return 0, c.opError("write", addr, unwrapRaw(err))
+		}
+	}
+	w.push(p, ap, c.cfg)
+	if len(w.msgs) == 1 {
+		w.arm(c)
+	}
+	if len(w.msgs) == c.cfg.BatchSize {
+		// A full batch leaves now. If it cannot (a passed deadline), p
+		// stays queued and was accepted: this WriteTo still succeeds.
+		c.flushLocked(flushFull)
+	}
+	return len(p), nil
+}
+
+// sendNow sends one datagram through plain.
+func (c *PacketConn) sendNow(p []byte, addr net.Addr, ap netip.AddrPort, isAP bool) (int, error) {
+	c.stats.flushIdle.Add(1)
+	c.stats.writeCalls.Add(1)
+	var n int
+	var err error
+	if isAP {
+		n, err = c.uc.WriteToUDPAddrPort(p, ap)
+	} else {
+		n, err = c.uc.WriteTo(p, addr)
+	}
+	if err == nil {
+		c.stats.datagramsWritten.Add(1)
+	}
+	return n, err
+}
+
+// writePlain hands a datagram that plain treats specially to plain, after
+// the queue, so that order holds whatever plain decides. isAP tells which
+// of plain's methods the caller called: WriteToUDPAddrPort with ap, or
+// WriteTo with addr.
+func (c *PacketConn) writePlain(p []byte, addr net.Addr, ap netip.AddrPort, isAP bool) (int, error) {
+	c.w.mu.Lock()
+	defer c.w.mu.Unlock()
+	return c.writePlainLocked(p, addr, ap, isAP)
+}
+
+func (c *PacketConn) writePlainLocked(p []byte, addr net.Addr, ap netip.AddrPort, isAP bool) (int, error) {
+	if !c.closed.Load() && len(c.w.msgs) > 0 {
+		if err := c.flushLocked(flushExplicit); err != nil {
+			if isAP {
+				addr = addrOf(ap)
+			}
+			return 0, c.opError("write", addr, unwrapRaw(err))
+		}
+	}
+	if isAP {
+		return c.uc.WriteToUDPAddrPort(p, ap)
+	}
+	return c.uc.WriteTo(p, addr)
+}
+
+// push appends a datagram to the queue; the caller made room.
+func (w *writer) push(p []byte, ap netip.AddrPort, cfg Config) {
+	if w.arena == nil {
+		w.arena = make([]byte, cfg.QueueBytes)
+		w.msgs = make([]txMsg, 0, cfg.BatchSize)
+	}
+	buf := w.arena[w.used : w.used+len(p) : w.used+len(p)]
+	copy(buf, p)
+	w.used += len(p)
+	w.msgs = append(w.msgs, txMsg{buf: buf, addr: ap})
+	w.queued.Store(int32(len(w.msgs)))
+}
+
+// addrOf is the address to put in an error about a datagram for ap.
+func addrOf(ap netip.AddrPort) net.Addr {
+	if !ap.IsValid() {
+		return nil
+	}
+	return net.UDPAddrFromAddrPort(ap)
+}
+
+// sendError is the error Flush and Close report for a queued datagram the
+// kernel refused.
+func (c *PacketConn) sendError(m *txMsg, err error) error {
+	if e, ok := err.(interface{ Timeout() bool }); ok && e.Timeout() {
+		return c.opError("write", addrOf(m.addr), err)
+	}
+	return c.opError("write", addrOf(m.addr), os.NewSyscallError("sendmmsg", err))
+}
