@@ -43,6 +43,8 @@ type Config struct {
 	// noBatch serves the conn one datagram at a time, as on systems
 	// without recvmmsg and sendmmsg; tests use it to run that path on Linux.
 	noBatch bool
+	// idleGap overrides defaultIdleGap; tests make every write queue.
+	idleGap time.Duration
 }
 
 const (
@@ -52,10 +54,10 @@ const (
 	defaultMaxDelay   = 50 * time.Microsecond
 	defaultQueueBytes = 256 << 10
 
-	// idleGap is how long after the last send a WriteTo on an empty queue
+	// defaultIdleGap is how long after the last send a WriteTo on an empty queue
 	// counts as isolated and goes out at once, in the caller's goroutine,
 	// as it would on plain. Writes closer together than this are batched.
-	idleGap = 20 * time.Microsecond
+	defaultIdleGap = 20 * time.Microsecond
 )
 
 func (c *Config) resolve() Config {
@@ -78,6 +80,9 @@ func (c *Config) resolve() Config {
 		r.QueueBytes = defaultQueueBytes
 	}
 	r.QueueBytes = max(r.QueueBytes, maxDatagram)
+	if r.idleGap <= 0 {
+		r.idleGap = defaultIdleGap
+	}
 	return r
 }
 
@@ -115,7 +120,7 @@ type PacketConn struct {
 // else (another net.PacketConn, a wrapper, a socket on a system without
 // recvmmsg and sendmmsg) is served one datagram at a time through pc's own
 // methods, with pc's behaviour. A nil pc gives a conn whose methods fail
-// as those of a nil *net.UDPConn do.
+// with syscall.EINVAL, as those of a zero *net.UDPConn do.
 //
 // From New on, the returned conn owns pc: use pc only through it, and
 // close it with the conn's Close so that queued datagrams are sent.
@@ -124,7 +129,7 @@ func New(pc net.PacketConn, cfg *Config) *PacketConn {
 		return c
 	}
 	if pc == nil {
-		pc = (*net.UDPConn)(nil)
+		pc = new(net.UDPConn) // no socket: every method returns EINVAL
 	}
 	c := &PacketConn{pc: pc, cfg: cfg.resolve()}
 	uc, ok := pc.(*net.UDPConn)

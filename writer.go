@@ -120,7 +120,7 @@ func (c *PacketConn) write(p []byte, addr net.Addr, ap netip.AddrPort, isAP bool
 		// An empty queue: a datagram long after the last one, or any
 		// datagram when batches are of one, gains nothing by waiting.
 		// Send it now, in this goroutine, exactly as plain would.
-		if now := monoNow(); c.cfg.BatchSize == 1 || now-w.lastSend >= int64(idleGap) {
+		if now := monoNow(); c.cfg.BatchSize == 1 || now-w.lastSend >= int64(c.cfg.idleGap) {
 			n, err := c.sendNow(p, addr, ap, isAP)
 			w.lastSend = now
 			return n, err

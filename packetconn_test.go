@@ -1,0 +1,917 @@
+package batchconn
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// A kind is a way to hold a UDP socket: plain, or one of batchconn's paths.
+// Every differential case runs on each and must be observed the same.
+type kind struct {
+	name string
+	wrap func(*net.UDPConn) net.PacketConn
+}
+
+var kinds = []kind{
+	{"plain", func(uc *net.UDPConn) net.PacketConn { return uc }},
+	{"batchconn", func(uc *net.UDPConn) net.PacketConn { return New(uc, nil) }},
+	// Every write queued, none sent at once: the batching path, whatever
+	// the timing.
+	{"queued", func(uc *net.UDPConn) net.PacketConn { return New(uc, &Config{idleGap: time.Hour}) }},
+	// One datagram at a time, as on systems without recvmmsg/sendmmsg.
+	{"single", func(uc *net.UDPConn) net.PacketConn { return New(uc, &Config{noBatch: true}) }},
+}
+
+// An env is one run of a differential case: the conn under test and a
+// plain peer, with a log of what a caller observes.
+type env struct {
+	t    *testing.T
+	conn net.PacketConn
+	peer *net.UDPConn
+	rep  *strings.Replacer
+	log  []string
+}
+
+func (e *env) logf(format string, args ...any) {
+	e.log = append(e.log, e.rep.Replace(fmt.Sprintf(format, args...)))
+}
+
+func (e *env) peerAddr() *net.UDPAddr { return e.peer.LocalAddr().(*net.UDPAddr) }
+
+// read calls ReadFrom on the conn under test and logs the outcome.
+func (e *env) read(size int) {
+	var p []byte
+	if size >= 0 {
+		p = make([]byte, size)
+	}
+	n, addr, err := e.conn.ReadFrom(p)
+	e.logf("ReadFrom(%d) = %d %s %s %s", size, n, digest(p[:n]), describeAddr(addr), describe(err))
+}
+
+// readAsync starts a read that is expected to block, and returns a func
+// that waits for it and logs its outcome, so that the log's order does not
+// depend on which goroutine runs first.
+func (e *env) readAsync(size int) (wait func()) {
+	done := make(chan string, 1)
+	go func() {
+		p := make([]byte, size)
+		n, addr, err := e.conn.ReadFrom(p)
+		done <- fmt.Sprintf("blocked ReadFrom(%d) = %d %s %s %s", size, n, digest(p[:n]), describeAddr(addr), describe(err))
+	}()
+	return func() { e.logf("%s", <-done) }
+}
+
+// readAddrPort is read through ReadFromUDPAddrPort.
+func (e *env) readAddrPort(size int) {
+	p := make([]byte, size)
+	n, ap, err := e.conn.(interface {
+		ReadFromUDPAddrPort([]byte) (int, netip.AddrPort, error)
+	}).ReadFromUDPAddrPort(p)
+	e.logf("ReadFromUDPAddrPort(%d) = %d %s %v %s", size, n, digest(p[:n]), ap, describe(err))
+}
+
+func (e *env) write(p []byte, addr net.Addr) {
+	n, err := e.conn.WriteTo(p, addr)
+	e.logf("WriteTo(%d, %s) = %d %s", len(p), describeAddr(addr), n, describe(err))
+}
+
+func (e *env) writeAddrPort(p []byte, ap netip.AddrPort) {
+	n, err := e.conn.(interface {
+		WriteToUDPAddrPort([]byte, netip.AddrPort) (int, error)
+	}).WriteToUDPAddrPort(p, ap)
+	e.logf("WriteToUDPAddrPort(%d, %v) = %d %s", len(p), ap, n, describe(err))
+}
+
+// peerSend sends from the plain peer to the conn under test.
+func (e *env) peerSend(p []byte) {
+	if _, err := e.peer.WriteTo(p, e.conn.LocalAddr()); err != nil {
+		e.t.Fatalf("peer send: %v", err)
+	}
+}
+
+// peerSendTo is peerSend to an explicit address of the conn.
+func (e *env) peerSendTo(p []byte, to net.Addr) {
+	if _, err := e.peer.WriteTo(p, to); err != nil {
+		e.t.Fatalf("peer send: %v", err)
+	}
+}
+
+// peerRead logs what the peer receives within a second, or that nothing came.
+func (e *env) peerRead() {
+	p := make([]byte, 70000)
+	e.peer.SetReadDeadline(time.Now().Add(time.Second))
+	n, addr, err := e.peer.ReadFrom(p)
+	if err != nil {
+		e.logf("peer received nothing: %s", describe(err))
+		return
+	}
+	e.logf("peer received %d %s from %s", n, digest(p[:n]), describeAddr(addr))
+}
+
+// peerExpectNothing logs whether anything reached the peer in a short wait.
+func (e *env) peerExpectNothing() {
+	p := make([]byte, 70000)
+	e.peer.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	n, _, err := e.peer.ReadFrom(p)
+	if err == nil {
+		e.logf("peer unexpectedly received %d %s", n, digest(p[:n]))
+	}
+}
+
+// digest shows short payloads in full and long ones by length and sum.
+func digest(p []byte) string {
+	if len(p) <= 16 {
+		return fmt.Sprintf("%q", p)
+	}
+	var sum uint32
+	for i, b := range p {
+		sum = sum*31 + uint32(b) + uint32(i)
+	}
+	return fmt.Sprintf("[%d bytes sum %08x]", len(p), sum)
+}
+
+func describeAddr(a net.Addr) string {
+	if a == nil {
+		return "addr=nil"
+	}
+	if ua, ok := a.(*net.UDPAddr); ok {
+		if ua == nil {
+			return "addr=(*net.UDPAddr)(nil)"
+		}
+		return fmt.Sprintf("addr=%T(%s,iplen=%d,zone=%q)", a, a, len(ua.IP), ua.Zone)
+	}
+	return fmt.Sprintf("addr=%T(%s)", a, a)
+}
+
+// describe lists what a caller can observe of an error.
+func describe(err error) string {
+	if err == nil {
+		return "err=nil"
+	}
+	s := fmt.Sprintf("err=%T %q closed=%v deadline=%v", err, err.Error(),
+		errors.Is(err, net.ErrClosed), errors.Is(err, os.ErrDeadlineExceeded))
+	var oe *net.OpError
+	if errors.As(err, &oe) {
+		s += fmt.Sprintf(" op=%s net=%s src=%v addr=%v inner=%T timeout=%v",
+			oe.Op, oe.Net, oe.Source, oe.Addr, oe.Err, oe.Timeout())
+	}
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		s += " errno=" + errno.Error()
+	}
+	return s
+}
+
+// A diffCase is a behaviour observed the same on plain and on batchconn.
+type diffCase struct {
+	name string
+	net  string // network of the conn under test, default "udp4"
+	addr string // its local address, default "127.0.0.1:0"
+	peer string // the peer's address, default 127.0.0.1 or ::1 by net
+	dial bool   // connect the conn under test to the peer
+	run  func(e *env)
+}
+
+func (c diffCase) listen(t *testing.T) (*net.UDPConn, *net.UDPConn) {
+	network, addr, peerAddr := c.net, c.addr, c.peer
+	if network == "" {
+		network = "udp4"
+	}
+	if addr == "" {
+		addr = "127.0.0.1:0"
+		if network == "udp6" {
+			addr = "[::1]:0"
+		}
+	}
+	if peerAddr == "" {
+		peerAddr = "127.0.0.1:0"
+		if network == "udp6" {
+			peerAddr = "[::1]:0"
+		}
+	}
+	pa, err := net.ResolveUDPAddr("udp", peerAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer, err := net.ListenUDP("udp", pa)
+	if err != nil {
+		t.Fatal(err)
+	}
+	la, err := net.ResolveUDPAddr(network, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var uc *net.UDPConn
+	if c.dial {
+		uc, err = net.DialUDP(network, la, peer.LocalAddr().(*net.UDPAddr))
+	} else {
+		uc, err = net.ListenUDP(network, la)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return uc, peer
+}
+
+// runDiff runs c on every kind and compares each log with plain's.
+func runDiff(t *testing.T, c diffCase) {
+	t.Helper()
+	var want []string
+	for _, k := range kinds {
+		got := runKind(t, c, k)
+		if k.name == "plain" {
+			want = got
+			continue
+		}
+		if strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("%s differs from plain:\n%s", k.name, lineDiff(want, got))
+		}
+	}
+	if testing.Verbose() {
+		t.Logf("observed:\n  %s", strings.Join(want, "\n  "))
+	}
+}
+
+func runKind(t *testing.T, c diffCase, k kind) []string {
+	uc, peer := c.listen(t)
+	conn := k.wrap(uc)
+	defer peer.Close()
+	defer conn.Close()
+	la := uc.LocalAddr().(*net.UDPAddr)
+	pa := peer.LocalAddr().(*net.UDPAddr)
+	e := &env{t: t, conn: conn, peer: peer, rep: strings.NewReplacer(
+		":"+strconv.Itoa(la.Port), ":LOCALPORT",
+		":"+strconv.Itoa(pa.Port), ":PEERPORT",
+	)}
+	// A case that hangs is unblocked, and fails.
+	watchdog := time.AfterFunc(20*time.Second, func() {
+		conn.Close()
+		peer.Close()
+	})
+	defer func() {
+		if !watchdog.Stop() {
+			t.Errorf("%s: %s hung; the watchdog closed its sockets", c.name, k.name)
+		}
+	}()
+	c.run(e)
+	return e.log
+}
+
+func lineDiff(want, got []string) string {
+	var b strings.Builder
+	for i := 0; i < max(len(want), len(got)); i++ {
+		var w, g string
+		if i < len(want) {
+			w = want[i]
+		}
+		if i < len(got) {
+			g = got[i]
+		}
+		mark := " "
+		if w != g {
+			mark = "!"
+		}
+		fmt.Fprintf(&b, "%s plain: %s\n%s   got: %s\n", mark, w, mark, g)
+	}
+	return b.String()
+}
+
+// waitBlocked gives a goroutine time to block in a read. The outcome does
+// not depend on it: if the read has not blocked yet, it sees the change
+// when it starts.
+func waitBlocked() { time.Sleep(20 * time.Millisecond) }
+
+func seq(n int) []byte {
+	p := make([]byte, n)
+	for i := range p {
+		p[i] = byte(i * 7)
+	}
+	return p
+}
+
+var diffCases = []diffCase{
+	{name: "ReadReturnsDatagramAndSender", run: func(e *env) {
+		e.peerSend([]byte("hello"))
+		e.read(64)
+		e.peerSend([]byte("again"))
+		e.readAddrPort(64)
+	}},
+	{name: "ReadTruncatesToBuffer", run: func(e *env) {
+		e.peerSend(seq(100))
+		e.peerSend([]byte("next"))
+		e.read(10)
+		e.read(64)
+	}},
+	{name: "ReadZeroLengthDatagram", run: func(e *env) {
+		e.peerSend(nil)
+		e.peerSend([]byte("x"))
+		e.read(64)
+		e.read(64)
+	}},
+	{name: "ReadIntoEmptyBuffer", run: func(e *env) {
+		e.peerSend([]byte("abc"))
+		e.peerSend([]byte("def"))
+		e.read(-1)
+		e.read(0)
+		e.peerSend([]byte("ghi"))
+		e.read(64)
+	}},
+	{name: "ReadLargestIPv4Datagram", run: func(e *env) {
+		e.peerSend(seq(maxPayload4))
+		e.read(70000)
+		e.peerSend(seq(maxPayload4))
+		e.read(1000)
+	}},
+	{name: "ReadKeepsOrder", run: func(e *env) {
+		for i := range 100 {
+			e.peerSend([]byte(strconv.Itoa(i)))
+		}
+		for range 100 {
+			e.read(16)
+		}
+	}},
+	{name: "PassedReadDeadlineFailsWithDatagramsBuffered", run: func(e *env) {
+		e.peerSend([]byte("a"))
+		e.peerSend([]byte("b"))
+		e.peerSend([]byte("c"))
+		e.read(16)
+		e.conn.SetReadDeadline(time.Now().Add(-time.Second))
+		e.read(16)
+		e.read(16)
+		e.conn.SetReadDeadline(time.Time{})
+		e.read(16)
+		e.conn.SetReadDeadline(time.Now().Add(time.Hour))
+		e.read(16)
+	}},
+	{name: "ReadDeadlineExpires", run: func(e *env) {
+		e.conn.SetReadDeadline(time.Now().Add(30 * time.Millisecond))
+		e.read(16)
+		e.read(16)
+		e.conn.SetReadDeadline(time.Time{})
+		e.peerSend([]byte("after"))
+		e.read(16)
+	}},
+	{name: "SetReadDeadlineNowWakesBlockedReader", run: func(e *env) {
+		wait := e.readAsync(16)
+		waitBlocked()
+		e.conn.SetReadDeadline(time.Now())
+		wait()
+	}},
+	{name: "ReadDeadlineMovedLaterWhileBlocked", run: func(e *env) {
+		e.conn.SetReadDeadline(time.Now().Add(150 * time.Millisecond))
+		wait := e.readAsync(16)
+		waitBlocked()
+		e.conn.SetReadDeadline(time.Now().Add(time.Hour))
+		time.Sleep(200 * time.Millisecond) // past the first deadline
+		e.peerSend([]byte("late"))
+		wait()
+	}},
+	{name: "CloseWakesBlockedReader", run: func(e *env) {
+		wait := e.readAsync(16)
+		waitBlocked()
+		e.logf("Close = %s", describe(e.conn.Close()))
+		wait()
+	}},
+	{name: "UseAfterClose", run: func(e *env) {
+		e.peerSend([]byte("a"))
+		e.peerSend([]byte("b"))
+		e.read(16)
+		e.logf("Close = %s", describe(e.conn.Close()))
+		e.read(16)
+		e.write([]byte("x"), e.peerAddr())
+		e.write([]byte("x"), nil)
+		e.writeAddrPort([]byte("x"), e.peerAddr().AddrPort())
+		e.logf("SetDeadline = %s", describe(e.conn.SetDeadline(time.Now())))
+		e.logf("SetReadDeadline = %s", describe(e.conn.SetReadDeadline(time.Now())))
+		e.logf("SetWriteDeadline = %s", describe(e.conn.SetWriteDeadline(time.Now())))
+		e.logf("LocalAddr = %v", e.conn.LocalAddr())
+		e.logf("Close = %s", describe(e.conn.Close()))
+		e.peerExpectNothing()
+	}},
+	{name: "WriteDatagram", run: func(e *env) {
+		e.write([]byte("hello"), e.peerAddr())
+		e.peerRead()
+		e.writeAddrPort([]byte("port"), e.peerAddr().AddrPort())
+		e.peerRead()
+	}},
+	{name: "WriteZeroLengthDatagram", run: func(e *env) {
+		e.write(nil, e.peerAddr())
+		e.write([]byte{}, e.peerAddr())
+		e.write([]byte("x"), e.peerAddr())
+		e.peerRead()
+		e.peerRead()
+		e.peerRead()
+	}},
+	{name: "WriteSizesAroundIPv4Limit", run: func(e *env) {
+		e.write(seq(maxPayload4), e.peerAddr())
+		e.write(seq(maxPayload4+1), e.peerAddr())
+		e.writeAddrPort(seq(maxPayload4+1), e.peerAddr().AddrPort())
+		e.write([]byte("after"), e.peerAddr())
+		e.peerRead()
+		e.peerRead()
+		e.peerExpectNothing()
+	}},
+	{name: "WriteBadAddresses", run: func(e *env) {
+		pa := e.peerAddr()
+		e.write([]byte("first"), pa)
+		e.write([]byte("x"), nil)
+		e.write([]byte("x"), (*net.UDPAddr)(nil))
+		e.write([]byte("x"), &net.TCPAddr{IP: pa.IP, Port: pa.Port})
+		e.write([]byte("x"), &net.IPAddr{IP: pa.IP})
+		e.write([]byte("x"), &net.UDPAddr{IP: net.ParseIP("::1"), Port: pa.Port})
+		e.write([]byte("x"), &net.UDPAddr{IP: net.IP{1, 2, 3}, Port: pa.Port})
+		e.write([]byte("x"), &net.UDPAddr{IP: pa.IP, Port: -1})
+		e.write([]byte("x"), &net.UDPAddr{IP: pa.IP, Port: 70000})
+		e.write([]byte("x"), &net.UDPAddr{IP: pa.IP, Port: 0})
+		e.writeAddrPort([]byte("x"), netip.AddrPort{})
+		e.writeAddrPort([]byte("x"), netip.MustParseAddrPort("[::1]:9"))
+		e.writeAddrPort([]byte("x"), netip.AddrPortFrom(pa.AddrPort().Addr(), 0))
+		e.write([]byte("16-byte form"), &net.UDPAddr{IP: pa.IP.To16(), Port: pa.Port})
+		e.writeAddrPort([]byte("mapped"), netip.AddrPortFrom(netip.AddrFrom16(pa.AddrPort().Addr().As16()), uint16(pa.Port)))
+		e.write([]byte("last"), pa)
+		for range 4 {
+			e.peerRead()
+		}
+		e.peerExpectNothing()
+	}},
+	{name: "PassedWriteDeadlineFailsWrite", run: func(e *env) {
+		e.write([]byte("before"), e.peerAddr())
+		e.conn.SetWriteDeadline(time.Now().Add(-time.Second))
+		e.write([]byte("during"), e.peerAddr())
+		e.writeAddrPort([]byte("during"), e.peerAddr().AddrPort())
+		e.conn.SetWriteDeadline(time.Time{})
+		e.write([]byte("after"), e.peerAddr())
+		e.peerRead()
+		e.peerRead()
+		e.peerExpectNothing()
+	}},
+	{name: "WriteKeepsOrder", run: func(e *env) {
+		for i := range 200 {
+			e.conn.WriteTo([]byte(strconv.Itoa(i)), e.peerAddr())
+		}
+		for range 200 {
+			e.peerRead()
+		}
+	}},
+	{name: "CloseSendsQueuedDatagrams", run: func(e *env) {
+		for i := range 50 {
+			e.conn.WriteTo([]byte(strconv.Itoa(i)), e.peerAddr())
+		}
+		e.logf("Close = %s", describe(e.conn.Close()))
+		for range 50 {
+			e.peerRead()
+		}
+	}},
+	{name: "RequestResponse", run: func(e *env) {
+		for i := range 20 {
+			e.write([]byte("req"+strconv.Itoa(i)), e.peerAddr())
+			e.peerRead()
+			e.peerSend([]byte("resp" + strconv.Itoa(i)))
+			e.read(64)
+		}
+	}},
+	{name: "DualStackIPv4Peer", net: "udp", addr: "[::]:0", run: func(e *env) {
+		port := e.conn.LocalAddr().(*net.UDPAddr).Port
+		to := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port}
+		e.peerSendTo([]byte("v4"), to)
+		e.read(16)
+		e.peerSendTo([]byte("v4 again"), to)
+		e.readAddrPort(16)
+		e.write([]byte("to v4"), e.peerAddr())
+		e.writeAddrPort([]byte("to v4 ap"), e.peerAddr().AddrPort())
+		e.write([]byte("to 4-byte"), &net.UDPAddr{IP: e.peerAddr().IP.To4(), Port: e.peerAddr().Port})
+		e.write([]byte("x"), &net.UDPAddr{IP: net.IPv4zero, Port: e.peerAddr().Port})
+		e.write(seq(maxPayload4+1), e.peerAddr())
+		for range 4 {
+			e.peerRead()
+		}
+	}},
+	{name: "IPv6", net: "udp6", run: func(e *env) {
+		e.peerSend([]byte("v6"))
+		e.read(16)
+		e.peerSend([]byte("v6 ap"))
+		e.readAddrPort(16)
+		e.write([]byte("to v6"), e.peerAddr())
+		e.writeAddrPort([]byte("to v6 ap"), e.peerAddr().AddrPort())
+		e.write(seq(maxPayload6), e.peerAddr())
+		e.write(seq(maxPayload6+1), e.peerAddr())
+		e.write([]byte("to v4"), &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 9})
+		e.writeAddrPort([]byte("to v4"), netip.MustParseAddrPort("127.0.0.1:9"))
+		e.peerSend(seq(maxPayload6))
+		e.read(70000)
+		for range 3 {
+			e.peerRead()
+		}
+		e.peerExpectNothing()
+	}},
+	{name: "ConnectedSocket", dial: true, run: func(e *env) {
+		e.peerSend([]byte("from peer"))
+		e.read(64)
+		e.write([]byte("x"), e.peerAddr())
+		e.writeAddrPort([]byte("x"), e.peerAddr().AddrPort())
+		e.peerExpectNothing()
+	}},
+}
+
+func TestBehavesLikeUDPConn(t *testing.T) {
+	for _, c := range diffCases {
+		t.Run(c.name, func(t *testing.T) { runDiff(t, c) })
+	}
+}
+
+// queuedPair returns a batchconn that queues every write, and a plain peer.
+// Unless cfg says otherwise, the timer never sends the queue.
+func queuedPair(t *testing.T, cfg Config) (*PacketConn, *net.UDPConn) {
+	t.Helper()
+	cfg.idleGap = time.Hour
+	if cfg.MaxDelay == 0 {
+		cfg.MaxDelay = time.Hour
+	}
+	uc, peer := diffCase{}.listen(t)
+	c := New(uc, &cfg)
+	t.Cleanup(func() { c.Close(); peer.Close() })
+	return c, peer
+}
+
+// readN reads n datagrams on peer, failing the test after a second without one.
+func readN(t *testing.T, peer *net.UDPConn, n int) []string {
+	t.Helper()
+	var got []string
+	p := make([]byte, 70000)
+	for range n {
+		peer.SetReadDeadline(time.Now().Add(time.Second))
+		m, _, err := peer.ReadFrom(p)
+		if err != nil {
+			t.Fatalf("after %d of %d datagrams: %v", len(got), n, err)
+		}
+		got = append(got, string(p[:m]))
+	}
+	return got
+}
+
+// unreachable is refused by the kernel of a netns: it has no route there.
+var unreachable = &net.UDPAddr{IP: net.IPv4(198, 18, 0, 1), Port: 9}
+
+// refusingPair returns, inside a network namespace of the test's own, a
+// batchconn that queues every write and a plain peer.
+func refusingPair(t *testing.T) (*PacketConn, *net.UDPConn) {
+	ns := newNetns(t)
+	plain, uc, peer := ns.listen(t), ns.listen(t), ns.listen(t)
+	defer plain.Close()
+	if _, err := plain.WriteTo([]byte("x"), unreachable); !errors.Is(err, syscall.ENETUNREACH) {
+		t.Fatalf("premise: plain WriteTo to %v = %v, want ENETUNREACH", unreachable, err)
+	}
+	c := New(uc, &Config{idleGap: time.Hour, MaxDelay: time.Hour})
+	t.Cleanup(func() { c.Close(); peer.Close() })
+	return c, peer
+}
+
+func TestFlushReportsRefusedDatagramAndSendsTheRest(t *testing.T) {
+	c, peer := refusingPair(t)
+	for _, d := range []struct {
+		p  string
+		to net.Addr
+	}{{"a", peer.LocalAddr()}, {"refused", unreachable}, {"b", peer.LocalAddr()}} {
+		if _, err := c.WriteTo([]byte(d.p), d.to); err != nil {
+			t.Fatalf("WriteTo(%s) = %v; a queued datagram must not fail at once", d.p, err)
+		}
+	}
+	err := c.Flush()
+	var oe *net.OpError
+	if !errors.Is(err, syscall.ENETUNREACH) || !errors.As(err, &oe) || oe.Op != "write" || oe.Addr.String() != unreachable.String() {
+		t.Fatalf("Flush = %v, want a write *net.OpError for %v wrapping ENETUNREACH", err, unreachable)
+	}
+	if got := readN(t, peer, 2); got[0] != "a" || got[1] != "b" {
+		t.Fatalf("peer got %q, want [a b]", got)
+	}
+	if s := c.Stats(); s.WriteFailures != 1 || s.DatagramsWritten != 2 {
+		t.Fatalf("Stats = %+v, want 1 failure and 2 written", s)
+	}
+	if err := c.Flush(); err != nil {
+		t.Fatalf("second Flush = %v, want nil: a failure is reported once", err)
+	}
+}
+
+func TestCloseReportsRefusedDatagram(t *testing.T) {
+	c, peer := refusingPair(t)
+	c.WriteTo([]byte("refused"), unreachable)
+	c.WriteTo([]byte("a"), peer.LocalAddr())
+	if err := c.Close(); !errors.Is(err, syscall.ENETUNREACH) {
+		t.Fatalf("Close = %v, want ENETUNREACH for the refused datagram", err)
+	}
+	if got := readN(t, peer, 1); got[0] != "a" {
+		t.Fatalf("peer got %q, want [a]", got)
+	}
+}
+
+func TestFullBatchGoesOutInOneSystemCall(t *testing.T) {
+	c, peer := queuedPair(t, Config{BatchSize: 16})
+	for i := range 16 {
+		c.WriteTo([]byte{byte(i)}, peer.LocalAddr())
+	}
+	readN(t, peer, 16)
+	if s := c.Stats(); s.WriteCalls != 1 || s.DatagramsWritten != 16 || s.FlushFull != 1 {
+		t.Fatalf("Stats = %+v, want 16 datagrams in 1 call, flushed full", s)
+	}
+}
+
+func TestQueueBytesBoundFlushesEarly(t *testing.T) {
+	c, peer := queuedPair(t, Config{QueueBytes: 1}) // raised to 65535
+	big := make([]byte, 40000)
+	c.WriteTo(big, peer.LocalAddr())
+	c.WriteTo(big, peer.LocalAddr()) // does not fit: the first goes out first
+	readN(t, peer, 1)
+	if s := c.Stats(); s.FlushFull != 1 || s.DatagramsWritten != 1 {
+		t.Fatalf("Stats = %+v, want one datagram sent for want of room", s)
+	}
+}
+
+func TestTimerSendsLoneQueuedDatagram(t *testing.T) {
+	c, peer := queuedPair(t, Config{MaxDelay: time.Millisecond})
+	c.WriteTo([]byte("lone"), peer.LocalAddr())
+	readN(t, peer, 1)
+	if s := c.Stats(); s.FlushTimer != 1 {
+		t.Fatalf("Stats = %+v, want the timer to have sent it", s)
+	}
+}
+
+func TestReadSendsQueueBeforeWaiting(t *testing.T) {
+	c, peer := queuedPair(t, Config{})
+	c.WriteTo([]byte("request"), peer.LocalAddr())
+	go func() {
+		p := make([]byte, 64)
+		n, from, err := peer.ReadFrom(p)
+		if err == nil {
+			peer.WriteTo(p[:n], from)
+		}
+	}()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	p := make([]byte, 64)
+	n, _, err := c.ReadFrom(p)
+	if err != nil || string(p[:n]) != "request" {
+		t.Fatalf("ReadFrom = %q, %v; want the echoed request", p[:n], err)
+	}
+	if s := c.Stats(); s.FlushRead != 1 {
+		t.Fatalf("Stats = %+v, want the read to have sent the request", s)
+	}
+}
+
+func TestIdleWriteGoesOutAtOnce(t *testing.T) {
+	uc, peer := diffCase{}.listen(t)
+	defer peer.Close()
+	c := New(uc, &Config{MaxDelay: time.Hour})
+	defer c.Close()
+	c.WriteTo([]byte("lone"), peer.LocalAddr())
+	readN(t, peer, 1)
+	if s := c.Stats(); s.FlushIdle != 1 || s.WriteCalls != 1 {
+		t.Fatalf("Stats = %+v, want the lone datagram sent at once", s)
+	}
+}
+
+func TestNewReturnsPacketConnAsIs(t *testing.T) {
+	uc, peer := diffCase{}.listen(t)
+	defer peer.Close()
+	c := New(uc, nil)
+	defer c.Close()
+	if New(c, &Config{BatchSize: 3}) != c {
+		t.Fatal("New(*PacketConn) wrapped it again")
+	}
+}
+
+func TestNewNilFailsAsZeroUDPConn(t *testing.T) {
+	c := New(nil, nil)
+	plain := new(net.UDPConn)
+	p := make([]byte, 8)
+	_, _, err1 := c.ReadFrom(p)
+	_, _, err2 := plain.ReadFrom(p)
+	if describe(err1) != describe(err2) {
+		t.Errorf("ReadFrom = %s, plain %s", describe(err1), describe(err2))
+	}
+	_, err1 = c.WriteTo(p, &net.UDPAddr{})
+	_, err2 = plain.WriteTo(p, &net.UDPAddr{})
+	if describe(err1) != describe(err2) {
+		t.Errorf("WriteTo = %s, plain %s", describe(err1), describe(err2))
+	}
+	if c.LocalAddr() != nil || c.Close() == nil || c.SetDeadline(time.Now()) == nil || c.Flush() != nil {
+		t.Error("a nil conn's methods must fail as a zero *net.UDPConn's do")
+	}
+}
+
+// wrapped is a user's own net.PacketConn wrapper: batchconn cannot reach
+// its socket and serves it one datagram at a time.
+type wrapped struct{ net.PacketConn }
+
+func TestWrapperIsServedOneAtATime(t *testing.T) {
+	uc, peer := diffCase{}.listen(t)
+	defer peer.Close()
+	c := New(wrapped{uc}, nil)
+	defer c.Close()
+	c.WriteTo([]byte("through"), peer.LocalAddr())
+	if got := readN(t, peer, 1); got[0] != "through" {
+		t.Fatalf("peer got %q", got)
+	}
+	peer.WriteTo([]byte("back"), c.LocalAddr())
+	p := make([]byte, 16)
+	c.SetReadDeadline(time.Now().Add(time.Second))
+	n, ap, err := c.ReadFromUDPAddrPort(p)
+	if err != nil || string(p[:n]) != "back" || ap != peer.LocalAddr().(*net.UDPAddr).AddrPort() {
+		t.Fatalf("ReadFromUDPAddrPort = %q %v %v", p[:n], ap, err)
+	}
+	if s := c.Stats(); s != (Stats{}) {
+		t.Fatalf("Stats = %+v: a pass-through conn batches nothing", s)
+	}
+}
+
+// stream sends n numbered datagrams from one goroutine and checks that the
+// receiver gets all of them, in order. The sender keeps at most window
+// datagrams ahead of the receiver so that the kernel has no reason to drop.
+func stream(t *testing.T, src, dst net.PacketConn, n, window int) {
+	t.Helper()
+	received := make(chan int, n)
+	errc := make(chan error, 1)
+	go func() {
+		p := make([]byte, 64)
+		for i := range n {
+			dst.SetReadDeadline(time.Now().Add(5 * time.Second))
+			m, _, err := dst.ReadFrom(p)
+			if err != nil {
+				errc <- fmt.Errorf("datagram %d: %v", i, err)
+				return
+			}
+			if got := string(p[:m]); got != strconv.Itoa(i) {
+				errc <- fmt.Errorf("datagram %d: got %q", i, got)
+				return
+			}
+			received <- i
+		}
+		errc <- nil
+	}()
+	acked := 0
+	for i := range n {
+		for i-acked >= window {
+			select {
+			case <-received:
+				acked++
+			case err := <-errc:
+				t.Fatal(err)
+			}
+		}
+		if _, err := src.WriteTo([]byte(strconv.Itoa(i)), dst.LocalAddr()); err != nil {
+			t.Fatalf("WriteTo %d: %v", i, err)
+		}
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestStreamOf10000KeepsOrder(t *testing.T) {
+	for _, k := range kinds {
+		t.Run(k.name, func(t *testing.T) {
+			a, b := diffCase{}.listen(t)
+			src, dst := k.wrap(a), k.wrap(b)
+			defer src.Close()
+			defer dst.Close()
+			stream(t, src, dst, 10000, 64)
+		})
+	}
+}
+
+func TestConcurrentReadersAndWriters(t *testing.T) {
+	const writers, readers, each, window = 4, 4, 500, 100
+	for _, k := range kinds {
+		t.Run(k.name, func(t *testing.T) {
+			a, b := diffCase{}.listen(t)
+			src, dst := k.wrap(a), k.wrap(b)
+			defer src.Close()
+
+			// A token per datagram in flight: writers stay at most window
+			// datagrams ahead of the readers, so the kernel drops none.
+			tokens := make(chan struct{}, window)
+			var mu sync.Mutex
+			seen := make(map[string]int)
+			var rwg sync.WaitGroup
+			for range readers {
+				rwg.Add(1)
+				go func() {
+					defer rwg.Done()
+					p := make([]byte, 64)
+					for {
+						n, _, err := dst.ReadFrom(p)
+						if err != nil {
+							return // closed below
+						}
+						mu.Lock()
+						seen[string(p[:n])]++
+						mu.Unlock()
+						<-tokens
+					}
+				}()
+			}
+			var wwg sync.WaitGroup
+			for w := range writers {
+				wwg.Add(1)
+				go func() {
+					defer wwg.Done()
+					for i := range each {
+						select {
+						case tokens <- struct{}{}:
+						case <-time.After(5 * time.Second):
+							t.Errorf("writer %d stalled at %d: datagrams lost", w, i)
+							return
+						}
+						msg := fmt.Sprintf("%c%d", 'a'+w, i)
+						if _, err := src.WriteTo([]byte(msg), dst.LocalAddr()); err != nil {
+							t.Errorf("WriteTo: %v", err)
+							return
+						}
+					}
+				}()
+			}
+			wwg.Wait()
+			for i := 0; i < 500 && len(tokens) > 0; i++ {
+				time.Sleep(10 * time.Millisecond) // the last datagrams in flight
+			}
+			dst.Close()
+			rwg.Wait()
+			if len(seen) != writers*each {
+				t.Fatalf("received %d distinct datagrams, want %d", len(seen), writers*each)
+			}
+			for msg, n := range seen {
+				if n != 1 {
+					t.Fatalf("%q received %d times", msg, n)
+				}
+			}
+		})
+	}
+}
+
+func TestReadFromReturnsFreshAddress(t *testing.T) {
+	uc, peer := diffCase{}.listen(t)
+	defer peer.Close()
+	c := New(uc, nil)
+	defer c.Close()
+	peer.WriteTo([]byte("1"), c.LocalAddr())
+	peer.WriteTo([]byte("2"), c.LocalAddr())
+	p := make([]byte, 8)
+	_, a1, _ := c.ReadFrom(p)
+	want := a1.String()
+	a1.(*net.UDPAddr).IP[0] = 99 // a caller may do what it likes with it
+	a1.(*net.UDPAddr).Port = 1
+	_, a2, _ := c.ReadFrom(p)
+	if a2.String() != want {
+		t.Fatalf("second address %v, want %v: addresses must not be shared", a2, want)
+	}
+}
+
+func TestAllocations(t *testing.T) {
+	c, peer := queuedPair(t, Config{})
+	dst := peer.LocalAddr().(*net.UDPAddr)
+	p := make([]byte, 64)
+	if n := testing.AllocsPerRun(1000, func() { c.WriteTo(p, dst) }); n != 0 {
+		t.Errorf("WriteTo: %v allocations, want 0", n)
+	}
+	if n := testing.AllocsPerRun(1000, func() { c.WriteToUDPAddrPort(p, dst.AddrPort()) }); n != 0 {
+		t.Errorf("WriteToUDPAddrPort: %v allocations, want 0", n)
+	}
+	c.Flush()
+
+	r := New(peer, nil)
+	buf := make([]byte, 64)
+	fill := func() {
+		for range 100 {
+			c.WriteTo(p, dst)
+		}
+		c.Flush()
+	}
+	fill()
+	r.ReadFrom(buf) // the first read allocates the ring
+	if n := testing.AllocsPerRun(50, func() { r.ReadFromUDPAddrPort(buf) }); n != 0 {
+		t.Errorf("ReadFromUDPAddrPort: %v allocations, want 0", n)
+	}
+	fill()
+	if n := testing.AllocsPerRun(50, func() { r.ReadFrom(buf) }); n > 1 {
+		t.Errorf("ReadFrom: %v allocations, want at most 1 (plain makes 2)", n)
+	}
+}
+
+func TestPayloadIsCopiedAtWriteTo(t *testing.T) {
+	c, peer := queuedPair(t, Config{})
+	p := []byte("original")
+	c.WriteTo(p, peer.LocalAddr())
+	copy(p, "modified")
+	c.Flush()
+	if got := readN(t, peer, 1); !bytes.Equal([]byte(got[0]), []byte("original")) {
+		t.Fatalf("peer got %q: the caller's buffer must be free once WriteTo returns", got[0])
+	}
+}
