@@ -4,7 +4,9 @@ import (
 	"errors"
 	"net"
 	"runtime"
+	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -75,4 +77,59 @@ func (ns *netns) listen(t *testing.T) *net.UDPConn {
 		t.Fatal(err)
 	}
 	return uc
+}
+
+// unreachable is refused by the kernel of a netns: it has no route there.
+var unreachable = &net.UDPAddr{IP: net.IPv4(198, 18, 0, 1), Port: 9}
+
+// refusingPair returns, inside a network namespace of the test's own, a
+// batchconn that queues every write and a plain peer.
+func refusingPair(t *testing.T) (*PacketConn, *net.UDPConn) {
+	ns := newNetns(t)
+	plain, uc, peer := ns.listen(t), ns.listen(t), ns.listen(t)
+	defer plain.Close()
+	if _, err := plain.WriteTo([]byte("x"), unreachable); !errors.Is(err, syscall.ENETUNREACH) {
+		t.Fatalf("premise: plain WriteTo to %v = %v, want ENETUNREACH", unreachable, err)
+	}
+	c := New(uc, &Config{idleGap: time.Hour, MaxDelay: time.Hour})
+	t.Cleanup(func() { c.Close(); peer.Close() })
+	return c, peer
+}
+
+func TestFlushReportsRefusedDatagramAndSendsTheRest(t *testing.T) {
+	c, peer := refusingPair(t)
+	for _, d := range []struct {
+		p  string
+		to net.Addr
+	}{{"a", peer.LocalAddr()}, {"refused", unreachable}, {"b", peer.LocalAddr()}} {
+		if _, err := c.WriteTo([]byte(d.p), d.to); err != nil {
+			t.Fatalf("WriteTo(%s) = %v; a queued datagram must not fail at once", d.p, err)
+		}
+	}
+	err := c.Flush()
+	var oe *net.OpError
+	if !errors.Is(err, syscall.ENETUNREACH) || !errors.As(err, &oe) || oe.Op != "write" || oe.Addr.String() != unreachable.String() {
+		t.Fatalf("Flush = %v, want a write *net.OpError for %v wrapping ENETUNREACH", err, unreachable)
+	}
+	if got := readN(t, peer, 2); got[0] != "a" || got[1] != "b" {
+		t.Fatalf("peer got %q, want [a b]", got)
+	}
+	if s := c.Stats(); s.WriteFailures != 1 || s.DatagramsWritten != 2 {
+		t.Fatalf("Stats = %+v, want 1 failure and 2 written", s)
+	}
+	if err := c.Flush(); err != nil {
+		t.Fatalf("second Flush = %v, want nil: a failure is reported once", err)
+	}
+}
+
+func TestCloseReportsRefusedDatagram(t *testing.T) {
+	c, peer := refusingPair(t)
+	c.WriteTo([]byte("refused"), unreachable)
+	c.WriteTo([]byte("a"), peer.LocalAddr())
+	if err := c.Close(); !errors.Is(err, syscall.ENETUNREACH) {
+		t.Fatalf("Close = %v, want ENETUNREACH for the refused datagram", err)
+	}
+	if got := readN(t, peer, 1); got[0] != "a" {
+		t.Fatalf("peer got %q, want [a]", got)
+	}
 }
