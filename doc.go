@@ -1,0 +1,74 @@
+// Package batchconn is a drop-in net.PacketConn that moves UDP datagrams
+// many to a system call.
+//
+// A program that reads and writes UDP through a net.PacketConn pays one
+// system call per datagram. Wrap the socket with New and hand the result
+// to the same code: on Linux, ReadFrom then serves datagrams from a ring
+// that one recvmmsg refills, and WriteTo copies into a queue that one
+// sendmmsg sends.
+//
+//	pc, err := net.ListenUDP("udp", addr)
+//	...
+//	conn := batchconn.New(pc, nil) // a net.PacketConn
+//	defer conn.Close()             // sends what is queued, then closes
+//
+// # Behaviour
+//
+// A *PacketConn behaves as the *net.UDPConn it wraps: the same bytes,
+// sender addresses, truncation to the caller's buffer, zero-length
+// datagrams, deadlines and errors (a *net.OpError with Op "read" or
+// "write", wrapping net.ErrClosed, os.ErrDeadlineExceeded or the
+// *os.SyscallError), and the same order of datagrams. It is safe for
+// concurrent use.
+//
+// # When written datagrams leave
+//
+// WriteTo copies the datagram and returns; the caller may reuse its buffer
+// at once. The queue goes out, in WriteTo order:
+//   - when it holds a full batch (Config.BatchSize) or has no room for the
+//     next datagram (Config.QueueBytes), in the goroutine of the WriteTo
+//     that filled it;
+//   - when its oldest datagram has waited Config.MaxDelay;
+//   - when a ReadFrom finds the ring empty and is about to wait for the
+//     network: a request is sent before the wait for its response;
+//   - on Flush and on Close.
+//
+// A WriteTo that finds the queue empty on a conn that has sent nothing for
+// a while does not queue: its datagram goes out at once, in the caller's
+// goroutine, so an isolated datagram waits for no timer and no other
+// goroutine.
+//
+// # Errors
+//
+// What plain *net.UDPConn refuses at once, WriteTo refuses at once with
+// plain's error: a nil, non-UDP or wrong-family address, a datagram too
+// long for its family, a passed write deadline, a closed conn. The kernel
+// may still refuse a queued datagram when the queue is sent (a firewall
+// rule, an unreachable network, a route MTU too small for a datagram that
+// must not fragment): that datagram is skipped, the rest of the batch is
+// sent, and the failure is counted in Stats and returned by the next Flush
+// or Close. WriteTo never returns another datagram's failure. When the
+// queue cannot be sent because the socket buffer is full, the WriteTo
+// that needs room blocks until the write deadline, as plain blocks; no
+// datagram is dropped to make room.
+//
+// Close sends the queue before it closes the socket and returns the first
+// failure it has not yet reported. Datagrams still in the read ring when
+// the conn is closed are discarded, as are those still in the kernel's
+// receive buffer on plain.
+//
+// # Platforms
+//
+// Batching needs recvmmsg and sendmmsg: Linux. Elsewhere, and for any
+// net.PacketConn that is not a *net.UDPConn (a wrapper of the caller's
+// own, say), the conn is served one datagram at a time through the
+// wrapped conn's own methods, with its behaviour exactly, and Flush has
+// nothing to do.
+//
+// # Memory
+//
+// A batched conn holds a read ring of BatchSize slots of ReadSlotSize
+// bytes (4 MiB with the defaults, allocated by the first read: lower
+// ReadSlotSize where datagrams are known to be small) and a write queue of
+// QueueBytes (256 KiB, allocated by the first queued datagram).
+package batchconn

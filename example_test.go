@@ -1,0 +1,132 @@
+package batchconn_test
+
+import (
+	"fmt"
+	"log"
+	"net"
+	"time"
+
+	"github.com/batchconn/batchconn"
+)
+
+// A server wraps its socket and runs its usual loop, unchanged: replies
+// written while more requests wait in the ring leave together.
+func Example_server() {
+	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		log.Fatal(err)
+	}
+	conn := batchconn.New(pc, nil)
+	defer conn.Close()
+
+	go echo(conn)
+
+	client, err := net.DialUDP("udp", nil, conn.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Close()
+	client.Write([]byte("hello"))
+	client.SetReadDeadline(time.Now().Add(5 * time.Second))
+	p := make([]byte, 64)
+	n, err := client.Read(p)
+	fmt.Println(string(p[:n]), err)
+	// Output: hello <nil>
+}
+
+// echo is an ordinary net.PacketConn server loop.
+func echo(conn net.PacketConn) {
+	p := make([]byte, 65535)
+	for {
+		n, from, err := conn.ReadFrom(p)
+		if err != nil {
+			return // closed
+		}
+		conn.WriteTo(p[:n], from)
+	}
+}
+
+// A client that sends a burst wraps its socket the same way; Close sends
+// what is still queued before it closes the socket.
+func Example_client() {
+	sink, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer sink.Close()
+
+	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		log.Fatal(err)
+	}
+	conn := batchconn.New(pc, nil)
+	for i := range 10 {
+		conn.WriteTo([]byte{byte(i)}, sink.LocalAddr())
+	}
+	if err := conn.Close(); err != nil {
+		log.Fatal(err)
+	}
+
+	p := make([]byte, 64)
+	got := 0
+	sink.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for got < 10 {
+		if _, _, err := sink.ReadFrom(p); err != nil {
+			log.Fatal(err)
+		}
+		got++
+	}
+	fmt.Println("received", got)
+	// Output: received 10
+}
+
+// Flush sends the queue now and reports a datagram the kernel refused since
+// the last Flush. Call it before a pause in which nothing else will write
+// or read, when the peer must see the datagrams before it.
+func ExamplePacketConn_Flush() {
+	sink, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer sink.Close()
+	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		log.Fatal(err)
+	}
+	conn := batchconn.New(pc, nil)
+	defer conn.Close()
+
+	for i := range 3 {
+		conn.WriteTo([]byte{byte(i)}, sink.LocalAddr())
+	}
+	if err := conn.Flush(); err != nil {
+		log.Printf("a datagram was refused: %v", err)
+	}
+	fmt.Println(conn.Stats().DatagramsWritten)
+	// Output: 3
+}
+
+// Stats tells how many datagrams each system call moved.
+func ExamplePacketConn_Stats() {
+	sink, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer sink.Close()
+	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		log.Fatal(err)
+	}
+	conn := batchconn.New(pc, nil)
+	for range 1000 {
+		conn.WriteTo(make([]byte, 64), sink.LocalAddr())
+	}
+	conn.Close()
+
+	s := conn.Stats()
+	fmt.Println(s.DatagramsWritten, s.WriteFailures)
+	if s.WriteCalls > 0 {
+		log.Printf("%.1f datagrams per system call", float64(s.DatagramsWritten)/float64(s.WriteCalls))
+	}
+	// Output: 1000 0
+}
