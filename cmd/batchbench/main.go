@@ -24,11 +24,16 @@
 //     queue (counted from /proc/net/udp; any other loss is reported as a
 //     problem): a sender faster than one plain reader loses datagrams.
 //   - recv: one goroutine drains the conn under test with ReadFrom for the
-//     duration, while a sender (a batchconn, the same in both modes) keeps
-//     its receive queue full. DGRAM/S is the rate ReadFrom returned
-//     datagrams at. ARRIVED is the share of the sender's datagrams that
-//     found room in the queue: below 100% means the queue overflowed, so
-//     the receiver, not the sender, set the pace, as intended.
+//     duration, while two senders (batchconn conns, each on a goroutine of
+//     its own, the same in both modes) keep its receive queue full.
+//     DGRAM/S is the rate ReadFrom returned datagrams at. ARRIVED is the
+//     share of the senders' datagrams that found room in the queue: below
+//     100% means the queue overflowed, so the receiver, not the senders,
+//     set the pace, as intended; at 100% the senders did, and DGRAM/S
+//     only bounds what the receiver could do from below. (On loopback the
+//     sender's system call does most of the kernel's work, hence two
+//     senders; on a small machine they take CPU from the receiver, in both
+//     modes alike.)
 //   - pingpong: an echo server (ReadFrom, then WriteTo back to the sender)
 //     runs on the conn under test; a plain client sends one 64-byte request
 //     at a time and waits for its reply, up to 20000 round trips or the
@@ -42,11 +47,17 @@
 // read call for recv, and read/written for the pingpong server. MB/S counts
 // payload bytes (10^6 bytes a second).
 //
+// ARRIVED is computed over all rounds together, and the counts in the
+// JSON output are summed over them.
+//
 // Every datagram carries a sequence number; receivers check that each
 // datagram has the size sent and that numbers never repeat or go back
-// (loopback keeps one sender's datagrams in order; gaps are drops). What
-// breaks that, an unexpected error, or a run that does not end is
-// reported, and the exit status is then 1.
+// (loopback keeps one sender's datagrams in order; gaps are drops), and
+// the send scenario checks that every datagram sent either arrived or was
+// counted as dropped by the kernel. Whatever breaks that, or an unexpected
+// error, is listed under PROBLEMS, and the exit status is 1. A run that
+// does not end by itself (a hang in the conn under test) prints every
+// goroutine's stack and exits with status 3.
 //
 // The receive queues are asked for 8 MiB (SetReadBuffer); the kernel caps
 // that at net.core.rmem_max, which the header shows. The machine's other

@@ -190,8 +190,10 @@ const legend = `
 DGRAM/S: send: the sender's rate; recv: the rate ReadFrom returned; pingpong: round trips.
 RATIO: batchconn / plain; of DGRAM/S (above 1: faster), for pingpong of P50 (above 1: slower).
 DG/CALL: batchconn's datagrams per system call (pingpong server: read/write).
-ARRIVED: send: share of the sent datagrams the receiver read, the rest dropped by the kernel;
-         recv: share of the sender's datagrams that found room in the receiver's queue.
+ARRIVED, over all rounds: send: share of the sent datagrams the receiver read, the rest
+         dropped by the kernel; recv: share of the senders' datagrams that found room in
+         the receiver's queue (below 100%: the receiver set the pace; at 100%: the
+         senders did, and DGRAM/S is only a lower bound for the receiver).
 `
 
 // perCall is the DG/CALL cell.

@@ -21,15 +21,20 @@ const (
 	minSize       = 8       // room for the sequence number
 	maxPayload    = 65507   // the largest UDP payload over IPv4
 	maxDatagram   = 65536   // receive buffers: room for any datagram
+	batchSize     = 64      // batchconn's default Config.BatchSize
 
-	// grace is how long a run waits for the network beyond its duration:
-	// for the receiver to read what is queued, for a reply, for a blocked
-	// write. A run that needs longer reports a problem.
+	// grace is the longest a run waits for the network beyond its
+	// duration: for a receiver to read what is queued, for a reply, for a
+	// blocked write.
 	grace = 2 * time.Second
 
 	// checkEvery is how many writes the send loops make between two reads
 	// of the clock.
 	checkEvery = 64
+
+	// recvFeeders is how many senders, each a goroutine with a socket,
+	// keep the recv scenario's receiver busy.
+	recvFeeders = 2
 )
 
 // mode is the conn under test: plain *net.UDPConn, or batchconn over one.
@@ -110,7 +115,7 @@ func runSend(m mode, size int, d time.Duration) (s sample) {
 		s.problem("SetReadBuffer: %v", err)
 	}
 	sk := startSink(rx, size)
-	defer sk.close() // a no-op once settled
+	defer sk.close() // a no-op once settle closed it
 
 	txc, err := listen()
 	if err != nil {
@@ -123,30 +128,29 @@ func runSend(m mode, size int, d time.Duration) (s sample) {
 	if err := tx.SetWriteDeadline(end.Add(grace)); err != nil { // bounds Close's flush too
 		s.problem("SetWriteDeadline: %v", err)
 	}
-	sent, err := blast(tx, rx.LocalAddr(), size, end, nil)
+	sent, err := blast(tx, rx.LocalAddr(), size, 0, end, nil)
 	if err != nil {
 		s.problem("WriteTo after %d datagrams: %v", sent, err)
 	}
 	if err := tx.Close(); err != nil {
 		s.problem("Close: %v", err)
 	}
-	s.count, s.elapsed = sent, time.Since(start)
+	s.count, s.elapsed, s.offered = sent, time.Since(start), sent
 	s.stats = statsOf(tx)
 
-	s.offered = sent
 	s.arrived, s.drops, s.dropsKnown = sk.settle()
 	sk.check(&s)
-	checkSent(&s, sent)
+	checkSent(&s)
 	return s
 }
 
 // checkSent compares what a batchconn sender says it sent with what its
 // caller handed it, and what arrived with what the kernel dropped.
-func checkSent(s *sample, sent uint64) {
+func checkSent(s *sample) {
 	if st := s.stats; st != nil {
-		if st.DatagramsWritten != sent || st.WriteFailures != 0 {
+		if st.DatagramsWritten != s.offered || st.WriteFailures != 0 {
 			s.problem("WriteTo accepted %d datagrams, Stats says %d written, %d failed",
-				sent, st.DatagramsWritten, st.WriteFailures)
+				s.offered, st.DatagramsWritten, st.WriteFailures)
 		}
 	}
 	if !s.dropsKnown {
@@ -159,7 +163,8 @@ func checkSent(s *sample, sent uint64) {
 }
 
 // runRecv measures the conn under test as a receiver: one goroutine reads
-// with ReadFrom for d while a batchconn sender keeps its queue full.
+// with ReadFrom for d while feeders, batchconn senders of their own, keep
+// its queue full.
 func runRecv(m mode, size int, d time.Duration) (s sample) {
 	rxc, err := listen()
 	if err != nil {
@@ -172,30 +177,41 @@ func runRecv(m mode, size int, d time.Duration) (s sample) {
 	rx := wrap(rxc, m)
 	defer rx.Close()
 
-	txc, err := listen()
-	if err != nil {
-		s.problem("listen: %v", err)
-		return s
+	feeders := make([]*feeder, recvFeeders)
+	for i := range feeders {
+		txc, err := listen()
+		if err != nil {
+			s.problem("listen: %v", err)
+			stopFeeders(feeders[:i], &s)
+			return s
+		}
+		feeders[i] = startFeeder(batchconn.New(txc, nil), rxc.LocalAddr(), size, uint64(i), d+grace)
 	}
-	f := startFeeder(batchconn.New(txc, nil), rxc.LocalAddr(), size, d+grace)
 	var ord order
 	s.count, s.elapsed, err = readFor(rx, &ord, size, d)
 	if err != nil {
 		s.problem("ReadFrom after %d datagrams: %v", s.count, err)
 	}
-	s.offered, err = f.stop()
-	if err != nil {
-		s.problem("sender: %v", err)
-	}
-	port := rxc.LocalAddr().(*net.UDPAddr).Port
-	_, s.drops, s.dropsKnown = udpSocket(port)
+	s.offered = stopFeeders(feeders, &s)
+	_, s.drops, s.dropsKnown = udpSocket(rxc.LocalAddr().(*net.UDPAddr).Port)
 	s.arrived = s.offered - min(s.drops, s.offered)
 	if err := rx.Close(); err != nil {
 		s.problem("Close: %v", err)
 	}
 	s.stats = statsOf(rx)
+	checkRead(&s)
 	ord.check(&s)
 	return s
+}
+
+// checkRead compares what a batchconn receiver returned with what it says
+// it received: the difference is what its ring still held, at most a
+// batch.
+func checkRead(s *sample) {
+	if st := s.stats; st != nil && (st.DatagramsRead < s.count || st.DatagramsRead-s.count > batchSize) {
+		s.problem("ReadFrom returned %d datagrams, Stats says %d received: the ring cannot hold %d",
+			s.count, st.DatagramsRead, int64(st.DatagramsRead)-int64(s.count))
+	}
 }
 
 // readFor reads from pc until d has passed, and returns how many datagrams
@@ -315,17 +331,17 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 	return ds[min(max(i, 0), len(ds)-1)]
 }
 
-// blast writes datagrams of size numbered 0, 1, ... to dst as fast as pc
-// takes them, until end or until quit is set, and returns how many pc
-// accepted.
-func blast(pc net.PacketConn, dst net.Addr, size int, end time.Time, quit *atomic.Bool) (uint64, error) {
+// blast writes datagrams of size numbered 0, 1, ... in stream to dst as
+// fast as pc takes them, until end or until quit is set, and returns how
+// many pc accepted.
+func blast(pc net.PacketConn, dst net.Addr, size int, stream uint64, end time.Time, quit *atomic.Bool) (uint64, error) {
 	buf := make([]byte, size)
 	var seq uint64
 	for ; quit == nil || !quit.Load(); seq++ {
 		if seq%checkEvery == 0 && !time.Now().Before(end) {
 			break
 		}
-		stamp(buf, seq)
+		stamp(buf, stream<<streamShift|seq)
 		if _, err := pc.WriteTo(buf, dst); err != nil {
 			return seq, err
 		}
@@ -341,9 +357,9 @@ type feeder struct {
 	err  error
 }
 
-// startFeeder starts blasting from pc to dst; it stops by itself after
-// limit, or at stop.
-func startFeeder(pc net.PacketConn, dst net.Addr, size int, limit time.Duration) *feeder {
+// startFeeder starts blasting from pc to dst, then closes pc; it stops by
+// itself after limit, or at stopFeeders.
+func startFeeder(pc net.PacketConn, dst net.Addr, size int, stream uint64, limit time.Duration) *feeder {
 	f := &feeder{done: make(chan struct{})}
 	end := time.Now().Add(limit)
 	go func() {
@@ -352,18 +368,28 @@ func startFeeder(pc net.PacketConn, dst net.Addr, size int, limit time.Duration)
 		if err := pc.SetWriteDeadline(end.Add(grace)); err != nil {
 			errs = append(errs, err)
 		}
-		sent, err := blast(pc, dst, size, end, &f.quit)
+		sent, err := blast(pc, dst, size, stream, end, &f.quit)
 		errs = append(errs, err, pc.Close())
 		f.sent, f.err = sent, errors.Join(errs...)
 	}()
 	return f
 }
 
-// stop stops the feeder and returns how many datagrams it sent.
-func (f *feeder) stop() (uint64, error) {
-	f.quit.Store(true)
-	<-f.done
-	return f.sent, f.err
+// stopFeeders stops the feeders, adds their errors to s and returns how
+// many datagrams they sent.
+func stopFeeders(fs []*feeder, s *sample) uint64 {
+	for _, f := range fs {
+		f.quit.Store(true)
+	}
+	var sent uint64
+	for _, f := range fs {
+		<-f.done
+		if f.err != nil {
+			s.problem("sender: %v", f.err)
+		}
+		sent += f.sent
+	}
+	return sent
 }
 
 // sink drains a plain receiver from its own goroutine, counting and
@@ -371,11 +397,12 @@ func (f *feeder) stop() (uint64, error) {
 type sink struct {
 	conn    *net.UDPConn
 	size    int
-	n       atomic.Uint64
+	n       atomic.Uint64 // datagrams read so far
 	ord     order
-	err     error
+	err     error // the read error that stopped it, other than Close
 	done    chan struct{}
-	settled bool
+	closed  bool
+	unquiet bool // settle gave up waiting for the queue to empty
 }
 
 func startSink(conn *net.UDPConn, size int) *sink {
@@ -406,7 +433,11 @@ func (sk *sink) drain() {
 func (sk *sink) settle() (read, drops uint64, dropsKnown bool) {
 	port := sk.conn.LocalAddr().(*net.UDPAddr).Port
 	last, still := sk.n.Load(), 0
-	for end := time.Now().Add(grace); still < 3 && time.Now().Before(end); {
+	for end := time.Now().Add(grace); still < 3; {
+		if !time.Now().Before(end) {
+			sk.unquiet = true
+			break
+		}
 		time.Sleep(5 * time.Millisecond)
 		queued, _, ok := udpSocket(port)
 		if n := sk.n.Load(); n != last || ok && queued > 0 {
@@ -422,8 +453,8 @@ func (sk *sink) settle() (read, drops uint64, dropsKnown bool) {
 
 // close closes the receiver and waits for its goroutine.
 func (sk *sink) close() {
-	if !sk.settled {
-		sk.settled = true
+	if !sk.closed {
+		sk.closed = true
 		sk.conn.Close()
 		<-sk.done
 	}
@@ -434,17 +465,27 @@ func (sk *sink) check(s *sample) {
 	if sk.err != nil {
 		s.problem("receiver: %v", sk.err)
 	}
+	if sk.unquiet {
+		s.problem("receiver still reading %v after the sender closed", grace)
+	}
 	sk.ord.check(s)
 }
 
-// order checks the datagrams one receiver reads from one sender: each of
-// the size sent, its sequence number above the last one's. Loopback keeps
-// one sender's datagrams in order, so a repeat or a step back is a bug; a
-// gap is a drop.
+// order checks the datagrams one receiver reads: each of the size sent,
+// intact, its sequence number above the last one's from the same sender
+// (stream). Loopback keeps one sender's datagrams in order, so a repeat or
+// a step back is a bug; a gap is a drop.
 type order struct {
-	next                       uint64 // the lowest sequence number still expected
-	backwards, resize, corrupt uint64 // datagrams read wrong, by the way they were
+	next                       [maxStreams]uint64 // each stream's lowest sequence number still expected
+	backwards, resize, corrupt uint64             // datagrams read wrong, by the way they were
 }
+
+// A datagram's sequence number carries its sender's stream in its top
+// byte, so that one receiver can check several senders.
+const (
+	streamShift = 56
+	maxStreams  = 4
+)
 
 // stamp writes seq into a datagram: big-endian in its first 8 bytes, and
 // its low byte in the last one, so that a datagram cut or spliced shows.
@@ -459,13 +500,14 @@ func (o *order) see(p []byte, size int) {
 		return
 	}
 	seq := binary.BigEndian.Uint64(p)
+	stream := seq >> streamShift
 	switch {
-	case p[len(p)-1] != byte(seq):
+	case p[len(p)-1] != byte(seq) || stream >= maxStreams:
 		o.corrupt++
-	case seq < o.next:
+	case seq < o.next[stream]:
 		o.backwards++
 	default:
-		o.next = seq + 1
+		o.next[stream] = seq + 1
 	}
 }
 

@@ -1,0 +1,173 @@
+package batchconn
+
+import (
+	"net"
+	"net/netip"
+	"sort"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// Benchmarks come in pairs, BenchmarkX/plain/... and BenchmarkX/batchconn/...,
+// so that benchstat sets them side by side. Each reports datagrams/s.
+
+var benchKinds = []kind{kinds[0], kinds[1]}
+
+var benchSizes = []int{64, 1200}
+
+func listenLoopback(b *testing.B) *net.UDPConn {
+	b.Helper()
+	uc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return uc
+}
+
+func reportRate(b *testing.B, n int) {
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "datagrams/s")
+}
+
+// BenchmarkWriteTo: one goroutine writing to one destination, counted
+// until Close returns. The sink does not read: the kernel drops what
+// overflows its buffer, on both sides of the comparison alike.
+func BenchmarkWriteTo(b *testing.B) {
+	for _, k := range benchKinds {
+		for _, size := range benchSizes {
+			b.Run(k.name+"/"+strconv.Itoa(size)+"B", func(b *testing.B) {
+				sink := listenLoopback(b)
+				defer sink.Close()
+				conn := k.wrap(listenLoopback(b))
+				dst := sink.LocalAddr()
+				p := make([]byte, size)
+				b.ReportAllocs()
+				b.ResetTimer()
+				for range b.N {
+					if _, err := conn.WriteTo(p, dst); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if err := conn.Close(); err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				reportRate(b, b.N)
+			})
+		}
+	}
+}
+
+// BenchmarkWriteToUDPAddrPort is BenchmarkWriteTo round-robin over 16
+// destinations, through WriteToUDPAddrPort.
+func BenchmarkWriteToUDPAddrPort(b *testing.B) {
+	for _, k := range benchKinds {
+		b.Run(k.name+"/64B/16dst", func(b *testing.B) {
+			var dsts []netip.AddrPort
+			for range 16 {
+				sink := listenLoopback(b)
+				defer sink.Close()
+				dsts = append(dsts, sink.LocalAddr().(*net.UDPAddr).AddrPort())
+			}
+			conn := k.wrap(listenLoopback(b)).(interface {
+				net.PacketConn
+				WriteToUDPAddrPort([]byte, netip.AddrPort) (int, error)
+			})
+			p := make([]byte, 64)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				if _, err := conn.WriteToUDPAddrPort(p, dsts[i%16]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			conn.Close()
+			b.StopTimer()
+			reportRate(b, b.N)
+		})
+	}
+}
+
+// BenchmarkReadFrom: one goroutine draining a socket that a batched
+// sender keeps full. Only datagrams ReadFrom returned count.
+func BenchmarkReadFrom(b *testing.B) {
+	for _, k := range benchKinds {
+		for _, size := range benchSizes {
+			b.Run(k.name+"/"+strconv.Itoa(size)+"B", func(b *testing.B) {
+				rx := listenLoopback(b)
+				conn := k.wrap(rx)
+				defer conn.Close()
+				stop := make(chan struct{})
+				done := make(chan struct{})
+				go func() {
+					defer close(done)
+					tx := New(listenLoopback(b), nil)
+					defer tx.Close()
+					p := make([]byte, size)
+					for {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						for range 64 {
+							tx.WriteTo(p, rx.LocalAddr())
+						}
+					}
+				}()
+				p := make([]byte, 2048)
+				b.ReportAllocs()
+				b.ResetTimer()
+				for range b.N {
+					if _, _, err := conn.ReadFrom(p); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.StopTimer()
+				close(stop)
+				<-done
+				reportRate(b, b.N)
+			})
+		}
+	}
+}
+
+// BenchmarkPingPong: an unchanged echo server loop on the conn under test,
+// a plain client with one 64-byte request in flight. Reports the round
+// trip's median and 99th percentile.
+func BenchmarkPingPong(b *testing.B) {
+	for _, k := range benchKinds {
+		b.Run(k.name+"/64B", func(b *testing.B) {
+			srv := k.wrap(listenLoopback(b))
+			go func() {
+				p := make([]byte, 2048)
+				for {
+					n, from, err := srv.ReadFrom(p)
+					if err != nil {
+						return
+					}
+					srv.WriteTo(p[:n], from)
+				}
+			}()
+			defer srv.Close()
+			cl := listenLoopback(b)
+			defer cl.Close()
+			p := make([]byte, 64)
+			rtts := make([]time.Duration, 0, b.N)
+			b.ResetTimer()
+			for range b.N {
+				start := time.Now()
+				cl.WriteTo(p, srv.LocalAddr())
+				if _, _, err := cl.ReadFrom(p); err != nil {
+					b.Fatal(err)
+				}
+				rtts = append(rtts, time.Since(start))
+			}
+			b.StopTimer()
+			sort.Slice(rtts, func(i, j int) bool { return rtts[i] < rtts[j] })
+			b.ReportMetric(float64(rtts[len(rtts)/2].Nanoseconds())/1e3, "p50-µs")
+			b.ReportMetric(float64(rtts[len(rtts)*99/100].Nanoseconds())/1e3, "p99-µs")
+			reportRate(b, b.N)
+		})
+	}
+}
