@@ -11,11 +11,11 @@ import (
 type flushCause int
 
 const (
-	flushFull     flushCause = iota // the queue holds a full batch, or no room for the next datagram
-	flushTimer                      // the oldest queued datagram waited MaxDelay
-	flushRead                       // a ReadFrom is about to wait for the network
-	flushExplicit                   // Flush, or a datagram that goes through plain
-	flushClose                      // Close
+	causeFull     flushCause = iota // the queue holds a full batch, or no room for the next datagram
+	causeTimer                      // the oldest queued datagram waited MaxDelay
+	causeRead                       // a ReadFrom is about to wait for the network
+	causeExplicit                   // Flush, or a datagram that goes through plain
+	causeClose                      // Close
 )
 
 // Flush sends every queued datagram, blocking while the socket buffer is
@@ -33,7 +33,7 @@ func (c *PacketConn) Flush() error {
 	if c.closed.Load() {
 		return c.opError("write", nil, net.ErrClosed)
 	}
-	if err := c.flushLocked(flushExplicit); err != nil {
+	if err := c.flushLocked(causeExplicit); err != nil {
 		return c.opError("write", nil, unwrapRaw(err))
 	}
 	err := w.failed
@@ -95,54 +95,57 @@ func (c *PacketConn) flushLocked(cause flushCause) error {
 	w.used = 0
 	w.queued.Store(0)
 	w.lastSend = monoNow()
-	w.stopTimer()
 	return nil
 }
 
-// arm starts the timer for a datagram that entered the empty queue.
+// arm makes sure the timer will fire for the datagram that entered the
+// empty queue. A timer already pending is left alone, even when the queue
+// it was set for has gone out since: onTimer looks at the queue as it is.
+// Setting a timer costs more than a datagram, so a conn whose queue fills
+// and empties all the time sets one at most every MaxDelay.
 func (w *writer) arm(c *PacketConn) {
-	if w.armed {
-		return
-	}
-	w.armed = true
 	if w.timer == nil {
-		w.timer = newTimer(c)
-		return
+		w.timer = newFlushTimer(c.onTimer)
 	}
-	w.timer.Reset(c.cfg.MaxDelay)
-}
-
-func newTimer(c *PacketConn) *time.Timer {
-	return time.AfterFunc(c.cfg.MaxDelay, c.onTimer)
-}
-
-func (w *writer) stopTimer() {
-	if w.armed {
-		w.armed = false
-		w.timer.Stop()
+	if w.armed.CompareAndSwap(false, true) {
+		w.timer.reset(c.cfg.MaxDelay)
 	}
 }
 
-// rearm restarts the timer after a deadline change, for datagrams that a
+// rearm fires the timer now after a deadline change, for datagrams that a
 // passed deadline held back and that nothing else would send.
 func (w *writer) rearm() {
 	w.mu.Lock()
 	if len(w.msgs) > 0 && w.timer != nil {
-		w.stopTimer()
-		w.armed = true
-		w.timer.Reset(0)
+		w.armed.Store(true)
+		w.timer.reset(0)
 	}
 	w.mu.Unlock()
 }
 
-// onTimer sends the queue when its oldest datagram has waited MaxDelay.
+// onTimer sends the queue once its oldest datagram has waited MaxDelay,
+// and sets the timer again for a queue younger than that. It decides
+// without the lock where it can: a writer in a loop holds it often, and
+// a timer that finds nothing to do must not slow it down.
 func (c *PacketConn) onTimer() {
-	c.w.mu.Lock()
-	c.w.armed = false
-	if !c.closed.Load() {
-		c.flushLocked(flushTimer)
+	w := &c.w
+	w.armed.Store(false)
+	// Clear, then look: a writer queues, then looks at armed; one of the
+	// two sees the other (the atomics are sequentially consistent).
+	if w.queued.Load() == 0 {
+		return
 	}
-	c.w.mu.Unlock()
+	if wait := int64(c.cfg.MaxDelay) - (monoNow() - w.oldest.Load()); wait > 0 {
+		if w.armed.CompareAndSwap(false, true) {
+			w.timer.reset(time.Duration(wait))
+		}
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !c.closed.Load() {
+		c.flushLocked(causeTimer)
+	}
 }
 
 // counters are the conn's statistics, updated once per system call, not
@@ -154,7 +157,7 @@ type counters struct {
 	writeCalls       atomic.Uint64
 	writeFailures    atomic.Uint64
 	flushIdle        atomic.Uint64
-	flushes          [flushClose + 1]atomic.Uint64
+	flushes          [causeClose + 1]atomic.Uint64
 }
 
 // Stats is a snapshot of a conn's counters since New.
@@ -184,10 +187,10 @@ func (c *PacketConn) Stats() Stats {
 		WriteCalls:       s.writeCalls.Load(),
 		WriteFailures:    s.writeFailures.Load(),
 		FlushIdle:        s.flushIdle.Load(),
-		FlushFull:        s.flushes[flushFull].Load(),
-		FlushTimer:       s.flushes[flushTimer].Load(),
-		FlushRead:        s.flushes[flushRead].Load(),
-		FlushExplicit:    s.flushes[flushExplicit].Load(),
-		FlushClose:       s.flushes[flushClose].Load(),
+		FlushFull:        s.flushes[causeFull].Load(),
+		FlushTimer:       s.flushes[causeTimer].Load(),
+		FlushRead:        s.flushes[causeRead].Load(),
+		FlushExplicit:    s.flushes[causeExplicit].Load(),
+		FlushClose:       s.flushes[causeClose].Load(),
 	}
 }

@@ -54,10 +54,11 @@ const (
 	defaultMaxDelay   = 50 * time.Microsecond
 	defaultQueueBytes = 256 << 10
 
-	// defaultIdleGap is how long after the last send a WriteTo on an empty queue
-	// counts as isolated and goes out at once, in the caller's goroutine,
-	// as it would on plain. Writes closer together than this are batched.
-	defaultIdleGap = 20 * time.Microsecond
+	// defaultIdleGap is how long after the last send ended a WriteTo on an
+	// empty queue counts as isolated and goes out at once, in the caller's
+	// goroutine, as it would on plain. A writer in a loop comes back much
+	// sooner, and is batched; a request/response loop, much later.
+	defaultIdleGap = 5 * time.Microsecond
 )
 
 func (c *Config) resolve() Config {
@@ -176,7 +177,7 @@ func (c *PacketConn) Close() error {
 	if c.closed.Load() {
 		return c.pc.Close()
 	}
-	err := c.flushLocked(flushClose)
+	err := c.flushLocked(causeClose)
 	if err == nil {
 		err, w.failed = w.failed, nil
 	}
@@ -187,10 +188,15 @@ func (c *PacketConn) Close() error {
 		w.msgs = w.msgs[:0]
 		w.used = 0
 	}
-	w.stopTimer()
 	c.closed.Store(true)
 	if cerr := c.pc.Close(); err == nil {
 		err = cerr
+	}
+	if t := w.timer; t != nil {
+		t.stop()
+		w.mu.Unlock()
+		t.wait() // its function takes w.mu
+		w.mu.Lock()
 	}
 	return err
 }

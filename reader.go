@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 )
 
@@ -19,6 +20,8 @@ type reader struct {
 	ring []rxMsg // allocated on the first read
 	head int     // the next datagram to hand out
 	n    int     // datagrams received by the last refill
+
+	buffered atomic.Int32 // n - head, for writers: more requests to answer
 }
 
 // ReadFrom reads one datagram into p and returns its length and sender, as
@@ -69,6 +72,7 @@ func (c *PacketConn) read(p []byte) (int, netip.AddrPort, error) {
 	}
 	m := &r.ring[r.head]
 	r.head++
+	r.buffered.Store(int32(r.n - r.head))
 	return copy(p, m.buf[:m.n]), m.addr, nil
 }
 
@@ -82,7 +86,7 @@ func (c *PacketConn) refill() error {
 		r.ring = newRing(c.cfg.BatchSize, c.cfg.ReadSlotSize)
 	}
 	if c.w.queued.Load() > 0 {
-		c.flush(flushRead)
+		c.flush(causeRead)
 	}
 	n, err := c.bio.readBatch(r.ring)
 	c.stats.readCalls.Add(1)

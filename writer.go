@@ -6,7 +6,6 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
-	"time"
 )
 
 // writer is the write queue: datagrams accepted by WriteTo and not yet
@@ -18,12 +17,14 @@ type writer struct {
 	arena    []byte  // queued payloads; allocated on the first queued datagram
 	used     int     // bytes of arena in use
 	msgs     []txMsg // queued datagrams, in WriteTo order
-	lastSend int64   // monoNow of the last send, queued or direct
+	lastSend int64   // monoNow at the end of the last send, queued or direct
 	failed   error   // first flush-time failure not yet reported by Flush or Close
-	timer    *time.Timer
-	armed    bool // timer runs for the oldest queued datagram
+	timer    flushTimer
 
-	queued atomic.Int32 // len(msgs), for readers deciding whether to flush
+	// Read without mu by readers and the timer.
+	queued atomic.Int32 // len(msgs)
+	oldest atomic.Int64 // monoNow when the oldest queued datagram was queued
+	armed  atomic.Bool  // the timer will fire
 }
 
 // WriteTo sends p to addr, as *net.UDPConn does, except that the datagram
@@ -117,17 +118,20 @@ func (c *PacketConn) write(p []byte, addr net.Addr, ap netip.AddrPort, isAP bool
 		return c.writePlainLocked(p, addr, ap, isAP)
 	}
 	if len(w.msgs) == 0 {
-		// An empty queue: a datagram long after the last one, or any
-		// datagram when batches are of one, gains nothing by waiting.
-		// Send it now, in this goroutine, exactly as plain would.
-		if now := monoNow(); c.cfg.BatchSize == 1 || now-w.lastSend >= int64(c.cfg.idleGap) {
+		// Nothing queued. Unless more datagrams are on their way (the
+		// last send ended moments ago, as in a loop, or the ring holds
+		// requests still to answer), waiting gains nothing: send now, in
+		// this goroutine, exactly as plain would.
+		now := monoNow()
+		if c.cfg.BatchSize == 1 || now-w.lastSend >= int64(c.cfg.idleGap) && c.r.buffered.Load() == 0 {
 			n, err := c.sendNow(p, addr, ap, isAP)
-			w.lastSend = now
+			w.lastSend = monoNow()
 			return n, err
 		}
+		w.oldest.Store(now)
 	}
 	if len(w.msgs) == c.cfg.BatchSize || w.used+len(p) > len(w.arena) && w.arena != nil {
-		if err := c.flushLocked(flushFull); err != nil {
+		if err := c.flushLocked(causeFull); err != nil {
 			if isAP {
 				addr = addrOf(ap)
 			}
@@ -141,7 +145,7 @@ func (c *PacketConn) write(p []byte, addr net.Addr, ap netip.AddrPort, isAP bool
 	if len(w.msgs) == c.cfg.BatchSize {
 		// A full batch leaves now. If it cannot (a passed deadline), p
 		// stays queued and was accepted: this WriteTo still succeeds.
-		c.flushLocked(flushFull)
+		c.flushLocked(causeFull)
 	}
 	return len(p), nil
 }
@@ -175,7 +179,7 @@ func (c *PacketConn) writePlain(p []byte, addr net.Addr, ap netip.AddrPort, isAP
 
 func (c *PacketConn) writePlainLocked(p []byte, addr net.Addr, ap netip.AddrPort, isAP bool) (int, error) {
 	if !c.closed.Load() && len(c.w.msgs) > 0 {
-		if err := c.flushLocked(flushExplicit); err != nil {
+		if err := c.flushLocked(causeExplicit); err != nil {
 			if isAP {
 				addr = addrOf(ap)
 			}
