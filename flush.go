@@ -104,23 +104,27 @@ func (c *PacketConn) flushLocked(cause flushCause) error {
 // Setting a timer costs more than a datagram, so a conn whose queue fills
 // and empties all the time sets one at most every MaxDelay.
 func (w *writer) arm(c *PacketConn) {
-	if w.timer == nil {
-		w.timer = newFlushTimer(c.onTimer)
+	t := w.timer.Load()
+	if t == nil {
+		t = &timerBox{newFlushTimer(c.onTimer)}
+		w.timer.Store(t)
 	}
 	if w.armed.CompareAndSwap(false, true) {
-		w.timer.reset(c.cfg.MaxDelay)
+		t.reset(c.cfg.MaxDelay)
 	}
 }
 
+// timerBox holds a flushTimer for an atomic.Pointer.
+type timerBox struct{ flushTimer }
+
 // rearm fires the timer now after a deadline change, for datagrams that a
-// passed deadline held back and that nothing else would send.
+// passed deadline held back and that nothing else would send. Like
+// plain's, it does not wait for a write that is blocked: it takes no lock.
 func (w *writer) rearm() {
-	w.mu.Lock()
-	if len(w.msgs) > 0 && w.timer != nil {
+	if t := w.timer.Load(); t != nil && w.queued.Load() > 0 {
 		w.armed.Store(true)
-		w.timer.reset(0)
+		t.reset(0)
 	}
-	w.mu.Unlock()
 }
 
 // onTimer sends the queue once its oldest datagram has waited MaxDelay,
@@ -137,7 +141,7 @@ func (c *PacketConn) onTimer() {
 	}
 	if wait := int64(c.cfg.MaxDelay) - (monoNow() - w.oldest.Load()); wait > 0 {
 		if w.armed.CompareAndSwap(false, true) {
-			w.timer.reset(time.Duration(wait))
+			w.timer.Load().reset(time.Duration(wait))
 		}
 		return
 	}

@@ -192,7 +192,7 @@ func (c *PacketConn) Close() error {
 	if cerr := c.pc.Close(); err == nil {
 		err = cerr
 	}
-	if t := w.timer; t != nil {
+	if t := w.timer.Load(); t != nil {
 		t.stop()
 		w.mu.Unlock()
 		t.wait() // its function takes w.mu

@@ -2,6 +2,8 @@ package batchconn
 
 import (
 	"os"
+	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -12,9 +14,12 @@ import (
 // runtime's own timers wait about a millisecond: the difference between a
 // burst's last datagrams leaving at MaxDelay or at a millisecond.
 type timerfd struct {
-	fd   int
 	f    *os.File
-	done chan struct{} // closed when the reading goroutine has returned
+	rc   syscall.RawConn // for setting it: refused once f is closed
+	set  func(fd uintptr)
+	mu   sync.Mutex      // guards spec; resets may race (a deadline setter's and the timer's)
+	spec unix.ItimerSpec // the next setting, for set
+	done chan struct{}   // closed when the reading goroutine has returned
 }
 
 // newFlushTimer returns a timerfd, or the runtime's timer where the
@@ -24,7 +29,12 @@ func newFlushTimer(f func()) flushTimer {
 	if err != nil {
 		return newGoTimer(f)
 	}
-	t := &timerfd{fd: fd, f: os.NewFile(uintptr(fd), "batchconn-timerfd"), done: make(chan struct{})}
+	t := &timerfd{f: os.NewFile(uintptr(fd), "batchconn-timerfd"), done: make(chan struct{})}
+	if t.rc, err = t.f.SyscallConn(); err != nil {
+		t.f.Close()
+		return newGoTimer(f)
+	}
+	t.set = func(fd uintptr) { unix.TimerfdSettime(int(fd), 0, &t.spec, nil) }
 	go t.run(f)
 	return t
 }
@@ -41,9 +51,11 @@ func (t *timerfd) run(f func()) {
 }
 
 func (t *timerfd) reset(d time.Duration) {
+	t.mu.Lock()
 	// A zero value disarms a timerfd: fire at once instead.
-	spec := unix.ItimerSpec{Value: unix.NsecToTimespec(max(int64(d), 1))}
-	unix.TimerfdSettime(t.fd, 0, &spec, nil)
+	t.spec.Value = unix.NsecToTimespec(max(int64(d), 1))
+	t.rc.Control(t.set) // through the poller: never an fd closed and reused
+	t.mu.Unlock()
 }
 
 func (t *timerfd) stop() { t.f.Close() }

@@ -19,10 +19,10 @@ type writer struct {
 	msgs     []txMsg // queued datagrams, in WriteTo order
 	lastSend int64   // monoNow at the end of the last send, queued or direct
 	failed   error   // first flush-time failure not yet reported by Flush or Close
-	timer    flushTimer
 
-	// Read without mu by readers and the timer.
-	queued atomic.Int32 // len(msgs)
+	// Read without mu by readers, the timer and deadline setters.
+	timer  atomic.Pointer[timerBox] // set by the first queued datagram
+	queued atomic.Int32             // len(msgs)
 	oldest atomic.Int64 // monoNow when the oldest queued datagram was queued
 	armed  atomic.Bool  // the timer will fire
 }
