@@ -122,6 +122,7 @@ type timerBox struct{ flushTimer }
 // plain's, it does not wait for a write that is blocked: it takes no lock.
 func (w *writer) rearm() {
 	if t := w.timer.Load(); t != nil && w.queued.Load() > 0 {
+		w.due.Store(true)
 		w.armed.Store(true)
 		t.reset(0)
 	}
@@ -139,7 +140,11 @@ func (c *PacketConn) onTimer() {
 	if w.queued.Load() == 0 {
 		return
 	}
-	if wait := int64(c.cfg.MaxDelay) - (monoNow() - w.oldest.Load()); wait > 0 {
+	wait := int64(c.cfg.MaxDelay) - (monoNow() - w.oldest.Load())
+	if w.due.Swap(false) {
+		wait = 0
+	}
+	if wait > 0 {
 		if w.armed.CompareAndSwap(false, true) {
 			w.timer.Load().reset(time.Duration(wait))
 		}

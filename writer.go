@@ -23,8 +23,9 @@ type writer struct {
 	// Read without mu by readers, the timer and deadline setters.
 	timer  atomic.Pointer[timerBox] // set by the first queued datagram
 	queued atomic.Int32             // len(msgs)
-	oldest atomic.Int64 // monoNow when the oldest queued datagram was queued
-	armed  atomic.Bool  // the timer will fire
+	oldest atomic.Int64             // monoNow when the oldest queued datagram was queued
+	armed  atomic.Bool              // the timer will fire
+	due    atomic.Bool              // the timer must send the queue, whatever its age
 }
 
 // WriteTo sends p to addr, as *net.UDPConn does, except that the datagram
