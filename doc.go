@@ -33,10 +33,13 @@
 //     network: a request is sent before the wait for its response;
 //   - on Flush and on Close.
 //
-// A WriteTo that finds the queue empty on a conn that has sent nothing for
-// a while does not queue: its datagram goes out at once, in the caller's
-// goroutine, so an isolated datagram waits for no timer and no other
-// goroutine.
+// A WriteTo that finds the queue empty does not queue unless more
+// datagrams are evidently on their way: the last send ended a few
+// microseconds ago (a writer in a loop), or the read ring still holds
+// datagrams (a server with requests left to answer). Otherwise its
+// datagram goes out at once, in the caller's goroutine, as on plain: an
+// isolated datagram, or the reply of a request/response loop, waits for no
+// timer and no other goroutine.
 //
 // # Errors
 //

@@ -96,7 +96,8 @@ func (c *PacketConn) queueableAddrPort(ap netip.AddrPort, n int) bool {
 	}
 	if ip.Is4() || ip.Is4In6() {
 		// An IPv6 socket sends IPv4 as IPv4-mapped, which a v6only one
-		// refuses; the limited broadcast needs SO_BROADCAST, else EACCES.
+		// refuses. Whether the kernel takes the limited broadcast depends
+		// on SO_BROADCAST and the route: let plain ask it, at once.
 		return !c.sock.v6only && n <= maxPayload4 && ip.Unmap() != limitedBroadcast
 	}
 	return c.sock.ipv6 && n <= maxPayload6
