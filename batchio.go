@@ -17,15 +17,17 @@ type batchIO interface {
 	// writeBatch sends the first datagrams of ms in order, blocking while
 	// the socket buffer is full. It returns how many were sent. A
 	// non-nil error is the poller's (the conn is closed or its write
-	// deadline passed: nothing more can be sent now), or an errno that is
-	// the failure of ms[n] alone.
+	// deadline passed: nothing more can be sent now), or an errno for the
+	// message that starts with ms[n], which was not sent: ms[n]'s own
+	// failure, or that of the segmentation offload it was sent with.
 	writeBatch(ms []txMsg) (int, error)
 }
 
 // rxMsg is one slot of the read ring.
 type rxMsg struct {
 	buf  []byte // the slot's room, ReadSlotSize bytes
-	n    int    // the received datagram's length
+	n    int    // bytes received: one datagram, or several of one sender
+	seg  int    // the size of each of several datagrams (UDP GRO), or 0 for one
 	addr netip.AddrPort
 }
 

@@ -18,13 +18,16 @@ import (
 // and WriteBatch: those allocate headers on every call and a *net.UDPAddr
 // for every received datagram, and the point of batching is to do less.
 type mmsgIO struct {
-	rc   syscall.RawConn
-	ipv6 bool
+	rc    syscall.RawConn
+	ipv6  bool
+	stats *counters
 
 	// Read side, owned by the reader (reader.mu).
 	rhdrs  []mmsghdr
 	riovs  []unix.Iovec
 	rnames []unix.RawSockaddrInet6
+	roob   []byte // a control buffer per message, for UDP_GRO's segment size
+	gro    bool   // the kernel coalesces received datagrams (UDP_GRO)
 	rring  *rxMsg // the ring the headers point into
 	rn     int
 	rerr   syscall.Errno
@@ -36,24 +39,50 @@ type mmsgIO struct {
 	whdrs  []mmsghdr
 	wiovs  []unix.Iovec
 	wnames []unix.RawSockaddrInet6
-	wk     int // headers in use for this call
+	woob   []byte // a control buffer per message, for UDP_SEGMENT
+	wruns  []int  // datagrams in each message of this call
+	gso    bool   // send runs as one message (UDP_SEGMENT); off after a refusal
+	wk     int    // headers in use for this call
+	// fault, set by tests, fails a message as the kernel would, before
+	// the kernel sees it: the errors this kernel no longer returns.
+	fault func(h *mmsghdr) syscall.Errno
 	wn     int
 	werr   syscall.Errno
 	sendFn func(fd uintptr) bool
 }
 
-func newBatchIO(uc *net.UDPConn, batch int) (batchIO, sockInfo) {
+// oobSpace is the control buffer of one message: room for one control
+// message with an int, on any word size.
+const oobSpace = 32
+
+// wordSize is the alignment of control messages: the size of a C long.
+const wordSize = int(unsafe.Sizeof(uintptr(0)))
+
+func newBatchIO(uc *net.UDPConn, cfg Config, stats *counters) (batchIO, sockInfo) {
+	batch := cfg.BatchSize
 	rc, err := uc.SyscallConn()
 	if err != nil {
 		return nil, sockInfo{}
 	}
 	var sock sockInfo
 	var family int
+	var gso, gro bool
 	cerr := rc.Control(func(fd uintptr) {
 		family, err = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_DOMAIN)
 		if err == nil && family == unix.AF_INET6 {
 			v6only, verr := unix.GetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_V6ONLY)
 			sock.v6only = verr == nil && v6only != 0
+		}
+		if cfg.NoOffload {
+			return
+		}
+		// The kernel takes UDP_SEGMENT if it knows the option (4.18 on).
+		_, serr := unix.GetsockoptInt(int(fd), unix.IPPROTO_UDP, unix.UDP_SEGMENT)
+		gso = serr == nil
+		// A coalesced buffer can hold up to 64 KiB: only slots that big
+		// may receive one, or datagrams would be cut short.
+		if cfg.ReadSlotSize >= maxDatagram {
+			gro = unix.SetsockoptInt(int(fd), unix.IPPROTO_UDP, unix.UDP_GRO, 1) == nil
 		}
 	})
 	if cerr != nil || err != nil || family != unix.AF_INET && family != unix.AF_INET6 {
@@ -63,12 +92,20 @@ func newBatchIO(uc *net.UDPConn, batch int) (batchIO, sockInfo) {
 	m := &mmsgIO{
 		rc:     rc,
 		ipv6:   sock.ipv6,
+		stats:  stats,
+		gso:    gso,
+		gro:    gro,
 		rhdrs:  make([]mmsghdr, batch),
 		riovs:  make([]unix.Iovec, batch),
 		rnames: make([]unix.RawSockaddrInet6, batch),
 		whdrs:  make([]mmsghdr, batch),
 		wiovs:  make([]unix.Iovec, batch),
 		wnames: make([]unix.RawSockaddrInet6, batch),
+		woob:   make([]byte, batch*oobSpace),
+		wruns:  make([]int, batch),
+	}
+	if gro {
+		m.roob = make([]byte, batch*oobSpace)
 	}
 	for i := range batch {
 		m.rhdrs[i].Hdr.Iov = &m.riovs[i]
@@ -91,7 +128,12 @@ func (m *mmsgIO) readBatch(ms []rxMsg) (int, error) {
 		}
 	}
 	for i := range ms {
-		m.rhdrs[i].Hdr.Namelen = unix.SizeofSockaddrInet6
+		h := &m.rhdrs[i].Hdr
+		h.Namelen = unix.SizeofSockaddrInet6
+		if m.gro {
+			h.Control = &m.roob[i*oobSpace]
+			h.SetControllen(oobSpace)
+		}
 	}
 	if err := m.rc.Read(m.recvFn); err != nil {
 		return 0, unwrapRaw(err)
@@ -100,8 +142,14 @@ func (m *mmsgIO) readBatch(ms []rxMsg) (int, error) {
 		return 0, m.rerr
 	}
 	for i := range m.rn {
-		ms[i].n = int(m.rhdrs[i].Len)
+		h := &m.rhdrs[i]
+		ms[i].n = int(h.Len)
 		ms[i].addr = m.addrPort(&m.rnames[i])
+		ms[i].seg = 0
+		if m.gro && h.Hdr.Controllen > 0 {
+			oob := m.roob[i*oobSpace : i*oobSpace+min(int(h.Hdr.Controllen), oobSpace)]
+			ms[i].seg = groSegSize(oob, wordSize, unix.SOL_UDP, unix.UDP_GRO)
+		}
 	}
 	return m.rn, nil
 }
@@ -123,30 +171,80 @@ func (m *mmsgIO) recv(fd uintptr) bool {
 }
 
 func (m *mmsgIO) writeBatch(ms []txMsg) (int, error) {
-	k := min(len(ms), len(m.whdrs))
-	for i := range k {
-		h := &m.whdrs[i].Hdr
-		m.wiovs[i].Base = unsafe.SliceData(ms[i].buf)
-		m.wiovs[i].SetLen(len(ms[i].buf))
-		if ms[i].addr.IsValid() {
-			h.Name = (*byte)(unsafe.Pointer(&m.wnames[i]))
-			h.Namelen = putSockaddr(&m.wnames[i], m.ipv6, ms[i].addr)
+	k, iov := 0, 0 // messages and datagrams in this call
+	for iov < len(ms) && k < len(m.whdrs) {
+		n, seg := 1, 0
+		if m.gso {
+			n, seg = coalesce(ms[iov:], gsoMaxSegs)
+		}
+		h := &m.whdrs[k].Hdr
+		h.Iov = &m.wiovs[iov]
+		h.SetIovlen(n)
+		for _, d := range ms[iov : iov+n] {
+			m.wiovs[iov].Base = unsafe.SliceData(d.buf)
+			m.wiovs[iov].SetLen(len(d.buf))
+			iov++
+		}
+		if dst := ms[iov-n].addr; dst.IsValid() {
+			h.Name = (*byte)(unsafe.Pointer(&m.wnames[k]))
+			h.Namelen = putSockaddr(&m.wnames[k], m.ipv6, dst)
 		} else {
 			h.Name, h.Namelen = nil, 0
 		}
+		if seg > 0 {
+			oob := m.woob[k*oobSpace : (k+1)*oobSpace]
+			h.Control = &oob[0]
+			h.SetControllen(putSegSize(oob, wordSize, unix.SOL_UDP, unix.UDP_SEGMENT, uint16(seg)))
+		} else {
+			h.Control = nil
+			h.SetControllen(0)
+		}
+		m.wruns[k] = n
+		k++
 	}
 	m.wk = k
 	if err := m.rc.Write(m.sendFn); err != nil {
 		return 0, unwrapRaw(err)
 	}
-	if m.werr != 0 {
-		return 0, m.werr
+	sent, segmented := 0, 0
+	for _, n := range m.wruns[:m.wn] {
+		sent += n
+		if n > 1 {
+			segmented += n
+		}
 	}
-	return m.wn, nil
+	if segmented > 0 {
+		m.stats.offloadSent.Add(uint64(segmented))
+	}
+	if m.werr != 0 && m.wruns[m.wn] > 1 && offloadRefused(m.werr) {
+		// The kernel or the device will not segment this message (no
+		// checksum offload, a segment over the path MTU that a plain
+		// send would fragment, ...). Send without offload from now on;
+		// the flush retries the datagrams, none lost, none doubled.
+		m.gso = false
+		m.stats.offloadFallbacks.Add(1)
+	}
+	return sent, errnoErr(m.werr)
+}
+
+// offloadRefused tells the errors with which the kernel refuses to
+// segment a message, as opposed to refusing its destination.
+func offloadRefused(e syscall.Errno) bool {
+	switch e {
+	case unix.EIO, unix.EINVAL, unix.EMSGSIZE, unix.ENOPROTOOPT, unix.EOPNOTSUPP:
+		return true
+	}
+	return false
 }
 
 // send is the poller's callback: false means "wait until writable".
 func (m *mmsgIO) send(fd uintptr) bool {
+	if m.fault != nil {
+		if e := m.fault(&m.whdrs[0]); e != 0 {
+			m.wn, m.werr = 0, e
+			return true
+		}
+	}
 	for {
 		n, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd,
 			uintptr(unsafe.Pointer(&m.whdrs[0])), uintptr(m.wk), 0, 0, 0)

@@ -6,4 +6,4 @@ import "net"
 
 // newBatchIO: only Linux has recvmmsg and sendmmsg here; elsewhere the conn
 // is served one datagram at a time.
-func newBatchIO(*net.UDPConn, int) (batchIO, sockInfo) { return nil, sockInfo{} }
+func newBatchIO(*net.UDPConn, Config, *counters) (batchIO, sockInfo) { return nil, sockInfo{} }

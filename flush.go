@@ -165,6 +165,9 @@ type counters struct {
 	datagramsWritten atomic.Uint64
 	writeCalls       atomic.Uint64
 	writeFailures    atomic.Uint64
+	offloadFallbacks atomic.Uint64
+	offloadSent      atomic.Uint64
+	offloadReceived  atomic.Uint64
 	flushIdle        atomic.Uint64
 	flushes          [causeClose + 1]atomic.Uint64
 }
@@ -177,6 +180,9 @@ type Stats struct {
 	DatagramsWritten uint64 // datagrams the kernel accepted
 	WriteCalls       uint64 // system calls that sent them, failed ones included
 	WriteFailures    uint64 // queued datagrams the kernel refused, or Close dropped
+	OffloadFallbacks uint64 // times the kernel refused segmentation offload, which then went off
+	OffloadSent      uint64 // datagrams sent as segments of a larger message (GSO)
+	OffloadReceived  uint64 // datagrams received coalesced with others (GRO)
 
 	// Why datagrams left: sent alone at once on an idle conn (Idle), or
 	// as a queue that was full, whose oldest datagram waited MaxDelay, that a
@@ -195,6 +201,9 @@ func (c *PacketConn) Stats() Stats {
 		DatagramsWritten: s.datagramsWritten.Load(),
 		WriteCalls:       s.writeCalls.Load(),
 		WriteFailures:    s.writeFailures.Load(),
+		OffloadFallbacks: s.offloadFallbacks.Load(),
+		OffloadSent:      s.offloadSent.Load(),
+		OffloadReceived:  s.offloadReceived.Load(),
 		FlushIdle:        s.flushIdle.Load(),
 		FlushFull:        s.flushes[causeFull].Load(),
 		FlushTimer:       s.flushes[causeTimer].Load(),

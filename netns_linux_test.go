@@ -133,3 +133,28 @@ func TestCloseReportsRefusedDatagram(t *testing.T) {
 		t.Fatalf("peer got %q, want [a]", got)
 	}
 }
+
+// setMTU sets a device's MTU inside the namespace.
+func (ns *netns) setMTU(t *testing.T, name string, mtu int) {
+	t.Helper()
+	var err error
+	done := make(chan struct{})
+	ns.do <- func() {
+		defer close(done)
+		var fd int
+		if fd, err = unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0); err != nil {
+			return
+		}
+		defer unix.Close(fd)
+		var ifr *unix.Ifreq
+		if ifr, err = unix.NewIfreq(name); err != nil {
+			return
+		}
+		ifr.SetUint32(uint32(mtu))
+		err = unix.IoctlIfreq(fd, unix.SIOCSIFMTU, ifr)
+	}
+	<-done
+	if err != nil {
+		t.Fatalf("set MTU of %s: %v", name, err)
+	}
+}

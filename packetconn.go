@@ -40,6 +40,13 @@ type Config struct {
 	// 65535 are raised to it so that any datagram fits.
 	QueueBytes int
 
+	// NoOffload turns UDP segmentation offload off: no GSO on send (runs
+	// of datagrams to one destination as one message the kernel cuts
+	// up), no GRO on receive (datagrams of one sender handed over as one
+	// buffer). Offload is on by default where the kernel has it, and
+	// turns itself off for a socket whose kernel or device refuses it.
+	NoOffload bool
+
 	// noBatch serves the conn one datagram at a time, as on systems
 	// without recvmmsg and sendmmsg; tests use it to run that path on Linux.
 	noBatch bool
@@ -137,7 +144,7 @@ func New(pc net.PacketConn, cfg *Config) *PacketConn {
 	if !ok || uc == nil || c.cfg.noBatch {
 		return c
 	}
-	bio, sock := newBatchIO(uc, c.cfg.BatchSize)
+	bio, sock := newBatchIO(uc, c.cfg, &c.stats)
 	if bio == nil {
 		return c
 	}

@@ -18,8 +18,9 @@ type reader struct {
 
 	// guarded by mu
 	ring []rxMsg // allocated on the first read
-	head int     // the next datagram to hand out
-	n    int     // datagrams received by the last refill
+	head int     // the slot holding the next datagram to hand out
+	off  int     // where in that slot the next datagram starts
+	n    int     // slots filled by the last refill
 
 	buffered atomic.Int32 // n - head, for writers: more requests to answer
 }
@@ -71,9 +72,15 @@ func (c *PacketConn) read(p []byte) (int, netip.AddrPort, error) {
 		}
 	}
 	m := &r.ring[r.head]
-	r.head++
+	start := r.off
+	end := segment(m.n, m.seg, start)
+	if end >= m.n {
+		r.head, r.off = r.head+1, 0
+	} else {
+		r.off = end
+	}
 	r.buffered.Store(int32(r.n - r.head))
-	return copy(p, m.buf[:m.n]), m.addr, nil
+	return copy(p, m.buf[start:end]), m.addr, nil
 }
 
 // refill receives the next batch into the empty ring, blocking until at
@@ -90,15 +97,27 @@ func (c *PacketConn) refill() error {
 	}
 	n, err := c.bio.readBatch(r.ring)
 	c.stats.readCalls.Add(1)
+	r.head, r.off, r.n = 0, 0, 0
 	if err != nil {
-		r.head, r.n = 0, 0
 		if e, ok := err.(syscall.Errno); ok {
 			err = os.NewSyscallError("recvfrom", e) // as plain names it
 		}
 		return c.opError("read", c.raddr, err)
 	}
-	c.stats.datagramsRead.Add(uint64(n))
-	r.head, r.n = 0, n
+	datagrams, coalesced := 0, 0
+	for _, m := range r.ring[:n] {
+		k := 1
+		if m.seg > 0 && m.n > m.seg {
+			k = (m.n + m.seg - 1) / m.seg
+			coalesced += k
+		}
+		datagrams += k
+	}
+	c.stats.datagramsRead.Add(uint64(datagrams))
+	if coalesced > 0 {
+		c.stats.offloadReceived.Add(uint64(coalesced))
+	}
+	r.n = n
 	return nil
 }
 

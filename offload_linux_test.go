@@ -1,0 +1,164 @@
+package batchconn
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// numbered returns datagram i of a run: size bytes that say which it is.
+func numbered(i, size int) []byte {
+	p := bytes.Repeat([]byte{byte('a' + i%26)}, size)
+	copy(p, fmt.Sprintf("%d:", i))
+	return p
+}
+
+// sendRun queues sizes as numbered datagrams from c to dst and flushes.
+func sendRun(t *testing.T, c *PacketConn, dst net.Addr, sizes []int) {
+	t.Helper()
+	for i, size := range sizes {
+		if _, err := c.WriteTo(numbered(i, size), dst); err != nil {
+			t.Fatalf("WriteTo %d: %v", i, err)
+		}
+	}
+	if err := c.Flush(); err != nil {
+		t.Fatalf("Flush: %v", err)
+	}
+}
+
+// expectRun reads len(sizes) datagrams on peer and checks each one.
+func expectRun(t *testing.T, peer *net.UDPConn, sizes []int) {
+	t.Helper()
+	got := readN(t, peer, len(sizes))
+	for i, size := range sizes {
+		if got[i] != string(numbered(i, size)) {
+			t.Fatalf("datagram %d: got %d bytes %.12q..., want %d bytes %.12q...", i, len(got[i]), got[i], size, numbered(i, size))
+		}
+	}
+}
+
+func repeat(n, size int) []int {
+	s := make([]int, n)
+	for i := range s {
+		s[i] = size
+	}
+	return s
+}
+
+func TestGSOSendsRunsAsSegments(t *testing.T) {
+	c, peer := queuedPair(t, Config{})
+	sizes := append(repeat(10, 1200), 300, 1200, 1200)
+	sendRun(t, c, peer.LocalAddr(), sizes)
+	expectRun(t, peer, sizes)
+	s := c.Stats()
+	if s.OffloadSent != 13 || s.WriteCalls != 1 || s.OffloadFallbacks != 0 {
+		t.Fatalf("Stats = %+v, want 13 datagrams as segments in 1 call", s)
+	}
+}
+
+func TestNoOffloadSendsDatagramsOneByOne(t *testing.T) {
+	c, peer := queuedPair(t, Config{NoOffload: true})
+	sizes := repeat(10, 1200)
+	sendRun(t, c, peer.LocalAddr(), sizes)
+	expectRun(t, peer, sizes)
+	if s := c.Stats(); s.OffloadSent != 0 || s.DatagramsWritten != 10 {
+		t.Fatalf("Stats = %+v, want 10 datagrams and no segments", s)
+	}
+}
+
+// A receiver with GRO gets a sender's segments as one buffer and must hand
+// them out one at a time exactly as plain, which gets them one by one.
+func TestGROReadsLikePlain(t *testing.T) {
+	sizes := append(append(repeat(5, 1000), 300), repeat(3, 1000)...)
+	var want []string
+	for _, k := range []kind{kinds[0], kinds[1]} {
+		t.Run(k.name, func(t *testing.T) {
+			a, b := diffCase{}.listen(t)
+			rx := k.wrap(b)
+			defer rx.Close()
+			tx := New(a, &Config{idleGap: time.Hour, MaxDelay: time.Hour})
+			defer tx.Close()
+			sendRun(t, tx, rx.LocalAddr(), sizes)
+			if s := tx.Stats(); s.OffloadSent != uint64(len(sizes)) {
+				t.Fatalf("premise: sender Stats = %+v, want every datagram sent as a segment", s)
+			}
+			var log []string
+			rx.SetReadDeadline(time.Now().Add(5 * time.Second))
+			for i := range sizes {
+				p := make([]byte, 600+i*100) // truncates some, per datagram
+				n, addr, err := rx.ReadFrom(p)
+				from := describeAddr(addr)
+				from = strings.Replace(from, tx.LocalAddr().String(), "SENDER", 1)
+				log = append(log, fmt.Sprintf("%d %.8q %s %v", n, p[:n], from, err))
+			}
+			if bc, ok := rx.(*PacketConn); ok {
+				if s := bc.Stats(); s.OffloadReceived == 0 {
+					t.Fatalf("premise: receiver Stats = %+v, want coalesced datagrams", s)
+				}
+			}
+			if want == nil {
+				want = log
+			} else if strings.Join(log, "\n") != strings.Join(want, "\n") {
+				t.Fatalf("differs from plain:\n%s", lineDiff(want, log))
+			}
+		})
+	}
+}
+
+// In a namespace whose loopback has an MTU of 1280, a 1400-byte datagram
+// sent plainly is fragmented and arrives; as a GSO segment the kernel
+// refuses it. The datagrams must still all arrive, once, in order.
+func TestGSOFallsBackWhenSegmentExceedsMTU(t *testing.T) {
+	ns := newNetns(t)
+	ns.setMTU(t, "lo", 1280)
+	uc, peer := ns.listen(t), ns.listen(t)
+	defer peer.Close()
+	c := New(uc, &Config{idleGap: time.Hour, MaxDelay: time.Hour})
+	defer c.Close()
+
+	sizes := repeat(10, 1400)
+	sendRun(t, c, peer.LocalAddr(), sizes)
+	expectRun(t, peer, sizes)
+	s := c.Stats()
+	if s.OffloadFallbacks != 1 || s.WriteFailures != 0 || s.DatagramsWritten != 10 {
+		t.Fatalf("Stats = %+v, want one fallback and all 10 sent", s)
+	}
+	sendRun(t, c, peer.LocalAddr(), sizes) // offload stays off: no second refusal
+	expectRun(t, peer, sizes)
+	if s := c.Stats(); s.OffloadFallbacks != 1 || s.DatagramsWritten != 20 {
+		t.Fatalf("Stats = %+v, want still one fallback and 20 sent", s)
+	}
+}
+
+// Kernels and devices without checksum offload refuse GSO with EIO, and
+// some setups with EINVAL; this kernel segments in software instead, so
+// the refusal is injected.
+func TestGSOFallsBackOnInjectedRefusal(t *testing.T) {
+	for _, errno := range []syscall.Errno{syscall.EIO, syscall.EINVAL} {
+		t.Run(errno.Error(), func(t *testing.T) {
+			c, peer := queuedPair(t, Config{})
+			refused := 0
+			c.bio.(*mmsgIO).fault = func(h *mmsghdr) syscall.Errno {
+				if h.Hdr.Controllen > 0 {
+					refused++
+					return errno
+				}
+				return 0
+			}
+			sizes := append(repeat(20, 1000), 10, 10, 10)
+			sendRun(t, c, peer.LocalAddr(), sizes)
+			expectRun(t, peer, sizes)
+			peer.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+			if _, _, err := peer.ReadFrom(make([]byte, 2000)); err == nil {
+				t.Fatal("a datagram arrived twice")
+			}
+			if s := c.Stats(); refused != 1 || s.OffloadFallbacks != 1 || s.WriteFailures != 0 || s.OffloadSent != 0 {
+				t.Fatalf("refused %d times, Stats = %+v; want one refusal, one fallback, none lost", refused, s)
+			}
+		})
+	}
+}
