@@ -45,7 +45,7 @@ type mmsgIO struct {
 	wk     int    // headers in use for this call
 	// fault, set by tests, fails a message as the kernel would, before
 	// the kernel sees it: the errors this kernel no longer returns.
-	fault func(h *mmsghdr) syscall.Errno
+	fault  func(h *mmsghdr) syscall.Errno
 	wn     int
 	werr   syscall.Errno
 	sendFn func(fd uintptr) bool
