@@ -41,6 +41,18 @@
 // isolated datagram, or the reply of a request/response loop, waits for no
 // timer and no other goroutine.
 //
+// # Segmentation offload
+//
+// Where the kernel has it (Linux 4.18 on), a run of queued datagrams to one
+// destination with one size (the last may be shorter) leaves as one
+// message that the kernel cuts into datagrams (UDP GSO), and a receiver
+// gets datagrams of one sender coalesced into one buffer (UDP GRO), which
+// ReadFrom hands out one datagram at a time, each as plain would have
+// returned it. A socket whose kernel or device refuses a segmented message
+// turns offload off for itself and resends those datagrams one by one;
+// Stats counts it. Config.NoOffload turns offload off from the start. GRO
+// changes what the socket itself returns: read it only through the conn.
+//
 // # Errors
 //
 // What plain *net.UDPConn refuses at once, WriteTo refuses at once with
