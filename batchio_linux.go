@@ -18,9 +18,10 @@ import (
 // and WriteBatch: those allocate headers on every call and a *net.UDPAddr
 // for every received datagram, and the point of batching is to do less.
 type mmsgIO struct {
-	rc    syscall.RawConn
-	ipv6  bool
-	stats *counters
+	rc        syscall.RawConn
+	ipv6      bool
+	connected bool // datagrams go to the socket's peer: no destination in the headers
+	stats     *counters
 
 	// Read side, owned by the reader (reader.mu).
 	rhdrs  []mmsghdr
@@ -90,19 +91,20 @@ func newBatchIO(uc *net.UDPConn, cfg Config, stats *counters) (batchIO, sockInfo
 	}
 	sock.ipv6 = family == unix.AF_INET6
 	m := &mmsgIO{
-		rc:     rc,
-		ipv6:   sock.ipv6,
-		stats:  stats,
-		gso:    gso,
-		gro:    gro,
-		rhdrs:  make([]mmsghdr, batch),
-		riovs:  make([]unix.Iovec, batch),
-		rnames: make([]unix.RawSockaddrInet6, batch),
-		whdrs:  make([]mmsghdr, batch),
-		wiovs:  make([]unix.Iovec, batch),
-		wnames: make([]unix.RawSockaddrInet6, batch),
-		woob:   make([]byte, batch*oobSpace),
-		wruns:  make([]int, batch),
+		rc:        rc,
+		ipv6:      sock.ipv6,
+		connected: uc.RemoteAddr() != nil,
+		stats:     stats,
+		gso:       gso,
+		gro:       gro,
+		rhdrs:     make([]mmsghdr, batch),
+		riovs:     make([]unix.Iovec, batch),
+		rnames:    make([]unix.RawSockaddrInet6, batch),
+		whdrs:     make([]mmsghdr, batch),
+		wiovs:     make([]unix.Iovec, batch),
+		wnames:    make([]unix.RawSockaddrInet6, batch),
+		woob:      make([]byte, batch*oobSpace),
+		wruns:     make([]int, batch),
 	}
 	if gro {
 		m.roob = make([]byte, batch*oobSpace)
@@ -185,7 +187,7 @@ func (m *mmsgIO) writeBatch(ms []txMsg) (int, error) {
 			m.wiovs[iov].SetLen(len(d.buf))
 			iov++
 		}
-		if dst := ms[iov-n].addr; dst.IsValid() {
+		if dst := ms[iov-n].addr; !m.connected && dst.IsValid() {
 			h.Name = (*byte)(unsafe.Pointer(&m.wnames[k]))
 			h.Namelen = putSockaddr(&m.wnames[k], m.ipv6, dst)
 		} else {

@@ -108,9 +108,10 @@ type PacketConn struct {
 	cfg  Config
 
 	// Fixed at New, for errors shaped as plain's.
-	network string   // "udp", "udp4" or "udp6": the Net of plain's errors
-	laddr   net.Addr // Source of plain's errors
-	raddr   net.Addr // the peer of a connected socket, else nil
+	network string         // "udp", "udp4" or "udp6": the Net of plain's errors
+	laddr   net.Addr       // Source of plain's errors
+	raddr   net.Addr       // the peer of a connected socket, else nil
+	peer    netip.AddrPort // raddr, for the queue; Write queues only when valid
 
 	closed        atomic.Bool // set by Close under w.mu, after the final flush
 	readDeadline  deadline
@@ -120,6 +121,12 @@ type PacketConn struct {
 	w     writer
 	stats counters
 }
+
+// A PacketConn is a drop-in for the *net.UDPConn it wraps.
+var (
+	_ net.PacketConn = (*PacketConn)(nil)
+	_ net.Conn       = (*PacketConn)(nil)
+)
 
 // New wraps pc. It never fails. A *PacketConn is returned as is.
 //
@@ -150,8 +157,11 @@ func New(pc net.PacketConn, cfg *Config) *PacketConn {
 	}
 	c.uc, c.bio, c.sock = uc, bio, sock
 	c.laddr = uc.LocalAddr()
-	if ra := uc.RemoteAddr(); ra != nil {
+	if ra, ok := uc.RemoteAddr().(*net.UDPAddr); ok && ra != nil {
 		c.raddr = ra
+		if ra.Zone == "" { // zoned peers go through plain
+			c.peer = ra.AddrPort()
+		}
 	}
 	c.network = networkOf(uc)
 	return c
@@ -242,6 +252,40 @@ func (c *PacketConn) SetWriteDeadline(t time.Time) error {
 		defer c.w.rearm()
 	}
 	return c.pc.SetWriteDeadline(t)
+}
+
+// RemoteAddr returns the peer of a connected socket, or nil, as
+// *net.UDPConn does.
+func (c *PacketConn) RemoteAddr() net.Addr {
+	if c.bio != nil {
+		return c.raddr
+	}
+	if conn, ok := c.pc.(net.Conn); ok {
+		return conn.RemoteAddr()
+	}
+	return nil
+}
+
+// SetReadBuffer sets the socket's receive buffer size, as *net.UDPConn
+// does. A conn that has no such setting returns errors.ErrUnsupported.
+func (c *PacketConn) SetReadBuffer(bytes int) error {
+	if s, ok := c.pc.(interface{ SetReadBuffer(int) error }); ok {
+		return s.SetReadBuffer(bytes)
+	}
+	return c.unsupported()
+}
+
+// SetWriteBuffer sets the socket's send buffer size, as *net.UDPConn
+// does. A conn that has no such setting returns errors.ErrUnsupported.
+func (c *PacketConn) SetWriteBuffer(bytes int) error {
+	if s, ok := c.pc.(interface{ SetWriteBuffer(int) error }); ok {
+		return s.SetWriteBuffer(bytes)
+	}
+	return c.unsupported()
+}
+
+func (c *PacketConn) unsupported() error {
+	return &net.OpError{Op: "set", Net: "udp", Source: c.pc.LocalAddr(), Err: errors.ErrUnsupported}
 }
 
 // Unwrap returns the wrapped conn. Reading from or writing to it directly

@@ -94,6 +94,22 @@ func (e *env) writeAddrPort(p []byte, ap netip.AddrPort) {
 	e.logf("WriteToUDPAddrPort(%d, %v) = %d %s", len(p), ap, n, describe(err))
 }
 
+// connRead and connWrite use the conn as a net.Conn, as callers of a
+// connected socket do.
+func (e *env) connRead(size int) {
+	var p []byte
+	if size >= 0 {
+		p = make([]byte, size)
+	}
+	n, err := e.conn.(net.Conn).Read(p)
+	e.logf("Read(%d) = %d %s %s", size, n, digest(p[:n]), describe(err))
+}
+
+func (e *env) connWrite(p []byte) {
+	n, err := e.conn.(net.Conn).Write(p)
+	e.logf("Write(%d) = %d %s", len(p), n, describe(err))
+}
+
 // peerSend sends from the plain peer to the conn under test.
 func (e *env) peerSend(p []byte) {
 	if _, err := e.peer.WriteTo(p, e.conn.LocalAddr()); err != nil {
@@ -517,11 +533,59 @@ var diffCases = []diffCase{
 		e.peerExpectNothing()
 	}},
 	{name: "ConnectedSocket", dial: true, run: func(e *env) {
+		e.logf("RemoteAddr = %v", e.conn.(net.Conn).RemoteAddr())
 		e.peerSend([]byte("from peer"))
 		e.read(64)
 		e.write([]byte("x"), e.peerAddr())
 		e.writeAddrPort([]byte("x"), e.peerAddr().AddrPort())
 		e.peerExpectNothing()
+	}},
+	{name: "ConnectedReadWrite", dial: true, run: func(e *env) {
+		e.connWrite([]byte("one"))
+		e.connWrite(nil)
+		e.connWrite([]byte("three"))
+		e.connWrite(seq(maxPayload4 + 1))
+		for range 3 {
+			e.peerRead()
+		}
+		e.peerExpectNothing()
+		e.peerSend([]byte("a"))
+		e.peerSend(seq(100))
+		e.peerSend([]byte("c"))
+		e.connRead(0) // returns at once, consumes nothing
+		e.connRead(-1)
+		e.connRead(64)
+		e.connRead(10)
+		e.connRead(64)
+		for i := range 20 {
+			e.connWrite([]byte(strconv.Itoa(i)))
+			e.peerRead()
+			e.peerSend([]byte("r" + strconv.Itoa(i)))
+			e.connRead(64)
+		}
+		e.conn.SetReadDeadline(time.Now().Add(-time.Second))
+		e.connRead(64)
+		e.conn.SetWriteDeadline(time.Now().Add(-time.Second))
+		e.connWrite([]byte("late"))
+		e.logf("Close = %s", describe(e.conn.Close()))
+		e.connRead(64)
+		e.connRead(0)
+		e.connWrite([]byte("closed"))
+	}},
+	{name: "UnconnectedReadWrite", run: func(e *env) {
+		e.logf("RemoteAddr = %v", e.conn.(net.Conn).RemoteAddr())
+		e.connWrite([]byte("nowhere"))
+		e.connWrite(nil)
+		e.peerSend([]byte("anyone"))
+		e.connRead(64)
+		e.peerExpectNothing()
+	}},
+	{name: "IPv6ConnectedReadWrite", net: "udp6", dial: true, run: func(e *env) {
+		e.connWrite(seq(maxPayload6))
+		e.connWrite(seq(maxPayload6 + 1))
+		e.peerRead()
+		e.peerSend([]byte("v6"))
+		e.connRead(64)
 	}},
 }
 

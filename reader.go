@@ -56,7 +56,34 @@ func (c *PacketConn) ReadFromUDPAddrPort(p []byte) (int, netip.AddrPort, error) 
 	return c.read(p)
 }
 
+// Read reads one datagram into p, as *net.UDPConn does: from the peer of
+// a connected socket, or from anyone on one that is not. As on plain, a
+// zero-length p returns at once and leaves the datagram for the next read.
+func (c *PacketConn) Read(p []byte) (int, error) {
+	if c.bio == nil {
+		if conn, ok := c.pc.(net.Conn); ok {
+			return conn.Read(p)
+		}
+		n, _, err := c.pc.ReadFrom(p)
+		return n, err
+	}
+	if len(p) == 0 {
+		if c.closed.Load() {
+			return 0, c.opError("read", c.raddr, net.ErrClosed)
+		}
+		return 0, nil
+	}
+	n, _, err := c.readAs(p, "read")
+	return n, err
+}
+
 func (c *PacketConn) read(p []byte) (int, netip.AddrPort, error) {
+	return c.readAs(p, "recvfrom")
+}
+
+// readAs is read, naming the system call in errors as plain's method
+// would: "recvfrom" for ReadFrom, "read" for Read.
+func (c *PacketConn) readAs(p []byte, syscallName string) (int, netip.AddrPort, error) {
 	r := &c.r
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -68,7 +95,10 @@ func (c *PacketConn) read(p []byte) (int, netip.AddrPort, error) {
 	}
 	if r.head == r.n {
 		if err := c.refill(); err != nil {
-			return 0, netip.AddrPort{}, err
+			if e, ok := err.(syscall.Errno); ok {
+				err = os.NewSyscallError(syscallName, e)
+			}
+			return 0, netip.AddrPort{}, c.opError("read", c.raddr, err)
 		}
 	}
 	m := &r.ring[r.head]
@@ -84,7 +114,7 @@ func (c *PacketConn) read(p []byte) (int, netip.AddrPort, error) {
 }
 
 // refill receives the next batch into the empty ring, blocking until at
-// least one datagram arrives. Whatever the write queue holds goes out
+// least one datagram arrives. Its error is the poller's or an errno. Whatever the write queue holds goes out
 // first: a caller about to wait for the network, as a request/response
 // loop does, must not leave its own request waiting for a timer.
 func (c *PacketConn) refill() error {
@@ -99,10 +129,7 @@ func (c *PacketConn) refill() error {
 	c.stats.readCalls.Add(1)
 	r.head, r.off, r.n = 0, 0, 0
 	if err != nil {
-		if e, ok := err.(syscall.Errno); ok {
-			err = os.NewSyscallError("recvfrom", e) // as plain names it
-		}
-		return c.opError("read", c.raddr, err)
+		return err
 	}
 	datagrams, coalesced := 0, 0
 	for _, m := range r.ring[:n] {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 )
 
 // writer is the write queue: datagrams accepted by WriteTo and not yet
@@ -44,12 +45,14 @@ func (c *PacketConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	if c.bio == nil {
 		return c.pc.WriteTo(p, addr)
 	}
+	d := dest{via: viaWriteTo, addr: addr}
 	ua, _ := addr.(*net.UDPAddr)
 	ap, ok := c.queueable(ua, len(p))
 	if !ok {
-		return c.writePlain(p, addr, netip.AddrPort{}, false)
+		return c.writePlain(p, &d)
 	}
-	return c.write(p, ua, ap, false)
+	d.ap = ap
+	return c.write(p, &d)
 }
 
 // WriteToUDPAddrPort is WriteTo with the destination as a netip.AddrPort,
@@ -61,10 +64,67 @@ func (c *PacketConn) WriteToUDPAddrPort(p []byte, addr netip.AddrPort) (int, err
 		}
 		return c.pc.WriteTo(p, net.UDPAddrFromAddrPort(addr))
 	}
+	d := dest{via: viaWriteToUDPAddrPort, ap: addr}
 	if !c.queueableAddrPort(addr, len(p)) {
-		return c.writePlain(p, nil, addr, true)
+		return c.writePlain(p, &d)
 	}
-	return c.write(p, nil, addr, true)
+	return c.write(p, &d)
+}
+
+// Write sends p to the peer of a connected socket, as *net.UDPConn does,
+// queued as WriteTo queues. On a socket that is not connected it fails as
+// plain fails.
+func (c *PacketConn) Write(p []byte) (int, error) {
+	if c.bio == nil {
+		if conn, ok := c.pc.(net.Conn); ok {
+			return conn.Write(p)
+		}
+		return 0, &net.OpError{Op: "write", Net: "udp", Source: c.pc.LocalAddr(), Err: syscall.EDESTADDRREQ}
+	}
+	d := dest{via: viaWrite, ap: c.peer}
+	if !c.peer.IsValid() || len(p) > payloadLimit(c.peer) {
+		return c.writePlain(p, &d)
+	}
+	return c.write(p, &d)
+}
+
+// A dest is the destination of a write as its caller gave it: through
+// which of plain's methods, with what, and (when it can be queued) as
+// the queue holds it.
+type dest struct {
+	via  writeVia
+	addr net.Addr       // WriteTo's argument
+	ap   netip.AddrPort // WriteToUDPAddrPort's argument, the converted addr, or Write's peer
+}
+
+type writeVia uint8
+
+const (
+	viaWriteTo writeVia = iota
+	viaWriteToUDPAddrPort
+	viaWrite
+)
+
+// plain makes the call the caller made, on plain.
+func (d *dest) plain(uc *net.UDPConn, p []byte) (int, error) {
+	switch d.via {
+	case viaWriteTo:
+		return uc.WriteTo(p, d.addr)
+	case viaWriteToUDPAddrPort:
+		return uc.WriteToUDPAddrPort(p, d.ap)
+	}
+	return uc.Write(p)
+}
+
+// errAddr is the Addr of an error about this write, as plain puts it.
+func (c *PacketConn) errAddr(d *dest) net.Addr {
+	switch d.via {
+	case viaWriteTo:
+		return d.addr
+	case viaWriteToUDPAddrPort:
+		return addrOf(d.ap)
+	}
+	return c.raddr
 }
 
 // queueable converts addr for the queue, reporting false where plain
@@ -110,14 +170,13 @@ const (
 	maxPayload6 = 65535 - 8      // the UDP header; IPv6 counts no header of its own
 )
 
-// write queues p for ap, or sends it at once where waiting buys nothing.
-// addr and isAP are as for writePlain; ap is the destination in both cases.
-func (c *PacketConn) write(p []byte, addr net.Addr, ap netip.AddrPort, isAP bool) (int, error) {
+// write queues p for d, or sends it at once where waiting buys nothing.
+func (c *PacketConn) write(p []byte, d *dest) (int, error) {
 	w := &c.w
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if c.closed.Load() || c.writeDeadline.passed() {
-		return c.writePlainLocked(p, addr, ap, isAP)
+		return c.writePlainLocked(p, d)
 	}
 	if len(w.msgs) == 0 {
 		// Nothing queued. Unless more datagrams are on their way (the
@@ -126,7 +185,7 @@ func (c *PacketConn) write(p []byte, addr net.Addr, ap netip.AddrPort, isAP bool
 		// this goroutine, exactly as plain would.
 		now := monoNow()
 		if c.cfg.BatchSize == 1 || now-w.lastSend >= int64(c.cfg.idleGap) && c.r.buffered.Load() == 0 {
-			n, err := c.sendNow(p, addr, ap, isAP)
+			n, err := c.sendNow(p, d)
 			w.lastSend = monoNow()
 			return n, err
 		}
@@ -134,13 +193,10 @@ func (c *PacketConn) write(p []byte, addr net.Addr, ap netip.AddrPort, isAP bool
 	}
 	if len(w.msgs) == c.cfg.BatchSize || w.used+len(p) > len(w.arena) && w.arena != nil {
 		if err := c.flushLocked(causeFull); err != nil {
-			if isAP {
-				addr = addrOf(ap)
-			}
-			return 0, c.opError("write", addr, unwrapRaw(err))
+			return 0, c.opError("write", c.errAddr(d), unwrapRaw(err))
 		}
 	}
-	w.push(p, ap, c.cfg)
+	w.push(p, d.ap, c.cfg)
 	if len(w.msgs) == 1 {
 		w.arm(c)
 	}
@@ -153,16 +209,10 @@ func (c *PacketConn) write(p []byte, addr net.Addr, ap netip.AddrPort, isAP bool
 }
 
 // sendNow sends one datagram through plain.
-func (c *PacketConn) sendNow(p []byte, addr net.Addr, ap netip.AddrPort, isAP bool) (int, error) {
+func (c *PacketConn) sendNow(p []byte, d *dest) (int, error) {
 	c.stats.flushIdle.Add(1)
 	c.stats.writeCalls.Add(1)
-	var n int
-	var err error
-	if isAP {
-		n, err = c.uc.WriteToUDPAddrPort(p, ap)
-	} else {
-		n, err = c.uc.WriteTo(p, addr)
-	}
+	n, err := d.plain(c.uc, p)
 	if err == nil {
 		c.stats.datagramsWritten.Add(1)
 	}
@@ -170,28 +220,20 @@ func (c *PacketConn) sendNow(p []byte, addr net.Addr, ap netip.AddrPort, isAP bo
 }
 
 // writePlain hands a datagram that plain treats specially to plain, after
-// the queue, so that order holds whatever plain decides. isAP tells which
-// of plain's methods the caller called: WriteToUDPAddrPort with ap, or
-// WriteTo with addr.
-func (c *PacketConn) writePlain(p []byte, addr net.Addr, ap netip.AddrPort, isAP bool) (int, error) {
+// the queue, so that order holds whatever plain decides.
+func (c *PacketConn) writePlain(p []byte, d *dest) (int, error) {
 	c.w.mu.Lock()
 	defer c.w.mu.Unlock()
-	return c.writePlainLocked(p, addr, ap, isAP)
+	return c.writePlainLocked(p, d)
 }
 
-func (c *PacketConn) writePlainLocked(p []byte, addr net.Addr, ap netip.AddrPort, isAP bool) (int, error) {
+func (c *PacketConn) writePlainLocked(p []byte, d *dest) (int, error) {
 	if !c.closed.Load() && len(c.w.msgs) > 0 {
 		if err := c.flushLocked(causeExplicit); err != nil {
-			if isAP {
-				addr = addrOf(ap)
-			}
-			return 0, c.opError("write", addr, unwrapRaw(err))
+			return 0, c.opError("write", c.errAddr(d), unwrapRaw(err))
 		}
 	}
-	if isAP {
-		return c.uc.WriteToUDPAddrPort(p, ap)
-	}
-	return c.uc.WriteTo(p, addr)
+	return d.plain(c.uc, p)
 }
 
 // push appends a datagram to the queue; the caller made room.
