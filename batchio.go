@@ -21,6 +21,10 @@ type batchIO interface {
 	// message that starts with ms[n], which was not sent: ms[n]'s own
 	// failure, or that of the segmentation offload it was sent with.
 	writeBatch(ms []txMsg) (int, error)
+
+	// batchLimit is how many datagrams the write queue gathers before it
+	// is sent: as many as one writeBatch can carry, when they coalesce.
+	batchLimit() int
 }
 
 // rxMsg is one slot of the read ring.

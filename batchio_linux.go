@@ -172,12 +172,23 @@ func (m *mmsgIO) recv(fd uintptr) bool {
 	}
 }
 
+// gsoQueueFactor is how many more datagrams the queue gathers with
+// segmentation offload than without: each message then carries a run.
+var gsoQueueFactor = 8
+
+func (m *mmsgIO) batchLimit() int {
+	if m.gso {
+		return len(m.whdrs) * gsoQueueFactor
+	}
+	return len(m.whdrs)
+}
+
 func (m *mmsgIO) writeBatch(ms []txMsg) (int, error) {
 	k, iov := 0, 0 // messages and datagrams in this call
-	for iov < len(ms) && k < len(m.whdrs) {
+	for iov < len(ms) && k < len(m.whdrs) && iov < len(m.wiovs) {
 		n, seg := 1, 0
 		if m.gso {
-			n, seg = coalesce(ms[iov:], gsoMaxSegs)
+			n, seg = coalesce(ms[iov:min(len(ms), len(m.wiovs))], gsoMaxSegs)
 		}
 		h := &m.whdrs[k].Hdr
 		h.Iov = &m.wiovs[iov]

@@ -191,7 +191,8 @@ func (c *PacketConn) write(p []byte, d *dest) (int, error) {
 		}
 		w.oldest.Store(now)
 	}
-	if len(w.msgs) == c.cfg.BatchSize || w.used+len(p) > len(w.arena) && w.arena != nil {
+	limit := c.bio.batchLimit()
+	if len(w.msgs) >= limit || w.used+len(p) > len(w.arena) && w.arena != nil {
 		if err := c.flushLocked(causeFull); err != nil {
 			return 0, c.opError("write", c.errAddr(d), unwrapRaw(err))
 		}
@@ -200,10 +201,15 @@ func (c *PacketConn) write(p []byte, d *dest) (int, error) {
 	if len(w.msgs) == 1 {
 		w.arm(c)
 	}
-	if len(w.msgs) == c.cfg.BatchSize {
+	switch {
+	case len(w.msgs) >= limit:
 		// A full batch leaves now. If it cannot (a passed deadline), p
 		// stays queued and was accepted: this WriteTo still succeeds.
 		c.flushLocked(causeFull)
+	case len(w.msgs)%16 == 0 && monoNow()-w.oldest.Load() >= int64(c.cfg.MaxDelay):
+		// A writer too slow to fill a batch within MaxDelay sends it
+		// itself, sparing the timer's goroutine the lock it holds.
+		c.flushLocked(causeTimer)
 	}
 	return len(p), nil
 }
