@@ -13,10 +13,14 @@ import (
 // Config tunes a PacketConn. The zero value, or a nil *Config, selects the
 // defaults; a zero or negative field selects that field's default.
 type Config struct {
-	// BatchSize is the most datagrams one system call moves, each way.
-	// Default 64: one sendmmsg of 64 small datagrams costs about a third
-	// of 64 sendto calls on loopback, and larger batches gain little.
-	// Values above 1024, the kernel's limit per call, are lowered to 1024.
+	// BatchSize is the most messages one system call moves, each way: a
+	// message is one datagram, or with segmentation offload a run of up
+	// to 64. The write queue is sent when it holds BatchSize datagrams
+	// (8 times as many with offload, which carries them in fewer
+	// messages). Default 64: one sendmmsg of 64 small datagrams costs
+	// about a third of 64 sendto calls on loopback, and larger batches
+	// gain little. Values above 1024, the kernel's limit per call, are
+	// lowered to 1024.
 	BatchSize int
 
 	// ReadSlotSize is the room for one received datagram in the read ring.
