@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -999,5 +1000,87 @@ func TestCloseAfterDeadlineCountsWhatItCouldNotSend(t *testing.T) {
 	}
 	if s := c.Stats(); s.WriteFailures != 2 {
 		t.Fatalf("Stats = %+v, want the 2 unsent datagrams counted", s)
+	}
+}
+
+func TestReadReportsConnectionRefusedAndKeepsWorking(t *testing.T) {
+	runDiff(t, diffCase{name: "ConnectionRefused", dial: true, run: func(e *env) {
+		addr := e.peerAddr()
+		e.peer.Close() // nobody listens: the kernel answers with an ICMP port unreachable
+		e.connWrite([]byte("to nobody"))
+		e.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		e.connRead(64)
+		peer, err := net.ListenUDP("udp4", addr)
+		if err != nil {
+			e.t.Skipf("port %v taken again meanwhile: %v", addr, err)
+		}
+		e.peer = peer
+		e.connWrite([]byte("works again"))
+		e.peerRead()
+		e.peerSend([]byte("reply"))
+		e.connRead(64)
+	}})
+}
+
+// TestCloseRacesEverything closes conns while readers, writers, Flush and
+// deadline changes run, many times over: nothing may panic, block for good
+// or be left running.
+func TestCloseRacesEverything(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	rounds := 300
+	if testing.Short() {
+		rounds = 50
+	}
+	for round := range rounds {
+		a, b := diffCase{}.listen(t)
+		src := New(a, &Config{idleGap: time.Duration(round%3) * time.Hour, BatchSize: 1 + round%8})
+		dst := New(b, nil)
+		var wg sync.WaitGroup
+		run := func(f func()) { wg.Add(1); go func() { defer wg.Done(); f() }() }
+		for range 2 {
+			run(func() {
+				p := make([]byte, 64)
+				for {
+					if _, _, err := dst.ReadFrom(p); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+						return
+					}
+				}
+			})
+			run(func() {
+				p := make([]byte, 32)
+				for {
+					if _, err := src.WriteTo(p, dst.LocalAddr()); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+						return
+					}
+				}
+			})
+		}
+		run(func() {
+			for !errors.Is(src.Flush(), net.ErrClosed) {
+				runtime.Gosched()
+			}
+		})
+		run(func() {
+			for i := 0; ; i++ {
+				d := time.Now().Add(time.Duration(i%3-1) * time.Millisecond)
+				if src.SetDeadline(d) != nil || dst.SetReadDeadline(d) != nil {
+					return
+				}
+				runtime.Gosched()
+			}
+		})
+		time.Sleep(time.Duration(round%5) * 100 * time.Microsecond)
+		closed := make(chan struct{})
+		go func() {
+			src.Close()
+			dst.Close()
+			wg.Wait()
+			close(closed)
+		}()
+		select {
+		case <-closed:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: goroutines still blocked 10s after Close", round)
+		}
 	}
 }
