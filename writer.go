@@ -181,10 +181,12 @@ func (c *PacketConn) write(p []byte, d *dest) (int, error) {
 	if len(w.msgs) == 0 {
 		// Nothing queued. Unless more datagrams are on their way (the
 		// last send ended moments ago, as in a loop, or the ring holds
-		// requests still to answer), waiting gains nothing: send now, in
-		// this goroutine, exactly as plain would.
+		// requests still to answer, and answers come faster than
+		// MaxDelay), waiting gains nothing: send now, in this goroutine,
+		// exactly as plain would.
 		now := monoNow()
-		if c.cfg.BatchSize == 1 || now-w.lastSend >= int64(c.cfg.idleGap) && c.r.buffered.Load() == 0 {
+		since := now - w.lastSend
+		if c.cfg.BatchSize == 1 || since >= int64(c.cfg.idleGap) && (c.r.buffered.Load() == 0 || since >= int64(c.cfg.MaxDelay)) {
 			n, err := c.sendNow(p, d)
 			w.lastSend = monoNow()
 			return n, err
