@@ -114,9 +114,10 @@ func (c *PacketConn) readAs(p []byte, syscallName string) (int, netip.AddrPort, 
 }
 
 // refill receives the next batch into the empty ring, blocking until at
-// least one datagram arrives. Its error is the poller's or an errno. Whatever the write queue holds goes out
-// first: a caller about to wait for the network, as a request/response
-// loop does, must not leave its own request waiting for a timer.
+// least one datagram arrives; its error is the poller's or an errno.
+// Whatever the write queue holds goes out first: a caller about to wait
+// for the network, as a request/response loop does, must not leave its
+// own request waiting for a timer.
 func (c *PacketConn) refill() error {
 	r := &c.r
 	if r.ring == nil {

@@ -1,10 +1,18 @@
 package main
 
 import (
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/batchconn/batchconn"
 	"go.uber.org/goleak"
 )
 
@@ -12,26 +20,94 @@ import (
 // stop everything it started.
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
+// testDuration is how long each run measures in the tests: long enough to
+// see every path, short enough for CI under -race.
+const testDuration = 20 * time.Millisecond
+
+// durationFor is testDuration, longer for recv: its reader competes for
+// the CPU with two busy senders, and on two cores the scheduler may leave
+// it waiting for a time slice or two of 10ms.
+func durationFor(sc scenario) time.Duration {
+	if sc.name == "recv" {
+		return 100 * time.Millisecond
+	}
+	return testDuration
+}
+
 // TestScenarios runs every scenario briefly in both modes: each must end
 // by itself, measure something and see nothing wrong.
 func TestScenarios(t *testing.T) {
-	for _, sc := range allScenarios {
+	for _, j := range jobs(options{scenarios: allScenarios, sizes: []int{200}}) {
 		for _, m := range modes {
-			t.Run(sc.name+"/"+string(m), func(t *testing.T) {
-				size := max(sc.fixedSize, 200)
-				s := sc.run(m, size, 50*time.Millisecond)
-				if len(s.problems) > 0 {
-					t.Fatalf("problems: %q", s.problems)
-				}
-				if s.count == 0 || s.rate() <= 0 {
-					t.Fatalf("measured nothing: %+v", s)
-				}
-				if (m == modeBatch) != (s.stats != nil) {
-					t.Errorf("stats = %v in mode %s", s.stats, m)
-				}
+			t.Run(strings.ReplaceAll(j.String(), " ", "_")+"/"+string(m), func(t *testing.T) {
+				checkRun(t, j, params{mode: m, size: j.size, op: j.op, duration: durationFor(j.scenario)})
 			})
 		}
 	}
+}
+
+// TestRemote runs the scenarios that can against a -listen server in the
+// process.
+func TestRemote(t *testing.T) {
+	srv, base := startTestServer(t)
+	defer srv.close()
+	r, err := parseTarget(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, j := range jobs(options{scenarios: must(parseScenarios("", true)), sizes: []int{100}}) {
+		for _, m := range modes {
+			t.Run(strings.ReplaceAll(j.String(), " ", "_")+"/"+string(m), func(t *testing.T) {
+				checkRun(t, j, params{mode: m, size: j.size, duration: testDuration, remote: r})
+			})
+		}
+	}
+	if srv.echoed[0].Load() == 0 || srv.echoed[1].Load() == 0 || srv.sunk.Load() == 0 {
+		t.Errorf("the server echoed %d on plain, %d on batchconn, discarded %d",
+			srv.echoed[0].Load(), srv.echoed[1].Load(), srv.sunk.Load())
+	}
+	select {
+	case err := <-srv.errs:
+		t.Errorf("server: %v", err)
+	default:
+	}
+}
+
+// startTestServer starts a -listen server on loopback, on the first free
+// run of ports it finds.
+func startTestServer(t *testing.T) (*server, string) {
+	for range 20 {
+		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(30000))
+		if srv, err := startServer(addr); err == nil {
+			return srv, addr
+		}
+	}
+	t.Fatal("found no free run of ports")
+	return nil, ""
+}
+
+func checkRun(t *testing.T, j job, p params) {
+	t.Helper()
+	s := j.scenario.run(p)
+	if len(s.problems) > 0 {
+		t.Fatalf("problems: %q", s.problems)
+	}
+	if s.count == 0 || s.rate() <= 0 {
+		t.Fatalf("measured nothing: %+v %+v", s, s.stats)
+	}
+	if j.scenario.latency && (s.p50 <= 0 || s.p99 < s.p50) {
+		t.Errorf("p50, p99 = %v, %v", s.p50, s.p99)
+	}
+	if local := p.remote == nil || j.scenario.name == "send" || j.scenario.name == "send16"; local && (p.mode == modeBatch) != (s.stats != nil) {
+		t.Errorf("stats = %v in mode %s", s.stats, p.mode)
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }
 
 func TestOrder(t *testing.T) {
@@ -66,6 +142,21 @@ func TestStats(t *testing.T) {
 	}
 }
 
+func TestAddStats(t *testing.T) {
+	var one, sum batchconn.Stats
+	v := reflect.ValueOf(&one).Elem()
+	for i := range v.NumField() {
+		v.Field(i).SetUint(uint64(i + 1))
+	}
+	addStats(&sum, &one)
+	addStats(&sum, &one)
+	for i := range v.NumField() {
+		if got := reflect.ValueOf(sum).Field(i).Uint(); got != 2*uint64(i+1) {
+			t.Errorf("%s summed to %d, want %d", v.Type().Field(i).Name, got, 2*(i+1))
+		}
+	}
+}
+
 func TestParse(t *testing.T) {
 	sizes, err := parseSizes("64, 1200,64")
 	if err != nil || !slices.Equal(sizes, []int{64, 1200}) {
@@ -76,11 +167,107 @@ func TestParse(t *testing.T) {
 			t.Errorf("parseSizes(%q) succeeded", bad)
 		}
 	}
-	scs, err := parseScenarios("pingpong,send")
+	scs, err := parseScenarios("pingpong,send", false)
 	if err != nil || len(scs) != 2 || scs[0].name != "pingpong" {
 		t.Errorf("parseScenarios = %v, %v", scs, err)
 	}
-	if _, err := parseScenarios("send,nope"); err == nil {
-		t.Error("parseScenarios accepted an unknown scenario")
+	if scs, _ := parseScenarios("", false); len(scs) != len(allScenarios) {
+		t.Errorf("parseScenarios picks %d by default", len(scs))
+	}
+	if scs, _ := parseScenarios("", true); slices.ContainsFunc(scs, func(s scenario) bool { return !s.remoteOK }) {
+		t.Error("parseScenarios picks a loopback-only scenario with -target")
+	}
+	for _, bad := range []struct {
+		list   string
+		remote bool
+	}{{"send,nope", false}, {"recv", true}} {
+		if _, err := parseScenarios(bad.list, bad.remote); err == nil {
+			t.Errorf("parseScenarios(%q, %v) succeeded", bad.list, bad.remote)
+		}
+	}
+	if r, err := parseTarget("[::1]:9000"); err != nil || r.network() != "udp6" || r.echo(modeBatch).Port() != 9001 || r.sinkAddrs(16)[15].Port() != 9017 {
+		t.Errorf("parseTarget = %+v, %v", r, err)
+	}
+	for _, bad := range []string{"127.0.0.1", "0.0.0.0:9000", "127.0.0.1:65530", "127.0.0.1:0"} {
+		if _, err := parseTarget(bad); err == nil {
+			t.Errorf("parseTarget(%q) succeeded", bad)
+		}
+	}
+}
+
+// testReport is a report as run would make it, from made-up samples.
+func testReport() *report {
+	rep := newReport(options{duration: time.Second, rounds: 1})
+	sc := func(name string) scenario {
+		return allScenarios[slices.IndexFunc(allScenarios, func(s scenario) bool { return s.name == name })]
+	}
+	add := func(name, op string, m mode, s sample) {
+		s.elapsed = time.Second
+		rep.add(job{sc(name), requestSize, op}, m, 1, s)
+	}
+	add("send", "", modePlain, sample{count: 100})
+	add("send", "", modeBatch, sample{count: 300}) // 3.00x: met
+	add("recv", "", modePlain, sample{count: 100}) //
+	add("recv", "", modeBatch, sample{count: 249}) // 2.49x: missed
+	add("lone", "", modePlain, sample{count: 1, p50: 100, p99: 200})
+	add("lone", "", modeBatch, sample{count: 1, p50: 105, p99: 900}) // 1.05x: met
+	add("allocs", "ReadFrom", modePlain, sample{count: 1, allocs: 2})
+	add("allocs", "ReadFrom", modeBatch, sample{count: 1, allocs: 2.004}) // 2.00 shown: met
+	add("allocs", "WriteTo", modePlain, sample{count: 1})
+	add("allocs", "WriteTo", modeBatch, sample{count: 1, allocs: 1.0 / 64}) // one a batch: missed
+	rep.summarize()
+	return rep
+}
+
+func TestBars(t *testing.T) {
+	var got []string
+	for _, b := range testReport().Bars {
+		got = append(got, fmt.Sprintf("%d %s %s %s %s", b.Bar, b.subject(), b.target(), b.measured(), b.result()))
+	}
+	want := []string{
+		"1 send 64 B >= 3.00x 3.00x PASS",
+		"3 recv 64 B >= 2.50x 2.49x MISS",
+		"6 lone 64 B <= 1.05x 1.05x PASS",
+		"7 WriteTo <= 0.00 0.02 MISS",
+		"7 ReadFrom <= 2.00 2.00 PASS",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("bars:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func TestOutput(t *testing.T) {
+	rep := testReport()
+	var table strings.Builder
+	if err := writeTable(&table, rep); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"BARS", "3 of 5 met", "ALLOCS", "recv 64 B", "MISS"} {
+		if !strings.Contains(table.String(), want) {
+			t.Errorf("the table lacks %q:\n%s", want, table.String())
+		}
+	}
+	if err := writeJSON(io.Discard, rep); err != nil {
+		t.Error(err)
+	}
+
+	var svg strings.Builder
+	writeSVG(&svg, rep)
+	d := xml.NewDecoder(strings.NewReader(svg.String()))
+	rects := 0
+	for {
+		tok, err := d.Token()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("the SVG is not well-formed: %v\n%s", err, svg.String())
+		}
+		if se, ok := tok.(xml.StartElement); ok && se.Name.Local == "rect" {
+			rects++
+		}
+	}
+	if want := 1 + len(rep.Bars) + 2; rects != want { // background, bars, key
+		t.Errorf("the SVG has %d rects, want %d", rects, want)
 	}
 }

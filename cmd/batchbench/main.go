@@ -1,67 +1,3 @@
-// Command batchbench measures batchconn against a plain *net.UDPConn on
-// loopback (127.0.0.1), side by side in one run, and prints a table.
-//
-// Usage:
-//
-//	go run ./cmd/batchbench [-duration 1s] [-rounds 3] [-sizes 64,1200]
-//	                        [-scenarios send,recv,pingpong] [-json]
-//
-// Each scenario runs in both modes, interleaved (plain, batchconn, plain,
-// batchconn, ...) for -rounds rounds of -duration each, so that the
-// machine's drift hits both alike; each row shows the median of its mode's
-// rounds. Only the conn under test changes between the modes: the code
-// that drives it is the same, through the net.PacketConn interface, and
-// so is everything around it.
-//
-// The scenarios:
-//
-//   - send: one goroutine calls WriteTo in a loop, to one destination, for
-//     the duration; the conn is then closed, which sends what batchconn
-//     still queues. DGRAM/S is the sender's rate: datagrams WriteTo
-//     accepted, over the time until Close returned. The receiver is a plain
-//     socket drained by one goroutine; ARRIVED is the share of the sent
-//     datagrams it read. The rest the kernel dropped at its full receive
-//     queue (counted from /proc/net/udp; any other loss is reported as a
-//     problem): a sender faster than one plain reader loses datagrams.
-//   - recv: one goroutine drains the conn under test with ReadFrom for the
-//     duration, while two senders (batchconn conns, each on a goroutine of
-//     its own, the same in both modes) keep its receive queue full.
-//     DGRAM/S is the rate ReadFrom returned datagrams at. ARRIVED is the
-//     share of the senders' datagrams that found room in the queue: below
-//     100% means the queue overflowed, so the receiver, not the senders,
-//     set the pace, as intended; at 100% the senders did, and DGRAM/S
-//     only bounds what the receiver could do from below. (On loopback the
-//     sender's system call does most of the kernel's work, hence two
-//     senders; on a small machine they take CPU from the receiver, in both
-//     modes alike.)
-//   - pingpong: an echo server (ReadFrom, then WriteTo back to the sender)
-//     runs on the conn under test; a plain client sends one 64-byte request
-//     at a time and waits for its reply, up to 20000 round trips or the
-//     duration. DGRAM/S counts round trips; P50 and P99 are round-trip
-//     times in microseconds, the median of each over the rounds.
-//
-// RATIO is batchconn's figure over plain's: for send and recv the rate
-// (above 1 is faster), for pingpong the p50 round trip (above 1 is slower).
-// DG/CALL, for batchconn, is the average number of datagrams one system
-// call moved, from its Stats: written per write call for send, read per
-// read call for recv, and read/written for the pingpong server. MB/S counts
-// payload bytes (10^6 bytes a second).
-//
-// ARRIVED is computed over all rounds together, and the counts in the
-// JSON output are summed over them.
-//
-// Every datagram carries a sequence number; receivers check that each
-// datagram has the size sent and that numbers never repeat or go back
-// (loopback keeps one sender's datagrams in order; gaps are drops), and
-// the send scenario checks that every datagram sent either arrived or was
-// counted as dropped by the kernel. Whatever breaks that, or an unexpected
-// error, is listed under PROBLEMS, and the exit status is 1. A run that
-// does not end by itself (a hang in the conn under test) prints every
-// goroutine's stack and exits with status 3.
-//
-// The receive queues are asked for 8 MiB (SetReadBuffer); the kernel caps
-// that at net.core.rmem_max, which the header shows. The machine's other
-// load shows in the results: compare rows from one run, not across runs.
 package main
 
 import (
@@ -83,6 +19,9 @@ type options struct {
 	sizes     []int
 	scenarios []scenario
 	json      bool
+	svg       string  // file for the chart; none if empty
+	remote    *remote // -target
+	listen    string  // -listen: serve instead of measuring
 }
 
 func main() {
@@ -91,11 +30,19 @@ func main() {
 		fmt.Fprintln(os.Stderr, "batchbench:", err)
 		os.Exit(2)
 	}
+	if opts.listen != "" {
+		err := serve(opts.listen, os.Stderr)
+		fmt.Fprintln(os.Stderr, "batchbench:", err)
+		os.Exit(1)
+	}
 	rep := run(opts, newProgress(os.Stderr))
 	if opts.json {
 		err = writeJSON(os.Stdout, rep)
 	} else {
 		err = writeTable(os.Stdout, rep)
+	}
+	if err == nil && opts.svg != "" {
+		err = writeSVGFile(opts.svg, rep)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "batchbench:", err)
@@ -109,20 +56,30 @@ func main() {
 func parseFlags() (options, error) {
 	var (
 		opts      options
-		sizes     = flag.String("sizes", "64,1200", "datagram payload sizes in bytes for send and recv, comma-separated")
-		scenarios = flag.String("scenarios", "send,recv,pingpong", "scenarios to run, comma-separated")
+		sizes     = flag.String("sizes", "64,1200", "payload sizes in bytes for send, send16 and recv, comma-separated")
+		scenarios = flag.String("scenarios", "", "scenarios to run, comma-separated, of "+strings.Join(scenarioNames(false), ",")+
+			"\n(default all; with -target, "+strings.Join(scenarioNames(true), ",")+")")
+		target = flag.String("target", "", "measure the path to the `host:port` of a batchbench -listen on another machine")
 	)
-	flag.DurationVar(&opts.duration, "duration", time.Second, "length of one run (one scenario, size and mode)")
+	flag.DurationVar(&opts.duration, "duration", 500*time.Millisecond, "length of one run (one scenario, size and mode)")
 	flag.IntVar(&opts.rounds, "rounds", 3, "runs per scenario, size and mode; the median is reported")
 	flag.BoolVar(&opts.json, "json", false, "print the results as JSON instead of a table")
+	flag.StringVar(&opts.svg, "svg", "", "also write a bar chart of the bars to `file` (SVG)")
+	flag.StringVar(&opts.listen, "listen", "", "serve the `addr`'s port P and the 17 after it for a -target client (see the package doc), until killed")
 	flag.Usage = func() {
 		fmt.Fprintln(flag.CommandLine.Output(),
-			"usage: batchbench [flags]\n\nbatchbench compares plain *net.UDPConn with batchconn on loopback.\n\nFlags:")
+			"usage: batchbench [flags]\n\nbatchbench compares plain *net.UDPConn with batchconn, on loopback or with -target.\n\nFlags:")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
 	if flag.NArg() > 0 {
 		return opts, fmt.Errorf("unexpected argument %q", flag.Arg(0))
+	}
+	if opts.listen != "" {
+		if *target != "" {
+			return opts, errors.New("-listen and -target exclude each other")
+		}
+		return opts, nil
 	}
 	if opts.duration <= 0 {
 		return opts, errors.New("-duration must be positive")
@@ -131,10 +88,15 @@ func parseFlags() (options, error) {
 		return opts, errors.New("-rounds must be at least 1")
 	}
 	var err error
+	if *target != "" {
+		if opts.remote, err = parseTarget(*target); err != nil {
+			return opts, err
+		}
+	}
 	if opts.sizes, err = parseSizes(*sizes); err != nil {
 		return opts, err
 	}
-	if opts.scenarios, err = parseScenarios(*scenarios); err != nil {
+	if opts.scenarios, err = parseScenarios(*scenarios, opts.remote != nil); err != nil {
 		return opts, err
 	}
 	return opts, nil
@@ -154,13 +116,21 @@ func parseSizes(list string) ([]int, error) {
 	return sizes, nil
 }
 
-func parseScenarios(list string) ([]scenario, error) {
+// parseScenarios picks the scenarios list names, in its order; an empty
+// list picks all those that run where measured (remote: with -target).
+func parseScenarios(list string, remote bool) ([]scenario, error) {
+	if strings.TrimSpace(list) == "" {
+		list = strings.Join(scenarioNames(remote), ",")
+	}
 	var picked []scenario
 	for f := range strings.SplitSeq(list, ",") {
 		name := strings.TrimSpace(f)
 		i := slices.IndexFunc(allScenarios, func(s scenario) bool { return s.name == name })
-		if i < 0 {
-			return nil, fmt.Errorf("-scenarios: unknown scenario %q (have send, recv, pingpong)", name)
+		switch {
+		case i < 0:
+			return nil, fmt.Errorf("-scenarios: unknown scenario %q (have %s)", name, strings.Join(scenarioNames(false), ", "))
+		case remote && !allScenarios[i].remoteOK:
+			return nil, fmt.Errorf("-scenarios: %s runs on loopback only, not with -target", name)
 		}
 		if !slices.ContainsFunc(picked, func(s scenario) bool { return s.name == name }) {
 			picked = append(picked, allScenarios[i])
@@ -169,24 +139,36 @@ func parseScenarios(list string) ([]scenario, error) {
 	return picked, nil
 }
 
-// job is one scenario at one size, run in both modes.
+// job is one scenario at one size (and for allocs one call), run in both
+// modes.
 type job struct {
 	scenario scenario
 	size     int
+	op       string
 }
 
 func jobs(opts options) []job {
 	var js []job
 	for _, sc := range opts.scenarios {
+		sizes := opts.sizes
 		if sc.fixedSize > 0 {
-			js = append(js, job{sc, sc.fixedSize})
-			continue
+			sizes = []int{sc.fixedSize}
 		}
-		for _, size := range opts.sizes {
-			js = append(js, job{sc, size})
+		ops := sc.ops
+		if ops == nil {
+			ops = []string{""}
+		}
+		for _, size := range sizes {
+			for _, op := range ops {
+				js = append(js, job{sc, size, op})
+			}
 		}
 	}
 	return js
+}
+
+func (j job) String() string {
+	return strings.Join(strings.Fields(fmt.Sprintf("%s %s %d B", j.scenario.name, j.op, j.size)), " ")
 }
 
 // run runs every job for every round, the modes interleaved, and gathers
@@ -198,10 +180,11 @@ func run(opts options, prog *progress) *report {
 	for _, j := range js {
 		for round := 1; round <= opts.rounds; round++ {
 			for _, m := range modes {
-				prog.start(fmt.Sprintf("%s %d B %s, round %d/%d", j.scenario.name, j.size, m, round, opts.rounds))
-				s := guarded(func() sample { return j.scenario.run(m, j.size, opts.duration) }, opts.duration)
+				prog.start(fmt.Sprintf("%v %s, round %d/%d", j, m, round, opts.rounds))
+				p := params{mode: m, size: j.size, op: j.op, duration: opts.duration, remote: opts.remote}
+				s := guarded(func() sample { return j.scenario.run(p) }, opts.duration)
 				prog.done(j.scenario.describe(s, j.size))
-				rep.add(j.scenario.name, j.size, m, round, s)
+				rep.add(j, m, round, s)
 			}
 		}
 	}

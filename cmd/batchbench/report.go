@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"runtime"
 	"slices"
 	"strings"
@@ -16,32 +17,45 @@ import (
 // report is a whole run's results: what -json prints, and what the table
 // shows.
 type report struct {
-	GoVersion  string `json:"go_version"`
-	Platform   string `json:"platform"`
-	GOMAXPROCS int    `json:"gomaxprocs"`
-	Duration   string `json:"duration"`           // of one run
-	Rounds     int    `json:"rounds"`             // runs per scenario, size and mode
-	ReadBuffer int    `json:"read_buffer"`        // asked of the measured receive queues
-	RmemMax    int    `json:"rmem_max,omitempty"` // the kernel's cap on it
-	Rows       []*row `json:"results"`
+	GoVersion  string       `json:"go_version"`
+	Platform   string       `json:"platform"`
+	GOMAXPROCS int          `json:"gomaxprocs"`
+	Target     string       `json:"target,omitempty"` // the -listen server measured against; loopback if empty
+	Duration   string       `json:"duration"`         // of one run
+	Rounds     int          `json:"rounds"`           // runs per scenario, size and mode
+	ReadBuffer int          `json:"read_buffer"`      // asked of the measured receive queues
+	RmemMax    int          `json:"rmem_max,omitempty"`
+	Rows       []*row       `json:"results"`
+	Bars       []*barResult `json:"bars"`
 }
 
-// row is one scenario, size and mode over all its rounds: medians, and
+// row is one scenario, size, op and mode over all its rounds: medians, and
 // counts summed over the rounds.
 type row struct {
 	Scenario string `json:"scenario"`
+	Op       string `json:"op,omitempty"` // allocs: the call measured
 	Size     int    `json:"size"`
 	Mode     mode   `json:"mode"`
 
-	DatagramsPerSec float64   `json:"datagrams_per_sec"` // round trips for pingpong
+	// Datagrams a second for send, send16, recv and lone; responses for
+	// echo; round trips for pingpong.
+	DatagramsPerSec float64   `json:"datagrams_per_sec"`
 	MBPerSec        float64   `json:"mb_per_sec"`
-	Ratio           *float64  `json:"ratio,omitempty"` // batchconn over plain: rate, or p50 for pingpong
-	P50us           *float64  `json:"p50_us,omitempty"`
-	P99us           *float64  `json:"p99_us,omitempty"`
 	RoundRates      []float64 `json:"round_rates"` // each round's datagrams_per_sec
 
-	// send and recv: datagrams sent to the receiver, those that reached
-	// it, and the kernel's drops at its queue.
+	// batchconn over plain: of the rate, or of p50 where latency.
+	Ratio    *float64 `json:"ratio,omitempty"`
+	RatioP99 *float64 `json:"ratio_p99,omitempty"` // latency: of p99
+	P50us    *float64 `json:"p50_us,omitempty"`
+	P99us    *float64 `json:"p99_us,omitempty"`
+
+	// Heap allocations in the whole process while it measured, per
+	// datagram (per response, per round trip); for allocs, those of the
+	// one call measured.
+	AllocsPerDatagram float64 `json:"allocs_per_datagram"`
+
+	// Datagrams (requests) sent, those that reached the receiver (got a
+	// reply), and the kernel's drops at the receivers' queues.
 	Sent        uint64   `json:"sent,omitempty"`
 	Arrived     uint64   `json:"arrived,omitempty"`
 	ArrivedPct  *float64 `json:"arrived_pct,omitempty"`
@@ -54,11 +68,12 @@ type row struct {
 
 	Problems []string `json:"problems,omitempty"`
 
+	latency bool
 	samples []sample
 }
 
 func newReport(opts options) *report {
-	return &report{
+	rep := &report{
 		GoVersion:  runtime.Version(),
 		Platform:   runtime.GOOS + "/" + runtime.GOARCH,
 		GOMAXPROCS: runtime.GOMAXPROCS(0),
@@ -66,14 +81,19 @@ func newReport(opts options) *report {
 		Rounds:     opts.rounds,
 		ReadBuffer: readBuffer,
 		RmemMax:    rmemMax(),
+		Bars:       []*barResult{},
 	}
+	if opts.remote != nil {
+		rep.Target = opts.remote.base.String()
+	}
+	return rep
 }
 
 // add records one run's sample.
-func (rep *report) add(scenario string, size int, m mode, round int, s sample) {
-	r := rep.row(scenario, size, m)
+func (rep *report) add(j job, m mode, round int, s sample) {
+	r := rep.row(j.scenario.name, j.op, j.size, m)
 	if r == nil {
-		r = &row{Scenario: scenario, Size: size, Mode: m}
+		r = &row{Scenario: j.scenario.name, Op: j.op, Size: j.size, Mode: m, latency: j.scenario.latency}
 		rep.Rows = append(rep.Rows, r)
 	}
 	r.samples = append(r.samples, s)
@@ -82,9 +102,9 @@ func (rep *report) add(scenario string, size int, m mode, round int, s sample) {
 	}
 }
 
-func (rep *report) row(scenario string, size int, m mode) *row {
+func (rep *report) row(scenario, op string, size int, m mode) *row {
 	i := slices.IndexFunc(rep.Rows, func(r *row) bool {
-		return r.Scenario == scenario && r.Size == size && r.Mode == m
+		return r.Scenario == scenario && r.Op == op && r.Size == size && r.Mode == m
 	})
 	if i < 0 {
 		return nil
@@ -92,37 +112,41 @@ func (rep *report) row(scenario string, size int, m mode) *row {
 	return rep.Rows[i]
 }
 
-// summarize computes every row's figures from its samples, then the
-// ratios of batchconn's rows to plain's.
+// summarize computes every row's figures from its samples, the ratios of
+// batchconn's rows to plain's, and the bars.
 func (rep *report) summarize() {
 	for _, r := range rep.Rows {
 		r.summarize()
 	}
 	for _, r := range rep.Rows {
-		base := rep.row(r.Scenario, r.Size, modePlain)
+		base := rep.row(r.Scenario, r.Op, r.Size, modePlain)
 		if r.Mode == modePlain || base == nil {
 			continue
 		}
-		if r.P50us != nil && base.P50us != nil {
+		if r.latency && r.P50us != nil && base.P50us != nil {
 			r.Ratio = ratio(*r.P50us, *base.P50us)
-		} else {
+			r.RatioP99 = ratio(*r.P99us, *base.P99us)
+		} else if !r.latency {
 			r.Ratio = ratio(r.DatagramsPerSec, base.DatagramsPerSec)
 		}
 	}
+	rep.Bars = append(rep.Bars[:0], checkBars(rep)...)
 }
 
 func (r *row) summarize() {
-	var p50s, p99s []float64
+	var p50s, p99s, allocs []float64
 	var stats batchconn.Stats
 	var drops uint64
-	dropsKnown := true
+	arrivals, dropsKnown := true, true
 	for _, s := range r.samples {
 		r.RoundRates = append(r.RoundRates, s.rate())
+		allocs = append(allocs, s.allocs)
 		r.Sent += s.offered
 		r.Arrived += s.arrived
 		drops += s.drops
+		arrivals = arrivals && s.arrivals
 		dropsKnown = dropsKnown && s.dropsKnown
-		if r.Scenario == "pingpong" {
+		if r.latency && s.count > 0 {
 			p50s = append(p50s, micros(s.p50))
 			p99s = append(p99s, micros(s.p99))
 		}
@@ -133,10 +157,11 @@ func (r *row) summarize() {
 	}
 	r.DatagramsPerSec = median(r.RoundRates)
 	r.MBPerSec = r.DatagramsPerSec * float64(r.Size) / 1e6
+	r.AllocsPerDatagram = median(allocs)
 	if len(p50s) > 0 {
 		r.P50us, r.P99us = ptr(median(p50s)), ptr(median(p99s))
 	}
-	if r.Sent > 0 {
+	if arrivals && r.Sent > 0 {
 		r.ArrivedPct = ptr(100 * float64(r.Arrived) / float64(r.Sent))
 		if dropsKnown {
 			r.KernelDrops = &drops
@@ -158,27 +183,25 @@ func writeJSON(w io.Writer, rep *report) error {
 	return enc.Encode(rep)
 }
 
-const tableFormat = "%-9s %6s  %-9s %10s %8s %7s %8s %8s %11s %8s\n"
-
 func writeTable(w io.Writer, rep *report) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "batchbench: plain *net.UDPConn vs batchconn on loopback, %s %s, GOMAXPROCS %d\n",
-		rep.GoVersion, rep.Platform, rep.GOMAXPROCS)
-	fmt.Fprintf(&b, "median of %d rounds of %s per mode, modes interleaved; receive queues asked %s (net.core.rmem_max %s)\n\n",
-		rep.Rounds, rep.Duration, mib(rep.ReadBuffer), mib(rep.RmemMax))
-	fmt.Fprintf(&b, tableFormat, "SCENARIO", "SIZE", "MODE", "DGRAM/S", "MB/S", "RATIO", "P50 µs", "P99 µs", "DG/CALL", "ARRIVED")
-	for _, r := range rep.Rows {
-		fmt.Fprintf(&b, tableFormat, r.Scenario, fmt.Sprint(r.Size), r.Mode,
-			fmt.Sprintf("%.0f", r.DatagramsPerSec), fmt.Sprintf("%.1f", r.MBPerSec),
-			format(r.Ratio, "%.2fx"), format(r.P50us, "%.1f"), format(r.P99us, "%.1f"),
-			perCall(r), format(r.ArrivedPct, "%.1f%%"))
+	where := "loopback"
+	if rep.Target != "" {
+		where = "the path to " + rep.Target
 	}
+	fmt.Fprintf(&b, "batchbench: plain *net.UDPConn vs batchconn on %s, %s %s, GOMAXPROCS %d\n",
+		where, rep.GoVersion, rep.Platform, rep.GOMAXPROCS)
+	fmt.Fprintf(&b, "median of %d round(s) of %s per mode, modes interleaved; receive queues asked %s (net.core.rmem_max %s)\n",
+		rep.Rounds, rep.Duration, mib(rep.ReadBuffer), mib(rep.RmemMax))
+	writeResults(&b, rep)
+	writeAllocs(&b, rep)
+	writeBars(&b, rep)
 	b.WriteString(legend)
 	if rep.hasProblems() {
 		b.WriteString("\nPROBLEMS:\n")
 		for _, r := range rep.Rows {
 			for _, p := range r.Problems {
-				fmt.Fprintf(&b, "  %s %d %s, %s\n", r.Scenario, r.Size, r.Mode, p)
+				fmt.Fprintf(&b, "  %s %s\n", r.label(), p)
 			}
 		}
 	}
@@ -186,15 +209,83 @@ func writeTable(w io.Writer, rep *report) error {
 	return err
 }
 
+const resultFormat = "%-9s %5s  %-9s %9s %7s %6s %8s %8s %11s %6s %8s\n"
+
+func writeResults(b *strings.Builder, rep *report) {
+	if !slices.ContainsFunc(rep.Rows, func(r *row) bool { return r.Op == "" }) {
+		return
+	}
+	b.WriteString("\n")
+	fmt.Fprintf(b, resultFormat, "SCENARIO", "SIZE", "MODE", "PER SEC", "MB/S", "RATIO",
+		"P50 µs", "P99 µs", "DG/CALL", "ALLOCS", "ARRIVED")
+	for _, r := range rep.Rows {
+		if r.Op != "" {
+			continue
+		}
+		fmt.Fprintf(b, resultFormat, r.Scenario, fmt.Sprint(r.Size), r.Mode,
+			fmt.Sprintf("%.0f", r.DatagramsPerSec), fmt.Sprintf("%.1f", r.MBPerSec),
+			format(r.Ratio, "%.2fx"), format(r.P50us, "%.1f"), format(r.P99us, "%.1f"),
+			perCall(r), fmt.Sprintf("%.2f", r.AllocsPerDatagram), format(r.ArrivedPct, "%.1f%%"))
+	}
+}
+
+// writeAllocs shows the allocs scenario's rows: a call's allocations per
+// datagram, plain and batchconn side by side.
+func writeAllocs(b *strings.Builder, rep *report) {
+	first := true
+	for _, r := range rep.Rows {
+		if r.Op == "" || r.Mode != modePlain {
+			continue
+		}
+		if first {
+			fmt.Fprintf(b, "\nALLOCS: heap allocations per datagram of one call, steady state, %d B datagrams\n", r.Size)
+			fmt.Fprintf(b, "%-22s %9s %9s\n", "CALL", "plain", "batchconn")
+			first = false
+		}
+		batch := "-"
+		if br := rep.row(r.Scenario, r.Op, r.Size, modeBatch); br != nil {
+			batch = fmt.Sprintf("%.2f", br.AllocsPerDatagram)
+		}
+		fmt.Fprintf(b, "%-22s %9.2f %9s\n", r.Op, r.AllocsPerDatagram, batch)
+	}
+}
+
+// writeBars shows each bar's target, the figure measured and whether it
+// meets it.
+func writeBars(b *strings.Builder, rep *report) {
+	if len(rep.Bars) == 0 {
+		return
+	}
+	met := 0
+	const f = "%-3s %-19s %-41s %9s %9s  %s\n"
+	fmt.Fprintf(b, "\nBARS: batchconn against plain, from this run's medians\n")
+	fmt.Fprintf(b, f, "BAR", "SCENARIO/CALL", "FIGURE", "TARGET", "MEASURED", "RESULT")
+	for _, br := range rep.Bars {
+		fmt.Fprintf(b, f, fmt.Sprint(br.Bar), br.subject(), br.Figure, br.target(), br.measured(), br.result())
+		if br.Met {
+			met++
+		}
+	}
+	fmt.Fprintf(b, "%d of %d met\n", met, len(rep.Bars))
+}
+
 const legend = `
-DGRAM/S: send: the sender's rate; recv: the rate ReadFrom returned; pingpong: round trips.
-RATIO: batchconn / plain; of DGRAM/S (above 1: faster), for pingpong of P50 (above 1: slower).
-DG/CALL: batchconn's datagrams per system call (pingpong server: read/write).
-ARRIVED, over all rounds: send: share of the sent datagrams the receiver read, the rest
-         dropped by the kernel; recv: share of the senders' datagrams that found room in
-         the receiver's queue (below 100%: the receiver set the pace; at 100%: the
-         senders did, and DGRAM/S is only a lower bound for the receiver).
+PER SEC: datagrams a second (send, send16: the sender's, until Close returned; recv: ReadFrom's;
+         lone: sent); echo: responses; pingpong: round trips.
+RATIO:   batchconn / plain; of PER SEC (above 1: faster); pingpong, lone: of P50 (above 1: slower).
+P50/P99: pingpong: round trip; lone: one-way delay, send to read.
+DG/CALL: batchconn's datagrams per system call (echo, pingpong: read/write by the server).
+ALLOCS:  heap allocations in the whole process while measuring, per datagram (per response,
+         per round trip); the ALLOCS section counts one call alone.
+ARRIVED, over all rounds: send, send16, lone: share of the sent datagrams read, the rest
+         dropped by the kernel; recv: share that found room in the receiver's queue (below
+         100%: the receiver set the pace); echo, pingpong: share of requests answered.
 `
+
+// label names the row in PROBLEMS.
+func (r *row) label() string {
+	return strings.Join(strings.Fields(fmt.Sprintf("%s %s %d B %s,", r.Scenario, r.Op, r.Size, r.Mode)), " ")
+}
 
 // perCall is the DG/CALL cell.
 func perCall(r *row) string {
@@ -223,18 +314,15 @@ func mib(n int) string {
 	return fmt.Sprintf("%g MiB", float64(n)/(1<<20))
 }
 
+// addStats adds s to sum. Every field of Stats is a count: they are added
+// one by one, whatever fields the library has.
 func addStats(sum, s *batchconn.Stats) {
-	sum.DatagramsRead += s.DatagramsRead
-	sum.ReadCalls += s.ReadCalls
-	sum.DatagramsWritten += s.DatagramsWritten
-	sum.WriteCalls += s.WriteCalls
-	sum.WriteFailures += s.WriteFailures
-	sum.FlushIdle += s.FlushIdle
-	sum.FlushFull += s.FlushFull
-	sum.FlushTimer += s.FlushTimer
-	sum.FlushRead += s.FlushRead
-	sum.FlushExplicit += s.FlushExplicit
-	sum.FlushClose += s.FlushClose
+	dst, src := reflect.ValueOf(sum).Elem(), reflect.ValueOf(s).Elem()
+	for i := range dst.NumField() {
+		if f := dst.Field(i); f.Kind() == reflect.Uint64 && f.CanSet() {
+			f.SetUint(f.Uint() + src.Field(i).Uint())
+		}
+	}
 }
 
 // median returns the median of xs; 0 for none.
