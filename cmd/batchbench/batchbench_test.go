@@ -113,7 +113,7 @@ func must[T any](v T, err error) T {
 func TestOrder(t *testing.T) {
 	p := make([]byte, 16)
 	var o order
-	for _, seq := range []uint64{0, 1, 5, 1<<streamShift | 0, 6, 4, 1<<streamShift | 0} {
+	for _, seq := range []uint64{0, 1, 5, 1 << streamShift, 6, 4, 1 << streamShift} {
 		stamp(p, seq)
 		o.see(p, len(p))
 	}

@@ -1,0 +1,332 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"sync/atomic"
+	"time"
+)
+
+const (
+	echoWindow    = 64    // requests the echo client keeps in flight
+	maxRoundTrips = 20000 // per pingpong run
+)
+
+// echo sends every datagram back to its sender until pc is closed,
+// counting them in n: the server loop of the echo and pingpong scenarios,
+// the same code on plain and on batchconn.
+func echo(pc net.PacketConn, n *atomic.Uint64) error {
+	buf := make([]byte, maxDatagram)
+	for {
+		k, addr, err := pc.ReadFrom(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return err
+		}
+		if _, err := pc.WriteTo(buf[:k], addr); err != nil {
+			return err
+		}
+		n.Add(1)
+	}
+}
+
+// echoServer runs echo on the conn under test in a goroutine of its own;
+// with -target, it is the -listen side's server for the mode.
+type echoServer struct {
+	addr   netip.AddrPort
+	uc     *net.UDPConn // nil for a remote server
+	conn   net.PacketConn
+	echoed atomic.Uint64
+	done   chan error
+}
+
+func startEchoServer(p params) (*echoServer, error) {
+	if p.remote != nil {
+		return &echoServer{addr: p.remote.echo(p.mode)}, nil
+	}
+	uc, err := listen()
+	if err != nil {
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	srv := &echoServer{addr: addrPort(uc), uc: uc, conn: wrap(uc, p.mode), done: make(chan error, 1)}
+	// A safety net: should nothing close it, the server stops by itself.
+	if err := srv.conn.SetReadDeadline(time.Now().Add(p.duration + 2*grace)); err != nil {
+		srv.conn.Close()
+		return nil, fmt.Errorf("SetReadDeadline: %w", err)
+	}
+	go func() { srv.done <- echo(srv.conn, &srv.echoed) }()
+	return srv, nil
+}
+
+// stop closes a local server and adds to s its Stats and what went wrong.
+func (srv *echoServer) stop(s *sample) {
+	if srv.uc == nil {
+		return
+	}
+	if err := srv.conn.Close(); err != nil {
+		s.problem("server Close: %v", err)
+	}
+	if err := <-srv.done; err != nil {
+		s.problem("server: %v", err)
+	}
+	s.stats = statsOf(srv.conn)
+}
+
+// checkLost compares, on loopback, the requests that got no reply with
+// the datagrams the kernel dropped at the server's and the client's
+// queues; they must be the same.
+func checkLost(s *sample, srv *echoServer, cl *net.UDPConn) {
+	if srv.uc == nil {
+		return
+	}
+	s.drops, s.dropsKnown = kernelDrops(port(srv.uc), port(cl))
+	if lost := s.offered - s.arrived; s.dropsKnown && lost != s.drops {
+		s.problem("%d requests got no reply, the kernel dropped %d datagrams", lost, s.drops)
+	}
+}
+
+// runEcho measures the conn under test as an echo server under a plain
+// client that keeps echoWindow requests in flight.
+func runEcho(p params) (s sample) {
+	srv, err := startEchoServer(p)
+	if err != nil {
+		s.problem("server: %v", err)
+		return s
+	}
+	defer srv.stop(&s)
+	cl, err := p.listen()
+	if err != nil {
+		s.problem("listen: %v", err)
+		return s
+	}
+	defer cl.Close()
+
+	before := mallocs()
+	f, err := flood(cl, srv.addr, p.size, p.duration)
+	s.allocs = perDatagram(mallocs()-before, f.answered)
+	if err != nil {
+		s.problem("client after %d replies: %v", f.answered, err)
+	}
+	s.count, s.elapsed = f.inTime, f.elapsed
+	s.offered, s.arrived, s.arrivals = f.sent, f.answered, true
+	checkLost(&s, srv, cl)
+	f.ord.check(&s)
+	return s
+}
+
+// floodResult is what the echo client saw.
+type floodResult struct {
+	sent, answered uint64        // requests, and replies to them
+	inTime         uint64        // replies read within the duration
+	elapsed        time.Duration // the time inTime took
+	ord            order
+}
+
+// flood keeps echoWindow requests in flight from cl to srv for d: one
+// goroutine writes a request for each token the window has, another, the
+// caller, reads the replies and gives a token back for each. When no reply
+// comes for lossTimeout, it takes the requests in flight for lost and
+// fills the window anew. After d, it reads the replies still due.
+func flood(cl *net.UDPConn, srv netip.AddrPort, size int, d time.Duration) (f floodResult, err error) {
+	window := make(chan struct{}, echoWindow)
+	refill(window)
+	w := &requester{done: make(chan struct{})}
+	go w.run(cl, srv, size, window)
+
+	open := true // requests still go out
+	stop := func() {
+		if open {
+			open = false
+			f.sent = w.finish(window)
+		}
+	}
+	defer stop()
+
+	reply := make([]byte, maxDatagram)
+	start := time.Now()
+	end := start.Add(d)
+	var armed time.Time // when the read deadline was last set
+	for {
+		now := time.Now()
+		if open && !now.Before(end) {
+			f.elapsed = now.Sub(start)
+			stop()
+		}
+		if !open && f.answered >= f.sent {
+			return f, w.err
+		}
+		if now.Sub(armed) > lossTimeout/4 {
+			if err := cl.SetReadDeadline(now.Add(lossTimeout)); err != nil {
+				return f, err
+			}
+			armed = now
+		}
+		n, from, err := cl.ReadFromUDPAddrPort(reply)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			if !open {
+				return f, w.err
+			}
+			refill(window)
+			continue
+		}
+		if err != nil {
+			return f, err
+		}
+		if !sameAddr(from, srv) {
+			return f, fmt.Errorf("a reply from %v, not the server", from)
+		}
+		f.ord.see(reply[:n], size)
+		f.answered++
+		if open {
+			f.inTime++
+			select {
+			case window <- struct{}{}:
+			default: // full: refilled after a loss this reply was not
+			}
+		}
+	}
+}
+
+// refill puts every token back in the window.
+func refill(window chan struct{}) {
+	for len(window) < cap(window) {
+		window <- struct{}{}
+	}
+}
+
+// requester writes the echo client's requests, one for each token it
+// takes from the window, until finish.
+type requester struct {
+	stopped atomic.Bool
+	done    chan struct{}
+	sent    uint64 // read after done
+	err     error
+}
+
+func (w *requester) run(cl *net.UDPConn, srv netip.AddrPort, size int, window chan struct{}) {
+	defer close(w.done)
+	req := make([]byte, size)
+	for {
+		<-window
+		if w.stopped.Load() {
+			return
+		}
+		stamp(req, w.sent)
+		if _, err := cl.WriteToUDPAddrPort(req, srv); err != nil {
+			w.err = err
+			return
+		}
+		w.sent++
+	}
+}
+
+// finish stops the requester and returns how many requests it sent.
+func (w *requester) finish(window chan struct{}) uint64 {
+	w.stopped.Store(true)
+	select {
+	case window <- struct{}{}: // wakes it should it wait for a token
+	default: // full: it takes one without waiting
+	}
+	<-w.done
+	return w.sent
+}
+
+// sameAddr reports whether a reply from from comes from srv.
+func sameAddr(from, srv netip.AddrPort) bool {
+	return from.Addr().Unmap() == srv.Addr() && from.Port() == srv.Port()
+}
+
+// runPingPong measures the conn under test as an echo server, one request
+// in flight at a time from a plain client.
+func runPingPong(p params) (s sample) {
+	srv, err := startEchoServer(p)
+	if err != nil {
+		s.problem("server: %v", err)
+		return s
+	}
+	defer srv.stop(&s)
+	cl, err := p.listen()
+	if err != nil {
+		s.problem("listen: %v", err)
+		return s
+	}
+	defer cl.Close()
+
+	before := mallocs()
+	r, err := pingFor(cl, srv.addr, p.size, p.duration)
+	s.allocs = perDatagram(mallocs()-before, r.replies)
+	if err != nil {
+		s.problem("client after %d round trips: %v", len(r.rtts), err)
+	}
+	s.count, s.elapsed = uint64(len(r.rtts)), r.elapsed
+	s.p50, s.p99 = percentile(r.rtts, 0.50), percentile(r.rtts, 0.99)
+	s.offered, s.arrived, s.arrivals = r.sent, r.replies, true
+	checkLost(&s, srv, cl)
+	return s
+}
+
+// pingResult is what the pingpong client saw.
+type pingResult struct {
+	rtts          []time.Duration // of the requests answered in time
+	sent, replies uint64          // requests, and replies to them, late ones too
+	elapsed       time.Duration
+}
+
+// pingFor sends one request at a time to srv and times its reply, for d
+// or maxRoundTrips round trips, whichever ends first. A request with no
+// reply within lossTimeout is given up.
+func pingFor(cl *net.UDPConn, srv netip.AddrPort, size int, d time.Duration) (r pingResult, err error) {
+	req := make([]byte, size)
+	reply := make([]byte, maxDatagram)
+	r.rtts = make([]time.Duration, 0, maxRoundTrips)
+	start := time.Now()
+	for err == nil && r.sent < maxRoundTrips && time.Since(start) < d {
+		err = ping(cl, srv, req, reply, &r)
+	}
+	r.elapsed = time.Since(start)
+	return r, err
+}
+
+// ping sends request r.sent and waits for its reply.
+func ping(cl *net.UDPConn, srv netip.AddrPort, req, reply []byte, r *pingResult) error {
+	seq := r.sent
+	stamp(req, seq)
+	if err := cl.SetReadDeadline(time.Now().Add(lossTimeout)); err != nil {
+		return err
+	}
+	t0 := time.Now()
+	if _, err := cl.WriteToUDPAddrPort(req, srv); err != nil {
+		return err
+	}
+	r.sent++
+	return awaitReply(cl, srv, reply, len(req), seq, t0, r)
+}
+
+// awaitReply reads until the reply to request seq, sent at t0, and notes
+// its round trip; it skips late replies to earlier requests, and gives up
+// at the read deadline.
+func awaitReply(cl *net.UDPConn, srv netip.AddrPort, buf []byte, size int, seq uint64, t0 time.Time, r *pingResult) error {
+	for {
+		n, from, err := cl.ReadFromUDPAddrPort(buf)
+		rtt := time.Since(t0)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if !sameAddr(from, srv) || n != size || seqOf(buf) > seq {
+			return fmt.Errorf("request %d: a reply of %d bytes from %v is not its echo", seq, n, from)
+		}
+		r.replies++
+		if seqOf(buf) == seq {
+			r.rtts = append(r.rtts, rtt)
+			return nil
+		}
+	}
+}

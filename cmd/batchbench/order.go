@@ -1,0 +1,58 @@
+package main
+
+import "encoding/binary"
+
+// A datagram's sequence number carries its sender's stream in its top
+// byte, so that one receiver can check several senders.
+const (
+	streamShift = 56
+	maxStreams  = 4
+)
+
+// stamp writes seq into a datagram: big-endian in its first 8 bytes, and
+// its low byte in the last one, so that a datagram cut or spliced shows.
+func stamp(p []byte, seq uint64) {
+	binary.BigEndian.PutUint64(p, seq)
+	p[len(p)-1] = byte(seq) // the same byte when len(p) is 8
+}
+
+// seqOf is the sequence number stamp wrote into p.
+func seqOf(p []byte) uint64 { return binary.BigEndian.Uint64(p) }
+
+// order checks the datagrams one receiver reads: each of the size sent,
+// intact, its sequence number above the last one's from the same sender
+// (stream). Loopback keeps one sender's datagrams in order, so a repeat or
+// a step back is a bug; a gap is a drop.
+type order struct {
+	next                       [maxStreams]uint64 // each stream's lowest sequence number still expected
+	backwards, resize, corrupt uint64             // datagrams read wrong, by the way they were
+}
+
+func (o *order) see(p []byte, size int) {
+	if len(p) != size {
+		o.resize++
+		return
+	}
+	seq := seqOf(p)
+	stream := seq >> streamShift
+	switch {
+	case p[len(p)-1] != byte(seq) || stream >= maxStreams:
+		o.corrupt++
+	case seq < o.next[stream]:
+		o.backwards++
+	default:
+		o.next[stream] = seq + 1
+	}
+}
+
+func (o *order) check(s *sample) {
+	if o.resize > 0 {
+		s.problem("%d datagrams read with the wrong size", o.resize)
+	}
+	if o.backwards > 0 {
+		s.problem("%d datagrams read out of order or twice", o.backwards)
+	}
+	if o.corrupt > 0 {
+		s.problem("%d datagrams read with a corrupted payload", o.corrupt)
+	}
+}

@@ -1,0 +1,287 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync/atomic"
+	"time"
+)
+
+const (
+	// send16Dests is how many destinations send16 writes to in turn.
+	send16Dests = 16
+
+	// checkEvery is how many writes the send loops make between two reads
+	// of the clock.
+	checkEvery = 64
+)
+
+// runSend measures the conn under test as a sender: one goroutine calls
+// WriteTo in a loop, to one destination.
+func runSend(p params) sample { return runSendTo(p, 1, false) }
+
+// runSend16 is runSend round-robin over 16 destinations, through
+// WriteToUDPAddrPort.
+func runSend16(p params) sample { return runSendTo(p, send16Dests, true) }
+
+// runSendTo writes as fast as the conn under test takes datagrams, to
+// ndst plain receivers in turn, for the duration, then closes it, which
+// sends what batchconn still queues.
+func runSendTo(p params, ndst int, byAddrPort bool) (s sample) {
+	var sk *sinks
+	var dsts []netip.AddrPort
+	if p.remote != nil {
+		dsts = p.remote.sinkAddrs(ndst)
+	} else {
+		var err error
+		if sk, err = startSinks(ndst, p.size); err != nil {
+			s.problem("%v", err)
+			return s
+		}
+		defer sk.close() // a no-op once settle closed them
+		dsts = sk.addrs
+	}
+
+	txc, err := p.listen()
+	if err != nil {
+		s.problem("listen: %v", err)
+		return s
+	}
+	tx := wrap(txc, p.mode)
+	before := mallocs()
+	start := time.Now()
+	end := start.Add(p.duration)
+	if err := tx.SetWriteDeadline(end.Add(grace)); err != nil { // bounds Close's flush too
+		s.problem("SetWriteDeadline: %v", err)
+	}
+	sent, err := blast(tx, newDests(dsts, byAddrPort), p.size, 0, end, nil)
+	s.allocs = perDatagram(mallocs()-before, sent)
+	if err != nil {
+		s.problem("write after %d datagrams: %v", sent, err)
+	}
+	if err := tx.Close(); err != nil {
+		s.problem("Close: %v", err)
+	}
+	s.count, s.elapsed, s.offered = sent, time.Since(start), sent
+	s.stats = statsOf(tx)
+
+	if sk != nil {
+		s.arrived, s.drops, s.dropsKnown = sk.settle()
+		s.arrivals = true
+		sk.check(&s)
+	}
+	checkSent(&s)
+	return s
+}
+
+// checkSent compares what a batchconn sender says it sent with what its
+// caller handed it, and what arrived with what the kernel dropped.
+func checkSent(s *sample) {
+	if st := s.stats; st != nil {
+		if st.DatagramsWritten != s.offered || st.WriteFailures != 0 {
+			s.problem("the writes accepted %d datagrams, Stats says %d written, %d failed",
+				s.offered, st.DatagramsWritten, st.WriteFailures)
+		}
+	}
+	if !s.arrivals || !s.dropsKnown {
+		return
+	}
+	if lost := int64(s.offered) - int64(s.arrived) - int64(s.drops); lost != 0 {
+		s.problem("%d sent, %d arrived, %d dropped by the kernel: %d unaccounted for",
+			s.offered, s.arrived, s.drops, lost)
+	}
+}
+
+// dests are where a send loop writes, in turn: through WriteTo, or
+// through WriteToUDPAddrPort where byAddrPort.
+type dests struct {
+	addrs      []net.Addr
+	addrPorts  []netip.AddrPort
+	byAddrPort bool
+}
+
+func newDests(aps []netip.AddrPort, byAddrPort bool) dests {
+	ds := dests{addrPorts: aps, byAddrPort: byAddrPort}
+	for _, ap := range aps {
+		ds.addrs = append(ds.addrs, net.UDPAddrFromAddrPort(ap))
+	}
+	return ds
+}
+
+// blast writes datagrams of size numbered 0, 1, ... in stream to ds in
+// turn, as fast as pc takes them, until end or until quit is set, and
+// returns how many pc accepted.
+func blast(pc net.PacketConn, ds dests, size int, stream uint64, end time.Time, quit *atomic.Bool) (uint64, error) {
+	apw, ok := pc.(addrPortWriter)
+	if ds.byAddrPort && !ok {
+		return 0, errors.New("the conn has no WriteToUDPAddrPort")
+	}
+	buf := make([]byte, size)
+	n := uint64(len(ds.addrPorts))
+	var seq uint64
+	for ; quit == nil || !quit.Load(); seq++ {
+		if seq%checkEvery == 0 && !time.Now().Before(end) {
+			break
+		}
+		stamp(buf, stream<<streamShift|seq)
+		var err error
+		if ds.byAddrPort {
+			_, err = apw.WriteToUDPAddrPort(buf, ds.addrPorts[seq%n])
+		} else {
+			_, err = pc.WriteTo(buf, ds.addrs[seq%n])
+		}
+		if err != nil {
+			return seq, err
+		}
+	}
+	return seq, nil
+}
+
+// sinks are plain receivers, each drained by a goroutine of its own that
+// counts and checks what it reads.
+type sinks struct {
+	list    []*sink
+	addrs   []netip.AddrPort
+	unquiet bool // settle gave up waiting for the queues to empty
+}
+
+func startSinks(n, size int) (*sinks, error) {
+	sk := &sinks{}
+	for range n {
+		uc, err := listen()
+		if err == nil {
+			err = uc.SetReadBuffer(readBuffer)
+			if err != nil {
+				uc.Close()
+			}
+		}
+		if err != nil {
+			sk.close()
+			return nil, fmt.Errorf("receiver: %w", err)
+		}
+		sk.list = append(sk.list, startSink(uc, size))
+		sk.addrs = append(sk.addrs, addrPort(uc))
+	}
+	return sk, nil
+}
+
+// read is how many datagrams the receivers read so far.
+func (sk *sinks) read() uint64 {
+	var n uint64
+	for _, s := range sk.list {
+		n += s.n.Load()
+	}
+	return n
+}
+
+func (sk *sinks) ports() []int {
+	ports := make([]int, len(sk.list))
+	for i, s := range sk.list {
+		ports[i] = port(s.conn)
+	}
+	return ports
+}
+
+// settle waits, once the sender is done, until the receivers have read
+// all that their queues hold, then closes them. It returns how many
+// datagrams they read, and how many the kernel dropped at their queues if
+// known.
+func (sk *sinks) settle() (read, drops uint64, dropsKnown bool) {
+	ports := sk.ports()
+	last, still := sk.read(), 0
+	for end := time.Now().Add(grace); still < 3; {
+		if !time.Now().Before(end) {
+			sk.unquiet = true
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+		if n := sk.read(); n != last || queued(ports) {
+			last, still = n, 0
+			continue
+		}
+		still++
+	}
+	drops, dropsKnown = kernelDrops(ports...)
+	sk.close()
+	return sk.read(), drops, dropsKnown
+}
+
+// queued reports whether the kernel holds datagrams for any of ports.
+func queued(ports []int) bool {
+	qs, _ := udpQueues(ports...)
+	for _, q := range qs {
+		if q.queued > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// close closes the receivers and waits for their goroutines.
+func (sk *sinks) close() {
+	for _, s := range sk.list {
+		s.close()
+	}
+}
+
+// check adds the receivers' problems to s.
+func (sk *sinks) check(s *sample) {
+	for _, k := range sk.list {
+		k.check(s)
+	}
+	if sk.unquiet {
+		s.problem("receivers still reading %v after the sender closed", grace)
+	}
+}
+
+// sink drains a plain receiver from its own goroutine, counting and
+// checking what it reads.
+type sink struct {
+	conn   *net.UDPConn
+	size   int
+	n      atomic.Uint64 // datagrams read so far
+	ord    order
+	err    error // the read error that stopped it, other than Close
+	done   chan struct{}
+	closed bool
+}
+
+func startSink(conn *net.UDPConn, size int) *sink {
+	s := &sink{conn: conn, size: size, done: make(chan struct{})}
+	go s.drain()
+	return s
+}
+
+func (s *sink) drain() {
+	defer close(s.done)
+	buf := make([]byte, maxDatagram)
+	for {
+		n, _, err := s.conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if !errors.Is(err, net.ErrClosed) {
+				s.err = err
+			}
+			return
+		}
+		s.ord.see(buf[:n], s.size)
+		s.n.Add(1)
+	}
+}
+
+// close closes the receiver and waits for its goroutine.
+func (s *sink) close() {
+	if !s.closed {
+		s.closed = true
+		s.conn.Close()
+		<-s.done
+	}
+}
+
+func (s *sink) check(smp *sample) {
+	if s.err != nil {
+		smp.problem("receiver: %v", s.err)
+	}
+	s.ord.check(smp)
+}
