@@ -43,15 +43,16 @@
 //     hence two senders; on a small machine they take CPU from the
 //     receiver, in both modes alike.)
 //   - echo: an echo server (ReadFrom, then WriteTo back to the sender, the
-//     same loop in both modes) runs on the conn under test. A plain client
-//     keeps 64 requests of 64 bytes in flight: one goroutine writes a
-//     request for each free place in the window, another reads the replies
-//     and frees a place for each. If no reply comes for 200ms, the client
-//     takes the requests in flight for lost and refills the window, so
-//     that losses never stall it. PER SEC counts the replies read within
-//     the duration; ARRIVED is the share of requests answered, and on
-//     loopback every request without a reply must have been dropped by the
-//     kernel at the server's or the client's queue.
+//     same loop in both modes) runs on the conn under test. A client keeps
+//     64 requests of 64 bytes in flight from one goroutine: it writes
+//     while the window has room, then reads a reply. The client is a
+//     batchconn in both modes, so that the server, not the client, sets
+//     the pace. If no reply comes for 200ms, the client takes the requests
+//     in flight for lost and refills the window, so that losses never
+//     stall it. PER SEC counts the replies read within the duration;
+//     ARRIVED is the share of requests answered, and on loopback every
+//     request without a reply must have been dropped by the kernel at the
+//     server's or the client's queue.
 //   - pingpong: the echo server again; the plain client sends one 64-byte
 //     request at a time and waits for its reply (200ms at most), up to
 //     20000 round trips or the duration. PER SEC counts round trips; P50

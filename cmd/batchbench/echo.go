@@ -8,6 +8,8 @@ import (
 	"os"
 	"sync/atomic"
 	"time"
+
+	"github.com/batchconn/batchconn"
 )
 
 const (
@@ -90,8 +92,10 @@ func checkLost(s *sample, srv *echoServer, cl *net.UDPConn) {
 	}
 }
 
-// runEcho measures the conn under test as an echo server under a plain
-// client that keeps echoWindow requests in flight.
+// runEcho measures the conn under test as an echo server under a client
+// that keeps echoWindow requests in flight. The client batches (it is a
+// batchconn, the same in both modes), so that it is not what sets the
+// pace: the server under test is.
 func runEcho(p params) (s sample) {
 	srv, err := startEchoServer(p)
 	if err != nil {
@@ -99,11 +103,12 @@ func runEcho(p params) (s sample) {
 		return s
 	}
 	defer srv.stop(&s)
-	cl, err := p.listen()
+	uc, err := p.listen()
 	if err != nil {
 		s.problem("listen: %v", err)
 		return s
 	}
+	cl := batchconn.New(uc, nil)
 	defer cl.Close()
 
 	before := mallocs()
@@ -114,7 +119,7 @@ func runEcho(p params) (s sample) {
 	}
 	s.count, s.elapsed = f.inTime, f.elapsed
 	s.offered, s.arrived, s.arrivals = f.sent, f.answered, true
-	checkLost(&s, srv, cl)
+	checkLost(&s, srv, uc)
 	f.ord.check(&s)
 	return s
 }
@@ -127,38 +132,34 @@ type floodResult struct {
 	ord            order
 }
 
-// flood keeps echoWindow requests in flight from cl to srv for d: one
-// goroutine writes a request for each token the window has, another, the
-// caller, reads the replies and gives a token back for each. When no reply
-// comes for lossTimeout, it takes the requests in flight for lost and
-// fills the window anew. After d, it reads the replies still due.
-func flood(cl *net.UDPConn, srv netip.AddrPort, size int, d time.Duration) (f floodResult, err error) {
-	window := make(chan struct{}, echoWindow)
-	refill(window)
-	w := &requester{done: make(chan struct{})}
-	go w.run(cl, srv, size, window)
-
-	open := true // requests still go out
-	stop := func() {
-		if open {
-			open = false
-			f.sent = w.finish(window)
-		}
-	}
-	defer stop()
-
+// flood keeps echoWindow requests in flight from cl to srv for d, in one
+// goroutine: it writes requests while the window has room, then reads a
+// reply. When no reply comes for lossTimeout, it takes the requests in
+// flight for lost and fills the window anew. After d, it reads the
+// replies still due.
+func flood(cl *batchconn.PacketConn, srv netip.AddrPort, size int, d time.Duration) (f floodResult, err error) {
+	req := make([]byte, size)
 	reply := make([]byte, maxDatagram)
+	inFlight := 0
 	start := time.Now()
 	end := start.Add(d)
 	var armed time.Time // when the read deadline was last set
 	for {
 		now := time.Now()
-		if open && !now.Before(end) {
+		open := now.Before(end)
+		if !open && f.elapsed == 0 {
 			f.elapsed = now.Sub(start)
-			stop()
 		}
-		if !open && f.answered >= f.sent {
-			return f, w.err
+		for open && inFlight < echoWindow {
+			stamp(req, f.sent)
+			if _, err := cl.WriteToUDPAddrPort(req, srv); err != nil {
+				return f, err
+			}
+			f.sent++
+			inFlight++
+		}
+		if inFlight == 0 {
+			return f, nil
 		}
 		if now.Sub(armed) > lossTimeout/4 {
 			if err := cl.SetReadDeadline(now.Add(lossTimeout)); err != nil {
@@ -168,10 +169,7 @@ func flood(cl *net.UDPConn, srv netip.AddrPort, size int, d time.Duration) (f fl
 		}
 		n, from, err := cl.ReadFromUDPAddrPort(reply)
 		if errors.Is(err, os.ErrDeadlineExceeded) {
-			if !open {
-				return f, w.err
-			}
-			refill(window)
+			inFlight = 0 // lost: the kernel's drop counters say where
 			continue
 		}
 		if err != nil {
@@ -182,58 +180,11 @@ func flood(cl *net.UDPConn, srv netip.AddrPort, size int, d time.Duration) (f fl
 		}
 		f.ord.see(reply[:n], size)
 		f.answered++
+		inFlight--
 		if open {
 			f.inTime++
-			select {
-			case window <- struct{}{}:
-			default: // full: refilled after a loss this reply was not
-			}
 		}
 	}
-}
-
-// refill puts every token back in the window.
-func refill(window chan struct{}) {
-	for len(window) < cap(window) {
-		window <- struct{}{}
-	}
-}
-
-// requester writes the echo client's requests, one for each token it
-// takes from the window, until finish.
-type requester struct {
-	stopped atomic.Bool
-	done    chan struct{}
-	sent    uint64 // read after done
-	err     error
-}
-
-func (w *requester) run(cl *net.UDPConn, srv netip.AddrPort, size int, window chan struct{}) {
-	defer close(w.done)
-	req := make([]byte, size)
-	for {
-		<-window
-		if w.stopped.Load() {
-			return
-		}
-		stamp(req, w.sent)
-		if _, err := cl.WriteToUDPAddrPort(req, srv); err != nil {
-			w.err = err
-			return
-		}
-		w.sent++
-	}
-}
-
-// finish stops the requester and returns how many requests it sent.
-func (w *requester) finish(window chan struct{}) uint64 {
-	w.stopped.Store(true)
-	select {
-	case window <- struct{}{}: // wakes it should it wait for a token
-	default: // full: it takes one without waiting
-	}
-	<-w.done
-	return w.sent
 }
 
 // sameAddr reports whether a reply from from comes from srv.
