@@ -32,6 +32,7 @@ type mmsgIO struct {
 	rring  *rxMsg // the ring the headers point into
 	rn     int
 	rerr   syscall.Errno
+	waited bool // the poller waited for this call: read one datagram
 	recvFn func(fd uintptr) bool
 	zoneID uint32 // the last scope ID seen and its name: link-local peers
 	zone   string
@@ -137,6 +138,7 @@ func (m *mmsgIO) readBatch(ms []rxMsg) (int, error) {
 			h.SetControllen(oobSpace)
 		}
 	}
+	m.waited = false
 	if err := m.rc.Read(m.recvFn); err != nil {
 		return 0, unwrapRaw(err)
 	}
@@ -157,14 +159,26 @@ func (m *mmsgIO) readBatch(ms []rxMsg) (int, error) {
 }
 
 // recv is the poller's callback: false means "wait until readable".
+//
+// A call that follows a wait asks for one datagram only: the wait says the
+// socket had nothing a moment ago, so most likely one datagram woke it,
+// and asking for more costs the kernel a second, failing attempt, the
+// difference between a request/response loop on batchconn and on plain.
+// Datagrams that arrived together are read by the next call, which finds
+// them waiting and takes a whole batch.
 func (m *mmsgIO) recv(fd uintptr) bool {
+	vlen := len(m.rhdrs)
+	if m.waited {
+		vlen = 1
+	}
 	for {
 		n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd,
-			uintptr(unsafe.Pointer(&m.rhdrs[0])), uintptr(len(m.rhdrs)), 0, 0, 0)
+			uintptr(unsafe.Pointer(&m.rhdrs[0])), uintptr(vlen), 0, 0, 0)
 		switch e {
 		case unix.EINTR:
 			continue
 		case unix.EAGAIN:
+			m.waited = true
 			return false
 		}
 		m.rn, m.rerr = int(n), e
