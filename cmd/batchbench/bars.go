@@ -5,48 +5,75 @@ import (
 	"math"
 )
 
-// barSpec is one of the bars of the project's performance issue: a figure
-// of batchconn's, over plain's in the same run or on its own, and the
-// target it must reach.
+// The two sets of bars, each from an issue of the project's.
+const (
+	// setPerf: the performance issue's bars, numbered 1 to 7, for
+	// batching as such. Its throughput bars (1 to 4) are checked on
+	// nooffload, batchconn without segmentation offload: the issue
+	// measures sending without GSO, and receiving ordinary datagrams. Its
+	// delay and allocation bars (5 to 7) on batchconn as New makes it,
+	// offload on.
+	setPerf = "performance"
+	// setOffload: the offload issue's bars, G1 to G4, for batchconn with
+	// UDP GSO and GRO on (its defaults).
+	setOffload = "offload"
+)
+
+// barSpec is one bar: a figure of one mode's, over another mode's in the
+// same run or on its own, and the target it must reach.
 type barSpec struct {
-	bar      int
+	bar      string // "1" to "7", "G1" to "G4"
+	set      string // setPerf or setOffload
 	scenario string
+	size     int    // the one payload size it is checked at; 0: each size run
 	op       string // allocs: the call
 	figure   string
+	mode     mode // whose figure
+	versus   mode // the mode it is divided by; for allocs with vsVersus, whose figure is the target
 	target   float64
 	atMost   bool                  // the target is a ceiling; otherwise a floor
-	ratio    func(r *row) *float64 // the ratio compared; nil: allocations per datagram
-	vsPlain  bool                  // allocations: the target is plain's figure
+	strict   bool                  // the figure must beat the target, not just reach it
+	metric   func(r *row) *float64 // the figure divided; nil: allocations per datagram
+	vsVersus bool                  // allocations: the target is versus's figure
 }
 
 var barSpecs = []barSpec{
-	{bar: 1, scenario: "send", figure: "datagrams/s, batchconn / plain", target: 3, ratio: rateRatio},
-	{bar: 2, scenario: "send16", figure: "datagrams/s, batchconn / plain", target: 3, ratio: rateRatio},
-	{bar: 3, scenario: "recv", figure: "datagrams/s, batchconn / plain", target: 2.5, ratio: rateRatio},
-	{bar: 4, scenario: "echo", figure: "responses/s, batchconn / plain", target: 2, ratio: rateRatio},
-	{bar: 5, scenario: "pingpong", figure: "p50 round trip, batchconn / plain", target: 1.05, atMost: true, ratio: p50Ratio},
-	{bar: 5, scenario: "pingpong", figure: "p99 round trip, batchconn / plain", target: 1.25, atMost: true, ratio: p99Ratio},
-	{bar: 6, scenario: "lone", figure: "p50 one-way delay, batchconn / plain", target: 1.05, atMost: true, ratio: p50Ratio},
-	{bar: 7, scenario: "allocs", op: "WriteTo", figure: "allocs per datagram, batchconn", atMost: true},
-	{bar: 7, scenario: "allocs", op: "WriteToUDPAddrPort", figure: "allocs per datagram, batchconn", atMost: true},
-	{bar: 7, scenario: "allocs", op: "ReadFromUDPAddrPort", figure: "allocs per datagram, batchconn", atMost: true},
-	{bar: 7, scenario: "allocs", op: "ReadFrom", figure: "allocs per datagram, batchconn (vs plain)", atMost: true, vsPlain: true},
+	{bar: "1", set: setPerf, scenario: "send", figure: "datagrams/s, nooffload / plain", mode: modeNoOffload, versus: modePlain, target: 3, metric: rate},
+	{bar: "2", set: setPerf, scenario: "send16", figure: "datagrams/s, nooffload / plain", mode: modeNoOffload, versus: modePlain, target: 3, metric: rate},
+	{bar: "3", set: setPerf, scenario: "recv", figure: "datagrams/s, nooffload / plain", mode: modeNoOffload, versus: modePlain, target: 2.5, metric: rate},
+	{bar: "4", set: setPerf, scenario: "echo", figure: "responses/s, nooffload / plain", mode: modeNoOffload, versus: modePlain, target: 2, metric: rate},
+	{bar: "5", set: setPerf, scenario: "pingpong", figure: "p50 round trip, batchconn / plain", mode: modeBatch, versus: modePlain, target: 1.05, atMost: true, metric: p50},
+	{bar: "5", set: setPerf, scenario: "pingpong", figure: "p99 round trip, batchconn / plain", mode: modeBatch, versus: modePlain, target: 1.25, atMost: true, metric: p99},
+	{bar: "6", set: setPerf, scenario: "lone", figure: "p50 one-way delay, batchconn / plain", mode: modeBatch, versus: modePlain, target: 1.05, atMost: true, metric: p50},
+	{bar: "7", set: setPerf, scenario: "allocs", op: "WriteTo", figure: "allocs per datagram, batchconn", mode: modeBatch, atMost: true},
+	{bar: "7", set: setPerf, scenario: "allocs", op: "WriteToUDPAddrPort", figure: "allocs per datagram, batchconn", mode: modeBatch, atMost: true},
+	{bar: "7", set: setPerf, scenario: "allocs", op: "ReadFromUDPAddrPort", figure: "allocs per datagram, batchconn", mode: modeBatch, atMost: true},
+	{bar: "7", set: setPerf, scenario: "allocs", op: "ReadFrom", figure: "allocs per datagram, batchconn (vs plain)", mode: modeBatch, versus: modePlain, atMost: true, vsVersus: true},
+
+	{bar: "G1", set: setOffload, scenario: "send", size: 1200, figure: "datagrams/s, batchconn / plain", mode: modeBatch, versus: modePlain, target: 8, metric: rate},
+	{bar: "G2", set: setOffload, scenario: "send", size: 64, figure: "datagrams/s, batchconn / plain", mode: modeBatch, versus: modePlain, target: 8, metric: rate},
+	{bar: "G3", set: setOffload, scenario: "recvgso", figure: "datagrams/s, batchconn / plain", mode: modeBatch, versus: modePlain, target: 8, metric: rate},
+	{bar: "G4", set: setOffload, scenario: "echo", figure: "responses/s, batchconn / nooffload", mode: modeBatch, versus: modeNoOffload, target: 1, strict: true, metric: rate},
 }
 
-func rateRatio(r *row) *float64 { return r.Ratio }
-func p50Ratio(r *row) *float64  { return r.Ratio }
-func p99Ratio(r *row) *float64  { return r.RatioP99 }
+func rate(r *row) *float64 { return &r.DatagramsPerSec }
+func p50(r *row) *float64  { return r.P50us }
+func p99(r *row) *float64  { return r.P99us }
 
 // barResult is a bar checked against this run's medians.
 type barResult struct {
-	Bar      int     `json:"bar"`
+	Bar      string  `json:"bar"`
+	Set      string  `json:"set"` // "performance" or "offload"
 	Scenario string  `json:"scenario"`
 	Op       string  `json:"op,omitempty"`
 	Size     int     `json:"size"`
 	Figure   string  `json:"figure"`
-	Unit     string  `json:"unit"` // "ratio" (batchconn / plain) or "allocs" (per datagram)
+	Mode     mode    `json:"mode"`             // whose figure
+	Versus   mode    `json:"versus,omitempty"` // the divisor's mode, or whose allocations are the target
+	Unit     string  `json:"unit"`             // "ratio" (mode / versus) or "allocs" (per datagram)
 	Target   float64 `json:"target"`
-	AtMost   bool    `json:"at_most"` // the target is a ceiling, not a floor
+	AtMost   bool    `json:"at_most"`          // the target is a ceiling, not a floor
+	Strict   bool    `json:"strict,omitempty"` // the figure must beat the target, not just reach it
 	Measured float64 `json:"measured"`
 	Met      bool    `json:"met"` // at the two decimals shown
 }
@@ -56,39 +83,51 @@ func checkBars(rep *report) []*barResult {
 	var bars []*barResult
 	for _, spec := range barSpecs {
 		for _, r := range rep.Rows {
-			if r.Mode != modeBatch || r.Scenario != spec.scenario || r.Op != spec.op {
+			if r.Mode != spec.mode || r.Scenario != spec.scenario || r.Op != spec.op ||
+				(spec.size != 0 && r.Size != spec.size) {
 				continue
 			}
-			if plain := rep.row(r.Scenario, r.Op, r.Size, modePlain); plain != nil {
-				if b := spec.check(r, plain); b != nil {
-					bars = append(bars, b)
+			var base *row
+			if spec.versus != "" {
+				if base = rep.row(r.Scenario, r.Op, r.Size, spec.versus); base == nil {
+					continue
 				}
+			}
+			if b := spec.check(r, base); b != nil {
+				bars = append(bars, b)
 			}
 		}
 	}
 	return bars
 }
 
-// check compares batchconn's row with plain's; nil if it lacks the figure.
-func (spec barSpec) check(batch, plain *row) *barResult {
-	b := &barResult{Bar: spec.bar, Scenario: spec.scenario, Op: spec.op, Size: batch.Size,
-		Figure: spec.figure, Target: spec.target, AtMost: spec.atMost}
-	if spec.ratio != nil {
-		v := spec.ratio(batch)
-		if v == nil {
+// check compares the mode's row with versus's (nil if the bar has none);
+// nil if they lack the figure.
+func (spec barSpec) check(r, versus *row) *barResult {
+	b := &barResult{Bar: spec.bar, Set: spec.set, Scenario: spec.scenario, Op: spec.op, Size: r.Size,
+		Figure: spec.figure, Mode: spec.mode, Versus: spec.versus, Target: spec.target, AtMost: spec.atMost, Strict: spec.strict}
+	if spec.metric != nil {
+		a, v := spec.metric(r), spec.metric(versus)
+		if a == nil || v == nil || *v == 0 {
 			return nil
 		}
-		b.Unit, b.Measured = "ratio", *v
+		b.Unit, b.Measured = "ratio", *a / *v
 	} else {
-		b.Unit, b.Measured = "allocs", batch.AllocsPerDatagram
-		if spec.vsPlain {
-			b.Target = plain.AllocsPerDatagram
+		b.Unit, b.Measured = "allocs", r.AllocsPerDatagram
+		if spec.vsVersus {
+			b.Target = versus.AllocsPerDatagram
 		}
 	}
 	m, t := hundredths(b.Measured), hundredths(b.Target)
-	b.Met = m >= t
-	if b.AtMost {
+	switch {
+	case b.AtMost && b.Strict:
+		b.Met = m < t
+	case b.AtMost:
 		b.Met = m <= t
+	case b.Strict:
+		b.Met = m > t
+	default:
+		b.Met = m >= t
 	}
 	return b
 }
@@ -113,10 +152,16 @@ func (b *barResult) value(v float64) string {
 }
 
 func (b *barResult) target() string {
-	if b.AtMost {
-		return "<= " + b.value(b.Target)
+	op := ">="
+	switch {
+	case b.AtMost && b.Strict:
+		op = "<"
+	case b.AtMost:
+		op = "<="
+	case b.Strict:
+		op = ">"
 	}
-	return ">= " + b.value(b.Target)
+	return op + " " + b.value(b.Target)
 }
 
 func (b *barResult) measured() string { return b.value(b.Measured) }
@@ -126,4 +171,34 @@ func (b *barResult) result() string {
 		return "PASS"
 	}
 	return "MISS"
+}
+
+// barSets are the sets in the order shown, with the heading of each and
+// a line to follow it.
+var barSets = []struct{ set, title, note string }{
+	{setPerf, "BARS (performance issue; 1-4: nooffload, 5-7: batchconn)", ""},
+	{setOffload, "OFFLOAD BARS (offload issue; batchconn, offload on)",
+		"pingpong and lone with offload on: bars 5 and 6 above, measured on batchconn"},
+}
+
+// inSet returns the bars of set, in order.
+func inSet(bars []*barResult, set string) []*barResult {
+	var out []*barResult
+	for _, b := range bars {
+		if b.Set == set {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// countMet is how many of bars meet their target.
+func countMet(bars []*barResult) int {
+	n := 0
+	for _, b := range bars {
+		if b.Met {
+			n++
+		}
+	}
+	return n
 }

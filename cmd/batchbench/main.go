@@ -61,11 +61,11 @@ func parseFlags() (options, error) {
 			"\n(default all; with -target, "+strings.Join(scenarioNames(true), ",")+")")
 		target = flag.String("target", "", "measure the path to the `host:port` of a batchbench -listen on another machine")
 	)
-	flag.DurationVar(&opts.duration, "duration", 500*time.Millisecond, "length of one run (one scenario, size and mode)")
+	flag.DurationVar(&opts.duration, "duration", 300*time.Millisecond, "length of one run (one scenario, size and mode)")
 	flag.IntVar(&opts.rounds, "rounds", 3, "runs per scenario, size and mode; the median is reported")
 	flag.BoolVar(&opts.json, "json", false, "print the results as JSON instead of a table")
 	flag.StringVar(&opts.svg, "svg", "", "also write a bar chart of the bars to `file` (SVG)")
-	flag.StringVar(&opts.listen, "listen", "", "serve the `addr`'s port P and the 17 after it for a -target client (see the package doc), until killed")
+	flag.StringVar(&opts.listen, "listen", "", "serve the `addr`'s port P and the 18 after it for a -target client (see the package doc), until killed")
 	flag.Usage = func() {
 		fmt.Fprintln(flag.CommandLine.Output(),
 			"usage: batchbench [flags]\n\nbatchbench compares plain *net.UDPConn with batchconn, on loopback or with -target.\n\nFlags:")
@@ -139,8 +139,8 @@ func parseScenarios(list string, remote bool) ([]scenario, error) {
 	return picked, nil
 }
 
-// job is one scenario at one size (and for allocs one call), run in both
-// modes.
+// job is one scenario at one size (and for allocs one call), run in each
+// of the scenario's modes.
 type job struct {
 	scenario scenario
 	size     int
@@ -175,14 +175,16 @@ func (j job) String() string {
 // the samples into a report.
 func run(opts options, prog *progress) *report {
 	js := jobs(opts)
-	prog.total = len(js) * opts.rounds * len(modes)
+	for _, j := range js {
+		prog.total += opts.rounds * len(j.scenario.modes)
+	}
 	rep := newReport(opts)
 	for _, j := range js {
 		for round := 1; round <= opts.rounds; round++ {
-			for _, m := range modes {
+			for _, m := range j.scenario.modes {
 				prog.start(fmt.Sprintf("%v %s, round %d/%d", j, m, round, opts.rounds))
 				p := params{mode: m, size: j.size, op: j.op, duration: opts.duration, remote: opts.remote}
-				s := guarded(func() sample { return j.scenario.run(p) }, opts.duration)
+				s := guarded(func() sample { return j.scenario.measure(p) }, opts.duration)
 				prog.done(j.scenario.describe(s, j.size))
 				rep.add(j, m, round, s)
 			}

@@ -12,13 +12,29 @@ import (
 )
 
 // recvFeeders is how many senders, each a goroutine with a socket, keep
-// the recv scenario's receiver busy.
+// the recv and recvgso scenarios' receiver busy.
 const recvFeeders = 2
 
-// runRecv measures the conn under test as a receiver: one goroutine reads
-// with ReadFrom for the duration while feeders, batchconn senders of their
-// own, keep its queue full.
-func runRecv(p params) (s sample) {
+// drainIdle is how long the recv scenarios' receiver waits for more once
+// the feeders have stopped, to read what its queue still holds.
+const drainIdle = 20 * time.Millisecond
+
+// runRecv measures the conn under test as a receiver of ordinary
+// datagrams: one goroutine reads with ReadFrom for the duration while
+// feeders, batchconn senders with offload off, keep its queue full.
+func runRecv(p params) sample { return runRecvFrom(p, &batchconn.Config{NoOffload: true}) }
+
+// runRecvGSO is runRecv with feeders that send with segmentation offload
+// (batchconn's defaults): runs of datagrams leave as one message, which a
+// receiver with GRO (batchconn with offload) gets as one buffer and one
+// without (plain, nooffload) as the datagrams, cut up by the kernel.
+func runRecvGSO(p params) sample { return runRecvFrom(p, nil) }
+
+// runRecvFrom reads from the conn under test for the duration while
+// feeders, batchconns with Config feed, keep its queue full. Then it
+// stops them and reads what the queue still holds, so that what found
+// room there is counted exactly.
+func runRecvFrom(p params, feed *batchconn.Config) (s sample) {
 	rxc, err := listen()
 	if err != nil {
 		s.problem("listen: %v", err)
@@ -39,7 +55,7 @@ func runRecv(p params) (s sample) {
 			stopFeeders(feeders[:i], &s)
 			return s
 		}
-		feeders[i] = startFeeder(batchconn.New(txc, nil), dst, p.size, uint64(i), p.duration+grace)
+		feeders[i] = startFeeder(batchconn.New(txc, feed), dst, p.size, uint64(i), p.duration+grace)
 	}
 	var ord order
 	before := mallocs()
@@ -49,23 +65,54 @@ func runRecv(p params) (s sample) {
 		s.problem("ReadFrom after %d datagrams: %v", s.count, err)
 	}
 	s.offered = stopFeeders(feeders, &s)
+	rest, err := drain(rx, &ord, p.size, port(rxc))
+	if err != nil {
+		s.problem("ReadFrom after the feeders stopped, after %d datagrams: %v", rest, err)
+	}
 	s.drops, s.dropsKnown = kernelDrops(port(rxc))
-	s.arrived, s.arrivals = s.offered-min(s.drops, s.offered), s.dropsKnown
 	if err := rx.Close(); err != nil {
 		s.problem("Close: %v", err)
 	}
 	s.stats = statsOf(rx)
-	checkRead(&s, p.size)
+	s.arrived, s.arrivals = s.count+rest, true
+	checkRead(&s, s.arrived, p.size)
+	if st := s.stats; st != nil && feed != nil && feed.NoOffload && st.OffloadReceived != 0 {
+		s.problem("the feeders sent without offload, yet %d datagrams came coalesced", st.OffloadReceived)
+	}
+	if st := s.stats; st != nil && st.DatagramsRead > s.arrived {
+		s.arrived = st.DatagramsRead // the ring's rest, should the drain have stopped short
+	}
+	checkRecvLoss(&s, feed == nil && p.mode == modeBatch)
 	ord.check(&s)
 	return s
 }
 
-// checkRead compares what a batchconn receiver returned with what it says
-// it received: the difference is what its ring still held.
-func checkRead(s *sample, size int) {
-	if st := s.stats; st != nil && (st.DatagramsRead < s.count || st.DatagramsRead-s.count > ringHolds(size)) {
+// checkRecvLoss compares the datagrams that found no room in the
+// receiver's queue with the kernel's count of drops there. A receiver
+// with GRO is handed a GSO sender's datagrams as one buffer, which the
+// kernel counts as one drop when it finds no room: coalesced, the count
+// is only a lower bound.
+func checkRecvLoss(s *sample, coalesced bool) {
+	if !s.dropsKnown || s.arrived > s.offered {
+		if s.arrived > s.offered {
+			s.problem("%d datagrams read, only %d sent", s.arrived, s.offered)
+		}
+		return
+	}
+	lost := s.offered - s.arrived
+	if lost != s.drops && (!coalesced || s.drops > lost) {
+		s.problem("%d sent, %d read, %d dropped by the kernel: %d unaccounted for",
+			s.offered, s.arrived, s.drops, int64(lost)-int64(s.drops))
+	}
+}
+
+// checkRead compares the datagrams a batchconn receiver returned, read,
+// with those it says it received: the difference is what its ring still
+// held.
+func checkRead(s *sample, read uint64, size int) {
+	if st := s.stats; st != nil && (st.DatagramsRead < read || st.DatagramsRead-read > ringHolds(size)) {
 		s.problem("ReadFrom returned %d datagrams, Stats says %d received: the ring cannot hold %d",
-			s.count, st.DatagramsRead, int64(st.DatagramsRead)-int64(s.count))
+			read, st.DatagramsRead, int64(st.DatagramsRead)-int64(read))
 	}
 }
 
@@ -89,6 +136,31 @@ func readFor(pc net.PacketConn, ord *order, size int, d time.Duration) (uint64, 
 				err = nil
 			}
 			return count, time.Since(start), err
+		}
+		ord.see(buf[:n], size)
+		count++
+	}
+}
+
+// drain reads from pc, once its feeders are done, until it has waited
+// drainIdle for a datagram and the kernel holds none for port, and returns
+// how many it read.
+func drain(pc net.PacketConn, ord *order, size, port int) (uint64, error) {
+	buf := make([]byte, maxDatagram)
+	var count uint64
+	for {
+		if err := pc.SetReadDeadline(time.Now().Add(drainIdle)); err != nil {
+			return count, err
+		}
+		n, _, err := pc.ReadFrom(buf)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			if queued([]int{port}) {
+				continue
+			}
+			return count, nil
+		}
+		if err != nil {
+			return count, err
 		}
 		ord.see(buf[:n], size)
 		count++

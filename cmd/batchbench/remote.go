@@ -15,10 +15,11 @@ import (
 
 // The -listen side's ports, from the port P it is given.
 const (
-	offEchoPlain = 0 // P: echo on a plain *net.UDPConn
-	offEchoBatch = 1 // P+1: echo on batchconn
-	offSinks     = 2 // P+2 ... P+17: plain sinks, which read and discard
-	remotePorts  = offSinks + send16Dests
+	offEchoPlain     = 0                      // P: echo on a plain *net.UDPConn
+	offEchoBatch     = 1                      // P+1: echo on batchconn, offload on
+	offSinks         = 2                      // P+2 ... P+17: plain sinks, which read and discard
+	offEchoNoOffload = offSinks + send16Dests // P+18: echo on batchconn, offload off
+	remotePorts      = offEchoNoOffload + 1
 )
 
 // remote is the -listen server a -target client drives.
@@ -44,8 +45,11 @@ func (r *remote) at(off int) netip.AddrPort {
 
 // echo is the address of the server's echo loop on the conn of mode m.
 func (r *remote) echo(m mode) netip.AddrPort {
-	if m == modeBatch {
+	switch m {
+	case modeBatch:
 		return r.at(offEchoBatch)
+	case modeNoOffload:
+		return r.at(offEchoNoOffload)
 	}
 	return r.at(offEchoPlain)
 }
@@ -71,7 +75,7 @@ func (r *remote) network() string {
 // consecutive ports, each in a goroutine of its own.
 type server struct {
 	conns  []net.PacketConn
-	echoed [2]atomic.Uint64 // by the plain and the batchconn echo loop
+	echoed [3]atomic.Uint64 // by the plain, batchconn and nooffload echo loops
 	sunk   atomic.Uint64    // by the sinks
 	errs   chan error       // the loops' failures
 	loops  sync.WaitGroup
@@ -114,9 +118,13 @@ func (srv *server) start(uc *net.UDPConn, off int) {
 	case off == offEchoPlain:
 		loop = func() error { return echo(uc, &srv.echoed[0]) }
 	case off == offEchoBatch:
-		bc := batchconn.New(uc, nil)
+		bc := batchconn.New(uc, modeBatch.config())
 		pc = bc
 		loop = func() error { return echo(bc, &srv.echoed[1]) }
+	case off == offEchoNoOffload:
+		bc := batchconn.New(uc, modeNoOffload.config())
+		pc = bc
+		loop = func() error { return echo(bc, &srv.echoed[2]) }
 	default:
 		loop = func() error { return discard(uc, &srv.sunk) }
 	}
@@ -145,20 +153,21 @@ func serve(addr string, log io.Writer) error {
 	}
 	defer srv.close()
 	first := srv.conns[0].LocalAddr().(*net.UDPAddr)
-	fmt.Fprintf(log, "batchbench: serving on %v: echo on plain :%d, echo on batchconn :%d, sinks :%d-%d\n",
-		first, first.Port+offEchoPlain, first.Port+offEchoBatch, first.Port+offSinks, first.Port+remotePorts-1)
+	fmt.Fprintf(log, "batchbench: serving on %v: echo on plain :%d, on batchconn :%d, on batchconn without offload :%d; sinks :%d-%d\n",
+		first, first.Port+offEchoPlain, first.Port+offEchoBatch, first.Port+offEchoNoOffload,
+		first.Port+offSinks, first.Port+offSinks+send16Dests-1)
 	tick := time.NewTicker(10 * time.Second)
 	defer tick.Stop()
-	var last [3]uint64
+	var last [4]uint64
 	for {
 		select {
 		case err := <-srv.errs:
 			return err
 		case <-tick.C:
-			now := [3]uint64{srv.echoed[0].Load(), srv.echoed[1].Load(), srv.sunk.Load()}
+			now := [4]uint64{srv.echoed[0].Load(), srv.echoed[1].Load(), srv.echoed[2].Load(), srv.sunk.Load()}
 			if now != last {
-				fmt.Fprintf(log, "batchbench: %s echoed %d on plain, %d on batchconn; %d discarded\n",
-					time.Now().Format(time.TimeOnly), now[0], now[1], now[2])
+				fmt.Fprintf(log, "batchbench: %s echoed %d on plain, %d on batchconn, %d on nooffload; %d discarded\n",
+					time.Now().Format(time.TimeOnly), now[0], now[1], now[2], now[3])
 				last = now
 			}
 		}

@@ -43,7 +43,7 @@ type row struct {
 	MBPerSec        float64   `json:"mb_per_sec"`
 	RoundRates      []float64 `json:"round_rates"` // each round's datagrams_per_sec
 
-	// batchconn over plain: of the rate, or of p50 where latency.
+	// This mode over plain: of the rate, or of p50 where latency.
 	Ratio    *float64 `json:"ratio,omitempty"`
 	RatioP99 *float64 `json:"ratio_p99,omitempty"` // latency: of p99
 	P50us    *float64 `json:"p50_us,omitempty"`
@@ -61,10 +61,14 @@ type row struct {
 	ArrivedPct  *float64 `json:"arrived_pct,omitempty"`
 	KernelDrops *uint64  `json:"kernel_drops,omitempty"`
 
-	// batchconn only: datagrams per system call, and the summed Stats.
-	ReadPerCall  *float64         `json:"datagrams_per_read_call,omitempty"`
-	WritePerCall *float64         `json:"datagrams_per_write_call,omitempty"`
-	Stats        *batchconn.Stats `json:"stats,omitempty"`
+	// batchconn and nooffload only: datagrams per system call, the
+	// shares of the datagrams received coalesced (GRO) and sent as
+	// segments (GSO), in percent, and the summed Stats.
+	ReadPerCall       *float64         `json:"datagrams_per_read_call,omitempty"`
+	WritePerCall      *float64         `json:"datagrams_per_write_call,omitempty"`
+	OffloadReadPct    *float64         `json:"offload_received_pct,omitempty"`
+	OffloadWrittenPct *float64         `json:"offload_sent_pct,omitempty"`
+	Stats             *batchconn.Stats `json:"stats,omitempty"`
 
 	Problems []string `json:"problems,omitempty"`
 
@@ -170,6 +174,8 @@ func (r *row) summarize() {
 	if r.Stats != nil {
 		r.ReadPerCall = ratio(float64(stats.DatagramsRead), float64(stats.ReadCalls))
 		r.WritePerCall = ratio(float64(stats.DatagramsWritten), float64(stats.WriteCalls))
+		r.OffloadReadPct = ratio(100*float64(stats.OffloadReceived), float64(stats.DatagramsRead))
+		r.OffloadWrittenPct = ratio(100*float64(stats.OffloadSent), float64(stats.DatagramsWritten))
 	}
 }
 
@@ -189,13 +195,15 @@ func writeTable(w io.Writer, rep *report) error {
 	if rep.Target != "" {
 		where = "the path to " + rep.Target
 	}
-	fmt.Fprintf(&b, "batchbench: plain *net.UDPConn vs batchconn on %s, %s %s, GOMAXPROCS %d\n",
-		where, rep.GoVersion, rep.Platform, rep.GOMAXPROCS)
-	fmt.Fprintf(&b, "median of %d round(s) of %s per mode, modes interleaved; receive queues asked %s (net.core.rmem_max %s)\n",
-		rep.Rounds, rep.Duration, mib(rep.ReadBuffer), mib(rep.RmemMax))
+	fmt.Fprintf(&b, "batchbench: plain *net.UDPConn vs batchconn (offload on) vs nooffload (batchconn, offload off) on %s\n",
+		where)
+	fmt.Fprintf(&b, "%s %s, GOMAXPROCS %d; median of %d round(s) of %s per mode, modes interleaved\n",
+		rep.GoVersion, rep.Platform, rep.GOMAXPROCS, rep.Rounds, rep.Duration)
+	fmt.Fprintf(&b, "receive queues asked %s (net.core.rmem_max %s)\n", mib(rep.ReadBuffer), mib(rep.RmemMax))
 	writeResults(&b, rep)
 	writeAllocs(&b, rep)
 	writeBars(&b, rep)
+	writeNotes(&b, rep)
 	b.WriteString(legend)
 	if rep.hasProblems() {
 		b.WriteString("\nPROBLEMS:\n")
@@ -209,7 +217,7 @@ func writeTable(w io.Writer, rep *report) error {
 	return err
 }
 
-const resultFormat = "%-9s %5s  %-9s %9s %7s %6s %8s %8s %11s %6s %8s\n"
+const resultFormat = "%-9s %5s  %-9s %9s %7s %6s %7s %7s %11s %9s %6s %7s\n"
 
 func writeResults(b *strings.Builder, rep *report) {
 	if !slices.ContainsFunc(rep.Rows, func(r *row) bool { return r.Op == "" }) {
@@ -217,7 +225,7 @@ func writeResults(b *strings.Builder, rep *report) {
 	}
 	b.WriteString("\n")
 	fmt.Fprintf(b, resultFormat, "SCENARIO", "SIZE", "MODE", "PER SEC", "MB/S", "RATIO",
-		"P50 µs", "P99 µs", "DG/CALL", "ALLOCS", "ARRIVED")
+		"P50 µs", "P99 µs", "DG/CALL", "OFFLOAD", "ALLOCS", "ARRIVED")
 	for _, r := range rep.Rows {
 		if r.Op != "" {
 			continue
@@ -225,61 +233,105 @@ func writeResults(b *strings.Builder, rep *report) {
 		fmt.Fprintf(b, resultFormat, r.Scenario, fmt.Sprint(r.Size), r.Mode,
 			fmt.Sprintf("%.0f", r.DatagramsPerSec), fmt.Sprintf("%.1f", r.MBPerSec),
 			format(r.Ratio, "%.2fx"), format(r.P50us, "%.1f"), format(r.P99us, "%.1f"),
-			perCall(r), fmt.Sprintf("%.2f", r.AllocsPerDatagram), format(r.ArrivedPct, "%.1f%%"))
+			perCall(r), offloadShare(r), fmt.Sprintf("%.2f", r.AllocsPerDatagram), format(r.ArrivedPct, "%.1f%%"))
 	}
 }
 
 // writeAllocs shows the allocs scenario's rows: a call's allocations per
-// datagram, plain and batchconn side by side.
+// datagram, the modes side by side.
 func writeAllocs(b *strings.Builder, rep *report) {
-	first := true
+	var ops []string
+	var modes []mode
+	size := 0
 	for _, r := range rep.Rows {
-		if r.Op == "" || r.Mode != modePlain {
+		if r.Op == "" {
 			continue
 		}
-		if first {
-			fmt.Fprintf(b, "\nALLOCS: heap allocations per datagram of one call, steady state, %d B datagrams\n", r.Size)
-			fmt.Fprintf(b, "%-22s %9s %9s\n", "CALL", "plain", "batchconn")
-			first = false
+		if !slices.Contains(ops, r.Op) {
+			ops = append(ops, r.Op)
 		}
-		batch := "-"
-		if br := rep.row(r.Scenario, r.Op, r.Size, modeBatch); br != nil {
-			batch = fmt.Sprintf("%.2f", br.AllocsPerDatagram)
+		if !slices.Contains(modes, r.Mode) {
+			modes = append(modes, r.Mode)
 		}
-		fmt.Fprintf(b, "%-22s %9.2f %9s\n", r.Op, r.AllocsPerDatagram, batch)
+		size = r.Size
+	}
+	if len(ops) == 0 {
+		return
+	}
+	fmt.Fprintf(b, "\nALLOCS: heap allocations per datagram of one call, steady state, %d B datagrams\n", size)
+	fmt.Fprintf(b, "%-22s", "CALL")
+	for _, m := range modes {
+		fmt.Fprintf(b, " %9s", m)
+	}
+	b.WriteString("\n")
+	for _, op := range ops {
+		fmt.Fprintf(b, "%-22s", op)
+		for _, m := range modes {
+			cell := "-"
+			if r := rep.row("allocs", op, size, m); r != nil {
+				cell = fmt.Sprintf("%.2f", r.AllocsPerDatagram)
+			}
+			fmt.Fprintf(b, " %9s", cell)
+		}
+		b.WriteString("\n")
 	}
 }
 
 // writeBars shows each bar's target, the figure measured and whether it
-// meets it.
+// meets it, a section for each set.
 func writeBars(b *strings.Builder, rep *report) {
-	if len(rep.Bars) == 0 {
-		return
-	}
-	met := 0
 	const f = "%-3s %-19s %-41s %9s %9s  %s\n"
-	fmt.Fprintf(b, "\nBARS: batchconn against plain, from this run's medians\n")
-	fmt.Fprintf(b, f, "BAR", "SCENARIO/CALL", "FIGURE", "TARGET", "MEASURED", "RESULT")
-	for _, br := range rep.Bars {
-		fmt.Fprintf(b, f, fmt.Sprint(br.Bar), br.subject(), br.Figure, br.target(), br.measured(), br.result())
-		if br.Met {
-			met++
+	for _, set := range barSets {
+		bars := inSet(rep.Bars, set.set)
+		if len(bars) == 0 {
+			continue
+		}
+		fmt.Fprintf(b, "\n%s, from this run's medians\n", set.title)
+		fmt.Fprintf(b, f, "BAR", "SCENARIO/CALL", "FIGURE", "TARGET", "MEASURED", "RESULT")
+		for _, br := range bars {
+			fmt.Fprintf(b, f, br.Bar, br.subject(), br.Figure, br.target(), br.measured(), br.result())
+		}
+		fmt.Fprintf(b, "%d of %d met\n", countMet(bars), len(bars))
+		if set.note != "" {
+			fmt.Fprintf(b, "(%s)\n", set.note)
 		}
 	}
-	fmt.Fprintf(b, "%d of %d met\n", met, len(rep.Bars))
+}
+
+// writeNotes tells of batchconn's offload turning itself off, which
+// changes what a batchconn row measures.
+func writeNotes(b *strings.Builder, rep *report) {
+	first := true
+	for _, r := range rep.Rows {
+		if r.Stats == nil || r.Stats.OffloadFallbacks == 0 {
+			continue
+		}
+		if first {
+			b.WriteString("\nNOTES:\n")
+			first = false
+		}
+		fmt.Fprintf(b, "  %s the kernel refused segmentation offload %d time(s) (Stats.OffloadFallbacks):\n"+
+			"    offload went off for that socket, the rest of its run went without\n", r.label(), r.Stats.OffloadFallbacks)
+	}
 }
 
 const legend = `
-PER SEC: datagrams a second (send, send16: the sender's, until Close returned; recv: ReadFrom's;
-         lone: sent); echo: responses; pingpong: round trips.
-RATIO:   batchconn / plain; of PER SEC (above 1: faster); pingpong, lone: of P50 (above 1: slower).
+MODE:    plain: *net.UDPConn; batchconn: batchconn.New(conn, nil), UDP GSO/GRO offload on;
+         nooffload: batchconn.New(conn, &batchconn.Config{NoOffload: true}).
+PER SEC: datagrams a second (send, send16: the sender's, until Close returned; recv, recvgso:
+         ReadFrom's; lone: sent); echo: responses; pingpong: round trips.
+RATIO:   the mode's figure / plain's; of PER SEC (above 1: faster); pingpong, lone: of P50
+         (above 1: slower).
 P50/P99: pingpong: round trip; lone: one-way delay, send to read.
-DG/CALL: batchconn's datagrams per system call (echo, pingpong: read/write by the server).
+DG/CALL: datagrams per system call of the conn under test (echo, pingpong: read/write by the
+         server); with offload one call moves up to 64 datagrams a message.
+OFFLOAD: share of those datagrams moved with offload, from Stats: received coalesced (GRO,
+         OffloadReceived/DatagramsRead), sent as segments (GSO, OffloadSent/DatagramsWritten).
 ALLOCS:  heap allocations in the whole process while measuring, per datagram (per response,
          per round trip); the ALLOCS section counts one call alone.
 ARRIVED, over all rounds: send, send16, lone: share of the sent datagrams read, the rest
-         dropped by the kernel; recv: share that found room in the receiver's queue (below
-         100%: the receiver set the pace); echo, pingpong: share of requests answered.
+         dropped by the kernel; recv, recvgso: share that found room in the receiver's queue
+         (below 100%: the receiver set the pace); echo, pingpong: share of requests answered.
 `
 
 // label names the row in PROBLEMS.
@@ -288,15 +340,36 @@ func (r *row) label() string {
 }
 
 // perCall is the DG/CALL cell.
-func perCall(r *row) string {
+func perCall(r *row) string { return readWrite(r.ReadPerCall, r.WritePerCall, compact) }
+
+// offloadShare is the OFFLOAD cell.
+func offloadShare(r *row) string {
+	return readWrite(r.OffloadReadPct, r.OffloadWrittenPct, func(v float64) string { return fmt.Sprintf("%.0f%%", v) })
+}
+
+// readWrite formats a figure of the reads and one of the writes, either
+// nil where the conn did not read or write: "read/write", or the one.
+func readWrite(read, write *float64, f func(float64) string) string {
 	switch {
-	case r.ReadPerCall != nil && r.WritePerCall != nil:
-		return fmt.Sprintf("%.2f/%.2f", *r.ReadPerCall, *r.WritePerCall)
-	case r.ReadPerCall != nil:
-		return format(r.ReadPerCall, "%.2f")
-	default:
-		return format(r.WritePerCall, "%.2f")
+	case read != nil && write != nil:
+		return f(*read) + "/" + f(*write)
+	case read != nil:
+		return f(*read)
+	case write != nil:
+		return f(*write)
 	}
+	return "-"
+}
+
+// compact formats v with three or four significant digits.
+func compact(v float64) string {
+	switch {
+	case v < 10:
+		return fmt.Sprintf("%.2f", v)
+	case v < 100:
+		return fmt.Sprintf("%.1f", v)
+	}
+	return fmt.Sprintf("%.0f", v)
 }
 
 // format formats *v, or gives "-" for nil.

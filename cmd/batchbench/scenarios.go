@@ -29,16 +29,35 @@ const (
 	lossTimeout = 200 * time.Millisecond
 )
 
-// mode is the conn under test: plain *net.UDPConn, or batchconn over one.
+// mode is the conn under test: plain *net.UDPConn, or batchconn over one,
+// with its defaults (UDP segmentation offload on where the kernel has it)
+// or with offload off.
 type mode string
 
 const (
-	modePlain mode = "plain"
-	modeBatch mode = "batchconn"
+	modePlain     mode = "plain"
+	modeBatch     mode = "batchconn" // batchconn.New(uc, nil)
+	modeNoOffload mode = "nooffload" // batchconn.New(uc, &batchconn.Config{NoOffload: true})
 )
 
-// modes in the order each round runs them.
-var modes = []mode{modePlain, modeBatch}
+// The modes a scenario runs, in the order each round runs them:
+// offloadModes where segmentation offload changes what is measured,
+// twoModes elsewhere.
+var (
+	offloadModes = []mode{modePlain, modeBatch, modeNoOffload}
+	twoModes     = []mode{modePlain, modeBatch}
+)
+
+// batched reports whether the conn under test is a batchconn.
+func (m mode) batched() bool { return m != modePlain }
+
+// config is the batchconn Config of mode m.
+func (m mode) config() *batchconn.Config {
+	if m == modeNoOffload {
+		return &batchconn.Config{NoOffload: true}
+	}
+	return nil
+}
 
 // params are what one run measures.
 type params struct {
@@ -52,6 +71,7 @@ type params struct {
 // scenario is one measurement, run once per mode, round, size and op.
 type scenario struct {
 	name      string
+	modes     []mode   // offloadModes or twoModes
 	fixedSize int      // the one payload size it uses; 0: each of -sizes
 	ops       []string // allocs: the calls it measures, a row each
 	latency   bool     // it measures delays: RATIO compares p50
@@ -60,13 +80,21 @@ type scenario struct {
 }
 
 var allScenarios = []scenario{
-	{name: "send", remoteOK: true, run: runSend},
-	{name: "send16", remoteOK: true, run: runSend16},
-	{name: "recv", run: runRecv},
-	{name: "echo", fixedSize: requestSize, remoteOK: true, run: runEcho},
-	{name: "pingpong", fixedSize: requestSize, latency: true, remoteOK: true, run: runPingPong},
-	{name: "lone", fixedSize: requestSize, latency: true, run: runLone},
-	{name: "allocs", fixedSize: requestSize, ops: allocOps, run: runAllocs},
+	{name: "send", modes: offloadModes, remoteOK: true, run: runSend},
+	{name: "send16", modes: offloadModes, remoteOK: true, run: runSend16},
+	{name: "recv", modes: offloadModes, run: runRecv},
+	{name: "recvgso", modes: offloadModes, run: runRecvGSO},
+	{name: "echo", modes: offloadModes, fixedSize: requestSize, remoteOK: true, run: runEcho},
+	{name: "pingpong", modes: twoModes, fixedSize: requestSize, latency: true, remoteOK: true, run: runPingPong},
+	{name: "lone", modes: twoModes, fixedSize: requestSize, latency: true, run: runLone},
+	{name: "allocs", modes: twoModes, fixedSize: requestSize, ops: allocOps, run: runAllocs},
+}
+
+// measure runs the scenario once and checks what every run must keep to.
+func (sc scenario) measure(p params) sample {
+	s := sc.run(p)
+	checkNoOffload(&s, p.mode)
+	return s
 }
 
 func scenarioNames(remoteOnly bool) []string {
@@ -95,7 +123,7 @@ type sample struct {
 	p50, p99 time.Duration // latency scenarios
 	allocs   float64       // heap allocations in the process, per count
 
-	stats    *batchconn.Stats // the conn under test's, in batchconn mode
+	stats    *batchconn.Stats // the conn under test's, in the batchconn modes
 	problems []string         // anything that should not have happened
 }
 
@@ -175,8 +203,8 @@ func port(uc *net.UDPConn) int { return uc.LocalAddr().(*net.UDPAddr).Port }
 
 // wrap returns the conn under test for m.
 func wrap(uc *net.UDPConn, m mode) net.PacketConn {
-	if m == modeBatch {
-		return batchconn.New(uc, nil)
+	if m.batched() {
+		return batchconn.New(uc, m.config())
 	}
 	return uc
 }
@@ -188,6 +216,15 @@ func statsOf(pc net.PacketConn) *batchconn.Stats {
 		return &st
 	}
 	return nil
+}
+
+// checkNoOffload notes a problem if the conn under test moved datagrams
+// with segmentation offload in nooffload mode.
+func checkNoOffload(s *sample, m mode) {
+	if st := s.stats; m == modeNoOffload && st != nil && (st.OffloadSent != 0 || st.OffloadReceived != 0) {
+		s.problem("offload is off, yet Stats counts %d datagrams sent and %d received with it",
+			st.OffloadSent, st.OffloadReceived)
+	}
 }
 
 // The methods *net.UDPConn and *batchconn.PacketConn share beyond

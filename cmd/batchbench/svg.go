@@ -27,19 +27,24 @@ const (
 	colorTarget = "#111111"
 )
 
-// panel is one group of bars sharing a unit and a direction.
+// setGap is the room above a set of bars: its heading.
+const setGap = 40
+
+// panel is one group of bars of one set sharing a unit and a direction.
 type panel struct {
 	title string
 	bars  []*barResult
 }
 
-// panels groups the bars: throughput ratios, latency ratios, allocations.
+// panels groups one set's bars: throughput ratios, latency ratios,
+// allocations.
 func panels(bars []*barResult) []panel {
-	ps := []panel{
-		{title: "Throughput, batchconn / plain: higher is better"},
-		{title: "Latency, batchconn / plain: lower is better"},
-		{title: "Heap allocations per datagram, batchconn: lower is better"},
+	kinds := []struct{ kind, better string }{
+		{"throughput", "higher is better"},
+		{"latency", "lower is better"},
+		{"heap allocations per datagram", "lower is better"},
 	}
+	groups := make([][]*barResult, len(kinds))
 	for _, b := range bars {
 		i := 0
 		switch {
@@ -48,15 +53,58 @@ func panels(bars []*barResult) []panel {
 		case b.AtMost:
 			i = 1
 		}
-		ps[i].bars = append(ps[i].bars, b)
+		groups[i] = append(groups[i], b)
 	}
 	var out []panel
-	for _, p := range ps {
-		if len(p.bars) > 0 {
-			out = append(out, p)
+	for i, g := range groups {
+		if len(g) > 0 {
+			title := fmt.Sprintf("%s %s, %s: %s, %s", barsWord(g), barRange(g), kinds[i].kind, whose(g), kinds[i].better)
+			out = append(out, panel{title: title, bars: g})
 		}
 	}
 	return out
+}
+
+// barsWord is "Bar" or "Bars", as the bars are one or more.
+func barsWord(bars []*barResult) string {
+	if bars[0].Bar == bars[len(bars)-1].Bar {
+		return "Bar"
+	}
+	return "Bars"
+}
+
+// barRange names the bars, in order: "1-4", "7".
+func barRange(bars []*barResult) string {
+	first, last := bars[0].Bar, bars[len(bars)-1].Bar
+	if first == last {
+		return first
+	}
+	return first + "-" + last
+}
+
+// whose says what the bars' figures are: "nooffload / plain", or per
+// bar where they differ ("G1-G3 batchconn / plain, G4 batchconn / nooffload").
+func whose(bars []*barResult) string {
+	var pairs []string
+	byPair := map[string][]*barResult{}
+	for _, b := range bars {
+		pair := string(b.Mode)
+		if b.Unit == "ratio" {
+			pair += " / " + string(b.Versus)
+		}
+		if byPair[pair] == nil {
+			pairs = append(pairs, pair)
+		}
+		byPair[pair] = append(byPair[pair], b)
+	}
+	if len(pairs) == 1 {
+		return pairs[0]
+	}
+	parts := make([]string, len(pairs))
+	for i, pair := range pairs {
+		parts[i] = barRange(byPair[pair]) + " " + pair
+	}
+	return strings.Join(parts, "; ")
 }
 
 // writeSVGFile writes the bar chart of rep's bars to the file name.
@@ -68,18 +116,27 @@ func writeSVGFile(name string, rep *report) error {
 
 // writeSVG draws each bar's measured figure as a horizontal bar, green
 // where it meets its target and red where it does not, with the target as
-// a black line across it.
+// a black line across it: the performance issue's bars, then the offload
+// issue's, each set under a heading of its own.
 func writeSVG(w io.Writer, rep *report) {
-	ps := panels(rep.Bars)
-	height := 96 + 30
-	for _, p := range ps {
-		height += panelGap + len(p.bars)*rowHeight + axisHeight
+	type setPanels struct {
+		title string
+		bars  []*barResult
+		ps    []panel
 	}
-	met := 0
-	for _, b := range rep.Bars {
-		if b.Met {
-			met++
+	var sets []setPanels
+	height := 96 + 30
+	for _, set := range barSets {
+		bars := inSet(rep.Bars, set.set)
+		if len(bars) == 0 {
+			continue
 		}
+		sp := setPanels{title: svgSetTitles[set.set], bars: bars, ps: panels(bars)}
+		height += setGap
+		for _, p := range sp.ps {
+			height += panelGap + len(p.bars)*rowHeight + axisHeight
+		}
+		sets = append(sets, sp)
 	}
 	where := "loopback"
 	if rep.Target != "" {
@@ -91,13 +148,25 @@ func writeSVG(w io.Writer, rep *report) {
 	text(w, 20, 30, "start", 18, "bold", "#000", "batchconn vs plain *net.UDPConn: the performance bars")
 	text(w, 20, 52, "start", 12, "normal", "#444", fmt.Sprintf("%s, %s %s, GOMAXPROCS %d; the median of %d run(s) of %s per mode, modes interleaved",
 		where, rep.GoVersion, rep.Platform, rep.GOMAXPROCS, rep.Rounds, rep.Duration))
-	text(w, 20, 72, "start", 13, "bold", "#000", fmt.Sprintf("%d of %d bars met", met, len(rep.Bars)))
+	text(w, 20, 72, "start", 12, "normal", "#444",
+		"batchconn: offload (UDP GSO/GRO) on, the default; nooffload: batchconn with Config{NoOffload: true}")
 	y := 96
-	for _, p := range ps {
-		y = p.draw(w, y)
+	for _, sp := range sets {
+		text(w, 20, y+24, "start", 16, "bold", "#000",
+			fmt.Sprintf("%s: %d of %d met", sp.title, countMet(sp.bars), len(sp.bars)))
+		y += setGap
+		for _, p := range sp.ps {
+			y = p.draw(w, y)
+		}
 	}
 	drawKey(w, y+10)
 	fmt.Fprintln(w, "</svg>")
+}
+
+// svgSetTitles head the sets in the chart.
+var svgSetTitles = map[string]string{
+	setPerf:    "Performance issue, bars 1-7",
+	setOffload: "Offload issue, bars G1-G4 (batchconn with offload on)",
 }
 
 // draw draws the panel from y down and returns where it ends.
@@ -127,7 +196,7 @@ func drawBar(w io.Writer, b *barResult, y int, scale float64) {
 		color = colorMet
 	}
 	mid := y + rowHeight/2
-	text(w, labelRight, mid+4, "end", 13, "normal", "#000", fmt.Sprintf("%d · %s", b.Bar, b.label()))
+	text(w, labelRight, mid+4, "end", 13, "normal", "#000", fmt.Sprintf("%s · %s", b.Bar, b.label()))
 	barEnd := min(plotLeft+int(math.Round(b.Measured*scale)), plotRight+12)
 	fmt.Fprintf(w, `<rect x="%d" y="%d" width="%d" height="%d" fill="%s"/>`+"\n",
 		plotLeft, mid-barHeight/2, barEnd-plotLeft, barHeight, color)
