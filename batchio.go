@@ -11,7 +11,8 @@ type batchIO interface {
 	// receives as many as it holds, up to len(ms), into ms in arrival
 	// order, setting each one's n and addr. It returns how many, or the
 	// poller's error (net.ErrClosed, os.ErrDeadlineExceeded) or the
-	// system call's errno. ms is the same slice on every call.
+	// system call's errno. ms is the same ring on every call, but for
+	// growing; it never has more than BatchSize slots.
 	readBatch(ms []rxMsg) (int, error)
 
 	// writeBatch sends the first datagrams of ms in order, blocking while

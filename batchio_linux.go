@@ -29,7 +29,7 @@ type mmsgIO struct {
 	rnames []unix.RawSockaddrInet6
 	roob   []byte // a control buffer per message, for UDP_GRO's segment size
 	gro    bool   // the kernel coalesces received datagrams (UDP_GRO)
-	rring  *rxMsg // the ring the headers point into
+	rring  []rxMsg // the ring the headers point into
 	rn     int
 	rerr   syscall.Errno
 	waited bool // the poller waited for this call: read one datagram
@@ -123,8 +123,8 @@ func newBatchIO(uc *net.UDPConn, cfg Config, stats *counters) (batchIO, sockInfo
 }
 
 func (m *mmsgIO) readBatch(ms []rxMsg) (int, error) {
-	if m.rring != &ms[0] {
-		m.rring = &ms[0]
+	if len(m.rring) != len(ms) || &m.rring[0] != &ms[0] {
+		m.rring = ms // a new or grown ring
 		for i := range ms {
 			m.riovs[i].Base = unsafe.SliceData(ms[i].buf)
 			m.riovs[i].SetLen(len(ms[i].buf))
@@ -167,7 +167,7 @@ func (m *mmsgIO) readBatch(ms []rxMsg) (int, error) {
 // Datagrams that arrived together are read by the next call, which finds
 // them waiting and takes a whole batch.
 func (m *mmsgIO) recv(fd uintptr) bool {
-	vlen := len(m.rhdrs)
+	vlen := len(m.rring)
 	if m.waited {
 		vlen = 1
 	}

@@ -94,8 +94,10 @@
 //
 // # Memory
 //
-// A batched conn holds a read ring of BatchSize slots of ReadSlotSize
-// bytes (4 MiB with the defaults, allocated by the first read: lower
-// ReadSlotSize where datagrams are known to be small) and a write queue of
-// QueueBytes (256 KiB, allocated by the first queued datagram).
+// A batched conn holds a read ring of ReadSlotSize-byte slots: one at the
+// first read, doubling while reads find the kernel holding more datagrams
+// than the ring has slots, up to BatchSize (4 MiB with the defaults, for a
+// conn that receives bursts; 64 KiB for one that reads a reply at a
+// time). Its write queue holds QueueBytes (256 KiB), allocated by the
+// first queued datagram. Headers for the system calls add a few KiB.
 package batchconn

@@ -25,10 +25,11 @@ type Config struct {
 
 	// ReadSlotSize is the room for one received datagram in the read ring.
 	// Default 65535, so that no UDP datagram, IPv4 or IPv6, is cut short by
-	// the ring. A smaller value saves memory (the ring holds BatchSize
-	// slots, allocated on the first read) at a price: a datagram longer
-	// than the slot is truncated to it, as if the caller's buffer were
-	// that short.
+	// the ring. A smaller value saves memory (the ring starts with one
+	// slot and doubles, up to BatchSize slots, while reads find the kernel
+	// holding more datagrams than it has slots) at a price: a datagram
+	// longer than the slot is truncated to it, as if the caller's buffer
+	// were that short, and GRO stays off.
 	ReadSlotSize int
 
 	// MaxDelay is the longest a queued datagram waits for others to join

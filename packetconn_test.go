@@ -1084,3 +1084,37 @@ func TestCloseRacesEverything(t *testing.T) {
 		}
 	}
 }
+
+// A conn that reads a reply at a time holds one slot; one that finds the
+// kernel's queue full of datagrams grows its ring, up to BatchSize.
+func TestRingGrowsWithLoad(t *testing.T) {
+	uc, peer := diffCase{}.listen(t)
+	defer peer.Close()
+	c := New(uc, &Config{BatchSize: 16})
+	defer c.Close()
+	requireBatching(t, c)
+	p := make([]byte, 64)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for i := range 3 {
+		peer.WriteTo([]byte{byte(i)}, c.LocalAddr())
+		if _, _, err := c.ReadFrom(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(c.r.ring); n > 2 {
+		t.Fatalf("ring has %d slots after single reads, want at most 2", n)
+	}
+	for round := range 6 {
+		for i := range 40 {
+			peer.WriteTo([]byte{byte(i)}, c.LocalAddr())
+		}
+		for range 40 {
+			if _, _, err := c.ReadFrom(p); err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+	}
+	if n := len(c.r.ring); n != 16 {
+		t.Fatalf("ring has %d slots after bursts, want BatchSize 16", n)
+	}
+}

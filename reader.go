@@ -120,11 +120,11 @@ func (c *PacketConn) readAs(p []byte, syscallName string) (int, netip.AddrPort, 
 // own request waiting for a timer.
 func (c *PacketConn) refill() error {
 	r := &c.r
-	if r.ring == nil {
-		r.ring = newRing(c.cfg.BatchSize, c.cfg.ReadSlotSize)
-	}
 	if c.w.queued.Load() > 0 {
 		c.flush(causeRead)
+	}
+	if r.ring == nil {
+		r.ring = growRing(nil, 1, c.cfg.ReadSlotSize)
 	}
 	n, err := c.bio.readBatch(r.ring)
 	c.stats.readCalls.Add(1)
@@ -146,14 +146,23 @@ func (c *PacketConn) refill() error {
 		c.stats.offloadReceived.Add(uint64(coalesced))
 	}
 	r.n = n
+	if n == len(r.ring) && n < c.cfg.BatchSize {
+		// The kernel had at least as many datagrams as the ring has
+		// slots: more slots will pay for their memory. A conn that reads
+		// a reply at a time never grows past one slot.
+		r.ring = growRing(r.ring, min(2*n, c.cfg.BatchSize), c.cfg.ReadSlotSize)
+	}
 	return nil
 }
 
-func newRing(slots, slotSize int) []rxMsg {
-	ring := make([]rxMsg, slots)
-	mem := make([]byte, slots*slotSize)
-	for i := range ring {
-		ring[i].buf = mem[i*slotSize : (i+1)*slotSize : (i+1)*slotSize]
+// growRing returns ring with slots slots, adding fresh ones after those it
+// has: the ring starts with one slot and doubles while the kernel fills
+// it, up to BatchSize, so that memory follows the load.
+func growRing(ring []rxMsg, slots, slotSize int) []rxMsg {
+	added := slots - len(ring)
+	mem := make([]byte, added*slotSize)
+	for i := range added {
+		ring = append(ring, rxMsg{buf: mem[i*slotSize : (i+1)*slotSize : (i+1)*slotSize]})
 	}
 	return ring
 }
