@@ -1,0 +1,396 @@
+package quicgo
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/batchconn/batchconn"
+	"github.com/batchconn/batchconn/integration/internal/itest"
+	"github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/http3"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+const alpn = "batchconn-test"
+
+// A pair is a server and a client quic.Transport on two loopback sockets.
+type pair struct {
+	srvPC, cliPC net.PacketConn
+	srv, cli     *quic.Transport
+	once         sync.Once
+}
+
+func newPair(tb testing.TB, wrap func(*net.UDPConn) net.PacketConn) *pair {
+	tb.Helper()
+	kind := itest.Kind{Name: "custom", Wrap: wrap}
+	p := &pair{srvPC: itest.ListenUDP(tb, kind), cliPC: itest.ListenUDP(tb, kind)}
+	p.srv = &quic.Transport{Conn: p.srvPC}
+	p.cli = &quic.Transport{Conn: p.cliPC}
+	tb.Cleanup(func() {
+		if err := p.close(); err != nil {
+			tb.Error(err)
+		}
+	})
+	return p
+}
+
+// close closes both transports, then both sockets (which sends what
+// batchconn still has queued).
+func (p *pair) close() error {
+	var errs []error
+	p.once.Do(func() {
+		errs = append(errs, p.cli.Close(), p.srv.Close(), p.cliPC.Close(), p.srvPC.Close())
+	})
+	return errors.Join(errs...)
+}
+
+func quicConfig() *quic.Config {
+	return &quic.Config{MaxIdleTimeout: 30 * time.Second, HandshakeIdleTimeout: 10 * time.Second}
+}
+
+// TestBulk moves 50 MB each way at once on one bidirectional stream,
+// every byte checked, and on batchconn requires that the datagrams went
+// through it: quic-go does not reach the socket behind it.
+func TestBulk(t *testing.T) {
+	size := int64(50 << 20)
+	if testing.Short() {
+		size = 5 << 20
+	}
+	for _, kind := range itest.Kinds {
+		t.Run(kind.Name, func(t *testing.T) { testBulk(t, kind, size) })
+	}
+}
+
+func testBulk(t *testing.T, kind itest.Kind, size int64) {
+	const seedUp, seedDown = 1, 2
+	p := newPair(t, kind.Wrap)
+	srvTLS, cliTLS := itest.TLS(t, alpn)
+	ln, err := p.srv.Listen(srvTLS, quicConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	deadline, _ := ctx.Deadline()
+
+	// Each side closes the connection only once the other has all it
+	// sent: the server waits for the client to close, the client for the
+	// server to have read everything (a stream's Close returns once its
+	// data is queued, not delivered).
+	srvRead := make(chan error, 1) // the server has read and written all
+	srvDone := make(chan error, 1) // the server saw the client close
+	var srvQ, cliQ quic.ConnectionStats
+	go func() {
+		srvDone <- func() error {
+			conn, err := ln.Accept(ctx)
+			if err != nil {
+				srvRead <- fmt.Errorf("accept: %w", err)
+				return nil
+			}
+			defer func() {
+				conn.CloseWithError(0, "")
+				srvQ = conn.ConnectionStats()
+			}()
+			srvRead <- func() error {
+				str, err := conn.AcceptStream(ctx)
+				if err != nil {
+					return fmt.Errorf("accept stream: %w", err)
+				}
+				str.SetDeadline(deadline)
+				werr := make(chan error, 1)
+				go func() {
+					err := itest.WriteStream(str, seedDown, size, 64<<10)
+					if err == nil {
+						err = str.Close()
+					}
+					werr <- err
+				}()
+				if err := itest.CheckStream(str, seedUp, size); err != nil {
+					return fmt.Errorf("server read: %w", err)
+				}
+				if err := <-werr; err != nil {
+					return fmt.Errorf("server write: %w", err)
+				}
+				return nil
+			}()
+			select {
+			case <-conn.Context().Done():
+				return nil
+			case <-ctx.Done():
+				return errors.New("the client did not close the connection")
+			}
+		}()
+	}()
+
+	before := [2]batchconn.Stats{}
+	before[0], _ = itest.Stats(p.srvPC)
+	before[1], _ = itest.Stats(p.cliPC)
+	start := time.Now()
+	err = func() error {
+		conn, err := p.cli.Dial(ctx, p.srvPC.LocalAddr(), cliTLS, quicConfig())
+		if err != nil {
+			return fmt.Errorf("dial: %w", err)
+		}
+		defer func() {
+			conn.CloseWithError(0, "done")
+			cliQ = conn.ConnectionStats()
+		}()
+		str, err := conn.OpenStreamSync(ctx)
+		if err != nil {
+			return fmt.Errorf("open stream: %w", err)
+		}
+		str.SetDeadline(deadline)
+		werr := make(chan error, 1)
+		go func() {
+			err := itest.WriteStream(str, seedUp, size, 64<<10)
+			if err == nil {
+				err = str.Close()
+			}
+			werr <- err
+		}()
+		if err := itest.CheckStream(str, seedDown, size); err != nil {
+			return fmt.Errorf("client read: %w", err)
+		}
+		if err := <-werr; err != nil {
+			return fmt.Errorf("client write: %w", err)
+		}
+		return <-srvRead
+	}()
+	if err != nil {
+		t.Error(err)
+	}
+	if err := <-srvDone; err != nil {
+		t.Error(err)
+	}
+	elapsed := time.Since(start)
+	ln.Close()
+	if err := p.close(); err != nil {
+		t.Error(err)
+	}
+	t.Logf("%s: %d MB each way in %v", kind.Name, size>>20, elapsed.Round(time.Millisecond))
+	t.Logf("quic-go: client sent %d packets, server received %d (%d not processed); server sent %d, client received %d (%d not processed)",
+		cliQ.PacketsSent, srvQ.PacketsReceived, int64(cliQ.PacketsSent)-int64(srvQ.PacketsReceived),
+		srvQ.PacketsSent, cliQ.PacketsReceived, int64(srvQ.PacketsSent)-int64(cliQ.PacketsReceived))
+	if t.Failed() {
+		return
+	}
+	srv, ok := itest.Stats(p.srvPC)
+	if !ok {
+		return
+	}
+	cli, _ := itest.Stats(p.cliPC)
+	checkThrough(t, size, sub(srv, before[0]), sub(cli, before[1]), &srvQ, &cliQ)
+}
+
+func sub(a, b batchconn.Stats) batchconn.Stats {
+	a.DatagramsRead -= b.DatagramsRead
+	a.ReadCalls -= b.ReadCalls
+	a.DatagramsWritten -= b.DatagramsWritten
+	a.WriteCalls -= b.WriteCalls
+	return a
+}
+
+// checkThrough requires that the datagrams that carried size bytes each
+// way went through batchconn on both sides:
+//   - each side's batchconn wrote as many datagrams as quic-go counted
+//     packets sent (give or take a few: QUIC coalesces handshake packets
+//     into one datagram);
+//   - it read at least as many as quic-go counted packets received. It
+//     may have read more: quic-go drops what arrives while a connection
+//     has 256 packets queued unprocessed (protocol.MaxConnUnprocessedPackets),
+//     on plain as well, and counts only what it processes;
+//   - each side wrote at least one datagram per 1500 bytes it sent, and
+//     read about as many as the other wrote.
+//
+// srvQ and cliQ are quic-go's own counts; srvQ may be nil where the
+// server's connection is out of reach.
+func checkThrough(t *testing.T, size int64, srv, cli batchconn.Stats, srvQ, cliQ *quic.ConnectionStats) {
+	t.Helper()
+	t.Logf("server batchconn: %+v", srv)
+	t.Logf("client batchconn: %+v", cli)
+	about := func(a, b uint64) bool { return a <= b+b/100+20 && b <= a+a/100+20 }
+	for _, q := range []struct {
+		side string
+		bc   batchconn.Stats
+		q    *quic.ConnectionStats
+	}{{"server", srv, srvQ}, {"client", cli, cliQ}} {
+		if q.q == nil {
+			continue
+		}
+		t.Logf("%s quic-go: %d packets received, %d sent", q.side, q.q.PacketsReceived, q.q.PacketsSent)
+		if !about(q.bc.DatagramsWritten, q.q.PacketsSent) || q.bc.DatagramsRead+20 < q.q.PacketsReceived {
+			t.Errorf("%s: quic-go received %d packets and sent %d, but its batchconn read %d datagrams and wrote %d: quic-go bypassed batchconn",
+				q.side, q.q.PacketsReceived, q.q.PacketsSent, q.bc.DatagramsRead, q.bc.DatagramsWritten)
+		}
+	}
+	least := uint64(size / 1500)
+	for _, c := range []struct {
+		what           string
+		wrote, read    uint64
+		writer, reader string
+	}{
+		{"client to server", cli.DatagramsWritten, srv.DatagramsRead, "client", "server"},
+		{"server to client", srv.DatagramsWritten, cli.DatagramsRead, "server", "client"},
+	} {
+		if c.wrote < least {
+			t.Errorf("%s: the %s's batchconn wrote %d datagrams, but %d bytes need at least %d: quic-go bypassed batchconn", c.what, c.writer, c.wrote, size, least)
+		}
+		if c.read > c.wrote || !about(c.read, c.wrote) {
+			t.Errorf("%s: the %s's batchconn wrote %d datagrams and the %s's read %d", c.what, c.writer, c.wrote, c.reader, c.read)
+		}
+	}
+}
+
+// TestNoBypass checks what quic-go sees of a batchconn: the buffer
+// setters it may use, and none of the methods that would let it reach the
+// socket.
+func TestNoBypass(t *testing.T) {
+	var pc net.PacketConn = itest.ListenUDP(t, itest.Batchconn)
+	if _, ok := pc.(quic.OOBCapablePacketConn); ok {
+		t.Error("batchconn is a quic.OOBCapablePacketConn: quic-go would read and write its socket directly")
+	}
+	if _, ok := pc.(interface {
+		SyscallConn() (syscall.RawConn, error)
+	}); ok {
+		t.Error("batchconn has SyscallConn: quic-go would use the socket behind it")
+	}
+	if _, ok := pc.(interface{ SetReadBuffer(int) error }); !ok {
+		t.Error("batchconn has no SetReadBuffer: quic-go cannot raise the receive buffer")
+	}
+	if _, ok := pc.(interface{ SetWriteBuffer(int) error }); !ok {
+		t.Error("batchconn has no SetWriteBuffer: quic-go cannot raise the send buffer")
+	}
+}
+
+// TestHTTP3 serves HTTP/3 with quic-go's http3 package: eight concurrent
+// requests over one connection, GETs of generated bodies and POSTs that
+// the server echoes, every body checked.
+func TestHTTP3(t *testing.T) {
+	for _, kind := range itest.Kinds {
+		t.Run(kind.Name, func(t *testing.T) { testHTTP3(t, kind) })
+	}
+}
+
+func testHTTP3(t *testing.T, kind itest.Kind) {
+	p := newPair(t, kind.Wrap)
+	srvTLS, cliTLS := itest.TLS(t)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /blob", func(w http.ResponseWriter, r *http.Request) {
+		seed, err1 := strconv.ParseUint(r.FormValue("seed"), 10, 64)
+		n, err2 := strconv.ParseInt(r.FormValue("n"), 10, 64)
+		if err := errors.Join(err1, err2); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
+		itest.WriteStream(w, seed, n, 32<<10)
+	})
+	mux.HandleFunc("POST /echo", func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(w, r.Body)
+	})
+	srv := &http3.Server{Handler: mux, QUICConfig: quicConfig()}
+	ln, err := p.srv.ListenEarly(http3.ConfigureTLSConfig(srvTLS), quicConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.ServeListener(ln) }()
+
+	var dialMu sync.Mutex
+	var conns []*quic.Conn
+	rt := &http3.Transport{
+		TLSClientConfig: cliTLS,
+		QUICConfig:      quicConfig(),
+		Dial: func(ctx context.Context, _ string, tlsCfg *tls.Config, cfg *quic.Config) (*quic.Conn, error) {
+			conn, err := p.cli.DialEarly(ctx, p.srvPC.LocalAddr(), tlsCfg, cfg)
+			if err == nil {
+				dialMu.Lock()
+				conns = append(conns, conn)
+				dialMu.Unlock()
+			}
+			return conn, err
+		},
+	}
+	client := &http.Client{Transport: rt, Timeout: 60 * time.Second}
+	url := "https://localhost:" + strconv.Itoa(p.srvPC.LocalAddr().(*net.UDPAddr).Port)
+
+	const requests = 8
+	var total int64
+	errc := make(chan error, requests)
+	for i := range requests {
+		seed := uint64(100 + i)
+		n := int64(i+1) * 200_000
+		total += n
+		go func() {
+			errc <- func() error {
+				var resp *http.Response
+				var err error
+				if i%2 == 0 {
+					resp, err = client.Get(fmt.Sprintf("%s/blob?seed=%d&n=%d", url, seed, n))
+				} else {
+					pr, pw := io.Pipe()
+					defer pr.Close() // ends the writer if the request failed
+					go func() { pw.CloseWithError(itest.WriteStream(pw, seed, n, 32<<10)) }()
+					resp, err = client.Post(url+"/echo", "application/octet-stream", pr)
+				}
+				if err != nil {
+					return fmt.Errorf("request %d: %w", i, err)
+				}
+				defer resp.Body.Close()
+				if resp.StatusCode != http.StatusOK || resp.ProtoMajor != 3 {
+					return fmt.Errorf("request %d: %s %s", i, resp.Proto, resp.Status)
+				}
+				if err := itest.CheckStream(resp.Body, seed, n); err != nil {
+					return fmt.Errorf("request %d: body: %w", i, err)
+				}
+				return nil
+			}()
+		}()
+	}
+	for range requests {
+		if err := <-errc; err != nil {
+			t.Error(err)
+		}
+	}
+	if err := rt.Close(); err != nil {
+		t.Errorf("client transport Close: %v", err)
+	}
+	if err := srv.Close(); err != nil {
+		t.Errorf("server Close: %v", err)
+	}
+	ln.Close()
+	select {
+	case err := <-serveErr:
+		if !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, quic.ErrServerClosed) {
+			t.Errorf("ServeListener returned %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("ServeListener still running 10s after Close")
+	}
+	if err := p.close(); err != nil {
+		t.Error(err)
+	}
+	if len(conns) != 1 {
+		t.Errorf("the requests went over %d connections, want 1", len(conns))
+	}
+	if st, ok := itest.Stats(p.srvPC); ok && !t.Failed() {
+		cli, _ := itest.Stats(p.cliPC)
+		cliQ := conns[0].ConnectionStats()
+		// The POSTs' bodies go up, the echoes and blobs come down: a
+		// third of the total each way at least.
+		checkThrough(t, total/3, st, cli, nil, &cliQ)
+	}
+}
