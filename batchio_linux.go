@@ -27,8 +27,8 @@ type mmsgIO struct {
 	rhdrs  []mmsghdr
 	riovs  []unix.Iovec
 	rnames []unix.RawSockaddrInet6
-	roob   []byte // a control buffer per message, for UDP_GRO's segment size
-	gro    bool   // the kernel coalesces received datagrams (UDP_GRO)
+	roob   []byte  // a control buffer per message, for UDP_GRO's segment size
+	gro    bool    // the kernel coalesces received datagrams (UDP_GRO)
 	rring  []rxMsg // the ring the headers point into
 	rn     int
 	rerr   syscall.Errno
