@@ -2,6 +2,7 @@ package batchconn
 
 import (
 	"errors"
+	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -200,7 +201,9 @@ func (c *PacketConn) Close() error {
 		return c.pc.Close()
 	}
 	err := c.flushLocked(causeClose)
-	if err == nil {
+	if err != nil {
+		err = c.opError("write", nil, unwrapRaw(err))
+	} else {
 		err, w.failed = w.failed, nil
 	}
 	if n := len(w.msgs); n > 0 {
@@ -334,8 +337,14 @@ func (d *deadline) set(t time.Time) {
 		return
 	}
 	// Measure from now, as the runtime's poller does, so that a step of
-	// the wall clock moves neither.
-	d.at.Store(max(monoNow()+int64(time.Until(t)), 1))
+	// the wall clock moves neither. A deadline centuries ahead (year 9999)
+	// saturates, as the poller's does, rather than overflow into the past.
+	now, until := monoNow(), int64(time.Until(t))
+	if until > math.MaxInt64-now {
+		d.at.Store(math.MaxInt64)
+		return
+	}
+	d.at.Store(max(now+until, 1))
 }
 
 func (d *deadline) passed() bool {

@@ -1,6 +1,7 @@
 package batchconn
 
 import (
+	"errors"
 	"net"
 	"net/netip"
 	"os"
@@ -187,7 +188,7 @@ func (c *PacketConn) write(p []byte, d *dest) (int, error) {
 		now := monoNow()
 		since := now - w.lastSend
 		if c.cfg.BatchSize == 1 || since >= int64(c.cfg.idleGap) && (c.r.buffered.Load() == 0 || since >= int64(c.cfg.MaxDelay)) {
-			n, err := c.sendNow(p, d)
+			n, err := c.sendNow(p, d, true)
 			w.lastSend = monoNow()
 			return n, err
 		}
@@ -216,11 +217,18 @@ func (c *PacketConn) write(p []byte, d *dest) (int, error) {
 	return len(p), nil
 }
 
-// sendNow sends one datagram through plain.
-func (c *PacketConn) sendNow(p []byte, d *dest) (int, error) {
-	c.stats.flushIdle.Add(1)
-	c.stats.writeCalls.Add(1)
+// sendNow sends one datagram through plain, counting it in Stats; idle
+// tells a datagram sent at once for want of company from one plain had to
+// judge.
+func (c *PacketConn) sendNow(p []byte, d *dest, idle bool) (int, error) {
 	n, err := d.plain(c.uc, p)
+	if idle {
+		c.stats.flushIdle.Add(1)
+	}
+	var se *os.SyscallError
+	if err == nil || errors.As(err, &se) { // else plain made no system call
+		c.stats.writeCalls.Add(1)
+	}
 	if err == nil {
 		c.stats.datagramsWritten.Add(1)
 	}
@@ -235,13 +243,15 @@ func (c *PacketConn) writePlain(p []byte, d *dest) (int, error) {
 	return c.writePlainLocked(p, d)
 }
 
+// If the queue cannot go (a passed deadline, a closed socket), plain is
+// still asked: it checks the address before the deadline, as the caller
+// expects, and cannot send past the queue, since the poller that stopped
+// the queue stops it too.
 func (c *PacketConn) writePlainLocked(p []byte, d *dest) (int, error) {
 	if !c.closed.Load() && len(c.w.msgs) > 0 {
-		if err := c.flushLocked(causeExplicit); err != nil {
-			return 0, c.opError("write", c.errAddr(d), unwrapRaw(err))
-		}
+		c.flushLocked(causeExplicit)
 	}
-	return d.plain(c.uc, p)
+	return c.sendNow(p, d, false)
 }
 
 // push appends a datagram to the queue; the caller made room.
