@@ -23,6 +23,10 @@ type batchIO interface {
 	// failure, or that of the segmentation offload it was sent with.
 	writeBatch(ms []txMsg) (int, error)
 
+	// writeWaiting reports whether a writeBatch is waiting for room in
+	// the socket buffer. Safe to call from any goroutine.
+	writeWaiting() bool
+
 	// batchLimit is how many datagrams the write queue gathers before it
 	// is sent: as many as one writeBatch can carry, when they coalesce.
 	batchLimit() int

@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 
@@ -41,10 +42,11 @@ type mmsgIO struct {
 	whdrs  []mmsghdr
 	wiovs  []unix.Iovec
 	wnames []unix.RawSockaddrInet6
-	woob   []byte // a control buffer per message, for UDP_SEGMENT
-	wruns  []int  // datagrams in each message of this call
-	gso    bool   // send runs as one message (UDP_SEGMENT); off after a refusal
-	wk     int    // headers in use for this call
+	woob   []byte      // a control buffer per message, for UDP_SEGMENT
+	wruns  []int       // datagrams in each message of this call
+	gso    bool        // send runs as one message (UDP_SEGMENT); off after a refusal
+	wk     int         // headers in use for this call
+	wwait  atomic.Bool // the poller waits for the socket to take more
 	// fault, set by tests, fails a message as the kernel would, before
 	// the kernel sees it: the errors this kernel no longer returns.
 	fault  func(h *mmsghdr) syscall.Errno
@@ -190,6 +192,8 @@ func (m *mmsgIO) recv(fd uintptr) bool {
 // segmentation offload than without: each message then carries a run.
 var gsoQueueFactor = 8
 
+func (m *mmsgIO) writeWaiting() bool { return m.wwait.Load() }
+
 func (m *mmsgIO) batchLimit() int {
 	if m.gso {
 		return len(m.whdrs) * gsoQueueFactor
@@ -230,7 +234,9 @@ func (m *mmsgIO) writeBatch(ms []txMsg) (int, error) {
 		k++
 	}
 	m.wk = k
-	if err := m.rc.Write(m.sendFn); err != nil {
+	err := m.rc.Write(m.sendFn)
+	m.wwait.Store(false)
+	if err != nil {
 		return 0, unwrapRaw(err)
 	}
 	sent, segmented := 0, 0
@@ -279,6 +285,7 @@ func (m *mmsgIO) send(fd uintptr) bool {
 		case unix.EINTR:
 			continue
 		case unix.EAGAIN:
+			m.wwait.Store(true)
 			return false
 		}
 		m.wn, m.werr = int(n), e

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -195,7 +196,7 @@ func (c *PacketConn) Close() error {
 		return c.pc.Close()
 	}
 	w := &c.w
-	w.mu.Lock()
+	early := c.lockForClose()
 	defer w.mu.Unlock()
 	if c.closed.Load() {
 		return c.pc.Close()
@@ -212,9 +213,10 @@ func (c *PacketConn) Close() error {
 		c.stats.writeFailures.Add(uint64(n))
 		w.msgs = w.msgs[:0]
 		w.used = 0
+		w.queued.Store(0)
 	}
 	c.closed.Store(true)
-	if cerr := c.pc.Close(); err == nil {
+	if cerr := c.pc.Close(); err == nil && !early {
 		err = cerr
 	}
 	if t := w.timer.Load(); t != nil {
@@ -224,6 +226,27 @@ func (c *PacketConn) Close() error {
 		w.mu.Lock()
 	}
 	return err
+}
+
+// lockForClose takes the writer's lock for Close. Whoever holds it (a
+// writer, the timer, a read sending the queue) normally lets go at once;
+// but a send that waits for room in a full socket buffer can hold it for
+// as long as the network takes to drain. Close then closes the socket
+// first, as plain's Close does at once: the waiting send fails with
+// net.ErrClosed, and what the queue could not send is counted and
+// reported (a datagram in plain's hands was never accepted: its WriteTo
+// fails, as on plain). It reports whether it closed the socket so.
+func (c *PacketConn) lockForClose() (early bool) {
+	w := &c.w
+	for !w.mu.TryLock() {
+		if c.bio.writeWaiting() || w.plainSending.Load() {
+			c.pc.Close()
+			w.mu.Lock()
+			return true
+		}
+		runtime.Gosched()
+	}
+	return false
 }
 
 // LocalAddr returns the socket's local address, as the wrapped conn does.

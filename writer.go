@@ -28,6 +28,8 @@ type writer struct {
 	oldest atomic.Int64             // monoNow when the oldest queued datagram was queued
 	armed  atomic.Bool              // the timer will fire
 	due    atomic.Bool              // the timer must send the queue, whatever its age
+
+	plainSending atomic.Bool // a datagram is in plain's hands, with mu held
 }
 
 // WriteTo sends p to addr, as *net.UDPConn does, except that the datagram
@@ -221,7 +223,9 @@ func (c *PacketConn) write(p []byte, d *dest) (int, error) {
 // tells a datagram sent at once for want of company from one plain had to
 // judge.
 func (c *PacketConn) sendNow(p []byte, d *dest, idle bool) (int, error) {
+	c.w.plainSending.Store(true) // plain may block: Close need not wait
 	n, err := d.plain(c.uc, p)
+	c.w.plainSending.Store(false)
 	if idle {
 		c.stats.flushIdle.Add(1)
 	}
