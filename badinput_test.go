@@ -62,13 +62,6 @@ type hostile struct {
 	net    string // the conn's network, default "udp4"
 	closes bool   // the call closes the conn: nothing can follow it
 	call   func(e *env)
-
-	// A known misbehaviour of batchconn: where the difference from plain
-	// is this one (bugSignature says so), the test is skipped with bug as
-	// its message rather than failed. Any other difference fails it, and
-	// once fixed the test passes.
-	bug          string
-	bugSignature func(want, got []string) bool
 }
 
 var (
@@ -171,16 +164,7 @@ var hostileCalls = []hostile{
 		e.write(seq(maxPayload4+1), e.peerAddr())
 		e.writeAddrPort([]byte("x"), netip.AddrPort{})
 		setDeadlines(e, "write", time.Time{})
-	}, bug: "BUG: with datagrams queued and a passed write deadline, a write that plain refuses for its " +
-		"address (nil, non-UDP or wrong-family address, invalid netip.AddrPort) returns os.ErrDeadlineExceeded " +
-		"instead of plain's EINVAL / *net.AddrError / \"missing address\": writePlainLocked flushes the queue first " +
-		"(to keep order), the flush fails on the deadline, and that error is returned without asking plain, which " +
-		"validates the address before it looks at the deadline",
-		bugSignature: func(want, got []string) bool {
-			return onlyLinesDiffer(want, got, func(w, g string) bool {
-				return strings.HasPrefix(g, "WriteTo") && strings.Contains(w, "deadline=false") && strings.Contains(g, "deadline=true")
-			})
-		}},
+	}},
 	{name: "ReadDeadlineInThePast", call: func(e *env) {
 		e.peerSend([]byte("held"))
 		setDeadlines(e, "read", time.Now().Add(-time.Second))
@@ -230,22 +214,7 @@ var hostileCalls = []hostile{
 		e.peerSend([]byte("far again"))
 		e.readAddrPort(64)
 		setDeadlines(e, "", time.Time{})
-	}, bug: "BUG: a deadline more than ~292 years ahead (year 9999) acts as a passed deadline on batchconn: " +
-		"deadline.set stores monoNow()+int64(time.Until(t)); time.Until saturates at math.MaxInt64, the sum " +
-		"overflows to a negative number and max(..., 1) turns it into 1, a deadline long passed. ReadFrom then " +
-		"fails with os.ErrDeadlineExceeded where plain reads (the poller saturates instead); WriteTo still works " +
-		"only because a 'passed' deadline sends every write through plain",
-		bugSignature: func(want, got []string) bool {
-			// The first difference is a read that failed with a
-			// deadline where plain's succeeded; the datagrams it left
-			// shift what later reads return.
-			for i := range min(len(want), len(got)) {
-				if want[i] != got[i] {
-					return strings.HasPrefix(got[i], "Read") && strings.Contains(want[i], "err=nil") && strings.Contains(got[i], "deadline=true")
-				}
-			}
-			return false
-		}},
+	}},
 	{name: "CloseThenUse", closes: true, call: func(e *env) {
 		e.logf("Close = %s", describe(e.conn.Close()))
 		e.write([]byte("x"), e.peerAddr())
@@ -311,42 +280,8 @@ func drainPeer(e *env, untilEnd bool) {
 
 func TestHostileCalls(t *testing.T) {
 	for _, h := range hostileCalls {
-		t.Run(h.name, func(t *testing.T) {
-			if h.bug == "" {
-				runDiffKinds(t, hostileCase(h), hostileKinds)
-				return
-			}
-			names, logs := diffLogs(t, hostileCase(h), hostileKinds)
-			var seen []string
-			for i := 1; i < len(logs); i++ {
-				switch {
-				case strings.Join(logs[i], "\n") == strings.Join(logs[0], "\n"):
-				case h.bugSignature(logs[0], logs[i]):
-					seen = append(seen, fmt.Sprintf("%s differs from plain:\n%s", names[i], lineDiff(logs[0], logs[i])))
-				default:
-					t.Errorf("%s differs from plain:\n%s", names[i], lineDiff(logs[0], logs[i]))
-				}
-			}
-			if len(seen) > 0 && !t.Failed() {
-				t.Logf("%s", strings.Join(seen, "\n"))
-				t.Skip(h.bug)
-			}
-		})
+		t.Run(h.name, func(t *testing.T) { runDiffKinds(t, hostileCase(h), hostileKinds) })
 	}
-}
-
-// onlyLinesDiffer reports whether want and got have the same length and
-// every line that differs satisfies known.
-func onlyLinesDiffer(want, got []string, known func(w, g string) bool) bool {
-	if len(want) != len(got) {
-		return false
-	}
-	for i := range want {
-		if want[i] != got[i] && !known(want[i], got[i]) {
-			return false
-		}
-	}
-	return true
 }
 
 func TestNegativeConfigBehavesAsDefaults(t *testing.T) {
@@ -478,8 +413,6 @@ func TestCloseErrorIsOpError(t *testing.T) {
 		t.Fatalf("Close = %s; want os.ErrDeadlineExceeded for the queue it could not send", describe(err))
 	}
 	if !errors.As(err, &oe) || oe.Op != "write" {
-		t.Skipf("BUG: Close = %s (Flush = %s): when the final flush is cut short by a passed write deadline "+
-			"(or a closed socket), Close returns the poller's bare error, not a *net.OpError: it returns "+
-			"flushLocked's error as is, where Flush wraps it with opError(\"write\", ...)", describe(err), describe(ferr))
+		t.Fatalf("Close = %s (Flush = %s): want a write *net.OpError, as Flush's", describe(err), describe(ferr))
 	}
 }

@@ -25,7 +25,7 @@ const (
 	fzReadAP          // ReadFromUDPAddrPort likewise
 	fzFlush           // Flush (batchconn; nothing on plain)
 	fzDrain           // Flush, and the peer reads what was written
-	fzDeadline        // Set{,Read,Write}Deadline(arg/3) to past, future or none (arg%3)
+	fzDeadline        // Set{,Read,Write}Deadline(arg/4%3) to none, past, an hour ahead or year 9999 (arg%4)
 	fzClose           // Close
 	fzOps
 )
@@ -48,13 +48,6 @@ var fzBadAddrs = []func(e *env) net.Addr{
 	func(e *env) net.Addr { return &net.UDPAddr{IP: net.IPv4bcast, Port: e.peerAddr().Port} },
 }
 
-// avoidKnownBugs keeps the fuzzer off a misbehaviour already reported by
-// TestHostileCalls/BadWritesPastWriteDeadline: with datagrams queued and a
-// passed write deadline, a bad address gets the deadline error instead of
-// plain's. Set it to false once that is fixed. (Deadlines in year 9999,
-// TestHostileCalls/DeadlineInYear9999, are not among the ops either.)
-const avoidKnownBugs = true
-
 // Budgets keep every datagram in flight well inside a default receive
 // buffer (about 208 KiB of truesize), so that the kernel drops none: a
 // datagram's cost is its size and a generous allowance for overhead.
@@ -70,6 +63,7 @@ const (
 	fzNone fzDeadlineState = iota
 	fzPast
 	fzFuture
+	fzFarFuture // year 9999: no deadline at all, in effect
 )
 
 // fzModel is what the caller knows, the same on every kind: it decides
@@ -111,9 +105,6 @@ func runSequence(e *env, ops []byte) {
 				m.outBytes += size + fzOverhead
 			}
 		case fzWriteBad:
-			if m.writeDL == fzPast && avoidKnownBugs {
-				continue
-			}
 			e.write([]byte("bad"), fzBadAddrs[arg%len(fzBadAddrs)](e))
 		case fzPeerSend:
 			size := fzSizes[arg%len(fzSizes)]
@@ -156,14 +147,16 @@ func runSequence(e *env, ops []byte) {
 			fzPeerDrain(e, m)
 		case fzDeadline:
 			var t time.Time
-			state := fzDeadlineState(arg % 3)
+			state := fzDeadlineState(arg % 4)
 			switch state {
 			case fzPast:
 				t = time.Now().Add(-time.Second)
 			case fzFuture:
 				t = time.Now().Add(time.Hour)
+			case fzFarFuture:
+				t = year9999
 			}
-			which := []string{"", "read", "write"}[(arg/3)%3]
+			which := []string{"", "read", "write"}[(arg/4)%3]
 			setDeadlines(e, which, t)
 			if !m.closed {
 				if which != "write" {
@@ -241,11 +234,15 @@ func FuzzSequence(f *testing.F) {
 		fzSeq(fzWrite, 8, fzWriteBad, 0, fzWriteBad, 2, fzWriteBad, 3, fzWriteBad, 4, fzWriteBad, 7, fzWrite, 1, fzDrain, 0),
 		fzSeq(fzWrite, 16, fzWrite, 17, fzWriteAP, 17, fzWriteAP, 0, fzDrain, 0),
 		fzSeq(fzPeerSend, 16, fzRead, 3, fzPeerSend, 16, fzReadAP, 7, fzPeerSend, 1, fzRead, 0, fzPeerSend, 2, fzRead, 1),
-		// Passed deadlines, with datagrams queued and waiting.
+		// Passed deadlines, with datagrams queued and waiting. (Deadline
+		// arguments: 4*which + state; which 0 both, 1 read, 2 write;
+		// state 0 none, 1 past, 2 an hour ahead, 3 year 9999.)
 		fzSeq(fzWrite, 5, fzWrite, 5, fzDeadline, 1, fzWrite, 5, fzPeerSend, 5, fzRead, 5, fzDeadline, 0, fzRead, 5, fzDrain, 0),
-		fzSeq(fzPeerSend, 1, fzPeerSend, 2, fzRead, 3, fzDeadline, 4, fzRead, 3, fzDeadline, 5, fzRead, 3, fzRead, 3),
-		fzSeq(fzWrite, 1, fzWrite, 2, fzDeadline, 7, fzWriteBad, 1, fzFlush, 0, fzWrite, 3, fzDeadline, 8, fzDrain, 0),
+		fzSeq(fzPeerSend, 1, fzPeerSend, 2, fzRead, 3, fzDeadline, 5, fzRead, 3, fzDeadline, 4, fzRead, 3, fzRead, 3),
+		fzSeq(fzWrite, 1, fzWrite, 2, fzDeadline, 9, fzWriteBad, 1, fzWriteBad, 2, fzFlush, 0, fzWrite, 3, fzDeadline, 8, fzDrain, 0),
 		fzSeq(fzDeadline, 2, fzWrite, 6, fzPeerSend, 6, fzReadAP, 6, fzDeadline, 0),
+		// Deadlines in year 9999: none, in effect.
+		fzSeq(fzDeadline, 3, fzWrite, 6, fzPeerSend, 6, fzRead, 6, fzDeadline, 7, fzPeerSend, 1, fzReadAP, 6, fzDeadline, 11, fzWrite, 2, fzDrain, 0),
 		// Close with datagrams queued and waiting, then use.
 		fzSeq(fzWrite, 5, fzWrite, 6, fzPeerSend, 3, fzPeerSend, 4, fzRead, 5, fzClose, 0, fzRead, 5, fzWrite, 5, fzWriteBad, 0, fzDeadline, 0, fzClose, 0, fzDrain, 0),
 		// Many equal datagrams (GSO runs), then more than the budget.
