@@ -3,6 +3,7 @@ package batchconn
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -298,6 +299,26 @@ func TestNegativeConfigBehavesAsDefaults(t *testing.T) {
 	if huge.BatchSize != maxBatchSize || huge.ReadSlotSize != maxDatagram || huge.QueueBytes != maxDatagram {
 		t.Fatalf("out-of-range Config resolves to %+v", huge)
 	}
+	if q := (&Config{QueueBytes: math.MaxInt}).resolve().QueueBytes; q != maxQueueBytes {
+		t.Fatalf("Config{QueueBytes: MaxInt} resolves to a %d B queue, want %d", q, maxQueueBytes)
+	}
+	// A conn with the largest queue allocates it and works.
+	{
+		uc, peer := diffCase{}.listen(t)
+		c := New(uc, &Config{QueueBytes: math.MaxInt, idleGap: time.Hour})
+		if _, err := c.WriteTo([]byte("big queue"), peer.LocalAddr()); err != nil {
+			t.Fatalf("WriteTo with QueueBytes MaxInt: %v", err)
+		}
+		if err := c.Close(); err != nil {
+			t.Fatalf("Close with QueueBytes MaxInt: %v", err)
+		}
+		peer.SetReadDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, 64)
+		if n, _, err := peer.ReadFrom(buf); err != nil || string(buf[:n]) != "big queue" {
+			t.Fatalf("peer read %q, %v; want the datagram", buf[:n], err)
+		}
+		peer.Close()
+	}
 	uc, peer := diffCase{}.listen(t)
 	defer peer.Close()
 	c := New(uc, &cfg)
@@ -306,7 +327,7 @@ func TestNegativeConfigBehavesAsDefaults(t *testing.T) {
 		t.Fatalf("New with negative Config holds %+v, want %+v", c.cfg, want)
 	}
 	// The whole differential table on plain and on the negative Config,
-	// but for the one case whose outcome hangs on a 150ms window, which
+	// but for the one case whose outcome hangs on a half-second window, which
 	// TestBehavesLikeUDPConn runs already.
 	for _, dc := range diffCases {
 		if dc.name == "ReadDeadlineMovedLaterWhileBlocked" {

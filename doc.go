@@ -67,6 +67,12 @@
 // that needs room blocks until the write deadline, as plain blocks; no
 // datagram is dropped to make room.
 //
+// A socket error the kernel reports on reads (ECONNREFUSED on a connected
+// socket after an ICMP port unreachable) is returned by ReadFrom once, as
+// plain returns it, and the conn keeps working. Datagrams already taken
+// into the read ring when the error arrives come before it, as they
+// would on plain for a reader that had read them a moment earlier.
+//
 // Close sends the queue before it closes the socket and returns the first
 // failure it has not yet reported. Datagrams still in the read ring when
 // the conn is closed are discarded, as are those still in the kernel's

@@ -44,7 +44,8 @@ type Config struct {
 	// QueueBytes bounds the payload bytes the write queue holds; a WriteTo
 	// that finds the queue full sends it first, blocking as a plain
 	// WriteTo blocks on a full socket buffer. Default 256 KiB; values below
-	// 65535 are raised to it so that any datagram fits.
+	// 65535 are raised to it so that any datagram fits, values above 64 MiB
+	// lowered to it (no batch carries more).
 	QueueBytes int
 
 	// NoOffload turns UDP segmentation offload off: no GSO on send (runs
@@ -67,6 +68,7 @@ const (
 	maxDatagram       = 65535
 	defaultMaxDelay   = 50 * time.Microsecond
 	defaultQueueBytes = 256 << 10
+	maxQueueBytes     = 64 << 20 // more than the largest batch, 1024 messages of 65535 B
 
 	// defaultIdleGap is how long after the last send ended a WriteTo on an
 	// empty queue counts as isolated and goes out at once, in the caller's
@@ -94,7 +96,7 @@ func (c *Config) resolve() Config {
 	if r.QueueBytes <= 0 {
 		r.QueueBytes = defaultQueueBytes
 	}
-	r.QueueBytes = max(r.QueueBytes, maxDatagram)
+	r.QueueBytes = min(max(r.QueueBytes, maxDatagram), maxQueueBytes)
 	if r.idleGap <= 0 {
 		r.idleGap = defaultIdleGap
 	}

@@ -387,11 +387,14 @@ var diffCases = []diffCase{
 		wait()
 	}},
 	{name: "ReadDeadlineMovedLaterWhileBlocked", run: func(e *env) {
-		e.conn.SetReadDeadline(time.Now().Add(150 * time.Millisecond))
+		// The first deadline leaves the blocked read half a second to be
+		// moved, room enough on a loaded machine.
+		first := time.Now().Add(500 * time.Millisecond)
+		e.conn.SetReadDeadline(first)
 		wait := e.readAsync(16)
 		waitBlocked()
 		e.conn.SetReadDeadline(time.Now().Add(time.Hour))
-		time.Sleep(200 * time.Millisecond) // past the first deadline
+		time.Sleep(time.Until(first) + 50*time.Millisecond)
 		e.peerSend([]byte("late"))
 		wait()
 	}},
