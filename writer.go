@@ -176,6 +176,12 @@ const (
 // write queues p for d, or sends it at once where waiting buys nothing.
 func (c *PacketConn) write(p []byte, d *dest) (int, error) {
 	w := &c.w
+	// The time of the call, read before waiting for the lock: a writer
+	// that waited while another sent is not idle.
+	var now int64
+	if w.queued.Load() == 0 {
+		now = monoNow()
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if c.closed.Load() || c.writeDeadline.passed() {
@@ -183,11 +189,13 @@ func (c *PacketConn) write(p []byte, d *dest) (int, error) {
 	}
 	if len(w.msgs) == 0 {
 		// Nothing queued. Unless more datagrams are on their way (the
-		// last send ended moments ago, as in a loop, or the ring holds
-		// requests still to answer, and answers come faster than
-		// MaxDelay), waiting gains nothing: send now, in this goroutine,
-		// exactly as plain would.
-		now := monoNow()
+		// last send ended moments ago, or is still going, as in a loop,
+		// or the ring holds requests still to answer, and answers come
+		// faster than MaxDelay), waiting gains nothing: send now, in this
+		// goroutine, exactly as plain would.
+		if now == 0 {
+			now = monoNow()
+		}
 		since := now - w.lastSend
 		if c.cfg.BatchSize == 1 || since >= int64(c.cfg.idleGap) && (c.r.buffered.Load() == 0 || since >= int64(c.cfg.MaxDelay)) {
 			n, err := c.sendNow(p, d, true)
