@@ -93,7 +93,7 @@ func checkRun(t *testing.T, j job, p params) {
 		t.Fatalf("problems: %q", s.problems)
 	}
 	if s.count == 0 && strings.HasPrefix(j.scenario.name, "recv") && s.arrived > 0 {
-		// Two busy feeders can keep the reader's goroutine from running
+		// Busy feeders can keep the reader's goroutine from running
 		// for the whole of a short duration (seen for 100ms and more on
 		// a loaded machine with two cores, in every mode): it read only
 		// once they stopped, which shows its reads work.

@@ -12,7 +12,9 @@ import (
 )
 
 // recvFeeders is how many senders, each a goroutine with a socket, keep
-// the recv and recvgso scenarios' receiver busy.
+// the recv scenario's receiver busy: one sending without offload cannot
+// outpace a batching receiver. One sender with offload can, so recvgso
+// has one, and on two cores the receiver has a core of its own.
 const recvFeeders = 2
 
 // drainIdle is how long the recv scenarios' receiver waits for more once
@@ -22,19 +24,21 @@ const drainIdle = 20 * time.Millisecond
 // runRecv measures the conn under test as a receiver of ordinary
 // datagrams: one goroutine reads with ReadFrom for the duration while
 // feeders, batchconn senders with offload off, keep its queue full.
-func runRecv(p params) sample { return runRecvFrom(p, &batchconn.Config{NoOffload: true}) }
+func runRecv(p params) sample {
+	return runRecvFrom(p, &batchconn.Config{NoOffload: true}, recvFeeders)
+}
 
 // runRecvGSO is runRecv with feeders that send with segmentation offload
 // (batchconn's defaults): runs of datagrams leave as one message, which a
 // receiver with GRO (batchconn with offload) gets as one buffer and one
 // without (plain, nooffload) as the datagrams, cut up by the kernel.
-func runRecvGSO(p params) sample { return runRecvFrom(p, nil) }
+func runRecvGSO(p params) sample { return runRecvFrom(p, nil, 1) }
 
 // runRecvFrom reads from the conn under test for the duration while
-// feeders, batchconns with Config feed, keep its queue full. Then it
+// nfeed feeders, batchconns with Config feed, keep its queue full. Then it
 // stops them and reads what the queue still holds, so that what found
 // room there is counted exactly.
-func runRecvFrom(p params, feed *batchconn.Config) (s sample) {
+func runRecvFrom(p params, feed *batchconn.Config, nfeed int) (s sample) {
 	rxc, err := listen()
 	if err != nil {
 		s.problem("listen: %v", err)
@@ -47,7 +51,7 @@ func runRecvFrom(p params, feed *batchconn.Config) (s sample) {
 	defer rx.Close()
 
 	dst := newDests([]netip.AddrPort{addrPort(rxc)}, false)
-	feeders := make([]*feeder, recvFeeders)
+	feeders := make([]*feeder, nfeed)
 	for i := range feeders {
 		txc, err := listen()
 		if err != nil {
