@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"unsafe"
@@ -42,11 +43,13 @@ type mmsgIO struct {
 	whdrs  []mmsghdr
 	wiovs  []unix.Iovec
 	wnames []unix.RawSockaddrInet6
-	woob   []byte      // a control buffer per message, for UDP_SEGMENT
-	wruns  []int       // datagrams in each message of this call
-	gso    bool        // send runs as one message (UDP_SEGMENT); off after a refusal
-	wk     int         // headers in use for this call
-	wwait  atomic.Bool // the poller waits for the socket to take more
+	woob   []byte              // a control buffer per message, for UDP_SEGMENT
+	wruns  []int               // datagrams in each message of this call
+	gso    bool                // send runs as one message (UDP_SEGMENT); off after a socket-wide refusal
+	segs   int                 // the most segments in one message: the kernel's limit
+	gsoOff map[netip.Addr]bool // destinations whose route refused a segmented message
+	wk     int                 // headers in use for this call
+	wwait  atomic.Bool         // the poller waits for the socket to take more
 	// fault, set by tests, fails a message as the kernel would, before
 	// the kernel sees it: the errors this kernel no longer returns.
 	fault  func(h *mmsghdr) syscall.Errno
@@ -93,6 +96,10 @@ func newBatchIO(uc *net.UDPConn, cfg Config, stats *counters) (batchIO, sockInfo
 		return nil, sockInfo{}
 	}
 	sock.ipv6 = family == unix.AF_INET6
+	iovs := batch // one datagram a message
+	if gso {
+		iovs = batch * gsoQueueFactor // runs: several datagrams a message
+	}
 	m := &mmsgIO{
 		rc:        rc,
 		ipv6:      sock.ipv6,
@@ -104,13 +111,16 @@ func newBatchIO(uc *net.UDPConn, cfg Config, stats *counters) (batchIO, sockInfo
 		riovs:     make([]unix.Iovec, batch),
 		rnames:    make([]unix.RawSockaddrInet6, batch),
 		whdrs:     make([]mmsghdr, batch),
-		wiovs:     make([]unix.Iovec, batch),
+		wiovs:     make([]unix.Iovec, iovs),
 		wnames:    make([]unix.RawSockaddrInet6, batch),
 		woob:      make([]byte, batch*oobSpace),
 		wruns:     make([]int, batch),
 	}
 	if gro {
 		m.roob = make([]byte, batch*oobSpace)
+	}
+	if gso {
+		m.segs = gsoSegmentLimit()
 	}
 	for i := range batch {
 		m.rhdrs[i].Hdr.Iov = &m.riovs[i]
@@ -205,8 +215,8 @@ func (m *mmsgIO) writeBatch(ms []txMsg) (int, error) {
 	k, iov := 0, 0 // messages and datagrams in this call
 	for iov < len(ms) && k < len(m.whdrs) && iov < len(m.wiovs) {
 		n, seg := 1, 0
-		if m.gso {
-			n, seg = coalesce(ms[iov:min(len(ms), len(m.wiovs))], gsoMaxSegs)
+		if m.gso && (len(m.gsoOff) == 0 || !m.gsoOff[ms[iov].addr.Addr()]) {
+			n, seg = coalesce(ms[iov:min(len(ms), len(m.wiovs))], m.segs)
 		}
 		h := &m.whdrs[k].Hdr
 		h.Iov = &m.wiovs[iov]
@@ -249,25 +259,74 @@ func (m *mmsgIO) writeBatch(ms []txMsg) (int, error) {
 	if segmented > 0 {
 		m.stats.offloadSent.Add(uint64(segmented))
 	}
-	if m.werr != 0 && m.wruns[m.wn] > 1 && offloadRefused(m.werr) {
-		// The kernel or the device will not segment this message (no
-		// checksum offload, a segment over the path MTU that a plain
-		// send would fragment, ...). Send without offload from now on;
-		// the flush retries the datagrams, none lost, none doubled.
-		m.gso = false
-		m.stats.offloadFallbacks.Add(1)
+	if m.werr != 0 && m.wruns[m.wn] > 1 {
+		m.refused(ms[sent].addr, m.werr)
 	}
 	return sent, errnoErr(m.werr)
 }
 
-// offloadRefused tells the errors with which the kernel refuses to
-// segment a message, as opposed to refusing its destination.
-func offloadRefused(e syscall.Errno) bool {
+// maxGSOOff is how many destinations may have offload off before it goes
+// off for the whole socket.
+const maxGSOOff = 64
+
+// refused takes a refusal of a segmented message to dst. Where the
+// kernel or the device will not segment it (a segment over the route's
+// MTU that a plain send would fragment, a route through IPsec or a device
+// without checksum offload, a socket or kernel without GSO), offload goes
+// off for that destination, or for the socket where the error is the
+// socket's. The flush retries the datagrams without it: none lost, none
+// doubled.
+func (m *mmsgIO) refused(dst netip.AddrPort, e syscall.Errno) {
 	switch e {
-	case unix.EIO, unix.EINVAL, unix.EMSGSIZE, unix.ENOPROTOOPT, unix.EOPNOTSUPP:
-		return true
+	case unix.EIO, unix.EINVAL, unix.EMSGSIZE: // the route's
+		if !m.connected && dst.IsValid() && len(m.gsoOff) < maxGSOOff {
+			if m.gsoOff == nil {
+				m.gsoOff = make(map[netip.Addr]bool)
+			}
+			m.gsoOff[dst.Addr()] = true
+			break
+		}
+		m.gso = false
+	case unix.ENOPROTOOPT, unix.EOPNOTSUPP: // the socket's
+		m.gso = false
+	default:
+		return // the destination's (EPERM, ENETUNREACH, ...): not offload's
 	}
-	return false
+	m.stats.offloadFallbacks.Add(1)
+}
+
+// gsoSegmentLimit is the most segments the kernel takes in one message
+// (UDP_MAX_SEGMENTS), probed once per process.
+var gsoSegmentLimit = sync.OnceValue(probeGSOSegments)
+
+// probeGSOSegments sends one message of gsoMaxSegsProbe one-byte segments
+// between two loopback sockets of its own: kernels before 6.11 refuse more
+// than 64 with EINVAL. Where it cannot tell (no loopback in this network
+// namespace, say), it answers 64, which every kernel with GSO takes.
+func probeGSOSegments() int {
+	rx, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		return gsoMaxSegs
+	}
+	defer unix.Close(rx)
+	tx, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		return gsoMaxSegs
+	}
+	defer unix.Close(tx)
+	if unix.Bind(rx, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}) != nil {
+		return gsoMaxSegs
+	}
+	to, err := unix.Getsockname(rx)
+	if err != nil {
+		return gsoMaxSegs
+	}
+	var oob [oobSpace]byte
+	n := putSegSize(oob[:], wordSize, unix.SOL_UDP, unix.UDP_SEGMENT, 1)
+	if unix.Sendmsg(tx, make([]byte, gsoMaxSegsProbe), oob[:n], to, 0) != nil {
+		return gsoMaxSegs
+	}
+	return gsoMaxSegsProbe
 }
 
 // send is the poller's callback: false means "wait until writable".

@@ -48,9 +48,11 @@
 // message that the kernel cuts into datagrams (UDP GSO), and a receiver
 // gets datagrams of one sender coalesced into one buffer (UDP GRO), which
 // ReadFrom hands out one datagram at a time, each as plain would have
-// returned it. A socket whose kernel or device refuses a segmented message
-// turns offload off for itself and resends those datagrams one by one;
-// Stats counts it. Config.NoOffload turns offload off from the start. GRO
+// returned it. Where the kernel refuses a segmented message, those
+// datagrams are resent one by one and offload goes off for that
+// destination (a route whose MTU is smaller than a segment, a route
+// through IPsec or a device without checksum offload) or, where the
+// refusal is the socket's, for the socket; Stats counts it. Config.NoOffload turns offload off from the start. GRO
 // changes what the socket itself returns: read it only through the conn.
 //
 // # Errors

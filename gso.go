@@ -18,9 +18,13 @@ import (
 //     destination's family;
 //   - no zero-length segment.
 
-// gsoMaxSegs is how many segments batchconn puts in one message: the
-// limit of every kernel with UDP GSO (4.18 on).
-const gsoMaxSegs = 64
+// gsoMaxSegs is the most segments one message may carry on every kernel
+// with UDP GSO (4.18 on); gsoMaxSegsProbe, on kernels that take more
+// (6.11 on), where a probe finds they do.
+const (
+	gsoMaxSegs      = 64
+	gsoMaxSegsProbe = 128
+)
 
 // coalesce returns how many of msgs, from the first, leave as one
 // message, and the segment size to send it with: 0 for a lone datagram,

@@ -2,12 +2,15 @@ package batchconn
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // numbered returns datagram i of a run: size bytes that say which it is.
@@ -160,5 +163,96 @@ func TestGSOFallsBackOnInjectedRefusal(t *testing.T) {
 				t.Fatalf("refused %d times, Stats = %+v; want one refusal, one fallback, none lost", refused, s)
 			}
 		})
+	}
+}
+
+// The probe finds the kernel's segment limit: a message of that many
+// segments goes, and, where the probe settled for 64, one more does not.
+// No kernel takes more than 128.
+func TestGSOSegmentLimitIsTheKernels(t *testing.T) {
+	limit := gsoSegmentLimit()
+	if limit != gsoMaxSegs && limit != gsoMaxSegsProbe {
+		t.Fatalf("gsoSegmentLimit() = %d, want %d or %d", limit, gsoMaxSegs, gsoMaxSegsProbe)
+	}
+	uc, peer := diffCase{}.listen(t)
+	defer uc.Close()
+	defer peer.Close()
+	send := func(segs int) error {
+		var oob [oobSpace]byte
+		n := putSegSize(oob[:], wordSize, unix.SOL_UDP, unix.UDP_SEGMENT, 1)
+		_, _, err := uc.WriteMsgUDP(make([]byte, segs), oob[:n], peer.LocalAddr().(*net.UDPAddr))
+		return err
+	}
+	if err := send(limit); err != nil {
+		t.Fatalf("a message of %d segments, the probed limit: %v", limit, err)
+	}
+	if err := send(limit + 1); !errors.Is(err, syscall.EINVAL) {
+		t.Fatalf("a message of %d segments, one over the probed limit: %v, want EINVAL", limit+1, err)
+	}
+	t.Logf("this kernel takes %d segments a message", limit)
+}
+
+// A route whose MTU is smaller than a segment refuses segmented messages
+// to that destination only: its datagrams go one by one (the kernel
+// fragments them, as plain's), and runs to other destinations keep
+// offload. None lost, doubled or reordered.
+func TestGSOOffForOneDestinationOnly(t *testing.T) {
+	v := newVethPair(t)
+	small := net.IPv4(198, 18, 0, 3).To4()
+	v.b.ip(t, "addr", "add", small.String()+"/32", "dev", "vb")
+	v.a.ip(t, "route", "add", small.String()+"/32", "dev", "va", "mtu", "1280")
+	v.a.ip(t, "neigh", "replace", small.String(), "lladdr", "02:00:c6:12:00:02", "dev", "va", "nud", "permanent")
+
+	good := v.b.listen(t, "udp4", v.bIP.String()+":0")
+	defer good.Close()
+	narrow := v.b.listen(t, "udp4", small.String()+":0")
+	defer narrow.Close()
+	c := New(v.a.listen(t, "udp4", v.aIP.String()+":0"), &Config{idleGap: time.Hour, MaxDelay: time.Hour})
+	defer c.Close()
+	if !c.bio.(*mmsgIO).gso {
+		t.Skip("this kernel has no UDP GSO")
+	}
+
+	sizes := repeat(10, 1400)
+	for round := 1; round <= 2; round++ {
+		for i, size := range sizes {
+			for _, dst := range []net.Addr{narrow.LocalAddr(), good.LocalAddr()} {
+				if _, err := c.WriteTo(numbered(i, size), dst); err != nil {
+					t.Fatalf("WriteTo %d to %v: %v", i, dst, err)
+				}
+			}
+		}
+		// Runs: 10 to narrow, then 10 to good.
+		for i, size := range sizes {
+			if _, err := c.WriteTo(numbered(i, size), narrow.LocalAddr()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i, size := range sizes {
+			if _, err := c.WriteTo(numbered(i, size), good.LocalAddr()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := c.Flush(); err != nil {
+			t.Fatalf("round %d: Flush: %v", round, err)
+		}
+		for _, rx := range []*net.UDPConn{narrow, good} {
+			expectRun(t, rx, sizes) // interleaved, one by one
+			expectRun(t, rx, sizes) // the run
+		}
+		s := c.Stats()
+		if s.OffloadFallbacks != 1 || s.WriteFailures != 0 || s.DatagramsWritten != uint64(round*40) {
+			t.Fatalf("round %d: Stats = %+v, want one fallback, %d written, none failed", round, s, round*40)
+		}
+		if s.OffloadSent != uint64(round*10) {
+			t.Fatalf("round %d: OffloadSent = %d, want %d: the runs to the good destination segmented, none to the narrow one",
+				round, s.OffloadSent, round*10)
+		}
+	}
+	for _, rx := range []*net.UDPConn{narrow, good} {
+		rx.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		if _, _, err := rx.ReadFrom(make([]byte, 2000)); err == nil {
+			t.Fatalf("%v: a datagram arrived twice", rx.LocalAddr())
+		}
 	}
 }

@@ -17,7 +17,7 @@ import (
 type Config struct {
 	// BatchSize is the most messages one system call moves, each way: a
 	// message is one datagram, or with segmentation offload a run of up
-	// to 64. The write queue is sent when it holds BatchSize datagrams
+	// to 64 (128 where the kernel takes it). The write queue is sent when it holds BatchSize datagrams
 	// (8 times as many with offload, which carries them in fewer
 	// messages). Default 64: one sendmmsg of 64 small datagrams costs
 	// about a third of 64 sendto calls on loopback, and larger batches
@@ -52,7 +52,8 @@ type Config struct {
 	// of datagrams to one destination as one message the kernel cuts
 	// up), no GRO on receive (datagrams of one sender handed over as one
 	// buffer). Offload is on by default where the kernel has it, and
-	// turns itself off for a socket whose kernel or device refuses it.
+	// turns itself off for a destination or socket the kernel refuses it
+	// for.
 	NoOffload bool
 
 	// noBatch serves the conn one datagram at a time, as on systems

@@ -1037,7 +1037,7 @@ func accountWrites(t *testing.T, offload bool) {
 		s.DatagramsWritten, s.WriteCalls, s.OffloadSent, s.WriteFailures, k)
 	switch {
 	case delivered+drops == n:
-	case offload && delivered+drops < n && delivered+k.udp["InErrors"]+gsoMaxSegs*k.devDrop >= n:
+	case offload && delivered+drops < n && delivered+k.udp["InErrors"]+gsoMaxSegsProbe*k.devDrop >= n:
 		t.Logf("the device dropped %d packets, GSO packets among them: %d datagrams in them beyond one each",
 			k.devDrop, n-delivered-drops)
 	default:
@@ -1244,10 +1244,10 @@ func init() {
 		return soakNet{
 			listen: ns.listenLoopback,
 			// At most: a packet the device drops may be a GSO packet
-			// of up to gsoMaxSegs datagrams, counted once.
+			// of up to gsoMaxSegsProbe datagrams, counted once.
 			drops: func(t *testing.T) int64 {
 				k := ns.snmp(t)
-				return k.udp["InErrors"] + gsoMaxSegs*k.devDrop
+				return k.udp["InErrors"] + gsoMaxSegsProbe*k.devDrop
 			},
 		}
 	}

@@ -46,8 +46,9 @@
 //     queue (counted from /proc/net/udp; any other loss is reported as a
 //     problem): a sender faster than one plain reader loses datagrams.
 //     batchconn's queue, all to one destination with one size, leaves as
-//     GSO messages of up to 64 datagrams (and 64 KiB), which the kernel
-//     cuts up for the receiver; nooffload's as up to 64 datagrams a call.
+//     GSO messages of up to 64 or 128 datagrams, as the kernel takes (and
+//     64 KiB), several a call, which the kernel cuts up for the receiver;
+//     nooffload's as up to 64 datagrams a call.
 //   - send16: send round-robin over 16 plain receivers, each drained by a
 //     goroutine of its own, through WriteToUDPAddrPort. No two datagrams
 //     in a row go to one destination: offload has no run to carry.
@@ -66,7 +67,7 @@
 //     hence two feeders; on a small machine they take CPU from the
 //     receiver, in every mode alike.)
 //   - recvgso: recv with one feeder that sends with offload (batchconn's
-//     defaults): each message it sends carries up to 64 datagrams. A
+//     defaults): each message it sends carries up to 128 datagrams. A
 //     receiver with GRO (batchconn) gets them as one buffer, a receiver
 //     without (plain, nooffload) as datagrams the kernel cut up for it.
 //     One such feeder outpaces any receiver, and on two cores leaves the
