@@ -46,20 +46,23 @@ func echo(conn net.PacketConn) {
 	}
 }
 
-// A client that sends a burst wraps its socket the same way; Close sends
-// what is still queued before it closes the socket.
-func Example_client() {
-	sink, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer sink.Close()
-
+// listenLoopback opens a UDP socket on the loopback address, as a program
+// opens its own.
+func listenLoopback() *net.UDPConn {
 	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		log.Fatal(err)
 	}
-	conn := batchconn.New(pc, nil)
+	return pc
+}
+
+// A client that sends a burst wraps its socket the same way; Close sends
+// what is still queued before it closes the socket.
+func Example_client() {
+	sink := listenLoopback() // where the datagrams go
+	defer sink.Close()
+
+	conn := batchconn.New(listenLoopback(), nil)
 	for i := range 10 {
 		conn.WriteTo([]byte{byte(i)}, sink.LocalAddr())
 	}
@@ -84,16 +87,9 @@ func Example_client() {
 // the last Flush. Call it before a pause in which nothing else will write
 // or read, when the peer must see the datagrams before it.
 func ExamplePacketConn_Flush() {
-	sink, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		log.Fatal(err)
-	}
+	sink := listenLoopback() // where the datagrams go
 	defer sink.Close()
-	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		log.Fatal(err)
-	}
-	conn := batchconn.New(pc, nil)
+	conn := batchconn.New(listenLoopback(), nil)
 	defer conn.Close()
 
 	for i := range 3 {
@@ -108,16 +104,9 @@ func ExamplePacketConn_Flush() {
 
 // Stats tells how many datagrams each system call moved.
 func ExamplePacketConn_Stats() {
-	sink, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		log.Fatal(err)
-	}
+	sink := listenLoopback() // where the datagrams go
 	defer sink.Close()
-	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		log.Fatal(err)
-	}
-	conn := batchconn.New(pc, nil)
+	conn := batchconn.New(listenLoopback(), nil)
 	for range 1000 {
 		conn.WriteTo(make([]byte, 64), sink.LocalAddr())
 	}

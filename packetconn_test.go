@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -263,8 +264,17 @@ func runDiff(t *testing.T, c diffCase) {
 
 func runKind(t *testing.T, c diffCase, k kind) []string {
 	uc, peer := c.listen(t)
-	conn := k.wrap(uc)
 	defer peer.Close()
+	return runKindOn(t, uc, peer, k, c.name+": "+k.name, c.run)
+}
+
+// runKindOn runs run on k wrapping uc, with peer at the other end, and
+// returns the log of what a caller of k observes. The caller made the
+// sockets (in a namespace, say) and closes peer. A run that hangs fails
+// as "name hung".
+func runKindOn(t *testing.T, uc, peer *net.UDPConn, k kind, name string, run func(e *env)) []string {
+	t.Helper()
+	conn := k.wrap(uc)
 	defer conn.Close()
 	la := uc.LocalAddr().(*net.UDPAddr)
 	pa := peer.LocalAddr().(*net.UDPAddr)
@@ -279,10 +289,10 @@ func runKind(t *testing.T, c diffCase, k kind) []string {
 	})
 	defer func() {
 		if !watchdog.Stop() {
-			t.Errorf("%s: %s hung; the watchdog closed its sockets", c.name, k.name)
+			t.Errorf("%s hung; the watchdog closed its sockets", name)
 		}
 	}()
-	c.run(e)
+	run(e)
 	return e.log
 }
 
@@ -1030,10 +1040,17 @@ func TestReadReportsConnectionRefusedAndKeepsWorking(t *testing.T) {
 // or be left running.
 func TestCloseRacesEverything(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	rounds := 300
+	rounds := 2000
 	if testing.Short() {
-		rounds = 50
+		rounds = 100
 	}
+	var moved atomic.Int64 // datagrams read in all rounds: the races ran with traffic
+	defer func() {
+		if moved.Load() == 0 {
+			t.Errorf("no datagram moved in %d rounds: Close raced nothing", rounds)
+		}
+		t.Logf("%d rounds, %d datagrams moved", rounds, moved.Load())
+	}()
 	for round := range rounds {
 		a, b := diffCase{}.listen(t)
 		src := New(a, &Config{idleGap: time.Duration(round%3) * time.Hour, BatchSize: 1 + round%8})
@@ -1044,9 +1061,14 @@ func TestCloseRacesEverything(t *testing.T) {
 			run(func() {
 				p := make([]byte, 64)
 				for {
-					if _, _, err := dst.ReadFrom(p); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+					_, _, err := dst.ReadFrom(p)
+					if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 						return
 					}
+					if err == nil {
+						moved.Add(1)
+					}
+					runtime.Gosched() // take turns: a spinning loop holds its P for 10ms
 				}
 			})
 			run(func() {
@@ -1055,6 +1077,7 @@ func TestCloseRacesEverything(t *testing.T) {
 					if _, err := src.WriteTo(p, dst.LocalAddr()); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 						return
 					}
+					runtime.Gosched()
 				}
 			})
 		}
@@ -1072,7 +1095,16 @@ func TestCloseRacesEverything(t *testing.T) {
 				runtime.Gosched()
 			}
 		})
-		time.Sleep(time.Duration(round%5) * 100 * time.Microsecond)
+		// Close at varied moments: before the goroutines run, as they
+		// start, and (one round in ten, a sleep being long here while
+		// they spin) well into their work.
+		if round%10 == 9 {
+			time.Sleep(200 * time.Microsecond)
+		} else {
+			for range round % 7 {
+				runtime.Gosched()
+			}
+		}
 		closed := make(chan struct{})
 		go func() {
 			src.Close()
