@@ -35,12 +35,17 @@ type barSpec struct {
 	strict   bool                  // the figure must beat the target, not just reach it
 	metric   func(r *row) *float64 // the figure divided; nil: allocations per datagram
 	vsVersus bool                  // allocations: the target is versus's figure
+
+	// ceiling is the mode whose figure, over versus's, is what the bar's
+	// figure can reach in this harness (raw, for bars 1 to 3); none if
+	// empty.
+	ceiling mode
 }
 
 var barSpecs = []barSpec{
-	{bar: "1", set: setPerf, scenario: "send", figure: "datagrams/s, nooffload / plain", mode: modeNoOffload, versus: modePlain, target: 3, metric: rate},
-	{bar: "2", set: setPerf, scenario: "send16", figure: "datagrams/s, nooffload / plain", mode: modeNoOffload, versus: modePlain, target: 3, metric: rate},
-	{bar: "3", set: setPerf, scenario: "recv", figure: "datagrams/s, nooffload / plain", mode: modeNoOffload, versus: modePlain, target: 2.5, metric: rate},
+	{bar: "1", set: setPerf, scenario: "send", figure: "datagrams/s, nooffload / plain", mode: modeNoOffload, versus: modePlain, target: 3, metric: rate, ceiling: modeRaw},
+	{bar: "2", set: setPerf, scenario: "send16", figure: "datagrams/s, nooffload / plain", mode: modeNoOffload, versus: modePlain, target: 3, metric: rate, ceiling: modeRaw},
+	{bar: "3", set: setPerf, scenario: "recv", figure: "datagrams/s, nooffload / plain", mode: modeNoOffload, versus: modePlain, target: 2.5, metric: rate, ceiling: modeRaw},
 	{bar: "4", set: setPerf, scenario: "echo", figure: "responses/s, nooffload / plain", mode: modeNoOffload, versus: modePlain, target: 2, metric: rate},
 	{bar: "5", set: setPerf, scenario: "pingpong", figure: "p50 round trip, batchconn / plain", mode: modeBatch, versus: modePlain, target: 1.05, atMost: true, metric: p50},
 	{bar: "5", set: setPerf, scenario: "pingpong", figure: "p99 round trip, batchconn / plain", mode: modeBatch, versus: modePlain, target: 1.25, atMost: true, metric: p99},
@@ -76,6 +81,16 @@ type barResult struct {
 	Strict   bool    `json:"strict,omitempty"` // the figure must beat the target, not just reach it
 	Measured float64 `json:"measured"`
 	Met      bool    `json:"met"` // at the two decimals shown
+
+	// Bars 1 to 3, where this run measured raw: the ceiling's figure
+	// over versus's (raw / plain), whether that meets the target (if not,
+	// the bar is out of reach in this harness, whatever batchconn does),
+	// and the share of the ceiling the bar's mode reached (nooffload /
+	// raw).
+	Ceiling      mode     `json:"ceiling_mode,omitempty"`
+	CeilingRatio *float64 `json:"ceiling_ratio,omitempty"`
+	CeilingMet   *bool    `json:"ceiling_met,omitempty"`
+	OfCeiling    *float64 `json:"share_of_ceiling,omitempty"`
 }
 
 // checkBars checks every bar the report's rows measure, once per size.
@@ -93,9 +108,16 @@ func checkBars(rep *report) []*barResult {
 					continue
 				}
 			}
-			if b := spec.check(r, base); b != nil {
-				bars = append(bars, b)
+			b := spec.check(r, base)
+			if b == nil {
+				continue
 			}
+			if spec.ceiling != "" {
+				if c := rep.row(r.Scenario, r.Op, r.Size, spec.ceiling); c != nil {
+					spec.withCeiling(b, r, c, base)
+				}
+			}
+			bars = append(bars, b)
 		}
 	}
 	return bars
@@ -118,18 +140,33 @@ func (spec barSpec) check(r, versus *row) *barResult {
 			b.Target = versus.AllocsPerDatagram
 		}
 	}
-	m, t := hundredths(b.Measured), hundredths(b.Target)
-	switch {
-	case b.AtMost && b.Strict:
-		b.Met = m < t
-	case b.AtMost:
-		b.Met = m <= t
-	case b.Strict:
-		b.Met = m > t
-	default:
-		b.Met = m >= t
-	}
+	b.Met = meets(b.Measured, b.Target, b.AtMost, b.Strict)
 	return b
+}
+
+// meets reports whether figure meets target at the two decimals shown.
+func meets(figure, target float64, atMost, strict bool) bool {
+	m, t := hundredths(figure), hundredths(target)
+	switch {
+	case atMost && strict:
+		return m < t
+	case atMost:
+		return m <= t
+	case strict:
+		return m > t
+	}
+	return m >= t
+}
+
+// withCeiling adds to b the ceiling's figure, from c, its row, over
+// versus's, and the share of it that r's figure reached.
+func (spec barSpec) withCeiling(b *barResult, r, c, versus *row) {
+	a, cv, v := spec.metric(r), spec.metric(c), spec.metric(versus)
+	if a == nil || cv == nil || v == nil || *cv == 0 || *v == 0 {
+		return
+	}
+	b.Ceiling, b.CeilingRatio, b.OfCeiling = spec.ceiling, ptr(*cv / *v), ptr(*a / *cv)
+	b.CeilingMet = ptr(meets(*b.CeilingRatio, b.Target, b.AtMost, b.Strict))
 }
 
 // hundredths rounds v to the two decimals the table shows.
@@ -171,6 +208,19 @@ func (b *barResult) result() string {
 		return "PASS"
 	}
 	return "MISS"
+}
+
+// ceilingLine is the line under a bar with a ceiling, its columns those
+// of the bar's: the ceiling's figure under the bar's, and in RESULT's
+// place the share of it the bar's mode reached and, where the ceiling too
+// misses the target, that it does.
+func (b *barResult) ceilingLine() (subject, figure, measured, result string) {
+	result = fmt.Sprintf("%s at %.0f%% of %s", b.Mode, 100*(*b.OfCeiling), b.Ceiling)
+	if !*b.CeilingMet {
+		result += "; " + string(b.Ceiling) + " misses the target too"
+	}
+	return "  " + string(b.Ceiling) + " ceiling", fmt.Sprintf("datagrams/s, %s / %s", b.Ceiling, b.Versus),
+		b.value(*b.CeilingRatio), result
 }
 
 // barSets are the sets in the order shown, with the heading of each and

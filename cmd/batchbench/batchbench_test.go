@@ -111,6 +111,54 @@ func checkRun(t *testing.T, j job, p params) {
 	}
 }
 
+// TestRaw runs the raw mode, the ceiling of bars 1-3, at a size of the
+// bars' (TestScenarios runs it at another): it must measure something,
+// see nothing wrong, and count its system calls consistently. No timing
+// is asserted.
+func TestRaw(t *testing.T) {
+	ceiling := []string{"send", "send16", "recv"}
+	for _, sc := range allScenarios {
+		if has, want := slices.Contains(sc.modes, modeRaw), rawAvailable && slices.Contains(ceiling, sc.name); has != want {
+			t.Errorf("%s runs raw: %v, want %v", sc.name, has, want)
+		}
+	}
+	if !rawAvailable {
+		t.Skip("raw needs Linux's sendmmsg and recvmmsg")
+	}
+	scs, err := parseScenarios(strings.Join(ceiling, ","), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, j := range jobs(options{scenarios: scs, sizes: []int{1200}}) {
+		t.Run(strings.ReplaceAll(j.String(), " ", "_"), func(t *testing.T) {
+			p := params{mode: modeRaw, size: j.size, duration: durationFor(j.scenario)}
+			s := j.scenario.measure(p)
+			if len(s.problems) > 0 {
+				t.Fatalf("problems: %q", s.problems)
+			}
+			c := s.raw
+			if c == nil || s.stats != nil {
+				t.Fatalf("raw counts %v, stats %v", c, s.stats)
+			}
+			if s.arrived == 0 {
+				t.Fatalf("nothing arrived: %+v", s)
+			}
+			moved, calls := c.Written, c.WriteCalls
+			want := s.count // sent
+			if j.scenario.name == "recv" {
+				moved, calls = c.Read, c.ReadCalls
+				want = s.arrived // read in the duration and after
+			}
+			if moved != want || calls == 0 || moved > calls*batchSize || moved < calls {
+				t.Errorf("raw moved %d datagrams in %d calls; the run counted %d", moved, calls, want)
+			}
+			if j.scenario.name != "recv" && (s.count == 0 || s.rate() <= 0) {
+				t.Errorf("measured nothing: %+v", s)
+			}
+		})
+	}
+}
+
 func must[T any](v T, err error) T {
 	if err != nil {
 		panic(err)
@@ -216,9 +264,12 @@ func testReport() *report {
 	add("send", "", modePlain, sample{count: 100})
 	add("send", "", modeNoOffload, sample{count: 300}) // 3.00x: met
 	add("send", "", modeBatch, sample{count: 800})     // 8.00x: met
+	// raw: a ceiling of 4.00x, met; nooffload at 75% of it.
+	add("send", "", modeRaw, sample{count: 400, raw: &rawCalls{Written: 400, WriteCalls: 7}})
 	add("recv", "", modePlain, sample{count: 100})
 	add("recv", "", modeNoOffload, sample{count: 249}) // 2.49x: missed
 	add("recv", "", modeBatch, sample{count: 900})     // no bar
+	add("recv", "", modeRaw, sample{count: 240})       // ceiling 2.40x, missed too; nooffload at 104%
 	add("recvgso", "", modePlain, sample{count: 100})
 	add("recvgso", "", modeBatch, sample{count: 790}) // 7.90x: missed
 	add("echo", "", modePlain, sample{count: 100})
@@ -272,6 +323,20 @@ func TestBars(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("bars:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
+
+	got = nil
+	for _, b := range testReport().Bars {
+		if b.CeilingRatio != nil {
+			got = append(got, fmt.Sprintf("%s %s %s %.2f %v %.2f", b.Bar, b.subject(), b.Ceiling, *b.CeilingRatio, *b.CeilingMet, *b.OfCeiling))
+		}
+	}
+	want = []string{
+		"1 send 64 B raw 4.00 true 0.75",
+		"3 recv 64 B raw 2.40 false 1.04",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("ceilings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
 }
 
 func TestOutput(t *testing.T) {
@@ -280,13 +345,20 @@ func TestOutput(t *testing.T) {
 	if err := writeTable(&table, rep); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"BARS (performance", "4 of 6 met", "OFFLOAD BARS", "1 of 3 met", "ALLOCS", "recv 64 B", "nooffload", "MISS"} {
+	for _, want := range []string{"BARS (performance", "4 of 6 met", "OFFLOAD BARS", "1 of 3 met", "ALLOCS", "recv 64 B", "nooffload", "MISS",
+		"raw ceiling", "nooffload at 75% of raw\n", "nooffload at 104% of raw; raw misses the target too", "57.1"} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("the table lacks %q:\n%s", want, table.String())
 		}
 	}
-	if err := writeJSON(io.Discard, rep); err != nil {
+	var js strings.Builder
+	if err := writeJSON(&js, rep); err != nil {
 		t.Error(err)
+	}
+	for _, want := range []string{`"mode": "raw"`, `"ceiling_mode": "raw"`, `"ceiling_ratio": 4`, `"share_of_ceiling": 0.75`, `"write_calls": 7`} {
+		if !strings.Contains(js.String(), want) {
+			t.Errorf("the JSON lacks %s:\n%s", want, js.String())
+		}
 	}
 
 	var svg strings.Builder

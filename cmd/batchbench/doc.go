@@ -1,6 +1,8 @@
 // Command batchbench measures batchconn against a plain *net.UDPConn, side
 // by side in one run, prints a table of the figures and their ratios, and
-// says for each of the project's performance bars whether it is met.
+// says for each of the project's performance bars whether it is met, and
+// for three of them what the raw batch system calls reach in the same run
+// (the ceiling).
 //
 // Usage:
 //
@@ -19,19 +21,44 @@
 //     queued datagrams of one size to one destination leaves as one
 //     message; GRO: datagrams of one sender arrive as one buffer);
 //   - nooffload: batchconn.New(conn, &batchconn.Config{NoOffload: true}),
-//     batching alone.
+//     batching alone;
+//   - raw (send, send16 and recv only, on Linux only): no net.PacketConn
+//     at all, but the scenario's loop written directly with sendmmsg or
+//     recvmmsg on the socket's descriptor, through syscall.RawConn (the
+//     runtime's poller waits, and the socket's deadlines hold as in the
+//     other modes): batches of 64 messages, one datagram each, no offload
+//     (neither UDP_SEGMENT nor UDP_GRO), each message a buffer of its own.
+//     Sending, it copies the payload into each message's buffer, stamps
+//     the sequence number as the other modes' loop does, addresses it to
+//     the next destination in turn, and sends the 64 with one sendmmsg
+//     (again for the rest, should the kernel take part, after waiting for
+//     room if the socket is full). Receiving, one recvmmsg takes up to 64
+//     datagrams into 64 slots of 64 KiB, with their senders' addresses,
+//     and the loop checks each as the other modes' loop does.
+//
+// raw is there to tell what bars 1 to 3 (send, send16, recv) ask of:
+// they are defined without offload, and raw is what batching without
+// offload reaches in this harness, on this machine, with nothing between
+// the loop and the system calls. Should raw miss such a bar too, the
+// kernel's work per datagram (on loopback the sender's system call also
+// does most of the receiver's) leaves no room for it here, whatever
+// batchconn does; should raw meet it and nooffload not, the difference is
+// batchconn's. raw is a reference, not a conn under test: it has no
+// Stats, and no bar is checked on it.
 //
 // The scenarios where offload changes what is measured (send, send16,
-// recv, recvgso, echo) run in all three modes; pingpong, lone and allocs,
-// which move one datagram at a time or count allocations, in plain and
-// batchconn. The modes of a scenario run interleaved (plain, batchconn,
-// nooffload, plain, ...), for -rounds rounds of -duration each, so that
-// the machine's drift hits them alike; each row shows the median of its
+// recv, recvgso, echo) run in plain, batchconn and nooffload, and send,
+// send16 and recv also in raw; pingpong, lone and allocs, which move one
+// datagram at a time or count allocations, in plain and batchconn. The
+// modes of a scenario run interleaved (plain, batchconn, nooffload, raw,
+// plain, ...), for -rounds rounds of -duration each, so that the
+// machine's drift hits them alike; each row shows the median of its
 // mode's rounds. Only the conn under test changes between the modes: the
 // code that drives it is the same, through the net.PacketConn interface
 // (or the WriteToUDPAddrPort and ReadFromUDPAddrPort methods all have),
-// and so is everything around it. With the defaults the whole run takes
-// about 35 seconds. A line on stderr tells which run is under way.
+// and so is everything around it; raw's loop does what that code does, a
+// batch at a time. With the defaults the whole run takes about 40
+// seconds. A line on stderr tells which run is under way.
 //
 // # Scenarios
 //
@@ -48,16 +75,18 @@
 //     batchconn's queue, all to one destination with one size, leaves as
 //     GSO messages of up to 64 or 128 datagrams, as the kernel takes (and
 //     64 KiB), several a call, which the kernel cuts up for the receiver;
-//     nooffload's as up to 64 datagrams a call.
+//     nooffload's as up to 64 datagrams a call, raw's as 64 a call.
 //   - send16: send round-robin over 16 plain receivers, each drained by a
-//     goroutine of its own, through WriteToUDPAddrPort. No two datagrams
-//     in a row go to one destination: offload has no run to carry.
+//     goroutine of its own, through WriteToUDPAddrPort (raw: each message
+//     of the batch to the next destination). No two datagrams in a row go
+//     to one destination: offload has no run to carry.
 //   - recv: one goroutine drains the conn under test with ReadFrom for the
 //     duration, while two feeders (batchconn conns with offload off,
 //     Config{NoOffload: true}, each on a goroutine of its own, the same in
 //     every mode) keep its receive queue full of ordinary datagrams: no
 //     mode gets them coalesced (a batchconn receiver that did is a
-//     problem). PER SEC is the rate ReadFrom returned datagrams at. Then
+//     problem). PER SEC is the rate ReadFrom returned datagrams at (raw:
+//     recvmmsg, until the read deadline set for the duration). Then
 //     the feeders stop and the receiver reads what its queue still holds.
 //     ARRIVED is the share of the feeders' datagrams that found room in
 //     the queue (all those read, in the duration and after): below 100% the
@@ -126,14 +155,18 @@
 //     call, from Stats: written per write call (send, send16, lone), read
 //     per read call (recv, recvgso), read/written by the server (echo,
 //     pingpong). With offload one message, and so one call, can carry
-//     many datagrams: a call can move more than a batch of 64.
+//     many datagrams: a call can move more than a batch of 64. For raw,
+//     from its loop's own count of its calls (a call that found the
+//     socket not ready and waited does not count, as in Stats): 64 for
+//     send and send16 unless the kernel took part of a batch, and for
+//     recv what each recvmmsg found waiting.
 //   - OFFLOAD: for batchconn and nooffload, the share of those datagrams
 //     that offload moved, from Stats: received coalesced (OffloadReceived
 //     over DatagramsRead), sent as segments of a larger message
 //     (OffloadSent over DatagramsWritten), read/written where the conn
 //     does both. nooffload's is 0% (else a problem); batchconn's shows
 //     where offload applies: not to send16's writes, which alternate
-//     destinations, nor to lone datagrams.
+//     destinations, nor to lone datagrams. raw has none ("-").
 //   - ALLOCS: heap objects allocated in the whole process while the run
 //     measured, per datagram (per response, per round trip); the
 //     receivers and clients around the conn under test allocate nothing
@@ -164,6 +197,13 @@
 // allocations per datagram: 0 for WriteTo, WriteToUDPAddrPort and
 // ReadFromUDPAddrPort, no more than plain's for ReadFrom.
 //
+// Under each of bars 1 to 3, where raw ran, a "raw ceiling" line shows
+// raw's rate over plain's (in the MEASURED column, under the bar's
+// figure), the share of raw's rate that nooffload reached (nooffload /
+// raw), and whether raw misses the target too: a MISS that raw shares is
+// the harness's and the machine's, one that raw meets is batchconn's. The
+// count of bars met counts the bars alone.
+//
 // OFFLOAD BARS, the offload issue's, for batchconn with offload on (its
 // defaults): G1, send's rate at 1200 B, batchconn over plain, >= 8.0; G2,
 // the same at 64 B; G3, recvgso's rate, batchconn over plain, >= 8.0 at
@@ -173,9 +213,13 @@
 // offload on: bars 5 and 6 above, which are measured on batchconn.
 //
 // -json prints the same as JSON: the rows, with each round's rate,
-// the summed Stats of batchconn and nooffload and the offload shares, and
-// the bars, each with its set ("performance" or "offload"), the mode
-// measured and the mode it is divided by ("versus"). -svg FILE also
+// the summed Stats of batchconn and nooffload and the offload shares,
+// raw's summed counts of its calls and datagrams (raw_calls), and the
+// bars, each with its set ("performance" or "offload"), the mode measured
+// and the mode it is divided by ("versus"); bars 1 to 3 also with the
+// ceiling where raw ran (ceiling_mode "raw", ceiling_ratio raw / plain,
+// ceiling_met, share_of_ceiling nooffload / raw). The chart has no
+// ceilings. -svg FILE also
 // writes a bar chart of both sets (each bar's figure, green if it meets
 // its target, red if not, the target a black line), to view in a browser
 // or convert (rsvg-convert -o bars.png FILE).
@@ -187,7 +231,8 @@
 // (loopback keeps one sender's datagrams in order; gaps are drops), and
 // the scenarios check that every datagram sent either arrived or was
 // counted as dropped by the kernel, that batchconn's Stats agree with
-// what its caller saw, and that nooffload used no offload. One exception:
+// what its caller saw, and that nooffload used no offload. raw stamps its
+// datagrams, and is checked, as the other modes are. One exception:
 // a receiver with GRO (recvgso's batchconn) is handed a run of datagrams
 // as one buffer, and where that buffer finds no room the kernel counts
 // one drop, not one per datagram; there the count of drops only bounds
@@ -221,8 +266,8 @@
 // send and send16, whose sender (the conn under test) writes to the first
 // sink and to all 16, and echo and pingpong, whose client drives the
 // echo server of the mode measured, plain at P, batchconn at P+1,
-// nooffload at P+18. The
-// conn under test is thus the client's for send and send16, and the
+// nooffload at P+18 (raw runs send and send16 only, to the same sinks).
+// The conn under test is thus the client's for send and send16, and the
 // server's for echo and pingpong. Nothing on the far side is counted:
 // ARRIVED is unknown for send and send16, and for echo and pingpong it
 // includes losses on the network. recv, recvgso, lone and allocs run on

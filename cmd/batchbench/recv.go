@@ -37,7 +37,8 @@ func runRecvGSO(p params) sample { return runRecvFrom(p, nil, 1) }
 // runRecvFrom reads from the conn under test for the duration while
 // nfeed feeders, batchconns with Config feed, keep its queue full. Then it
 // stops them and reads what the queue still holds, so that what found
-// room there is counted exactly.
+// room there is counted exactly. In raw mode the socket is read with
+// recvmmsg instead (rawConn.readFor and drain).
 func runRecvFrom(p params, feed *batchconn.Config, nfeed int) (s sample) {
 	rxc, err := listen()
 	if err != nil {
@@ -47,8 +48,21 @@ func runRecvFrom(p params, feed *batchconn.Config, nfeed int) (s sample) {
 	if err := rxc.SetReadBuffer(readBuffer); err != nil {
 		s.problem("SetReadBuffer: %v", err)
 	}
-	rx := wrap(rxc, p.mode)
-	defer rx.Close()
+	var pc net.PacketConn = rxc // what Close closes
+	var rx receiver
+	var raw *rawConn // raw: the loop on rxc's descriptor
+	if p.mode == modeRaw {
+		if raw, err = newRawReceiver(rxc); err != nil {
+			rxc.Close()
+			s.problem("%v", err)
+			return s
+		}
+		rx = raw
+	} else {
+		pc = wrap(rxc, p.mode)
+		rx = pcReceiver{pc}
+	}
+	defer pc.Close()
 
 	dst := newDests([]netip.AddrPort{addrPort(rxc)}, false)
 	feeders := make([]*feeder, nfeed)
@@ -63,21 +77,25 @@ func runRecvFrom(p params, feed *batchconn.Config, nfeed int) (s sample) {
 	}
 	var ord order
 	before := mallocs()
-	s.count, s.elapsed, err = readFor(rx, &ord, p.size, p.duration)
+	s.count, s.elapsed, err = rx.readFor(&ord, p.size, p.duration)
 	s.allocs = perDatagram(mallocs()-before, s.count)
 	if err != nil {
 		s.problem("ReadFrom after %d datagrams: %v", s.count, err)
 	}
 	s.offered = stopFeeders(feeders, &s)
-	rest, err := drain(rx, &ord, p.size, port(rxc))
+	rest, err := rx.drain(&ord, p.size, port(rxc))
 	if err != nil {
 		s.problem("ReadFrom after the feeders stopped, after %d datagrams: %v", rest, err)
 	}
 	s.drops, s.dropsKnown = kernelDrops(port(rxc))
-	if err := rx.Close(); err != nil {
+	if err := pc.Close(); err != nil {
 		s.problem("Close: %v", err)
 	}
-	s.stats = statsOf(rx)
+	s.stats = statsOf(pc)
+	if raw != nil {
+		c := raw.counts()
+		s.raw = &c
+	}
 	s.arrived, s.arrivals = s.count+rest, true
 	checkRead(&s, s.arrived, p.size)
 	if st := s.stats; st != nil && feed != nil && feed.NoOffload && st.OffloadReceived != 0 {
@@ -89,6 +107,25 @@ func runRecvFrom(p params, feed *batchconn.Config, nfeed int) (s sample) {
 	checkRecvLoss(&s, feed == nil && p.mode == modeBatch)
 	ord.check(&s)
 	return s
+}
+
+// receiver is the conn under test as the recv scenarios read it: a
+// net.PacketConn, with ReadFrom, or for raw the socket, with recvmmsg
+// (rawConn). The interface is crossed once a run, not once a datagram.
+type receiver interface {
+	readFor(ord *order, size int, d time.Duration) (uint64, time.Duration, error)
+	drain(ord *order, size, port int) (uint64, error)
+}
+
+// pcReceiver reads a net.PacketConn with readFor and drain.
+type pcReceiver struct{ pc net.PacketConn }
+
+func (r pcReceiver) readFor(ord *order, size int, d time.Duration) (uint64, time.Duration, error) {
+	return readFor(r.pc, ord, size, d)
+}
+
+func (r pcReceiver) drain(ord *order, size, port int) (uint64, error) {
+	return drain(r.pc, ord, size, port)
 }
 
 // checkRecvLoss compares the datagrams that found no room in the
@@ -151,12 +188,25 @@ func readFor(pc net.PacketConn, ord *order, size int, d time.Duration) (uint64, 
 // how many it read.
 func drain(pc net.PacketConn, ord *order, size, port int) (uint64, error) {
 	buf := make([]byte, maxDatagram)
+	return drainWith(pc.SetReadDeadline, func() (uint64, error) {
+		n, _, err := pc.ReadFrom(buf)
+		if err != nil {
+			return 0, err
+		}
+		ord.see(buf[:n], size)
+		return 1, nil
+	}, port)
+}
+
+// drainWith is drain with read, which reads and checks what one call
+// returns, and setDeadline, the read deadline of what it reads from.
+func drainWith(setDeadline func(time.Time) error, read func() (uint64, error), port int) (uint64, error) {
 	var count uint64
 	for {
-		if err := pc.SetReadDeadline(time.Now().Add(drainIdle)); err != nil {
+		if err := setDeadline(time.Now().Add(drainIdle)); err != nil {
 			return count, err
 		}
-		n, _, err := pc.ReadFrom(buf)
+		n, err := read()
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			if queued([]int{port}) {
 				continue
@@ -166,8 +216,7 @@ func drain(pc net.PacketConn, ord *order, size, port int) (uint64, error) {
 		if err != nil {
 			return count, err
 		}
-		ord.see(buf[:n], size)
-		count++
+		count += n
 	}
 }
 

@@ -31,25 +31,44 @@ const (
 
 // mode is the conn under test: plain *net.UDPConn, or batchconn over one,
 // with its defaults (UDP segmentation offload on where the kernel has it)
-// or with offload off.
+// or with offload off; or, for raw, no conn at all but the scenario's loop
+// written with sendmmsg or recvmmsg on the socket's descriptor.
 type mode string
 
 const (
 	modePlain     mode = "plain"
 	modeBatch     mode = "batchconn" // batchconn.New(uc, nil)
 	modeNoOffload mode = "nooffload" // batchconn.New(uc, &batchconn.Config{NoOffload: true})
+
+	// modeRaw is the ceiling of bars 1 to 3: the send, send16 and recv
+	// loops written directly with sendmmsg and recvmmsg of batchSize
+	// messages, one datagram each, no offload (raw_linux.go). It is
+	// neither a net.PacketConn nor a batchconn: what batching without
+	// offload reaches in this harness, on this machine, with nothing in
+	// between.
+	modeRaw mode = "raw"
 )
 
 // The modes a scenario runs, in the order each round runs them:
 // offloadModes where segmentation offload changes what is measured,
-// twoModes elsewhere.
+// ceilingModes (offloadModes and raw, where raw is available) for the
+// scenarios of bars 1 to 3, twoModes elsewhere.
 var (
 	offloadModes = []mode{modePlain, modeBatch, modeNoOffload}
+	ceilingModes = withRaw(offloadModes)
 	twoModes     = []mode{modePlain, modeBatch}
 )
 
+// withRaw is ms and then raw, or ms alone where raw is not available.
+func withRaw(ms []mode) []mode {
+	if !rawAvailable {
+		return ms
+	}
+	return append(slices.Clip(ms), modeRaw)
+}
+
 // batched reports whether the conn under test is a batchconn.
-func (m mode) batched() bool { return m != modePlain }
+func (m mode) batched() bool { return m == modeBatch || m == modeNoOffload }
 
 // config is the batchconn Config of mode m.
 func (m mode) config() *batchconn.Config {
@@ -71,7 +90,7 @@ type params struct {
 // scenario is one measurement, run once per mode, round, size and op.
 type scenario struct {
 	name      string
-	modes     []mode   // offloadModes or twoModes
+	modes     []mode   // offloadModes, ceilingModes or twoModes
 	fixedSize int      // the one payload size it uses; 0: each of -sizes
 	ops       []string // allocs: the calls it measures, a row each
 	latency   bool     // it measures delays: RATIO compares p50
@@ -80,9 +99,9 @@ type scenario struct {
 }
 
 var allScenarios = []scenario{
-	{name: "send", modes: offloadModes, remoteOK: true, run: runSend},
-	{name: "send16", modes: offloadModes, remoteOK: true, run: runSend16},
-	{name: "recv", modes: offloadModes, run: runRecv},
+	{name: "send", modes: ceilingModes, remoteOK: true, run: runSend},
+	{name: "send16", modes: ceilingModes, remoteOK: true, run: runSend16},
+	{name: "recv", modes: ceilingModes, run: runRecv},
 	{name: "recvgso", modes: offloadModes, run: runRecvGSO},
 	{name: "echo", modes: offloadModes, fixedSize: requestSize, remoteOK: true, run: runEcho},
 	{name: "pingpong", modes: twoModes, fixedSize: requestSize, latency: true, remoteOK: true, run: runPingPong},
@@ -124,7 +143,25 @@ type sample struct {
 	allocs   float64       // heap allocations in the process, per count
 
 	stats    *batchconn.Stats // the conn under test's, in the batchconn modes
+	raw      *rawCalls        // raw's own count of its system calls
 	problems []string         // anything that should not have happened
+}
+
+// rawCalls are what raw's system calls moved, counted by its loop as
+// batchconn's Stats count them: a call is one that returned (datagrams or
+// an error), not one that found the socket not ready and waited.
+type rawCalls struct {
+	Read       uint64 `json:"datagrams_read"`
+	ReadCalls  uint64 `json:"read_calls"` // recvmmsg
+	Written    uint64 `json:"datagrams_written"`
+	WriteCalls uint64 `json:"write_calls"` // sendmmsg
+}
+
+func (c *rawCalls) add(o *rawCalls) {
+	c.Read += o.Read
+	c.ReadCalls += o.ReadCalls
+	c.Written += o.Written
+	c.WriteCalls += o.WriteCalls
 }
 
 func (s *sample) problem(format string, args ...any) {

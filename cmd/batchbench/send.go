@@ -28,7 +28,8 @@ func runSend16(p params) sample { return runSendTo(p, send16Dests, true) }
 
 // runSendTo writes as fast as the conn under test takes datagrams, to
 // ndst plain receivers in turn, for the duration, then closes it, which
-// sends what batchconn still queues.
+// sends what batchconn still queues. In raw mode the socket sends with
+// sendmmsg instead (rawConn.send), byAddrPort or not.
 func runSendTo(p params, ndst int, byAddrPort bool) (s sample) {
 	var sk *sinks
 	var dsts []netip.AddrPort
@@ -49,14 +50,29 @@ func runSendTo(p params, ndst int, byAddrPort bool) (s sample) {
 		s.problem("listen: %v", err)
 		return s
 	}
-	tx := wrap(txc, p.mode)
+	var tx net.PacketConn = txc
+	var raw *rawConn // raw: the loop on txc's descriptor
+	if p.mode == modeRaw {
+		if raw, err = newRawSender(txc, dsts, p.size); err != nil {
+			txc.Close()
+			s.problem("%v", err)
+			return s
+		}
+	} else {
+		tx = wrap(txc, p.mode)
+	}
 	before := mallocs()
 	start := time.Now()
 	end := start.Add(p.duration)
 	if err := tx.SetWriteDeadline(end.Add(grace)); err != nil { // bounds Close's flush too
 		s.problem("SetWriteDeadline: %v", err)
 	}
-	sent, err := blast(tx, newDests(dsts, byAddrPort), p.size, 0, end, nil)
+	var sent uint64
+	if raw != nil {
+		sent, err = raw.send(end)
+	} else {
+		sent, err = blast(tx, newDests(dsts, byAddrPort), p.size, 0, end, nil)
+	}
 	s.allocs = perDatagram(mallocs()-before, sent)
 	if err != nil {
 		s.problem("write after %d datagrams: %v", sent, err)
@@ -66,6 +82,10 @@ func runSendTo(p params, ndst int, byAddrPort bool) (s sample) {
 	}
 	s.count, s.elapsed, s.offered = sent, time.Since(start), sent
 	s.stats = statsOf(tx)
+	if raw != nil {
+		c := raw.counts()
+		s.raw = &c
+	}
 
 	if sk != nil {
 		s.arrived, s.drops, s.dropsKnown = sk.settle()

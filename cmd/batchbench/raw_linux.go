@@ -1,0 +1,306 @@
+package main
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// rawAvailable says whether the raw mode runs here: on Linux, which has
+// sendmmsg and recvmmsg.
+const rawAvailable = true
+
+// mmsghdr is the kernel's struct mmsghdr; Go pads it as C does.
+type mmsghdr struct {
+	hdr unix.Msghdr
+	n   uint32 // bytes sent or received
+}
+
+// rawConn is the raw mode: a UDP socket driven with sendmmsg or recvmmsg
+// of batchSize messages, one datagram each, on its descriptor through
+// syscall.RawConn, so that the runtime's poller does the waiting and the
+// socket's deadlines hold as for the other modes. No offload: the socket
+// has neither UDP_SEGMENT nor UDP_GRO. Each message has a buffer of its
+// own.
+type rawConn struct {
+	uc   *net.UDPConn
+	rc   syscall.RawConn
+	hdrs []mmsghdr
+	iovs []unix.Iovec
+	bufs [][]byte // a buffer per message
+
+	// Sending: the payload copied into each message's buffer, and the
+	// destinations' socket addresses, which the messages point to in turn.
+	payload  []byte
+	names    []*byte
+	namelens []uint32
+
+	// Receiving: the senders' socket addresses, one a message, which the
+	// kernel fills in as for any read that returns the sender.
+	from []unix.RawSockaddrInet6
+
+	// The call under way, set by the poller's callback (fn: sendmmsg or
+	// recvmmsg, a method value made once, so that a call allocates nothing).
+	fn     func(fd uintptr) bool
+	off, n int   // sending: messages of hdrs sent; receiving: received
+	err    error // the call's failure
+	calls  rawCalls
+}
+
+func newRawConn(uc *net.UDPConn, slot int) (*rawConn, error) {
+	rc, err := uc.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	r := &rawConn{
+		uc:   uc,
+		rc:   rc,
+		hdrs: make([]mmsghdr, batchSize),
+		iovs: make([]unix.Iovec, batchSize),
+		bufs: make([][]byte, batchSize),
+	}
+	mem := make([]byte, batchSize*slot)
+	for i := range r.hdrs {
+		r.bufs[i] = mem[i*slot : (i+1)*slot : (i+1)*slot]
+		r.iovs[i].Base = unsafe.SliceData(r.bufs[i])
+		r.iovs[i].SetLen(slot)
+		r.hdrs[i].hdr.Iov = &r.iovs[i]
+		r.hdrs[i].hdr.SetIovlen(1)
+	}
+	return r, nil
+}
+
+// newRawSender prepares uc to send datagrams of size to dsts in turn.
+func newRawSender(uc *net.UDPConn, dsts []netip.AddrPort, size int) (*rawConn, error) {
+	r, err := newRawConn(uc, size)
+	if err != nil {
+		return nil, err
+	}
+	v6, err := isIPv6(r.rc)
+	if err != nil {
+		return nil, err
+	}
+	for _, ap := range dsts {
+		name, namelen, err := sockaddr(ap, v6)
+		if err != nil {
+			return nil, err
+		}
+		r.names, r.namelens = append(r.names, name), append(r.namelens, namelen)
+	}
+	r.payload = make([]byte, size)
+	r.fn = r.sendmmsg
+	return r, nil
+}
+
+// newRawReceiver prepares uc to receive datagrams of any size.
+func newRawReceiver(uc *net.UDPConn) (*rawConn, error) {
+	r, err := newRawConn(uc, maxDatagram)
+	if err != nil {
+		return nil, err
+	}
+	r.from = make([]unix.RawSockaddrInet6, batchSize)
+	for i := range r.hdrs {
+		r.hdrs[i].hdr.Name = (*byte)(unsafe.Pointer(&r.from[i]))
+		r.hdrs[i].hdr.Namelen = unix.SizeofSockaddrInet6
+	}
+	r.fn = r.recvmmsg
+	return r, nil
+}
+
+// counts is what the system calls moved so far.
+func (r *rawConn) counts() rawCalls { return r.calls }
+
+// isIPv6 reports whether the socket is an IPv6 one, whose destinations
+// take a sockaddr_in6.
+func isIPv6(rc syscall.RawConn) (bool, error) {
+	var sa unix.Sockaddr
+	var serr error
+	if err := rc.Control(func(fd uintptr) { sa, serr = unix.Getsockname(int(fd)) }); err != nil {
+		return false, err
+	}
+	if serr != nil {
+		return false, os.NewSyscallError("getsockname", serr)
+	}
+	_, v6 := sa.(*unix.SockaddrInet6)
+	return v6, nil
+}
+
+// sockaddr is ap as the kernel takes it: a sockaddr_in for an IPv4
+// socket, a sockaddr_in6 (IPv4 mapped) for an IPv6 one.
+func sockaddr(ap netip.AddrPort, v6 bool) (*byte, uint32, error) {
+	a := ap.Addr()
+	if !v6 {
+		if !a.Is4() {
+			return nil, 0, fmt.Errorf("raw: %v is not an IPv4 address", ap)
+		}
+		sa := &unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: a.As4()}
+		binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&sa.Port))[:], ap.Port())
+		return (*byte)(unsafe.Pointer(sa)), unix.SizeofSockaddrInet4, nil
+	}
+	sa := &unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: a.As16()}
+	binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&sa.Port))[:], ap.Port())
+	if zone := a.Zone(); zone != "" {
+		ifi, err := net.InterfaceByName(zone)
+		if err != nil {
+			return nil, 0, fmt.Errorf("raw: %v: %w", ap, err)
+		}
+		sa.Scope_id = uint32(ifi.Index)
+	}
+	return (*byte)(unsafe.Pointer(sa)), unix.SizeofSockaddrInet6, nil
+}
+
+// send is blast written with sendmmsg: it fills the batch, each message a
+// copy of the payload in a buffer of its own, stamped with the next
+// sequence number (stream 0) and addressed to the next destination in
+// turn, sends it all, and so on until end (looked at before each batch,
+// as blast looks every checkEvery datagrams). It returns how many
+// datagrams the kernel took.
+func (r *rawConn) send(end time.Time) (uint64, error) {
+	n := uint64(len(r.names))
+	var seq uint64
+	for time.Now().Before(end) {
+		for i := range r.hdrs {
+			b := r.bufs[i]
+			copy(b, r.payload)
+			stamp(b, seq+uint64(i))
+			d := (seq + uint64(i)) % n
+			r.hdrs[i].hdr.Name, r.hdrs[i].hdr.Namelen = r.names[d], r.namelens[d]
+		}
+		sent, err := r.sendBatch()
+		seq += uint64(sent)
+		if err != nil {
+			return seq, err
+		}
+	}
+	return seq, nil
+}
+
+// sendBatch sends all of hdrs, in as many calls as the kernel needs (it
+// may take part of a batch), waiting for the socket to take more where it
+// is full. It returns how many messages went.
+func (r *rawConn) sendBatch() (int, error) {
+	r.off = 0
+	for r.off < len(r.hdrs) {
+		r.err = nil
+		if err := r.rc.Write(r.fn); err != nil {
+			return r.off, err
+		}
+		if r.err != nil {
+			return r.off, r.err
+		}
+	}
+	return r.off, nil
+}
+
+// sendmmsg is the poller's callback for a write: false means "wait until
+// writable".
+func (r *rawConn) sendmmsg(fd uintptr) bool {
+	for {
+		n, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd,
+			uintptr(unsafe.Pointer(&r.hdrs[r.off])), uintptr(len(r.hdrs)-r.off), 0, 0, 0)
+		switch e {
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return false
+		}
+		r.calls.WriteCalls++
+		switch {
+		case e != 0:
+			r.err = os.NewSyscallError("sendmmsg", e)
+		case n == 0:
+			r.err = io.ErrNoProgress // never seen; must not spin
+		default:
+			r.off += int(n)
+			r.calls.Written += uint64(n)
+		}
+		return true
+	}
+}
+
+// recv is one recvmmsg of up to batchSize datagrams, after waiting, as
+// the socket's read deadline allows, for at least one. It returns how
+// many it received, in bufs, each hdrs[i].n bytes long.
+func (r *rawConn) recv() (int, error) {
+	for i := range r.n {
+		r.hdrs[i].hdr.Namelen = unix.SizeofSockaddrInet6 // the kernel wrote the length it used
+	}
+	r.n, r.err = 0, nil
+	if err := r.rc.Read(r.fn); err != nil {
+		return 0, err
+	}
+	return r.n, r.err
+}
+
+// recvmmsg is the poller's callback for a read: false means "wait until
+// readable".
+func (r *rawConn) recvmmsg(fd uintptr) bool {
+	for {
+		n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd,
+			uintptr(unsafe.Pointer(&r.hdrs[0])), uintptr(len(r.hdrs)), 0, 0, 0)
+		switch e {
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return false
+		}
+		r.calls.ReadCalls++
+		if e != 0 {
+			r.err = os.NewSyscallError("recvmmsg", e)
+			return true
+		}
+		r.n = int(n)
+		r.calls.Read += uint64(n)
+		return true
+	}
+}
+
+// see checks the n datagrams the last recv received.
+func (r *rawConn) see(ord *order, size, n int) {
+	for i := range n {
+		ord.see(r.bufs[i][:r.hdrs[i].n], size)
+	}
+}
+
+// readFor is readFor written with recvmmsg: it reads until d has passed
+// (the socket's read deadline, as the other modes set it), and returns
+// how many datagrams it read.
+func (r *rawConn) readFor(ord *order, size int, d time.Duration) (uint64, time.Duration, error) {
+	start := time.Now()
+	if err := r.uc.SetReadDeadline(start.Add(d)); err != nil {
+		return 0, 0, err
+	}
+	var count uint64
+	for {
+		n, err := r.recv()
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				err = nil
+			}
+			return count, time.Since(start), err
+		}
+		r.see(ord, size, n)
+		count += uint64(n)
+	}
+}
+
+// drain is drain written with recvmmsg.
+func (r *rawConn) drain(ord *order, size, port int) (uint64, error) {
+	return drainWith(r.uc.SetReadDeadline, func() (uint64, error) {
+		n, err := r.recv()
+		if err != nil {
+			return 0, err
+		}
+		r.see(ord, size, n)
+		return uint64(n), nil
+	}, port)
+}

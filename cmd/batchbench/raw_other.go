@@ -1,0 +1,35 @@
+//go:build !linux
+
+package main
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"time"
+)
+
+// rawAvailable says whether the raw mode runs here: not without Linux's
+// sendmmsg and recvmmsg. The scenarios leave it out (ceilingModes).
+const rawAvailable = false
+
+var errRawUnavailable = errors.New("raw mode: sendmmsg and recvmmsg are Linux's; not available here")
+
+// rawConn stands in for raw_linux.go's; it does nothing.
+type rawConn struct{}
+
+func newRawSender(*net.UDPConn, []netip.AddrPort, int) (*rawConn, error) {
+	return nil, errRawUnavailable
+}
+
+func newRawReceiver(*net.UDPConn) (*rawConn, error) { return nil, errRawUnavailable }
+
+func (*rawConn) counts() rawCalls { return rawCalls{} }
+
+func (*rawConn) send(time.Time) (uint64, error) { return 0, errRawUnavailable }
+
+func (*rawConn) readFor(*order, int, time.Duration) (uint64, time.Duration, error) {
+	return 0, 0, errRawUnavailable
+}
+
+func (*rawConn) drain(*order, int, int) (uint64, error) { return 0, errRawUnavailable }
