@@ -359,7 +359,7 @@ RATIO:   the mode's figure / plain's; of PER SEC (above 1: faster); pingpong, lo
          (above 1: slower).
 P50/P99: pingpong: round trip; lone: one-way delay, send to read.
 DG/CALL: datagrams per system call of the conn under test (echo, pingpong: read/write by the
-         server); with offload one call moves up to 64 datagrams a message; raw: its own count.
+         server); with offload a message carries up to 64 or 128 datagrams; raw: its own count.
 OFFLOAD: share of those datagrams moved with offload, from Stats: received coalesced (GRO,
          OffloadReceived/DatagramsRead), sent as segments (GSO, OffloadSent/DatagramsWritten).
 ALLOCS:  heap allocations in the whole process while measuring, per datagram (per response,
