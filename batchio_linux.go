@@ -300,8 +300,8 @@ func (m *mmsgIO) refused(dst netip.AddrPort, e syscall.Errno) {
 var gsoSegmentLimit = sync.OnceValue(probeGSOSegments)
 
 // probeGSOSegments sends one message of gsoMaxSegsProbe one-byte segments
-// between two loopback sockets of its own: kernels before 6.11 refuse more
-// than 64 with EINVAL. Where it cannot tell (no loopback in this network
+// between two loopback sockets of its own: older kernels refuse more than
+// 64 with EINVAL. Where it cannot tell (no loopback in this network
 // namespace, say), it answers 64, which every kernel with GSO takes.
 func probeGSOSegments() int {
 	rx, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)

@@ -35,7 +35,8 @@
 //
 // A WriteTo that finds the queue empty does not queue unless more
 // datagrams are evidently on their way: the last send ended a few
-// microseconds ago (a writer in a loop), or the read ring still holds
+// microseconds ago or is still under way (a writer in a loop, or several
+// writers), or the read ring still holds
 // datagrams (a server with requests left to answer). Otherwise its
 // datagram goes out at once, in the caller's goroutine, as on plain: an
 // isolated datagram, or the reply of a request/response loop, waits for no
@@ -52,8 +53,11 @@
 // datagrams are resent one by one and offload goes off for that
 // destination (a route whose MTU is smaller than a segment, a route
 // through IPsec or a device without checksum offload) or, where the
-// refusal is the socket's, for the socket; Stats counts it. Config.NoOffload turns offload off from the start. GRO
-// changes what the socket itself returns: read it only through the conn.
+// refusal is the socket's, for the socket; Stats counts it. How many
+// datagrams one message may carry (64, or 128 on newer kernels) is probed
+// once per process, by a message between two loopback sockets of its own.
+// Config.NoOffload turns offload off from the start. GRO changes what the
+// socket itself returns: read it only through the conn.
 //
 // # Errors
 //

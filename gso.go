@@ -19,8 +19,8 @@ import (
 //   - no zero-length segment.
 
 // gsoMaxSegs is the most segments one message may carry on every kernel
-// with UDP GSO (4.18 on); gsoMaxSegsProbe, on kernels that take more
-// (6.11 on), where a probe finds they do.
+// with UDP GSO (4.18 on); gsoMaxSegsProbe, on newer kernels that take
+// more, where a probe finds they do.
 const (
 	gsoMaxSegs      = 64
 	gsoMaxSegsProbe = 128
