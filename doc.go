@@ -88,12 +88,12 @@
 //
 // *PacketConn has the methods of *net.UDPConn that keep datagrams going
 // through its ring and queue: net.PacketConn and net.Conn,
-// ReadFromUDPAddrPort, WriteToUDPAddrPort, SetReadBuffer and
-// SetWriteBuffer. It deliberately lacks SyscallConn, ReadMsgUDP and
-// WriteMsgUDP: libraries that find them (quic-go among them) take the
-// socket over and read and write it themselves, which would bypass the
-// queue, reorder datagrams against it and leave the ring's datagrams
-// unread. Without them such libraries use ReadFrom and WriteTo, and are
+// ReadFromUDP, WriteToUDP, ReadFromUDPAddrPort, WriteToUDPAddrPort,
+// SetReadBuffer and SetWriteBuffer. It deliberately lacks SyscallConn,
+// ReadMsgUDP and WriteMsgUDP: libraries that find them (quic-go among
+// them) take the socket over and read and write it themselves, which would
+// bypass the queue, reorder datagrams against it and leave the ring's
+// datagrams unread. Without them such libraries use ReadFrom and WriteTo, and are
 // batched. Unwrap returns the socket for callers that need it anyway.
 //
 // # Platforms

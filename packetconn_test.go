@@ -84,6 +84,23 @@ func (e *env) readAddrPort(size int) {
 	e.logf("ReadFromUDPAddrPort(%d) = %d %s %v %s", size, n, digest(p[:n]), ap, describe(err))
 }
 
+// readUDP is read through ReadFromUDP.
+func (e *env) readUDP(size int) {
+	p := make([]byte, size)
+	n, ua, err := e.conn.(interface {
+		ReadFromUDP([]byte) (int, *net.UDPAddr, error)
+	}).ReadFromUDP(p)
+	e.logf("ReadFromUDP(%d) = %d %s %s nil=%v %s", size, n, digest(p[:n]), describeAddr(ua), ua == nil, describe(err))
+}
+
+// writeUDP is write through WriteToUDP.
+func (e *env) writeUDP(p []byte, addr *net.UDPAddr) {
+	n, err := e.conn.(interface {
+		WriteToUDP([]byte, *net.UDPAddr) (int, error)
+	}).WriteToUDP(p, addr)
+	e.logf("WriteToUDP(%d, %s) = %d %s", len(p), describeAddr(addr), n, describe(err))
+}
+
 func (e *env) write(p []byte, addr net.Addr) {
 	n, err := e.conn.WriteTo(p, addr)
 	e.logf("WriteTo(%d, %s) = %d %s", len(p), describeAddr(addr), n, describe(err))
@@ -476,6 +493,30 @@ var diffCases = []diffCase{
 		}
 		e.peerExpectNothing()
 	}},
+	{name: "UDPAddrMethods", run: func(e *env) {
+		pa := e.peerAddr()
+		e.writeUDP([]byte("via WriteToUDP"), pa)
+		e.writeUDP([]byte("x"), nil)
+		e.writeUDP([]byte("x"), &net.UDPAddr{IP: net.ParseIP("::1"), Port: pa.Port})
+		e.writeUDP([]byte("x"), &net.UDPAddr{IP: pa.IP, Port: 0})
+		e.writeUDP([]byte("x"), &net.UDPAddr{IP: pa.IP, Port: 70000})
+		e.writeUDP(make([]byte, 70000), pa)
+		e.writeUDP([]byte("last"), pa)
+		e.peerRead()
+		e.peerRead()
+		e.peerExpectNothing()
+		e.peerSend([]byte("to ReadFromUDP"))
+		e.peerSend([]byte("truncated by ReadFromUDP"))
+		e.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		e.readUDP(64)
+		e.readUDP(4)
+		e.conn.SetReadDeadline(time.Now().Add(-time.Second))
+		e.readUDP(64)
+		e.conn.SetReadDeadline(time.Time{})
+		e.conn.Close()
+		e.readUDP(64)
+		e.writeUDP([]byte("closed"), pa)
+	}},
 	{name: "PassedWriteDeadlineFailsWrite", run: func(e *env) {
 		e.write([]byte("before"), e.peerAddr())
 		e.conn.SetWriteDeadline(time.Now().Add(-time.Second))
@@ -763,6 +804,17 @@ func TestWrapperIsServedOneAtATime(t *testing.T) {
 	if err != nil || string(p[:n]) != "back" || ap != peer.LocalAddr().(*net.UDPAddr).AddrPort() {
 		t.Fatalf("ReadFromUDPAddrPort = %q %v %v", p[:n], ap, err)
 	}
+	if _, err := c.WriteToUDP([]byte("via WriteToUDP"), peer.LocalAddr().(*net.UDPAddr)); err != nil {
+		t.Fatalf("WriteToUDP: %v", err)
+	}
+	if got := readN(t, peer, 1); got[0] != "via WriteToUDP" {
+		t.Fatalf("peer got %q", got)
+	}
+	peer.WriteTo([]byte("to ReadFromUDP"), c.LocalAddr())
+	n, ua, err := c.ReadFromUDP(p)
+	if err != nil || string(p[:n]) != "to ReadFromUDP" || ua.AddrPort() != peer.LocalAddr().(*net.UDPAddr).AddrPort() {
+		t.Fatalf("ReadFromUDP = %q %v %v", p[:n], ua, err)
+	}
 	if s := c.Stats(); s != (Stats{}) {
 		t.Fatalf("Stats = %+v: a pass-through conn batches nothing", s)
 	}
@@ -920,6 +972,9 @@ func TestAllocations(t *testing.T) {
 	if n := testing.AllocsPerRun(1000, func() { c.WriteToUDPAddrPort(p, dst.AddrPort()) }); n != 0 {
 		t.Errorf("WriteToUDPAddrPort: %v allocations, want 0", n)
 	}
+	if n := testing.AllocsPerRun(1000, func() { c.WriteToUDP(p, dst) }); n != 0 {
+		t.Errorf("WriteToUDP: %v allocations, want 0", n)
+	}
 	c.Flush()
 
 	r := New(peer, nil)
@@ -938,6 +993,10 @@ func TestAllocations(t *testing.T) {
 	fill()
 	if n := testing.AllocsPerRun(50, func() { r.ReadFrom(buf) }); n > 1 {
 		t.Errorf("ReadFrom: %v allocations, want at most 1 (plain makes 2)", n)
+	}
+	fill()
+	if n := testing.AllocsPerRun(50, func() { r.ReadFromUDP(buf) }); n > 1 {
+		t.Errorf("ReadFromUDP: %v allocations, want at most 1 (plain makes 2)", n)
 	}
 }
 

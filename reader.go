@@ -40,6 +40,24 @@ func (c *PacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 	return n, udpAddr(ap), nil
 }
 
+// ReadFromUDP is ReadFrom returning the sender as a *net.UDPAddr, nil on
+// an error, as *net.UDPConn does.
+func (c *PacketConn) ReadFromUDP(p []byte) (int, *net.UDPAddr, error) {
+	if c.bio == nil {
+		if uc, ok := c.pc.(*net.UDPConn); ok {
+			return uc.ReadFromUDP(p)
+		}
+		n, addr, err := c.pc.ReadFrom(p)
+		ua, _ := addr.(*net.UDPAddr)
+		return n, ua, err
+	}
+	n, ap, err := c.read(p)
+	if err != nil {
+		return n, nil, err
+	}
+	return n, udpAddr(ap), nil
+}
+
 // ReadFromUDPAddrPort is ReadFrom returning the sender as a
 // netip.AddrPort, as *net.UDPConn does; it does not allocate.
 func (c *PacketConn) ReadFromUDPAddrPort(p []byte) (int, netip.AddrPort, error) {

@@ -58,6 +58,17 @@ func (c *PacketConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	return c.write(p, &d)
 }
 
+// WriteToUDP is WriteTo with the destination as a *net.UDPAddr, as on
+// *net.UDPConn.
+func (c *PacketConn) WriteToUDP(p []byte, addr *net.UDPAddr) (int, error) {
+	if c.bio == nil {
+		if uc, ok := c.pc.(*net.UDPConn); ok {
+			return uc.WriteToUDP(p, addr)
+		}
+	}
+	return c.WriteTo(p, addr)
+}
+
 // WriteToUDPAddrPort is WriteTo with the destination as a netip.AddrPort,
 // as on *net.UDPConn. It does not allocate.
 func (c *PacketConn) WriteToUDPAddrPort(p []byte, addr netip.AddrPort) (int, error) {
