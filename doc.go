@@ -90,8 +90,8 @@
 // through its ring and queue: net.PacketConn and net.Conn,
 // ReadFromUDP, WriteToUDP, ReadFromUDPAddrPort, WriteToUDPAddrPort,
 // SetReadBuffer and SetWriteBuffer. It deliberately lacks SyscallConn,
-// ReadMsgUDP and WriteMsgUDP: libraries that find them (quic-go among
-// them) take the socket over and read and write it themselves, which would
+// File, ReadMsgUDP and WriteMsgUDP (and their AddrPort forms): libraries
+// that find them (quic-go among them) take the socket over and read and write it themselves, which would
 // bypass the queue, reorder datagrams against it and leave the ring's
 // datagrams unread. Without them such libraries use ReadFrom and WriteTo, and are
 // batched. Unwrap returns the socket for callers that need it anyway.
