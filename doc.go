@@ -36,8 +36,8 @@
 // A WriteTo that finds the queue empty does not queue unless more
 // datagrams are evidently on their way: the last send ended a few
 // microseconds ago or is still under way (a writer in a loop, or several
-// writers), or the read ring still holds
-// datagrams (a server with requests left to answer). Otherwise its
+// writers), or the read ring still holds datagrams (a server with
+// requests left to answer). Otherwise its
 // datagram goes out at once, in the caller's goroutine, as on plain: an
 // isolated datagram, or the reply of a request/response loop, waits for no
 // timer and no other goroutine.
