@@ -17,11 +17,11 @@ import (
 
 // Opcodes: an input is a sequence of (opcode, argument) byte pairs.
 const (
-	fzWrite    = iota // WriteTo the peer, size fzSizes[arg]
+	fzWrite    = iota // WriteTo the peer, size fzSizes[arg]; WriteToUDP where arg >= 128
 	fzWriteAP         // WriteToUDPAddrPort the peer, size fzSizes[arg]
 	fzWriteBad        // WriteTo a bad address fzBadAddrs[arg]
 	fzPeerSend        // the peer sends size fzSizes[arg] to the conn
-	fzRead            // ReadFrom with buffer fzBufs[arg], when a datagram is waiting
+	fzRead            // ReadFrom with buffer fzBufs[arg], when a datagram is waiting; ReadFromUDP where arg >= 128
 	fzReadAP          // ReadFromUDPAddrPort likewise
 	fzFlush           // Flush (batchconn; nothing on plain)
 	fzDrain           // Flush, and the peer reads what was written
@@ -95,7 +95,9 @@ func runSequence(e *env, ops []byte) {
 			if size > 0 {
 				p[0] = byte(i) // tells datagrams apart
 			}
-			if op == fzWrite {
+			if op == fzWrite && arg >= 128 {
+				e.writeUDP(p, e.peerAddr())
+			} else if op == fzWrite {
 				e.write(p, e.peerAddr())
 			} else {
 				e.writeAddrPort(p, e.peerAddr().AddrPort())
@@ -127,7 +129,9 @@ func runSequence(e *env, ops []byte) {
 				continue
 			}
 			size := fzBufs[arg%len(fzBufs)]
-			if op == fzRead {
+			if op == fzRead && arg >= 128 {
+				e.readUDP(max(size, 0))
+			} else if op == fzRead {
 				e.read(size)
 			} else {
 				e.readAddrPort(max(size, 0))
@@ -245,6 +249,9 @@ func FuzzSequence(f *testing.F) {
 		fzSeq(fzDeadline, 3, fzWrite, 6, fzPeerSend, 6, fzRead, 6, fzDeadline, 7, fzPeerSend, 1, fzReadAP, 6, fzDeadline, 11, fzWrite, 2, fzDrain, 0),
 		// Close with datagrams queued and waiting, then use.
 		fzSeq(fzWrite, 5, fzWrite, 6, fzPeerSend, 3, fzPeerSend, 4, fzRead, 5, fzClose, 0, fzRead, 5, fzWrite, 5, fzWriteBad, 0, fzDeadline, 0, fzClose, 0, fzDrain, 0),
+		// WriteToUDP and ReadFromUDP (arguments 128 and up), mixed with
+		// the other forms.
+		fzSeq(fzWrite, 128+8, fzWrite, 8, fzWriteAP, 8, fzWrite, 128+17, fzDrain, 0, fzPeerSend, 6, fzRead, 128+2, fzPeerSend, 6, fzRead, 128+7, fzClose, 0, fzRead, 128+1, fzWrite, 128+1),
 		// Many equal datagrams (GSO runs), then more than the budget.
 		fzSeq(fzWrite, 9, fzWrite, 9, fzWrite, 9, fzWrite, 9, fzWrite, 9, fzWrite, 9, fzWrite, 9, fzWrite, 9, fzWrite, 16, fzWrite, 16, fzWrite, 9),
 	} {
