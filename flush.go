@@ -91,11 +91,16 @@ func (c *PacketConn) flushLocked(cause flushCause) error {
 			retried = false
 		}
 	}
+	w.empty()
+	w.lastSend = monoNow()
+	return nil
+}
+
+// empty drops what the queue holds; w.mu is held.
+func (w *writer) empty() {
 	w.msgs = w.msgs[:0]
 	w.used = 0
 	w.queued.Store(0)
-	w.lastSend = monoNow()
-	return nil
 }
 
 // arm makes sure the timer will fire for the datagram that entered the

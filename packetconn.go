@@ -214,9 +214,7 @@ func (c *PacketConn) Close() error {
 		// The final flush was cut short (a passed write deadline): what it
 		// could not send is lost, and counted.
 		c.stats.writeFailures.Add(uint64(n))
-		w.msgs = w.msgs[:0]
-		w.used = 0
-		w.queued.Store(0)
+		w.empty()
 	}
 	c.closed.Store(true)
 	if cerr := c.pc.Close(); err == nil && !early {

@@ -658,6 +658,13 @@ func queuedPair(t *testing.T, cfg Config) (*PacketConn, *net.UDPConn) {
 	if cfg.MaxDelay == 0 {
 		cfg.MaxDelay = time.Hour
 	}
+	return batchedPair(t, cfg)
+}
+
+// batchedPair is a batched conn with cfg and a plain peer on loopback,
+// both closed when the test ends; it skips where nothing is batched.
+func batchedPair(t *testing.T, cfg Config) (*PacketConn, *net.UDPConn) {
+	t.Helper()
 	uc, peer := diffCase{}.listen(t)
 	c := New(uc, &cfg)
 	t.Cleanup(func() { c.Close(); peer.Close() })
@@ -743,11 +750,7 @@ func TestReadSendsQueueBeforeWaiting(t *testing.T) {
 }
 
 func TestIdleWriteGoesOutAtOnce(t *testing.T) {
-	uc, peer := diffCase{}.listen(t)
-	defer peer.Close()
-	c := New(uc, &Config{MaxDelay: time.Hour})
-	defer c.Close()
-	requireBatching(t, c)
+	c, peer := batchedPair(t, Config{MaxDelay: time.Hour})
 	c.WriteTo([]byte("lone"), peer.LocalAddr())
 	readN(t, peer, 1)
 	if s := c.Stats(); s.FlushIdle != 1 || s.WriteCalls != 1 {
@@ -1182,11 +1185,7 @@ func TestCloseRacesEverything(t *testing.T) {
 // A conn that reads a reply at a time holds one slot; one that finds the
 // kernel's queue full of datagrams grows its ring, up to BatchSize.
 func TestRingGrowsWithLoad(t *testing.T) {
-	uc, peer := diffCase{}.listen(t)
-	defer peer.Close()
-	c := New(uc, &Config{BatchSize: 16})
-	defer c.Close()
-	requireBatching(t, c)
+	c, peer := batchedPair(t, Config{BatchSize: 16})
 	p := make([]byte, 64)
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	for i := range 3 {

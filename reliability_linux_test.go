@@ -1178,11 +1178,7 @@ func accountReads(t *testing.T, stopEarly bool) {
 // nil IP, which the kernel delivers to the host itself; a write that
 // finds the write deadline passed) are accepted by the kernel too.
 func TestStatsCountDatagramsSentThroughPlain(t *testing.T) {
-	uc, peer := diffCase{}.listen(t)
-	defer peer.Close()
-	c := New(uc, nil)
-	defer c.Close()
-	requireBatching(t, c)
+	c, peer := batchedPair(t, Config{})
 	to := &net.UDPAddr{Port: peer.LocalAddr().(*net.UDPAddr).Port} // nil IP: this host
 	for i := range 5 {
 		if _, err := c.WriteTo([]byte{byte(i)}, to); err != nil {
