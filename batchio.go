@@ -7,21 +7,33 @@ import "net/netip"
 // system or the socket cannot do that, and the conn is then served one
 // datagram at a time.
 type batchIO interface {
-	// readBatch blocks until the kernel holds at least one datagram, then
-	// receives as many as it holds, up to len(ms), into ms in arrival
-	// order, setting each one's n and addr. It returns how many, or the
-	// poller's error (net.ErrClosed, os.ErrDeadlineExceeded) or the
-	// system call's errno. ms is the same ring on every call, but for
-	// growing; it never has more than BatchSize slots.
-	readBatch(ms []rxMsg) (int, error)
+	// readBatch receives what the kernel holds, up to a batch, without
+	// waiting: with GRO off the first datagram into p and the rest into
+	// blk's slots (blk may be nil: p alone), with GRO on all into blk's
+	// slots (blk must not be nil). A socket with nothing to read gives
+	// a result of no messages. The error is the poller's
+	// (net.ErrClosed, os.ErrDeadlineExceeded) or the system call's errno.
+	readBatch(p []byte, blk *readBlock) (rxResult, error)
 
-	// writeBatch sends the first datagrams of ms in order, blocking while
-	// the socket buffer is full. It returns how many were sent. A
-	// non-nil error is the poller's (the conn is closed or its write
-	// deadline passed: nothing more can be sent now), or an errno for the
-	// message that starts with ms[n], which was not sent: ms[n]'s own
-	// failure, or that of the segmentation offload it was sent with.
-	writeBatch(ms []txMsg) (int, error)
+	// waitRead blocks until the kernel holds a datagram. With GRO off it
+	// receives that one into p; with GRO on it returns without receiving
+	// (no messages), so that no slot is held while the conn waits.
+	waitRead(p []byte) (rxResult, error)
+
+	// gro reports whether the kernel coalesces received datagrams;
+	// enableGRO turns that on where it may be, once a conn shows it
+	// receives runs of datagrams from one sender.
+	gro() groState
+	enableGRO()
+
+	// writeBatch sends the first datagrams of ms in order, through the
+	// headers h, blocking while the socket buffer is full. It returns how
+	// many were sent. A non-nil error is the poller's (the conn is closed
+	// or its write deadline passed: nothing more can be sent now), or an
+	// errno for the message that starts with ms[n], which was not sent:
+	// ms[n]'s own failure, or that of the segmentation offload it was
+	// sent with.
+	writeBatch(ms []txMsg, h *txHeader) (int, error)
 
 	// writeWaiting reports whether a writeBatch is waiting for room in
 	// the socket buffer. Safe to call from any goroutine.
@@ -32,9 +44,35 @@ type batchIO interface {
 	batchLimit() int
 }
 
+// groState is where a conn stands with UDP GRO.
+type groState uint8
+
+const (
+	groNever groState = iota // not for this conn: turned off, refused, or slots too small
+	groOff                   // off until the conn's traffic asks for it
+	groOn                    // the kernel coalesces datagrams of one sender
+)
+
+// rxResult is what one read call received.
+type rxResult struct {
+	msgs    int            // messages received: into p and into slots
+	offered int            // messages there was room for
+	direct  bool           // the first went into p: n bytes from addr
+	n       int            //
+	addr    netip.AddrPort //
+}
+
+// slots is how many of the block's slots the call filled.
+func (r rxResult) slots() int {
+	if r.direct {
+		return r.msgs - 1
+	}
+	return r.msgs
+}
+
 // rxMsg is one slot of the read ring.
 type rxMsg struct {
-	buf  []byte // the slot's room, ReadSlotSize bytes
+	buf  []byte // the slot's room, ReadSlotSize bytes; fixed with the block
 	n    int    // bytes received: one datagram, or several of one sender
 	seg  int    // the size of each of several datagrams (UDP GRO), or 0 for one
 	addr netip.AddrPort

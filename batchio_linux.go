@@ -19,35 +19,39 @@ import (
 // It keeps its own message headers rather than using x/net's ReadBatch
 // and WriteBatch: those allocate headers on every call and a *net.UDPAddr
 // for every received datagram, and the point of batching is to do less.
+// The headers live with the memory they point into, in the pooled read
+// and write blocks, so that an idle conn holds none.
 type mmsgIO struct {
 	rc        syscall.RawConn
 	ipv6      bool
 	connected bool // datagrams go to the socket's peer: no destination in the headers
 	stats     *counters
+	batch     int  // Config.BatchSize: the most messages one call moves
+	offload   bool // offload may be used: not turned off by Config or by the system
 
 	// Read side, owned by the reader (reader.mu).
-	rhdrs  []mmsghdr
-	riovs  []unix.Iovec
-	rnames []unix.RawSockaddrInet6
-	roob   []byte  // a control buffer per message, for UDP_GRO's segment size
-	gro    bool    // the kernel coalesces received datagrams (UDP_GRO)
-	rring  []rxMsg // the ring the headers point into
+	one    rxHeader // for a read into the caller's buffer alone
+	oneHdr [1]mmsghdr
+	oneIov [1]unix.Iovec
+	oneNam [1]unix.RawSockaddrInet6
+	rh     *rxHeader // the headers of this call, from hdrs[rfirst] on
+	rfirst int       // 0: the first message into the caller's buffer; 1: all into slots
+	rvlen  int       // messages offered
+	rwait  bool      // the callback waits for the socket to become readable
+	rpeek  bool      // the callback only looks for a datagram (GRO on, no slots held)
 	rn     int
 	rerr   syscall.Errno
-	waited bool // the poller waited for this call: read one datagram
 	recvFn func(fd uintptr) bool
-	zoneID uint32 // the last scope ID seen and its name: link-local peers
+	groSt  groState // whether the kernel coalesces received datagrams (UDP_GRO), or may
+	zoneID uint32   // the last scope ID seen and its name: link-local peers
 	zone   string
 
 	// Write side, owned by the writer (writer.mu).
-	whdrs  []mmsghdr
-	wiovs  []unix.Iovec
-	wnames []unix.RawSockaddrInet6
-	woob   []byte              // a control buffer per message, for UDP_SEGMENT
-	wruns  []int               // datagrams in each message of this call
+	wready bool                // the fields below are set: the first send has been prepared
 	gso    bool                // send runs as one message (UDP_SEGMENT); off after a socket-wide refusal
 	segs   int                 // the most segments in one message: the kernel's limit
 	gsoOff map[netip.Addr]bool // destinations whose route refused a segmented message
+	wh     *txHeader           // the headers of this call
 	wk     int                 // headers in use for this call
 	wwait  atomic.Bool         // the poller waits for the socket to take more
 	// fault, set by tests, fails a message as the kernel would, before
@@ -58,199 +62,331 @@ type mmsgIO struct {
 	sendFn func(fd uintptr) bool
 }
 
-// oobSpace is the control buffer of one message: room for one control
-// message with an int, on any word size.
+// oobSpace is the control buffer of one sent message: room for one
+// control message with an int, on any word size.
 const oobSpace = 32
+
+// rxOOBSpace is the control buffer of one received message: room for
+// UDP_GRO's segment size and for whatever else the socket's owner turned
+// on before wrapping it (timestamps, TOS, TTL, packet info, drop counts),
+// which the kernel writes ahead of it. A control message cut short is
+// detected all the same (MSG_CTRUNC).
+const rxOOBSpace = 256
 
 // wordSize is the alignment of control messages: the size of a C long.
 const wordSize = int(unsafe.Sizeof(uintptr(0)))
 
+// newBatchIO prepares batching for uc without a system call of its own
+// where it can: what only some conns need (GRO, the segmentation offload
+// probe, headers, buffers) waits until a conn needs it, so that a conn
+// that carries one query costs what plain costs.
 func newBatchIO(uc *net.UDPConn, cfg Config, stats *counters) (batchIO, sockInfo) {
-	batch := cfg.BatchSize
 	rc, err := uc.SyscallConn()
 	if err != nil {
 		return nil, sockInfo{}
 	}
-	var sock sockInfo
-	var family int
-	var gso, gro bool
-	cerr := rc.Control(func(fd uintptr) {
-		family, err = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_DOMAIN)
-		if err == nil && family == unix.AF_INET6 {
-			v6only, verr := unix.GetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_V6ONLY)
-			sock.v6only = verr == nil && v6only != 0
-		}
-		if cfg.NoOffload {
-			return
-		}
-		// The kernel takes UDP_SEGMENT if it knows the option (4.18 on).
-		_, serr := unix.GetsockoptInt(int(fd), unix.IPPROTO_UDP, unix.UDP_SEGMENT)
-		gso = serr == nil
-		// A coalesced buffer can hold up to 64 KiB: only slots that big
-		// may receive one, or datagrams would be cut short.
-		if cfg.ReadSlotSize >= maxDatagram {
-			gro = unix.SetsockoptInt(int(fd), unix.IPPROTO_UDP, unix.UDP_GRO, 1) == nil
-		}
-	})
-	if cerr != nil || err != nil || family != unix.AF_INET && family != unix.AF_INET6 {
+	sock, ok := socketInfo(uc, rc)
+	if !ok {
 		return nil, sockInfo{}
-	}
-	sock.ipv6 = family == unix.AF_INET6
-	iovs := batch // one datagram a message
-	if gso {
-		iovs = batch * gsoQueueFactor // runs: several datagrams a message
 	}
 	m := &mmsgIO{
 		rc:        rc,
 		ipv6:      sock.ipv6,
 		connected: uc.RemoteAddr() != nil,
 		stats:     stats,
-		gso:       gso,
-		gro:       gro,
-		rhdrs:     make([]mmsghdr, batch),
-		riovs:     make([]unix.Iovec, batch),
-		rnames:    make([]unix.RawSockaddrInet6, batch),
-		whdrs:     make([]mmsghdr, batch),
-		wiovs:     make([]unix.Iovec, iovs),
-		wnames:    make([]unix.RawSockaddrInet6, batch),
-		woob:      make([]byte, batch*oobSpace),
-		wruns:     make([]int, batch),
+		batch:     cfg.BatchSize,
+		offload:   !cfg.NoOffload,
 	}
-	if gro {
-		m.roob = make([]byte, batch*oobSpace)
+	// A coalesced buffer can hold up to 64 KiB: only slots that big may
+	// receive one, or datagrams would be cut short.
+	if !cfg.NoOffload && cfg.ReadSlotSize >= maxDatagram {
+		m.groSt = groOff
 	}
-	if gso {
-		m.segs = gsoSegmentLimit()
-	}
-	for i := range batch {
-		m.rhdrs[i].Hdr.Iov = &m.riovs[i]
-		m.rhdrs[i].Hdr.SetIovlen(1)
-		m.rhdrs[i].Hdr.Name = (*byte)(unsafe.Pointer(&m.rnames[i]))
-		m.whdrs[i].Hdr.Iov = &m.wiovs[i]
-		m.whdrs[i].Hdr.SetIovlen(1)
-	}
+	m.one.hdrs, m.one.iovs, m.one.names = m.oneHdr[:], m.oneIov[:], m.oneNam[:]
+	m.one.link()
 	m.recvFn = m.recv // method values made once: no allocation per call
 	m.sendFn = m.send
 	return m, sock
 }
 
-func (m *mmsgIO) readBatch(ms []rxMsg) (int, error) {
-	if len(m.rring) != len(ms) || &m.rring[0] != &ms[0] {
-		m.rring = ms // a new or grown ring
-		for i := range ms {
-			m.riovs[i].Base = unsafe.SliceData(ms[i].buf)
-			m.riovs[i].SetLen(len(ms[i].buf))
+// socketInfo learns the socket's family from its local address, which the
+// net package read when it made the conn, and asks the kernel only what
+// that does not tell: whether an IPv6 socket also reaches IPv4.
+func socketInfo(uc *net.UDPConn, rc syscall.RawConn) (sockInfo, bool) {
+	family := 0
+	if la, ok := uc.LocalAddr().(*net.UDPAddr); ok && la != nil {
+		switch len(la.IP) {
+		case net.IPv4len:
+			family = unix.AF_INET
+		case net.IPv6len:
+			family = unix.AF_INET6
 		}
 	}
-	for i := range ms {
-		h := &m.rhdrs[i].Hdr
-		h.Namelen = unix.SizeofSockaddrInet6
-		if m.gro {
-			h.Control = &m.roob[i*oobSpace]
-			h.SetControllen(oobSpace)
+	var sock sockInfo
+	var err error
+	cerr := rc.Control(func(fd uintptr) {
+		if family == 0 {
+			family, err = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_DOMAIN)
+		}
+		if err == nil && family == unix.AF_INET6 {
+			v6only, verr := unix.GetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_V6ONLY)
+			sock.v6only = verr == nil && v6only != 0
+		}
+	})
+	if cerr != nil || err != nil || family != unix.AF_INET && family != unix.AF_INET6 {
+		return sockInfo{}, false
+	}
+	sock.ipv6 = family == unix.AF_INET6
+	return sock, true
+}
+
+// rxHeader is recvmmsg's view of a read block: header 0 reads into the
+// caller's buffer, header i into slot i-1, each with room for the sender's
+// address and for control messages.
+type rxHeader struct {
+	hdrs  []mmsghdr
+	iovs  []unix.Iovec
+	names []unix.RawSockaddrInet6
+	oob   []byte // rxOOBSpace a header; nil where no slot may receive GRO
+}
+
+// wire makes the headers for ring's slots, once per block.
+func (h *rxHeader) wire(ring []rxMsg) {
+	k := len(ring) + 1
+	h.hdrs = make([]mmsghdr, k)
+	h.iovs = make([]unix.Iovec, k)
+	h.names = make([]unix.RawSockaddrInet6, k)
+	h.oob = make([]byte, k*rxOOBSpace)
+	for i, m := range ring {
+		h.iovs[i+1].Base = unsafe.SliceData(m.buf)
+		h.iovs[i+1].SetLen(len(m.buf))
+	}
+	h.link()
+}
+
+// link points each header at its iovec and address.
+func (h *rxHeader) link() {
+	for i := range h.hdrs {
+		h.hdrs[i].Hdr.Iov = &h.iovs[i]
+		h.hdrs[i].Hdr.SetIovlen(1)
+		h.hdrs[i].Hdr.Name = (*byte)(unsafe.Pointer(&h.names[i]))
+	}
+}
+
+func (m *mmsgIO) gro() groState { return m.groSt }
+
+// enableGRO turns UDP GRO on. Turning it on for the first socket of the
+// machine flips a kernel-wide switch (the UDP encapsulation static key,
+// code patched on every CPU), which costs about a millisecond here, and
+// closing the last such socket flips it back: a price only a conn that
+// receives bulk from one sender repays.
+func (m *mmsgIO) enableGRO() {
+	if m.groSt != groOff {
+		return
+	}
+	var err error
+	if cerr := m.rc.Control(func(fd uintptr) {
+		err = unix.SetsockoptInt(int(fd), unix.IPPROTO_UDP, unix.UDP_GRO, 1)
+	}); cerr != nil || err != nil {
+		m.groSt = groNever // refused: never ask again
+		return
+	}
+	m.groSt = groOn
+}
+
+func (m *mmsgIO) readBatch(p []byte, blk *readBlock) (rxResult, error) {
+	m.rwait, m.rpeek = false, false
+	m.layout(p, blk)
+	return m.receive(p, blk)
+}
+
+func (m *mmsgIO) waitRead(p []byte) (rxResult, error) {
+	m.rwait, m.rpeek = true, m.groSt == groOn
+	m.layout(p, nil)
+	return m.receive(p, nil)
+}
+
+// layout sets the headers of the next call: the caller's buffer first
+// unless GRO is on, then blk's slots, up to a batch.
+func (m *mmsgIO) layout(p []byte, blk *readBlock) {
+	h, first, slots, gro := &m.one, 0, 0, m.groSt == groOn
+	if blk != nil {
+		h, slots = &blk.hdrs, len(blk.ring)
+	}
+	if gro {
+		first = 1
+	} else {
+		h.iovs[0].Base = unsafe.SliceData(p)
+		h.iovs[0].SetLen(len(p))
+		slots++
+	}
+	m.rh, m.rfirst, m.rvlen = h, first, min(slots, m.batch)
+	for i := first; i < first+m.rvlen; i++ {
+		hdr := &h.hdrs[i].Hdr
+		hdr.Namelen = unix.SizeofSockaddrInet6
+		if gro {
+			hdr.Control = &h.oob[i*rxOOBSpace]
+			hdr.SetControllen(rxOOBSpace)
+		} else {
+			hdr.Control = nil
+			hdr.SetControllen(0)
 		}
 	}
-	m.waited = false
+}
+
+// receive makes the call the headers are laid out for and reads what it
+// received into the result and blk's ring.
+func (m *mmsgIO) receive(p []byte, blk *readBlock) (rxResult, error) {
 	if err := m.rc.Read(m.recvFn); err != nil {
-		return 0, unwrapRaw(err)
+		return rxResult{}, unwrapRaw(err)
 	}
 	if m.rerr != 0 {
-		return 0, m.rerr
+		return rxResult{}, m.rerr
 	}
+	res := rxResult{msgs: m.rn, offered: m.rvlen}
+	if m.rpeek {
+		return rxResult{}, nil
+	}
+	h := m.rh
 	for i := range m.rn {
-		h := &m.rhdrs[i]
-		ms[i].n = int(h.Len)
-		ms[i].addr = m.addrPort(&m.rnames[i])
-		ms[i].seg = 0
-		if m.gro && h.Hdr.Controllen > 0 {
-			oob := m.roob[i*oobSpace : i*oobSpace+min(int(h.Hdr.Controllen), oobSpace)]
-			ms[i].seg = groSegSize(oob, wordSize, unix.SOL_UDP, unix.UDP_GRO)
+		hdr := &h.hdrs[m.rfirst+i]
+		addr := m.addrPort(&h.names[m.rfirst+i])
+		if m.rfirst == 0 && i == 0 {
+			res.direct, res.n, res.addr = true, int(hdr.Len), addr
+			continue
+		}
+		slot := &blk.ring[m.rfirst+i-1]
+		slot.n, slot.addr, slot.seg = int(hdr.Len), addr, 0
+		if m.rfirst == 1 && hdr.Hdr.Controllen > 0 { // GRO on
+			k := m.rfirst + i
+			oob := h.oob[k*rxOOBSpace : k*rxOOBSpace+min(int(hdr.Hdr.Controllen), rxOOBSpace)]
+			slot.seg = groSegSize(oob, wordSize, unix.SOL_UDP, unix.UDP_GRO)
 		}
 	}
-	return m.rn, nil
+	return res, nil
 }
 
 // recv is the poller's callback: false means "wait until readable".
-//
-// A call that follows a wait asks for one datagram only: the wait says the
-// socket had nothing a moment ago, so most likely one datagram woke it,
-// and asking for more costs the kernel a second, failing attempt, the
-// difference between a request/response loop on batchconn and on plain.
-// Datagrams that arrived together are read by the next call, which finds
-// them waiting and takes a whole batch.
+// Without rwait it never waits: a socket with nothing to read gives a
+// result of no messages.
 func (m *mmsgIO) recv(fd uintptr) bool {
-	vlen := len(m.rring)
-	if m.waited {
-		vlen = 1
-	}
 	for {
-		n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd,
-			uintptr(unsafe.Pointer(&m.rhdrs[0])), uintptr(vlen), 0, 0, 0)
+		var n uintptr
+		var e syscall.Errno
+		if m.rpeek {
+			// Zero bytes, left in place: is there a datagram (or an error)?
+			n, _, e = unix.Syscall6(unix.SYS_RECVFROM, fd, 0, 0, unix.MSG_PEEK|unix.MSG_DONTWAIT, 0, 0)
+		} else {
+			n, _, e = unix.Syscall6(unix.SYS_RECVMMSG, fd,
+				uintptr(unsafe.Pointer(&m.rh.hdrs[m.rfirst])), uintptr(m.rvlen), 0, 0, 0)
+		}
 		switch e {
 		case unix.EINTR:
 			continue
 		case unix.EAGAIN:
-			m.waited = true
-			return false
+			m.rn, m.rerr = 0, 0
+			return !m.rwait
+		case 0:
+			m.rn, m.rerr = int(n), 0
+		default:
+			m.rn, m.rerr = 0, e
 		}
-		m.rn, m.rerr = int(n), e
 		return true
 	}
 }
 
-// gsoQueueFactor is how many more datagrams the queue gathers with
-// segmentation offload than without: each message then carries a run.
-var gsoQueueFactor = 8
-
 func (m *mmsgIO) writeWaiting() bool { return m.wwait.Load() }
 
 func (m *mmsgIO) batchLimit() int {
-	if m.gso {
-		return len(m.whdrs) * gsoQueueFactor
+	if !m.wready {
+		m.prepareWrite()
 	}
-	return len(m.whdrs)
+	if m.gso {
+		return m.batch * gsoQueueFactor
+	}
+	return m.batch
 }
 
-func (m *mmsgIO) writeBatch(ms []txMsg) (int, error) {
+// prepareWrite learns, at the first queued datagram, whether the kernel
+// takes segmentation offload (it knows UDP_SEGMENT from 4.18 on) and how
+// many segments a message may carry: a conn whose datagrams all go out
+// at once, one by one, never asks.
+func (m *mmsgIO) prepareWrite() {
+	m.wready = true
+	if !m.offload {
+		return
+	}
+	var err error
+	m.rc.Control(func(fd uintptr) {
+		_, err = unix.GetsockoptInt(int(fd), unix.IPPROTO_UDP, unix.UDP_SEGMENT)
+	})
+	if m.gso = err == nil; m.gso {
+		m.segs = gsoSegmentLimit()
+	}
+}
+
+// txHeader is sendmmsg's view of a write block: a header, a destination
+// and a control buffer a message, an iovec a datagram.
+type txHeader struct {
+	hdrs  []mmsghdr
+	iovs  []unix.Iovec
+	names []unix.RawSockaddrInet6
+	oob   []byte // oobSpace a message, for UDP_SEGMENT
+	runs  []int  // datagrams in each message of this call
+}
+
+// make sizes the headers for messages of up to batch datagrams each.
+func (h *txHeader) make(batch int) {
+	h.hdrs = make([]mmsghdr, batch)
+	h.iovs = make([]unix.Iovec, batch*gsoQueueFactor)
+	h.names = make([]unix.RawSockaddrInet6, batch)
+	h.oob = make([]byte, batch*oobSpace)
+	h.runs = make([]int, batch)
+}
+
+func (m *mmsgIO) writeBatch(ms []txMsg, wh *txHeader) (int, error) {
+	if !m.wready {
+		m.prepareWrite()
+	}
 	k, iov := 0, 0 // messages and datagrams in this call
-	for iov < len(ms) && k < len(m.whdrs) && iov < len(m.wiovs) {
+	for iov < len(ms) && k < len(wh.hdrs) && iov < len(wh.iovs) {
 		n, seg := 1, 0
 		if m.gso && (len(m.gsoOff) == 0 || !m.gsoOff[ms[iov].addr.Addr()]) {
-			n, seg = coalesce(ms[iov:min(len(ms), len(m.wiovs))], m.segs)
+			n, seg = coalesce(ms[iov:min(len(ms), len(wh.iovs))], m.segs)
 		}
-		h := &m.whdrs[k].Hdr
-		h.Iov = &m.wiovs[iov]
+		h := &wh.hdrs[k].Hdr
+		h.Iov = &wh.iovs[iov]
 		h.SetIovlen(n)
 		for _, d := range ms[iov : iov+n] {
-			m.wiovs[iov].Base = unsafe.SliceData(d.buf)
-			m.wiovs[iov].SetLen(len(d.buf))
+			wh.iovs[iov].Base = unsafe.SliceData(d.buf)
+			wh.iovs[iov].SetLen(len(d.buf))
 			iov++
 		}
 		if dst := ms[iov-n].addr; !m.connected && dst.IsValid() {
-			h.Name = (*byte)(unsafe.Pointer(&m.wnames[k]))
-			h.Namelen = putSockaddr(&m.wnames[k], m.ipv6, dst)
+			h.Name = (*byte)(unsafe.Pointer(&wh.names[k]))
+			h.Namelen = putSockaddr(&wh.names[k], m.ipv6, dst)
 		} else {
 			h.Name, h.Namelen = nil, 0
 		}
 		if seg > 0 {
-			oob := m.woob[k*oobSpace : (k+1)*oobSpace]
+			oob := wh.oob[k*oobSpace : (k+1)*oobSpace]
 			h.Control = &oob[0]
 			h.SetControllen(putSegSize(oob, wordSize, unix.SOL_UDP, unix.UDP_SEGMENT, uint16(seg)))
 		} else {
 			h.Control = nil
 			h.SetControllen(0)
 		}
-		m.wruns[k] = n
+		wh.runs[k] = n
 		k++
 	}
-	m.wk = k
+	m.wh, m.wk = wh, k
 	err := m.rc.Write(m.sendFn)
 	m.wwait.Store(false)
 	if err != nil {
 		return 0, unwrapRaw(err)
 	}
 	sent, segmented := 0, 0
-	for _, n := range m.wruns[:m.wn] {
+	for _, n := range wh.runs[:m.wn] {
 		sent += n
 		if n > 1 {
 			segmented += n
@@ -259,7 +395,7 @@ func (m *mmsgIO) writeBatch(ms []txMsg) (int, error) {
 	if segmented > 0 {
 		m.stats.offloadSent.Add(uint64(segmented))
 	}
-	if m.werr != 0 && m.wruns[m.wn] > 1 {
+	if m.werr != 0 && wh.runs[m.wn] > 1 {
 		m.refused(ms[sent].addr, m.werr)
 	}
 	return sent, errnoErr(m.werr)
@@ -332,14 +468,14 @@ func probeGSOSegments() int {
 // send is the poller's callback: false means "wait until writable".
 func (m *mmsgIO) send(fd uintptr) bool {
 	if m.fault != nil {
-		if e := m.fault(&m.whdrs[0]); e != 0 {
+		if e := m.fault(&m.wh.hdrs[0]); e != 0 {
 			m.wn, m.werr = 0, e
 			return true
 		}
 	}
 	for {
 		n, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd,
-			uintptr(unsafe.Pointer(&m.whdrs[0])), uintptr(m.wk), 0, 0, 0)
+			uintptr(unsafe.Pointer(&m.wh.hdrs[0])), uintptr(m.wk), 0, 0, 0)
 		switch e {
 		case unix.EINTR:
 			continue

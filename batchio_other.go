@@ -7,3 +7,12 @@ import "net"
 // newBatchIO: only Linux has recvmmsg and sendmmsg here; elsewhere the conn
 // is served one datagram at a time.
 func newBatchIO(*net.UDPConn, Config, *counters) (batchIO, sockInfo) { return nil, sockInfo{} }
+
+// The system's headers: none where nothing is batched.
+type (
+	rxHeader struct{}
+	txHeader struct{}
+)
+
+func (*rxHeader) wire([]rxMsg) {}
+func (*txHeader) make(int)     {}

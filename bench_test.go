@@ -3,6 +3,7 @@ package batchconn
 import (
 	"net"
 	"net/netip"
+	"runtime"
 	"sort"
 	"strconv"
 	"testing"
@@ -189,4 +190,95 @@ func BenchmarkPingPong(b *testing.B) {
 			reportRate(b, b.N)
 		})
 	}
+}
+
+// echoServer runs a plain echo server on loopback until the benchmark ends.
+func echoServer(b *testing.B) *net.UDPAddr {
+	b.Helper()
+	srv := listenLoopback(b)
+	b.Cleanup(func() { srv.Close() })
+	go func() {
+		p := make([]byte, 2048)
+		for {
+			n, from, err := srv.ReadFromUDPAddrPort(p)
+			if err != nil {
+				return
+			}
+			srv.WriteToUDPAddrPort(p[:n], from)
+		}
+	}()
+	return srv.LocalAddr().(*net.UDPAddr)
+}
+
+// exchange dials srv, wraps the socket as k does, sends one 40-byte query,
+// reads the reply and returns the conn, still open.
+func exchange(b *testing.B, k kind, srv *net.UDPAddr, q, p []byte) net.PacketConn {
+	uc, err := net.DialUDP("udp4", nil, srv)
+	if err != nil {
+		b.Fatal(err)
+	}
+	conn := k.wrap(uc)
+	c := conn.(net.Conn)
+	if _, err := c.Write(q); err != nil {
+		b.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(p); err != nil {
+		b.Fatal(err)
+	}
+	return conn
+}
+
+// BenchmarkFreshConn: the commonest UDP client, a fresh socket per query
+// (as DNS clients dial one per exchange): dial, wrap, one query and its
+// reply from a plain echo server, close.
+func BenchmarkFreshConn(b *testing.B) {
+	for _, k := range benchKinds {
+		b.Run(k.name+"/40B", func(b *testing.B) {
+			srv := echoServer(b)
+			q, p := make([]byte, 40), make([]byte, 2048)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				exchange(b, k, srv, q, p).Close()
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "queries/s")
+		})
+	}
+}
+
+// BenchmarkIdleConns: 2000 conns that each exchanged one datagram, then
+// stay open; reports the heap each holds after two collections.
+func BenchmarkIdleConns(b *testing.B) {
+	const n = 2000
+	for _, k := range benchKinds {
+		b.Run(k.name, func(b *testing.B) {
+			srv := echoServer(b)
+			q, p := make([]byte, 40), make([]byte, 2048)
+			var held float64
+			for range b.N {
+				before := heapInUse()
+				conns := make([]net.PacketConn, n)
+				for i := range conns {
+					conns[i] = exchange(b, k, srv, q, p)
+				}
+				held += float64(heapInUse()-before) / n
+				for _, c := range conns {
+					c.Close()
+				}
+			}
+			b.ReportMetric(held/float64(b.N), "heap-B/conn")
+		})
+	}
+}
+
+// heapInUse is the heap's live bytes after two collections (the second
+// frees what the first only finalized or left in sync.Pool's victim cache).
+func heapInUse() int64 {
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapAlloc)
 }

@@ -66,7 +66,7 @@ func (c *PacketConn) flushLocked(cause flushCause) error {
 	pending := w.msgs
 	retried := false
 	for len(pending) > 0 {
-		n, err := c.bio.writeBatch(pending)
+		n, err := c.bio.writeBatch(pending, &w.blk.hdrs)
 		c.stats.writeCalls.Add(1)
 		c.stats.datagramsWritten.Add(uint64(n))
 		pending = pending[n:]
@@ -96,9 +96,14 @@ func (c *PacketConn) flushLocked(cause flushCause) error {
 	return nil
 }
 
-// empty drops what the queue holds; w.mu is held.
+// empty drops what the queue holds and gives its block back; w.mu is
+// held.
 func (w *writer) empty() {
-	w.msgs = w.msgs[:0]
+	if w.blk != nil {
+		w.pool.Put(w.blk)
+		w.blk = nil
+	}
+	w.msgs = nil
 	w.used = 0
 	w.queued.Store(0)
 }

@@ -26,6 +26,10 @@ const (
 	gsoMaxSegsProbe = 128
 )
 
+// gsoQueueFactor is how many more datagrams the queue gathers with
+// segmentation offload than without: each message then carries a run.
+var gsoQueueFactor = 8
+
 // coalesce returns how many of msgs, from the first, leave as one
 // message, and the segment size to send it with: 0 for a lone datagram,
 // which goes without a UDP_SEGMENT control message. It decides from the

@@ -44,6 +44,98 @@ func expectRun(t *testing.T, peer *net.UDPConn, sizes []int) {
 	}
 }
 
+// warmGRO gives rx, if batched, the evidence that turns GRO on: a burst
+// from one sender, read in one call. Plain reads the same datagrams, so a
+// differential test stays one.
+func warmGRO(t *testing.T, rx net.PacketConn, tx *PacketConn) {
+	t.Helper()
+	const n = 16
+	for range n {
+		tx.WriteTo([]byte("warm"), rx.LocalAddr())
+	}
+	tx.Flush()
+	rx.SetReadDeadline(time.Now().Add(5 * time.Second))
+	p := make([]byte, 16)
+	for range n {
+		if _, _, err := rx.ReadFrom(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c, ok := rx.(*PacketConn); ok && c.bio != nil && groSockopt(t, c) != 1 {
+		t.Fatalf("premise: GRO is still off after a burst of %d from one sender", n)
+	}
+}
+
+// groSockopt reads UDP_GRO back from c's socket.
+func groSockopt(t *testing.T, c *PacketConn) int {
+	t.Helper()
+	v, err := -1, error(nil)
+	rc, _ := c.uc.SyscallConn()
+	rc.Control(func(fd uintptr) { v, err = unix.GetsockoptInt(int(fd), unix.IPPROTO_UDP, unix.UDP_GRO) })
+	if err != nil {
+		t.Fatalf("getsockopt(UDP_GRO): %v", err)
+	}
+	return v
+}
+
+// GRO costs a kernel-wide switch the first time a socket turns it on, and
+// again when the last one closes: only a conn that receives runs from one
+// sender turns it on. One that reads a reply at a time, or that receives
+// bursts from many senders one datagram each, never does.
+func TestGROOnlyForRunsFromOneSender(t *testing.T) {
+	c, peer := batchedPair(t, Config{})
+	p := make([]byte, 64)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for i := range 20 { // replies one at a time
+		go func() {
+			time.Sleep(100 * time.Microsecond)
+			peer.WriteTo([]byte{byte(i)}, c.LocalAddr())
+		}()
+		if _, _, err := c.ReadFrom(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	many := make([]*net.UDPConn, 16)
+	for i := range many {
+		many[i], _ = diffCase{}.listen(t)
+		defer many[i].Close()
+	}
+	before := c.Stats()
+	for range 8 { // bursts, one datagram from each of 16 senders
+		for _, s := range many {
+			s.WriteTo([]byte("x"), c.LocalAddr())
+		}
+		for range many {
+			if _, _, err := c.ReadFrom(p); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if v := groSockopt(t, c); v != 0 {
+		t.Fatalf("UDP_GRO = %d after single replies and interleaved bursts, want 0", v)
+	}
+	if s := c.Stats(); s.DatagramsRead-before.DatagramsRead < 2*(s.ReadCalls-before.ReadCalls) {
+		t.Fatalf("premise: the bursts were read about a datagram a call: %+v", s)
+	}
+
+	tx := New(peer, &Config{idleGap: time.Hour, MaxDelay: time.Hour})
+	defer tx.Close()
+	for range 3 { // a GSO sender's bulk
+		sendRun(t, tx, c.LocalAddr(), repeat(64, 1200))
+		for range 64 {
+			if _, _, err := c.ReadFrom(p); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if v := groSockopt(t, c); v != 1 {
+		t.Fatalf("UDP_GRO = %d after a GSO sender's bulk, want 1", v)
+	}
+	if s := c.Stats(); s.OffloadReceived == 0 {
+		t.Fatalf("Stats = %+v: nothing received coalesced once GRO was on", s)
+	}
+}
+
 func repeat(n, size int) []int {
 	s := make([]int, n)
 	for i := range s {
@@ -85,8 +177,9 @@ func TestGROReadsLikePlain(t *testing.T) {
 			defer rx.Close()
 			tx := New(a, &Config{idleGap: time.Hour, MaxDelay: time.Hour})
 			defer tx.Close()
+			warmGRO(t, rx, tx)
 			sendRun(t, tx, rx.LocalAddr(), sizes)
-			if s := tx.Stats(); s.OffloadSent != uint64(len(sizes)) {
+			if s := tx.Stats(); s.OffloadSent-16 != uint64(len(sizes)) {
 				t.Fatalf("premise: sender Stats = %+v, want every datagram sent as a segment", s)
 			}
 			var log []string
@@ -286,6 +379,8 @@ func TestOffloadAcrossFamilies(t *testing.T) {
 			if err := rx.SetReadBuffer(4 << 20); err != nil {
 				t.Fatal(err)
 			}
+			warmGRO(t, rx, tx)
+			ts0, rs0 := tx.Stats(), rx.Stats()
 			sendRun(t, tx, rx.LocalAddr(), sizes)
 
 			p := make([]byte, 70000)
@@ -303,6 +398,9 @@ func TestOffloadAcrossFamilies(t *testing.T) {
 				}
 			}
 			ts, rs := tx.Stats(), rx.Stats()
+			ts.OffloadSent -= ts0.OffloadSent
+			rs.OffloadReceived -= rs0.OffloadReceived
+			rs.DatagramsRead -= rs0.DatagramsRead
 			if ts.OffloadSent != uint64(len(sizes)-1) || ts.OffloadFallbacks != 0 || ts.WriteFailures != 0 {
 				t.Fatalf("sender Stats = %+v, want all but the 65000-byte datagram sent as segments, no fallback", ts)
 			}

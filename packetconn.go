@@ -118,10 +118,10 @@ type PacketConn struct {
 	cfg  Config
 
 	// Fixed at New, for errors shaped as plain's.
-	network string         // "udp", "udp4" or "udp6": the Net of plain's errors
-	laddr   net.Addr       // Source of plain's errors
-	raddr   net.Addr       // the peer of a connected socket, else nil
-	peer    netip.AddrPort // raddr, for the queue; Write queues only when valid
+	network atomic.Pointer[string] // the Net of plain's errors; see networkName
+	laddr   net.Addr               // Source of plain's errors
+	raddr   net.Addr               // the peer of a connected socket, else nil
+	peer    netip.AddrPort         // raddr, for the queue; Write queues only when valid
 
 	closed        atomic.Bool // set by Close under w.mu, after the final flush
 	readDeadline  deadline
@@ -173,20 +173,31 @@ func New(pc net.PacketConn, cfg *Config) *PacketConn {
 			c.peer = ra.AddrPort()
 		}
 	}
-	c.network = networkOf(uc)
 	return c
 }
 
-// networkOf returns the network name plain puts in its errors: the one the
-// socket was opened with ("udp", "udp4" or "udp6"), which LocalAddr does
-// not tell. A WriteTo with a nil address fails at once with an error that
-// carries it, and touches nothing.
-func networkOf(uc *net.UDPConn) string {
-	var oe *net.OpError
-	if _, err := uc.WriteTo(nil, nil); errors.As(err, &oe) && oe.Net != "" {
-		return oe.Net
+var networks = [...]string{"udp", "udp4", "udp6"}
+
+// networkName returns the network name plain puts in its errors: the one
+// the socket was opened with ("udp", "udp4" or "udp6"), which LocalAddr
+// does not tell. A WriteTo with a nil address fails at once with an error
+// that carries it, and touches nothing, closed socket or not. It is asked
+// at the first error, not in New: most conns never see one.
+func (c *PacketConn) networkName() string {
+	if p := c.network.Load(); p != nil {
+		return *p
 	}
-	return "udp"
+	p := &networks[0]
+	var oe *net.OpError
+	if _, err := c.uc.WriteTo(nil, nil); errors.As(err, &oe) {
+		for i := range networks {
+			if networks[i] == oe.Net {
+				p = &networks[i]
+			}
+		}
+	}
+	c.network.Store(p)
+	return *p
 }
 
 // Close sends what is queued, then closes the socket, which wakes any
@@ -200,6 +211,7 @@ func (c *PacketConn) Close() error {
 	}
 	w := &c.w
 	early := c.lockForClose()
+	defer c.releaseRing() // after w.mu: a reader may be waiting for it
 	defer w.mu.Unlock()
 	if c.closed.Load() {
 		return c.pc.Close()
@@ -227,6 +239,14 @@ func (c *PacketConn) Close() error {
 		w.mu.Lock()
 	}
 	return err
+}
+
+// releaseRing gives the slots of datagrams nobody will read back to the
+// pool, once the reader, woken by the closed socket, lets go.
+func (c *PacketConn) releaseRing() {
+	c.r.mu.Lock()
+	c.r.release()
+	c.r.mu.Unlock()
 }
 
 // lockForClose takes the writer's lock for Close. Whoever holds it (a
@@ -326,7 +346,7 @@ func (c *PacketConn) Unwrap() net.PacketConn { return c.pc }
 
 // opError shapes err as *net.UDPConn shapes its errors.
 func (c *PacketConn) opError(op string, addr net.Addr, err error) error {
-	return &net.OpError{Op: op, Net: c.network, Source: c.laddr, Addr: addr, Err: err}
+	return &net.OpError{Op: op, Net: c.networkName(), Source: c.laddr, Addr: addr, Err: err}
 }
 
 // connError reports whether err concerns the conn rather than one

@@ -1182,21 +1182,27 @@ func TestCloseRacesEverything(t *testing.T) {
 	}
 }
 
-// A conn that reads a reply at a time holds one slot; one that finds the
-// kernel's queue full of datagrams grows its ring, up to BatchSize.
+// A conn that reads a reply at a time reads it straight into the
+// caller's buffer and holds no slot; one that finds the kernel's queue
+// full of datagrams asks for more each time, up to BatchSize, and gives the
+// slots back once it has handed the datagrams out.
 func TestRingGrowsWithLoad(t *testing.T) {
 	c, peer := batchedPair(t, Config{BatchSize: 16})
 	p := make([]byte, 64)
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	for i := range 3 {
-		peer.WriteTo([]byte{byte(i)}, c.LocalAddr())
+		go func() {
+			time.Sleep(time.Millisecond)
+			peer.WriteTo([]byte{byte(i)}, c.LocalAddr())
+		}()
 		if _, _, err := c.ReadFrom(p); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if n := len(c.r.ring); n > 2 {
-		t.Fatalf("ring has %d slots after single reads, want at most 2", n)
+	if c.r.want != 0 || c.r.blk != nil {
+		t.Fatalf("after single reads the ring asks for %d slots and holds %v, want 0 and none", c.r.want, c.r.blk)
 	}
+	before := c.Stats()
 	for round := range 6 {
 		for i := range 40 {
 			peer.WriteTo([]byte{byte(i)}, c.LocalAddr())
@@ -1206,8 +1212,16 @@ func TestRingGrowsWithLoad(t *testing.T) {
 				t.Fatalf("round %d: %v", round, err)
 			}
 		}
+		if c.r.blk != nil {
+			t.Fatalf("round %d: the drained ring still holds its slots", round)
+		}
 	}
-	if n := len(c.r.ring); n != 16 {
-		t.Fatalf("ring has %d slots after bursts, want BatchSize 16", n)
+	s := c.Stats()
+	calls, read := s.ReadCalls-before.ReadCalls, s.DatagramsRead-before.DatagramsRead
+	if read != 240 || calls > 240/4 {
+		t.Fatalf("bursts took %d calls for %d datagrams, want 240 datagrams in at most 60 calls", calls, read)
+	}
+	if c.r.want > 16 {
+		t.Fatalf("the ring asks for %d slots, more than BatchSize 16", c.r.want)
 	}
 }

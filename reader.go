@@ -9,18 +9,27 @@ import (
 	"syscall"
 )
 
-// reader is the read ring: the datagrams one readBatch received, handed
+// reader is the read ring: the datagrams one read call received, handed
 // out one per ReadFrom. It refills only when empty, in the goroutine of the
 // ReadFrom that found it empty, so that deadlines and Close reach the read
 // that blocks: there is no background reader.
+//
+// A refill receives the first datagram straight into the caller's buffer,
+// as plain does, and the rest, if the kernel holds more, into a block of
+// slots from the process-wide pool (readpool.go), which goes back when the
+// ring is drained. With GRO on, every datagram goes through a slot, which
+// must have room for a coalesced 64 KiB.
 type reader struct {
 	mu sync.Mutex // held across the refill, as plain holds its fd's read lock
 
 	// guarded by mu
-	ring []rxMsg // allocated on the first read
-	head int     // the slot holding the next datagram to hand out
-	off  int     // where in that slot the next datagram starts
-	n    int     // slots filled by the last refill
+	blk   *readBlock // the slots holding datagrams not yet handed out; nil when drained
+	head  int        // the slot holding the next datagram to hand out
+	off   int        // where in that slot the next datagram starts
+	n     int        // slots filled by the last refill
+	want  int        // slots the next refill offers: grows while the kernel fills them all
+	under int        // reads in a row that filled less than a quarter of what they offered
+	pool  *readPool  // where blocks come from: the pool for ReadSlotSize
 
 	buffered atomic.Int32 // n - head, for writers: more requests to answer
 }
@@ -112,14 +121,18 @@ func (c *PacketConn) readAs(p []byte, syscallName string) (int, netip.AddrPort, 
 		return 0, netip.AddrPort{}, c.opError("read", c.raddr, os.ErrDeadlineExceeded)
 	}
 	if r.head == r.n {
-		if err := c.refill(); err != nil {
+		res, err := c.refill(p)
+		if err != nil {
 			if e, ok := err.(syscall.Errno); ok {
 				err = os.NewSyscallError(syscallName, e)
 			}
 			return 0, netip.AddrPort{}, c.opError("read", c.raddr, err)
 		}
+		if res.direct {
+			return res.n, res.addr, nil
+		}
 	}
-	m := &r.ring[r.head]
+	m := &r.blk.ring[r.head]
 	start := r.off
 	end := segment(m.n, m.seg, start)
 	if end >= m.n {
@@ -127,60 +140,133 @@ func (c *PacketConn) readAs(p []byte, syscallName string) (int, netip.AddrPort, 
 	} else {
 		r.off = end
 	}
+	n, addr := copyUnseen(p, m.buf[start:end]), m.addr
+	if r.head == r.n {
+		r.release()
+	}
 	r.buffered.Store(int32(r.n - r.head))
-	return copy(p, m.buf[start:end]), m.addr, nil
+	return n, addr, nil
 }
 
-// refill receives the next batch into the empty ring, blocking until at
-// least one datagram arrives; its error is the poller's or an errno.
+// refill receives the next datagrams, blocking until at least one
+// arrives; its error is the poller's or an errno. The first may go
+// straight into p (res.direct); the rest are in the ring, r.n slots.
 // Whatever the write queue holds goes out first: a caller about to wait
 // for the network, as a request/response loop does, must not leave its
 // own request waiting for a timer.
-func (c *PacketConn) refill() error {
+func (c *PacketConn) refill(p []byte) (rxResult, error) {
 	r := &c.r
 	if c.w.queued.Load() > 0 {
 		c.flush(causeRead)
 	}
-	if r.ring == nil {
-		r.ring = growRing(nil, 1, c.cfg.ReadSlotSize)
+	if r.pool == nil {
+		r.pool = readPoolFor(c.cfg.ReadSlotSize)
 	}
-	n, err := c.bio.readBatch(r.ring)
-	c.stats.readCalls.Add(1)
 	r.head, r.off, r.n = 0, 0, 0
-	if err != nil {
-		return err
-	}
-	datagrams, coalesced := 0, 0
-	for _, m := range r.ring[:n] {
-		k := 1
-		if m.seg > 0 && m.n > m.seg {
-			k = (m.n + m.seg - 1) / m.seg
-			coalesced += k
+	for {
+		gro := c.bio.gro() == groOn
+		// Ask for as many datagrams as the last reads found waiting.
+		// Without GRO the first goes into p; with it each needs a slot.
+		var blk *readBlock
+		if slots := r.want; gro || slots > 0 && c.cfg.BatchSize > 1 {
+			blk = r.pool.get(max(slots, 1), gro)
 		}
-		datagrams += k
+		res, err := c.bio.readBatch(p, blk)
+		if err == nil && res.msgs == 0 {
+			// The kernel holds nothing: wait for it, holding no slot. A
+			// wait says the socket had nothing a moment ago, so most
+			// likely one datagram woke it: without GRO, take just that one,
+			// into p; asking for more would cost the kernel a second,
+			// failing attempt on every request/response round trip.
+			if blk != nil {
+				r.pool.put(blk)
+				blk = nil
+			}
+			res, err = c.bio.waitRead(p)
+			if err == nil && res.msgs == 0 {
+				continue // GRO on: a datagram is there now, receive it into slots
+			}
+		} else if err == nil {
+			c.learn(res, blk)
+		}
+		c.stats.readCalls.Add(1)
+		if err != nil || res.slots() == 0 {
+			if blk != nil {
+				r.pool.put(blk)
+			}
+			if err != nil {
+				return rxResult{}, err
+			}
+		} else {
+			r.blk, r.n = blk, res.slots()
+		}
+		c.countRead(res)
+		r.buffered.Store(int32(r.n))
+		return res, nil
+	}
+}
+
+// learn adapts the next refill to what this one, which did not wait,
+// found: a read that filled every message it offered says the kernel held
+// more, so the next offers twice as many, up to BatchSize; after eight in
+// a row that filled less than a quarter, the next offers half. (Sizes
+// that change often would leave blocks of every size in the pool.) And a read that brought two datagrams
+// in a row from one sender is the evidence that turns GRO on: a conn that
+// reads a reply at a time never pays for it.
+func (c *PacketConn) learn(res rxResult, blk *readBlock) {
+	r := &c.r
+	switch {
+	case res.msgs == res.offered:
+		r.want = min(max(2*r.want, 1), c.cfg.BatchSize)
+		r.under = 0
+	case 4*res.msgs >= res.offered:
+		r.under = 0
+	case r.under < 7:
+		r.under++
+	default:
+		r.want /= 2
+		r.under = 0
+	}
+	if res.msgs < 2 || c.bio.gro() != groOff {
+		return
+	}
+	prev := res.addr
+	for i, m := range blk.ring[:res.slots()] {
+		if (i > 0 || res.direct) && m.addr == prev {
+			c.bio.enableGRO()
+			return
+		}
+		prev = m.addr
+	}
+}
+
+// countRead counts what a refill received, coalesced datagrams one by one.
+func (c *PacketConn) countRead(res rxResult) {
+	datagrams, coalesced := 0, 0
+	if res.direct {
+		datagrams++
+	}
+	if r := &c.r; r.n > 0 {
+		for _, m := range r.blk.ring[:r.n] {
+			k := 1
+			if m.seg > 0 && m.n > m.seg {
+				k = (m.n + m.seg - 1) / m.seg
+				coalesced += k
+			}
+			datagrams += k
+		}
 	}
 	c.stats.datagramsRead.Add(uint64(datagrams))
 	if coalesced > 0 {
 		c.stats.offloadReceived.Add(uint64(coalesced))
 	}
-	r.n = n
-	if n == len(r.ring) && n < c.cfg.BatchSize {
-		// The kernel had at least as many datagrams as the ring has
-		// slots: more slots will pay for their memory. A conn that reads
-		// a reply at a time never grows past one slot.
-		r.ring = growRing(r.ring, min(2*n, c.cfg.BatchSize), c.cfg.ReadSlotSize)
-	}
-	return nil
 }
 
-// growRing returns ring with slots slots, adding fresh ones after those it
-// has: the ring starts with one slot and doubles while the kernel fills
-// it, up to BatchSize, so that memory follows the load.
-func growRing(ring []rxMsg, slots, slotSize int) []rxMsg {
-	added := slots - len(ring)
-	mem := make([]byte, added*slotSize)
-	for i := range added {
-		ring = append(ring, rxMsg{buf: mem[i*slotSize : (i+1)*slotSize : (i+1)*slotSize]})
+// release gives the drained ring's slots back to the pool; r.mu is held.
+func (r *reader) release() {
+	if r.blk != nil {
+		r.pool.put(r.blk)
+		r.blk = nil
 	}
-	return ring
+	r.head, r.off, r.n = 0, 0, 0
 }

@@ -16,11 +16,12 @@ type writer struct {
 	mu sync.Mutex // held while the queue is sent, as plain holds its fd's write lock
 
 	// guarded by mu
-	arena    []byte  // queued payloads; allocated on the first queued datagram
-	used     int     // bytes of arena in use
-	msgs     []txMsg // queued datagrams, in WriteTo order
-	lastSend int64   // monoNow at the end of the last send, queued or direct
-	failed   error   // first flush-time failure not yet reported by Flush or Close
+	blk      *writeBlock // room for the queue, from the pool while it holds datagrams
+	pool     *sync.Pool  // where blocks come from: the pool for this Config
+	used     int         // bytes of blk.arena in use
+	msgs     []txMsg     // queued datagrams, in WriteTo order, in blk
+	lastSend int64       // monoNow at the end of the last send, queued or direct
+	failed   error       // first flush-time failure not yet reported by Flush or Close
 
 	// Read without mu by readers, the timer and deadline setters.
 	timer  atomic.Pointer[timerBox] // set by the first queued datagram
@@ -216,7 +217,7 @@ func (c *PacketConn) write(p []byte, d *dest) (int, error) {
 		w.oldest.Store(now)
 	}
 	limit := c.bio.batchLimit()
-	if len(w.msgs) >= limit || w.used+len(p) > len(w.arena) && w.arena != nil {
+	if len(w.msgs) >= limit || w.blk != nil && w.used+len(p) > len(w.blk.arena) {
 		if err := c.flushLocked(causeFull); err != nil {
 			return 0, c.opError("write", c.errAddr(d), unwrapRaw(err))
 		}
@@ -279,15 +280,51 @@ func (c *PacketConn) writePlainLocked(p []byte, d *dest) (int, error) {
 
 // push appends a datagram to the queue; the caller made room.
 func (w *writer) push(p []byte, ap netip.AddrPort, cfg Config) {
-	if w.arena == nil {
-		w.arena = make([]byte, cfg.QueueBytes)
-		w.msgs = make([]txMsg, 0, cfg.BatchSize)
+	if w.blk == nil {
+		w.take(cfg)
 	}
-	buf := w.arena[w.used : w.used+len(p) : w.used+len(p)]
-	copy(buf, p)
+	buf := w.blk.arena[w.used : w.used+len(p) : w.used+len(p)]
+	copyUnseen(buf, p)
 	w.used += len(p)
 	w.msgs = append(w.msgs, txMsg{buf: buf, addr: ap})
 	w.queued.Store(int32(len(w.msgs)))
+}
+
+// A writeBlock is the room for a queue: the arena its payloads are copied
+// into, its entries and the system call's headers. A conn takes one from a
+// process-wide pool when a datagram enters its empty queue and gives it
+// back when the queue has gone out, so that a conn whose writes go out at
+// once, or that is idle, holds none.
+type writeBlock struct {
+	arena []byte
+	msgs  []txMsg
+	hdrs  txHeader
+}
+
+// writePools holds a pool of blocks for each shape of queue.
+var writePools sync.Map // writeShape -> *sync.Pool
+
+type writeShape struct{ queueBytes, batch int }
+
+// take gives the empty queue a block; w.mu is held.
+func (w *writer) take(cfg Config) {
+	if w.pool == nil {
+		shape := writeShape{cfg.QueueBytes, cfg.BatchSize}
+		p, ok := writePools.Load(shape)
+		if !ok {
+			p, _ = writePools.LoadOrStore(shape, &sync.Pool{New: func() any {
+				b := &writeBlock{
+					arena: make([]byte, shape.queueBytes),
+					msgs:  make([]txMsg, 0, shape.batch*gsoQueueFactor),
+				}
+				b.hdrs.make(shape.batch)
+				return b
+			}})
+		}
+		w.pool = p.(*sync.Pool)
+	}
+	w.blk = w.pool.Get().(*writeBlock)
+	w.msgs = w.blk.msgs[:0]
 }
 
 // addrOf is the address to put in an error about a datagram for ap.
