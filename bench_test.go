@@ -17,7 +17,7 @@ var benchKinds = []kind{kinds[0], kinds[1]}
 
 var benchSizes = []int{64, 1200}
 
-func listenLoopback(b *testing.B) *net.UDPConn {
+func listenLoopback(b testing.TB) *net.UDPConn {
 	b.Helper()
 	uc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -192,8 +192,8 @@ func BenchmarkPingPong(b *testing.B) {
 	}
 }
 
-// echoServer runs a plain echo server on loopback until the benchmark ends.
-func echoServer(b *testing.B) *net.UDPAddr {
+// echoServer runs a plain echo server on loopback until the test ends.
+func echoServer(b testing.TB) *net.UDPAddr {
 	b.Helper()
 	srv := listenLoopback(b)
 	b.Cleanup(func() { srv.Close() })
@@ -212,7 +212,7 @@ func echoServer(b *testing.B) *net.UDPAddr {
 
 // exchange dials srv, wraps the socket as k does, sends one 40-byte query,
 // reads the reply and returns the conn, still open.
-func exchange(b *testing.B, k kind, srv *net.UDPAddr, q, p []byte) net.PacketConn {
+func exchange(b testing.TB, k kind, srv *net.UDPAddr, q, p []byte) net.PacketConn {
 	uc, err := net.DialUDP("udp4", nil, srv)
 	if err != nil {
 		b.Fatal(err)

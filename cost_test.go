@@ -1,0 +1,67 @@
+package batchconn
+
+import (
+	"net"
+	"runtime"
+	"testing"
+)
+
+// What a conn costs beyond plain where batching cannot help: a fresh conn
+// that carries one query, and conns that exchanged a datagram and went
+// quiet. The bound is the one doc.go's Memory section gives.
+const costBound = 2 << 10 // bytes more than plain, per query or per idle conn
+
+// bytesPerQuery is the bytes allocated per fresh conn that dials, wraps
+// as k does, exchanges one query with srv and closes.
+func bytesPerQuery(t *testing.T, k kind, srv *net.UDPAddr) float64 {
+	const n = 200
+	q, p := make([]byte, 40), make([]byte, 2048)
+	exchange(t, k, srv, q, p).Close() // process-wide setup, once
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range n {
+		exchange(t, k, srv, q, p).Close()
+	}
+	runtime.ReadMemStats(&after)
+	return float64(after.TotalAlloc-before.TotalAlloc) / n
+}
+
+func TestFreshConnAllocatesAboutWhatPlainDoes(t *testing.T) {
+	srv := echoServer(t)
+	plain := bytesPerQuery(t, kinds[0], srv)
+	batched := bytesPerQuery(t, kinds[1], srv)
+	t.Logf("bytes allocated per fresh query: plain %.0f, batchconn %.0f", plain, batched)
+	if batched > plain+costBound {
+		t.Fatalf("a fresh batchconn allocates %.0f bytes a query, plain %.0f: more than %d over", batched, plain, costBound)
+	}
+}
+
+// heldPerIdleConn is the live heap per conn of n conns that each
+// exchanged one query with srv and stay open.
+func heldPerIdleConn(t *testing.T, k kind, srv *net.UDPAddr, n int) float64 {
+	q, p := make([]byte, 40), make([]byte, 2048)
+	before := heapInUse()
+	conns := make([]net.PacketConn, n)
+	for i := range conns {
+		conns[i] = exchange(t, k, srv, q, p)
+	}
+	held := float64(heapInUse()-before) / float64(n)
+	for _, c := range conns {
+		c.Close()
+	}
+	return held
+}
+
+func TestThousandsOfIdleConnsHoldAboutWhatPlainHolds(t *testing.T) {
+	n := 2000
+	if testing.Short() {
+		n = 200
+	}
+	srv := echoServer(t)
+	plain := heldPerIdleConn(t, kinds[0], srv, n)
+	batched := heldPerIdleConn(t, kinds[1], srv, n)
+	t.Logf("heap held per idle conn, %d conns: plain %.0f bytes, batchconn %.0f", n, plain, batched)
+	if batched > plain+costBound {
+		t.Fatalf("an idle batchconn holds %.0f bytes, plain %.0f: more than %d over", batched, plain, costBound)
+	}
+}
