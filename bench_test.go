@@ -3,7 +3,6 @@ package batchconn
 import (
 	"net"
 	"net/netip"
-	"runtime"
 	"sort"
 	"strconv"
 	"testing"
@@ -271,14 +270,4 @@ func BenchmarkIdleConns(b *testing.B) {
 			b.ReportMetric(held/float64(b.N), "heap-B/conn")
 		})
 	}
-}
-
-// heapInUse is the heap's live bytes after two collections (the second
-// frees what the first only finalized or left in sync.Pool's victim cache).
-func heapInUse() int64 {
-	var ms runtime.MemStats
-	runtime.GC()
-	runtime.GC()
-	runtime.ReadMemStats(&ms)
-	return int64(ms.HeapAlloc)
 }

@@ -11,6 +11,23 @@ import (
 // quiet. The bound is the one doc.go's Memory section gives.
 const costBound = 2 << 10 // bytes more than plain, per query or per idle conn
 
+// heapInUse is the heap's live bytes once nothing is left that only waits
+// for collections: the read pool lets blocks nobody took go after two
+// (done here at once, rather than by the cleanup that runs after each),
+// and sync.Pool's victim cache empties at the second.
+func heapInUse() int64 {
+	readPools.Range(func(_, p any) bool {
+		p.(*readPool).collected()
+		p.(*readPool).collected()
+		return true
+	})
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapAlloc)
+}
+
 // bytesPerQuery is the bytes allocated per fresh conn that dials, wraps
 // as k does, exchanges one query with srv and closes.
 func bytesPerQuery(t *testing.T, k kind, srv *net.UDPAddr) float64 {

@@ -706,7 +706,7 @@ type memFigures struct{ heapInuse, sys uint64 }
 
 func memNow(gc bool) memFigures {
 	if gc {
-		runtime.GC()
+		heapInUse()
 	}
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
