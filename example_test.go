@@ -34,6 +34,26 @@ func Example_server() {
 	// Output: hello <nil>
 }
 
+// New wraps a socket the program has opened. From then on the program
+// uses the conn, a net.PacketConn, where it used the socket.
+func ExampleNew() {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	conn := batchconn.New(pc, nil) // nil: the defaults
+	defer conn.Close()             // sends what is queued, then closes pc
+
+	// A datagram to itself. WriteTo may queue it; ReadFrom sends the queue
+	// before it waits for the network.
+	conn.WriteTo([]byte("hello"), conn.LocalAddr())
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	p := make([]byte, 64)
+	n, from, err := conn.ReadFrom(p)
+	fmt.Println(string(p[:n]), from.String() == conn.LocalAddr().String(), err)
+	// Output: hello true <nil>
+}
+
 // echo is an ordinary net.PacketConn server loop.
 func echo(conn net.PacketConn) {
 	p := make([]byte, 65535)
