@@ -54,6 +54,26 @@ func ExampleNew() {
 	// Output: hello true <nil>
 }
 
+// A client of one server dials it and uses the conn as a net.Conn.
+func ExampleDial() {
+	srv := listenLoopback() // a UDP echo server
+	defer srv.Close()
+	go echo(srv)
+
+	conn, err := batchconn.Dial("udp", srv.LocalAddr().String(), nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer conn.Close()
+
+	conn.Write([]byte("ping"))
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	p := make([]byte, 64)
+	n, err := conn.Read(p)
+	fmt.Println(string(p[:n]), err)
+	// Output: ping <nil>
+}
+
 // echo is an ordinary net.PacketConn server loop.
 func echo(conn net.PacketConn) {
 	p := make([]byte, 65535)
