@@ -26,11 +26,7 @@ func Example_server() {
 		log.Fatal(err)
 	}
 	defer client.Close()
-	client.Write([]byte("hello"))
-	client.SetReadDeadline(time.Now().Add(5 * time.Second))
-	p := make([]byte, 64)
-	n, err := client.Read(p)
-	fmt.Println(string(p[:n]), err)
+	ask(client, "hello")
 	// Output: hello <nil>
 }
 
@@ -84,6 +80,15 @@ func echo(conn net.PacketConn) {
 		}
 		conn.WriteTo(p[:n], from)
 	}
+}
+
+// ask sends a request on a client's conn and prints the reply.
+func ask(conn net.Conn, request string) {
+	conn.Write([]byte(request))
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	p := make([]byte, 64)
+	n, err := conn.Read(p)
+	fmt.Println(string(p[:n]), err)
 }
 
 // listenLoopback opens a UDP socket on the loopback address, as a program
@@ -158,4 +163,23 @@ func ExamplePacketConn_Stats() {
 		log.Printf("%.1f datagrams per system call", float64(s.DatagramsWritten)/float64(s.WriteCalls))
 	}
 	// Output: 1000 0
+}
+
+// A client that dials its socket itself (to set a local address or a
+// context with a net.Dialer, say) wraps the result with New. net.Dial
+// returns a net.Conn, which New does not take: for a UDP network it holds
+// a *net.UDPConn, to be asserted. net.DialUDP returns one directly.
+func Example_dialThenWrap() {
+	srv := listenLoopback() // a UDP echo server
+	defer srv.Close()
+	go echo(srv)
+
+	c, err := net.Dial("udp", srv.LocalAddr().String())
+	if err != nil {
+		log.Fatal(err)
+	}
+	conn := batchconn.New(c.(*net.UDPConn), nil)
+	defer conn.Close()
+	ask(conn, "ping") // conn.Write, then conn.Read
+	// Output: ping <nil>
 }
