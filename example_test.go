@@ -183,3 +183,49 @@ func Example_dialThenWrap() {
 	ask(conn, "ping") // conn.Write, then conn.Read
 	// Output: ping <nil>
 }
+
+// A multicast receiver joins its group on the socket, then wraps it: the
+// membership belongs to the socket and holds through the conn, which
+// reads the group's datagrams and answers each sender at its own address.
+// net.ListenMulticastUDP joins for you. To join more groups, or set other
+// multicast options with golang.org/x/net/ipv4, do it on the
+// *net.UDPConn before New: the conn has no SyscallConn for x/net to use.
+//
+// This example has no Output line, so go test compiles it but does not run
+// it: it needs an interface that does multicast. Linux's loopback device
+// does not (`ip link show lo` lists no MULTICAST flag), and another
+// interface would put the test's datagrams on its network.
+func Example_multicast() {
+	group := &net.UDPAddr{IP: net.IPv4(239, 255, 0, 42), Port: 9999}
+	pc, err := net.ListenMulticastUDP("udp4", nil, group) // nil: the default multicast interface
+	if err != nil {
+		log.Fatal(err)
+	}
+	conn := batchconn.New(pc, nil)
+	defer conn.Close()
+	go func() {
+		p := make([]byte, 1500)
+		for {
+			_, from, err := conn.ReadFrom(p)
+			if err != nil {
+				return // closed
+			}
+			conn.WriteTo([]byte("here"), from)
+		}
+	}()
+
+	// Anyone may ask the group; each member answers from its own address.
+	asker, err := net.ListenUDP("udp4", nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer asker.Close()
+	asker.WriteTo([]byte("who is there?"), group)
+	asker.SetReadDeadline(time.Now().Add(time.Second))
+	p := make([]byte, 64)
+	n, from, err := asker.ReadFrom(p)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%s from %v\n", p[:n], from) // a member's unicast address, not the group's
+}
