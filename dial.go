@@ -8,10 +8,11 @@ import "net"
 //
 //	conn, err := batchconn.Dial("udp", "192.0.2.1:5000", nil)
 //
-// The conn is connected, as the socket net.Dial returns: Write queues a
-// datagram to the peer, Read returns the peer's datagrams, and datagrams
-// from any other address are not received. Close it to send what is
-// queued.
+// The conn is connected, as the socket net.Dial returns: Write sends a
+// datagram to the peer as WriteTo would (at once when the conn is idle,
+// else through the queue), Read returns the peer's datagrams, and
+// datagrams from any other address are not received. Close it to send
+// what is queued.
 //
 // Dial fails with net.Dial's error where net.Dial fails. Any other network
 // fails at once with a *net.OpError wrapping net.UnknownNetworkError, as
