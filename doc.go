@@ -12,6 +12,9 @@
 //	conn := batchconn.New(pc, nil) // a net.PacketConn
 //	defer conn.Close()             // sends what is queued, then closes
 //
+// A client of one server can use Dial, which dials with net.Dial and wraps
+// the connected socket in one call.
+//
 // # Behaviour
 //
 // A *PacketConn behaves as the *net.UDPConn it wraps: the same bytes,

@@ -26,12 +26,48 @@ func Example_server() {
 		log.Fatal(err)
 	}
 	defer client.Close()
-	client.Write([]byte("hello"))
-	client.SetReadDeadline(time.Now().Add(5 * time.Second))
-	p := make([]byte, 64)
-	n, err := client.Read(p)
-	fmt.Println(string(p[:n]), err)
+	ask(client, "hello")
 	// Output: hello <nil>
+}
+
+// New wraps a socket the program has opened. From then on the program
+// uses the conn, a net.PacketConn, where it used the socket.
+func ExampleNew() {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	conn := batchconn.New(pc, nil) // nil: the defaults
+	defer conn.Close()             // sends what is queued, then closes pc
+
+	// A datagram to itself. WriteTo may queue it; ReadFrom sends the queue
+	// before it waits for the network.
+	conn.WriteTo([]byte("hello"), conn.LocalAddr())
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	p := make([]byte, 64)
+	n, from, err := conn.ReadFrom(p)
+	fmt.Println(string(p[:n]), from.String() == conn.LocalAddr().String(), err)
+	// Output: hello true <nil>
+}
+
+// A client of one server dials it and uses the conn as a net.Conn.
+func ExampleDial() {
+	srv := listenLoopback() // a UDP echo server
+	defer srv.Close()
+	go echo(srv)
+
+	conn, err := batchconn.Dial("udp", srv.LocalAddr().String(), nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer conn.Close()
+
+	conn.Write([]byte("ping"))
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	p := make([]byte, 64)
+	n, err := conn.Read(p)
+	fmt.Println(string(p[:n]), err)
+	// Output: ping <nil>
 }
 
 // echo is an ordinary net.PacketConn server loop.
@@ -44,6 +80,15 @@ func echo(conn net.PacketConn) {
 		}
 		conn.WriteTo(p[:n], from)
 	}
+}
+
+// ask sends a request on a client's conn and prints the reply.
+func ask(conn net.Conn, request string) {
+	conn.Write([]byte(request))
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	p := make([]byte, 64)
+	n, err := conn.Read(p)
+	fmt.Println(string(p[:n]), err)
 }
 
 // listenLoopback opens a UDP socket on the loopback address, as a program
@@ -118,4 +163,69 @@ func ExamplePacketConn_Stats() {
 		log.Printf("%.1f datagrams per system call", float64(s.DatagramsWritten)/float64(s.WriteCalls))
 	}
 	// Output: 1000 0
+}
+
+// A client that dials its socket itself (to set a local address or a
+// context with a net.Dialer, say) wraps the result with New. net.Dial
+// returns a net.Conn, which New does not take: for a UDP network it holds
+// a *net.UDPConn, to be asserted. net.DialUDP returns one directly.
+func Example_dialThenWrap() {
+	srv := listenLoopback() // a UDP echo server
+	defer srv.Close()
+	go echo(srv)
+
+	c, err := net.Dial("udp", srv.LocalAddr().String())
+	if err != nil {
+		log.Fatal(err)
+	}
+	conn := batchconn.New(c.(*net.UDPConn), nil)
+	defer conn.Close()
+	ask(conn, "ping") // conn.Write, then conn.Read
+	// Output: ping <nil>
+}
+
+// A multicast receiver joins its group on the socket, then wraps it: the
+// membership belongs to the socket and holds through the conn, which
+// reads the group's datagrams and answers each sender at its own address.
+// net.ListenMulticastUDP joins for you. To join more groups, or set other
+// multicast options with golang.org/x/net/ipv4, do it on the
+// *net.UDPConn before New: the conn has no SyscallConn for x/net to use.
+//
+// This example has no Output line, so go test compiles it but does not run
+// it: it needs an interface that does multicast. Linux's loopback device
+// does not (`ip link show lo` lists no MULTICAST flag), and another
+// interface would put the test's datagrams on its network.
+func Example_multicast() {
+	group := &net.UDPAddr{IP: net.IPv4(239, 255, 0, 42), Port: 9999}
+	pc, err := net.ListenMulticastUDP("udp4", nil, group) // nil: the default multicast interface
+	if err != nil {
+		log.Fatal(err)
+	}
+	conn := batchconn.New(pc, nil)
+	defer conn.Close()
+	go func() {
+		p := make([]byte, 1500)
+		for {
+			_, from, err := conn.ReadFrom(p)
+			if err != nil {
+				return // closed
+			}
+			conn.WriteTo([]byte("here"), from)
+		}
+	}()
+
+	// Anyone may ask the group; each member answers from its own address.
+	asker, err := net.ListenUDP("udp4", nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer asker.Close()
+	asker.WriteTo([]byte("who is there?"), group)
+	asker.SetReadDeadline(time.Now().Add(time.Second))
+	p := make([]byte, 64)
+	n, from, err := asker.ReadFrom(p)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%s from %v\n", p[:n], from) // a member's unicast address, not the group's
 }
