@@ -3,7 +3,9 @@ package batchconn
 import (
 	"io"
 	"net"
+	"os"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -66,7 +68,7 @@ func (c *PacketConn) flushLocked(cause flushCause) error {
 	pending := w.msgs
 	retried := false
 	for len(pending) > 0 {
-		n, err := c.bio.writeBatch(pending, &w.blk.hdrs)
+		n, err := c.send(pending)
 		c.stats.writeCalls.Add(1)
 		c.stats.datagramsWritten.Add(uint64(n))
 		pending = pending[n:]
@@ -94,6 +96,48 @@ func (c *PacketConn) flushLocked(cause flushCause) error {
 	w.empty()
 	w.lastSend = monoNow()
 	return nil
+}
+
+// send sends the first datagrams of ms, as writeBatch does, in one batch
+// call, or one by one through plain where the kernel refuses batch calls.
+// w.mu is held.
+func (c *PacketConn) send(ms []txMsg) (int, error) {
+	if !c.plainWrites.Load() {
+		n, err := c.bio.writeBatch(ms, &c.w.blk.hdrs)
+		if n > 0 || !callRefused(err) {
+			return n, err
+		}
+		// ENOSYS: the kernel lacks sendmmsg. EPERM: a seccomp filter
+		// refuses it, or a firewall rule this datagram; plain tells which.
+		if err != syscall.ENOSYS {
+			if _, perr := c.sendPlain(&ms[0]); perr != nil {
+				return 0, err // the datagram's
+			}
+			c.refuseBatchCalls(sendRefused)
+			return 1, nil
+		}
+		c.refuseBatchCalls(sendRefused)
+	}
+	for i := range ms {
+		if _, err := c.sendPlain(&ms[i]); err != nil {
+			c.stats.writeCalls.Add(uint64(i))
+			err = unwrapRaw(err)
+			if se, ok := err.(*os.SyscallError); ok {
+				err = se.Err
+			}
+			return i, err
+		}
+	}
+	c.stats.writeCalls.Add(uint64(len(ms) - 1))
+	return len(ms), nil
+}
+
+// sendPlain sends one queued datagram through plain.
+func (c *PacketConn) sendPlain(m *txMsg) (int, error) {
+	if c.raddr != nil {
+		return c.uc.Write(m.buf)
+	}
+	return c.uc.WriteToUDPAddrPort(m.buf, m.addr)
 }
 
 // empty drops what the queue holds and gives its block back; w.mu is

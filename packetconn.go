@@ -124,6 +124,8 @@ type PacketConn struct {
 	peer    netip.AddrPort         // raddr, for the queue; Write queues only when valid
 
 	closed        atomic.Bool // set by Close under w.mu, after the final flush
+	plainReads    atomic.Bool // the kernel refuses recvmmsg: reads go through plain (refused.go)
+	plainWrites   atomic.Bool // the kernel refuses sendmmsg: writes go through plain
 	readDeadline  deadline
 	writeDeadline deadline
 
@@ -166,6 +168,9 @@ func New(pc net.PacketConn, cfg *Config) *PacketConn {
 		return c
 	}
 	c.uc, c.bio, c.sock = uc, bio, sock
+	refused := batchRefused.Load()
+	c.plainReads.Store(refused&recvRefused != 0)
+	c.plainWrites.Store(refused&sendRefused != 0)
 	c.laddr = uc.LocalAddr()
 	if ra, ok := uc.RemoteAddr().(*net.UDPAddr); ok && ra != nil {
 		c.raddr = ra

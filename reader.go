@@ -121,7 +121,16 @@ func (c *PacketConn) readAs(p []byte, syscallName string) (int, netip.AddrPort, 
 		return 0, netip.AddrPort{}, c.opError("read", c.raddr, os.ErrDeadlineExceeded)
 	}
 	if r.head == r.n {
+		if c.plainReads.Load() {
+			return c.readPlain(p, syscallName)
+		}
 		res, err := c.refill(p)
+		if callRefused(err) {
+			// recvmmsg is missing, or a seccomp filter refuses it: plain's
+			// recvfrom reads this datagram and every one after it.
+			c.refuseBatchCalls(recvRefused)
+			return c.readPlain(p, syscallName)
+		}
 		if err != nil {
 			if e, ok := err.(syscall.Errno); ok {
 				err = os.NewSyscallError(syscallName, e)
@@ -146,6 +155,16 @@ func (c *PacketConn) readAs(p []byte, syscallName string) (int, netip.AddrPort, 
 	}
 	r.buffered.Store(int32(r.n - r.head))
 	return n, addr, nil
+}
+
+// readPlain reads one datagram through plain, for a conn whose kernel
+// refuses batch calls; r.mu is held.
+func (c *PacketConn) readPlain(p []byte, syscallName string) (int, netip.AddrPort, error) {
+	if syscallName == "read" {
+		n, err := c.uc.Read(p)
+		return n, netip.AddrPort{}, err
+	}
+	return c.uc.ReadFromUDPAddrPort(p)
 }
 
 // refill receives the next datagrams, blocking until at least one

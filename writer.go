@@ -196,7 +196,7 @@ func (c *PacketConn) write(p []byte, d *dest) (int, error) {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if c.closed.Load() || c.writeDeadline.passed() {
+	if c.closed.Load() || c.writeDeadline.passed() || c.plainWrites.Load() {
 		return c.writePlainLocked(p, d)
 	}
 	if len(w.msgs) == 0 {
