@@ -26,6 +26,10 @@ type batchIO interface {
 	gro() groState
 	enableGRO()
 
+	// watchDrops makes the kernel report, with the datagrams it delivers,
+	// how many it dropped on the socket's full receive queue.
+	watchDrops()
+
 	// writeBatch sends the first datagrams of ms in order, through the
 	// headers h, blocking while the socket buffer is full. It returns how
 	// many were sent. A non-nil error is the poller's (the conn is closed

@@ -43,6 +43,8 @@ type mmsgIO struct {
 	rerr   syscall.Errno
 	recvFn func(fd uintptr) bool
 	groSt  groState // whether the kernel coalesces received datagrams (UDP_GRO), or may
+	drops  bool     // the kernel reports its receive-queue drops (SO_RXQ_OVFL)
+	rctl   int      // control room given a message: rxOOBSpace, less in tests
 	zoneID uint32   // the last scope ID seen and its name: link-local peers
 	zone   string
 
@@ -96,6 +98,7 @@ func newBatchIO(uc *net.UDPConn, cfg Config, stats *counters) (batchIO, sockInfo
 		stats:     stats,
 		batch:     cfg.BatchSize,
 		offload:   !cfg.NoOffload,
+		rctl:      rxOOBSpace,
 	}
 	// A coalesced buffer can hold up to 64 KiB: only slots that big may
 	// receive one, or datagrams would be cut short.
@@ -224,9 +227,9 @@ func (m *mmsgIO) layout(p []byte, blk *readBlock) {
 	for i := first; i < first+m.rvlen; i++ {
 		hdr := &h.hdrs[i].Hdr
 		hdr.Namelen = unix.SizeofSockaddrInet6
-		if gro {
+		if gro || m.drops {
 			hdr.Control = &h.oob[i*rxOOBSpace]
-			hdr.SetControllen(rxOOBSpace)
+			hdr.SetControllen(m.rctl)
 		} else {
 			hdr.Control = nil
 			hdr.SetControllen(0)
@@ -243,27 +246,82 @@ func (m *mmsgIO) receive(p []byte, blk *readBlock) (rxResult, error) {
 	if m.rerr != 0 {
 		return rxResult{}, m.rerr
 	}
-	res := rxResult{msgs: m.rn, offered: m.rvlen}
 	if m.rpeek {
 		return rxResult{}, nil
 	}
-	h := m.rh
+	res := rxResult{msgs: m.rn, offered: m.rvlen}
+	h, gro, cut := m.rh, m.rfirst == 1, 0
 	for i := range m.rn {
-		hdr := &h.hdrs[m.rfirst+i]
-		addr := m.addrPort(&h.names[m.rfirst+i])
-		if m.rfirst == 0 && i == 0 {
+		k := m.rfirst + i
+		hdr := &h.hdrs[k]
+		var oob []byte
+		if hdr.Hdr.Control != nil {
+			oob = h.oob[k*rxOOBSpace : k*rxOOBSpace+min(int(hdr.Hdr.Controllen), rxOOBSpace)]
+			if m.drops {
+				if d := cmsgUint(oob, wordSize, unix.SOL_SOCKET, unix.SO_RXQ_OVFL); d > 0 {
+					m.stats.receiveDrops.Store(uint64(d))
+				}
+			}
+		}
+		addr := m.addrPort(&h.names[k])
+		if k == 0 {
 			res.direct, res.n, res.addr = true, int(hdr.Len), addr
 			continue
 		}
-		slot := &blk.ring[m.rfirst+i-1]
+		slot := &blk.ring[k-1]
 		slot.n, slot.addr, slot.seg = int(hdr.Len), addr, 0
-		if m.rfirst == 1 && hdr.Hdr.Controllen > 0 { // GRO on
-			k := m.rfirst + i
-			oob := h.oob[k*rxOOBSpace : k*rxOOBSpace+min(int(hdr.Hdr.Controllen), rxOOBSpace)]
-			slot.seg = groSegSize(oob, wordSize, unix.SOL_UDP, unix.UDP_GRO)
+		if gro {
+			if hdr.Hdr.Flags&unix.MSG_CTRUNC != 0 {
+				// The kernel had more control data than room, and may
+				// have dropped UDP_GRO's: a buffer of several datagrams
+				// could not be told from one. Discard it, counted.
+				slot.n = -1
+				cut++
+				continue
+			}
+			slot.seg = cmsgUint(oob, wordSize, unix.SOL_UDP, unix.UDP_GRO)
 		}
 	}
+	if cut > 0 {
+		m.stats.readDiscards.Add(uint64(cut))
+		blk.compact(res.slots())
+		res.msgs -= cut
+	}
 	return res, nil
+}
+
+// compact moves the first n slots that hold a datagram (n >= 0) ahead of
+// those discarded, in order, keeping each header on its slot's memory.
+func (b *readBlock) compact(n int) {
+	j := 0
+	for i := range n {
+		if b.ring[i].n < 0 {
+			continue
+		}
+		if i != j {
+			b.ring[i], b.ring[j] = b.ring[j], b.ring[i]
+			for _, s := range [2]int{i, j} {
+				b.hdrs.iovs[s+1].Base = unsafe.SliceData(b.ring[s].buf)
+			}
+		}
+		j++
+	}
+}
+
+// watchDrops asks the kernel for its count of datagrams dropped on the
+// socket's full receive queue (SO_RXQ_OVFL), which it then attaches to
+// each datagram received after a drop: free while nothing is dropped. It
+// is asked once a conn finds datagrams waiting, the first sign of a queue
+// that can overflow; the count covers the socket's whole life.
+func (m *mmsgIO) watchDrops() {
+	if m.drops {
+		return
+	}
+	m.drops = true
+	m.one.oob = make([]byte, rxOOBSpace)
+	m.rc.Control(func(fd uintptr) {
+		unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RXQ_OVFL, 1)
+	})
 }
 
 // recv is the poller's callback: false means "wait until readable".

@@ -222,6 +222,8 @@ type counters struct {
 	offloadFallbacks atomic.Uint64
 	offloadSent      atomic.Uint64
 	offloadReceived  atomic.Uint64
+	receiveDrops     atomic.Uint64
+	readDiscards     atomic.Uint64
 	flushIdle        atomic.Uint64
 	flushes          [causeClose + 1]atomic.Uint64
 }
@@ -237,6 +239,19 @@ type Stats struct {
 	OffloadFallbacks uint64 // times the kernel refused segmentation offload, which then went off
 	OffloadSent      uint64 // datagrams sent as segments of a larger message (GSO)
 	OffloadReceived  uint64 // datagrams received coalesced with others (GRO)
+
+	// ReceiveDrops is the kernel's count of datagrams it dropped because
+	// the socket's receive queue was full, over the socket's whole life
+	// (SO_RXQ_OVFL): what /proc/net/udp shows for the socket, as of the
+	// last datagram read after a drop. It is asked for once the conn
+	// finds datagrams waiting, and is 0 until the kernel drops one.
+	ReceiveDrops uint64
+	// ReadDiscards counts received buffers discarded because the kernel
+	// cut their control data short (MSG_CTRUNC) while GRO was on, so that
+	// the datagrams in them could not be told apart. The control room
+	// (256 bytes a message) holds every option a socket can turn on; a
+	// non-zero count is a bug to report.
+	ReadDiscards uint64
 
 	// Why datagrams left: sent alone at once on an idle conn (Idle), or
 	// as a queue that was full, whose oldest datagram waited MaxDelay, that a
@@ -258,6 +273,8 @@ func (c *PacketConn) Stats() Stats {
 		OffloadFallbacks: s.offloadFallbacks.Load(),
 		OffloadSent:      s.offloadSent.Load(),
 		OffloadReceived:  s.offloadReceived.Load(),
+		ReceiveDrops:     s.receiveDrops.Load(),
+		ReadDiscards:     s.readDiscards.Load(),
 		FlushIdle:        s.flushIdle.Load(),
 		FlushFull:        s.flushes[causeFull].Load(),
 		FlushTimer:       s.flushes[causeTimer].Load(),

@@ -87,11 +87,12 @@ func segment(n, seg, off int) (end int) {
 // systems Go supports: a header of length (size_t), level and type (int),
 // then the data, each aligned to size_t.
 
-// groSegSize finds the UDP_GRO control message in oob and returns the
-// segment size it reports, or 0 when there is none. It does not allocate,
+// cmsgUint finds the control message of level and typ in oob and returns
+// the unsigned integer it carries (UDP_GRO's segment size, SO_RXQ_OVFL's
+// drop count), or 0 when there is none. It does not allocate,
 // and returns 0 for any malformed control data rather than trusting a
 // length field.
-func groSegSize(oob []byte, wordSize int, level, typ int32) int {
+func cmsgUint(oob []byte, wordSize int, level, typ int32) int {
 	hdrLen := align(wordSize+8, wordSize)
 	for len(oob) >= hdrLen {
 		var cmsgLen uint64

@@ -141,16 +141,16 @@ func TestSegSizeControlMessageRoundTrip(t *testing.T) {
 	for _, word := range []int{4, 8} {
 		oob := make([]byte, 64)
 		n := putSegSize(oob, word, 17, 103, 1200)
-		if got := groSegSize(oob[:n], word, 17, 103); got != 1200 {
+		if got := cmsgUint(oob[:n], word, 17, 103); got != 1200 {
 			t.Errorf("word %d: read back %d, want 1200", word, got)
 		}
-		if got := groSegSize(oob[:n], word, 17, 104); got != 0 {
+		if got := cmsgUint(oob[:n], word, 17, 104); got != 0 {
 			t.Errorf("word %d: another type read as %d", word, got)
 		}
 		// A second message after one of another type.
 		m := putSegSize(oob, word, 1, 1, 7)
 		putSegSize(oob[m:], word, 17, 103, 1400)
-		if got := groSegSize(oob[:m+n], word, 17, 103); got != 1400 {
+		if got := cmsgUint(oob[:m+n], word, 17, 103); got != 1400 {
 			t.Errorf("word %d: second message read as %d, want 1400", word, got)
 		}
 	}
@@ -167,7 +167,7 @@ func FuzzGROSegSize(f *testing.F) {
 		if wide {
 			word = 8
 		}
-		if seg := groSegSize(oob, word, 17, 104); seg < 0 {
+		if seg := cmsgUint(oob, word, 17, 104); seg < 0 {
 			t.Fatalf("negative segment size %d", seg)
 		}
 	})

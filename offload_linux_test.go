@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -409,4 +411,114 @@ func TestOffloadAcrossFamilies(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Options users turn on before wrapping a socket make the kernel write
+// control messages ahead of UDP_GRO's; each received buffer must still be
+// split by its own segment size. With less control room than they need
+// (here forced), a coalesced buffer whose segment size was cut off is
+// discarded and counted, never handed out as one datagram.
+func TestOptionsSetBeforeWrappingKeepGRODatagramsApart(t *testing.T) {
+	for _, room := range []int{rxOOBSpace, 40} {
+		t.Run(fmt.Sprint(room), func(t *testing.T) {
+			a, b := diffCase{}.listen(t)
+			rc, _ := b.SyscallConn()
+			rc.Control(func(fd uintptr) {
+				for _, o := range [][2]int{
+					{unix.SOL_SOCKET, unix.SO_TIMESTAMPNS},
+					{unix.IPPROTO_IP, unix.IP_RECVTOS},
+					{unix.IPPROTO_IP, unix.IP_RECVTTL},
+					{unix.IPPROTO_IP, unix.IP_PKTINFO},
+				} {
+					if err := unix.SetsockoptInt(int(fd), o[0], o[1], 1); err != nil {
+						t.Fatal(err)
+					}
+				}
+			})
+			rx := New(b, nil)
+			defer rx.Close()
+			requireBatching(t, rx)
+			tx := New(a, &Config{idleGap: time.Hour, MaxDelay: time.Hour})
+			defer tx.Close()
+			warmGRO(t, rx, tx)
+			rx.bio.(*mmsgIO).rctl = room
+
+			sizes := repeat(9, 1000)
+			sendRun(t, tx, rx.LocalAddr(), sizes)
+			p := make([]byte, 70000)
+			got := 0
+			for rx.SetReadDeadline(time.Now().Add(200 * time.Millisecond)); ; got++ {
+				n, _, err := rx.ReadFrom(p)
+				if err != nil {
+					break
+				}
+				if n != 1000 || string(p[:n]) != string(numbered(got, 1000)) && room == rxOOBSpace {
+					t.Fatalf("datagram %d: %d bytes %.12q", got, n, p[:n])
+				}
+			}
+			s := rx.Stats()
+			switch {
+			case room == rxOOBSpace && (got != 9 || s.ReadDiscards != 0 || s.OffloadReceived == 0):
+				t.Fatalf("read %d of 9 datagrams, Stats %+v: want all, coalesced, none discarded", got, s)
+			case room < rxOOBSpace && (got != 0 || s.ReadDiscards == 0):
+				t.Fatalf("read %d datagrams, Stats %+v: want the cut buffers discarded and counted", got, s)
+			}
+		})
+	}
+}
+
+// Datagrams the kernel drops on a full receive queue show in Stats as the
+// kernel counts them for the socket (/proc/net/udp's drops column).
+func TestReceiveDropsShowAsTheKernelCountsThem(t *testing.T) {
+	c, peer := batchedPair(t, Config{})
+	if err := c.SetReadBuffer(64 << 10); err != nil {
+		t.Fatal(err)
+	}
+	p := make([]byte, 2048)
+	drain := func() {
+		c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		for {
+			if _, _, err := c.ReadFrom(p); err != nil {
+				return
+			}
+		}
+	}
+	for range 2 { // the first drain asks for the count, which counts both floods
+		for range 1000 {
+			peer.WriteTo(make([]byte, 1000), c.LocalAddr())
+		}
+		drain()
+	}
+	peer.WriteTo([]byte("after"), c.LocalAddr()) // brings the count as of now
+	drain()
+	kernel := udpDrops(t, c.LocalAddr().(*net.UDPAddr).Port)
+	if kernel == 0 {
+		t.Fatal("premise: the kernel dropped nothing")
+	}
+	if s := c.Stats(); s.ReceiveDrops != kernel {
+		t.Fatalf("Stats.ReceiveDrops = %d, the kernel counts %d", s.ReceiveDrops, kernel)
+	}
+}
+
+// udpDrops reads the kernel's drop count for the IPv4 UDP socket bound to
+// port from /proc/net/udp.
+func udpDrops(t *testing.T, port int) uint64 {
+	t.Helper()
+	data, err := os.ReadFile("/proc/net/udp")
+	if err != nil {
+		t.Skipf("no /proc/net/udp: %v", err)
+	}
+	suffix := fmt.Sprintf(":%04X", port)
+	for _, line := range strings.Split(string(data), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) > 12 && strings.HasSuffix(f[1], suffix) {
+			n, err := strconv.ParseUint(f[len(f)-1], 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+	t.Fatalf("port %d not in /proc/net/udp", port)
+	return 0
 }

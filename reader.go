@@ -236,6 +236,9 @@ func (c *PacketConn) learn(res rxResult, blk *readBlock) {
 	r := &c.r
 	switch {
 	case res.msgs == res.offered:
+		if r.want == 0 {
+			c.bio.watchDrops()
+		}
 		r.want = min(max(2*r.want, 1), c.cfg.BatchSize)
 		r.under = 0
 	case 4*res.msgs >= res.offered:
