@@ -99,12 +99,17 @@
 // *PacketConn has the methods of *net.UDPConn that keep datagrams going
 // through its ring and queue: net.PacketConn and net.Conn,
 // ReadFromUDP, WriteToUDP, ReadFromUDPAddrPort, WriteToUDPAddrPort,
-// SetReadBuffer and SetWriteBuffer. It deliberately lacks SyscallConn,
-// File, ReadMsgUDP and WriteMsgUDP (and their AddrPort forms): libraries
-// that find them (quic-go among them) take the socket over and read and write it themselves, which would
-// bypass the queue, reorder datagrams against it and leave the ring's
-// datagrams unread. Without them such libraries use ReadFrom and WriteTo, and are
-// batched. Unwrap returns the socket for callers that need it anyway.
+// SetReadBuffer and SetWriteBuffer, and SyscallConn for socket options
+// (its Control reaches the socket; its Read and Write refuse). It
+// deliberately lacks File, ReadMsgUDP and WriteMsgUDP (and their AddrPort
+// forms): libraries that find them (quic-go among them) take the socket
+// over and read and write it themselves, which would bypass the queue,
+// reorder datagrams against it and leave the ring's datagrams unread.
+// Without them such libraries use ReadFrom and WriteTo, and are batched;
+// quic-go still sets don't-fragment through SyscallConn and discovers the
+// path MTU. Unwrap returns the socket for callers that need it anyway.
+// Batching tells whether a conn batches or is served one datagram at a
+// time.
 //
 // # Platforms
 //

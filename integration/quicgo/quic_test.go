@@ -19,6 +19,7 @@ import (
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
 	"go.uber.org/goleak"
+	"golang.org/x/sys/unix"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -255,17 +256,42 @@ func checkThrough(t *testing.T, size int64, srv, cli batchconn.Stats, srvQ, cliQ
 }
 
 // TestNoBypass checks what quic-go sees of a batchconn: the buffer
-// setters it may use, and none of the methods that would let it reach the
-// socket.
+// setters and the option-only SyscallConn it may use, and none of the
+// methods that would let it read or write the socket.
 func TestNoBypass(t *testing.T) {
 	var pc net.PacketConn = itest.ListenUDP(t, itest.Batchconn)
 	if _, ok := pc.(quic.OOBCapablePacketConn); ok {
 		t.Error("batchconn is a quic.OOBCapablePacketConn: quic-go would read and write its socket directly")
 	}
-	if _, ok := pc.(interface {
+	sc, ok := pc.(interface {
 		SyscallConn() (syscall.RawConn, error)
-	}); ok {
-		t.Error("batchconn has SyscallConn: quic-go would use the socket behind it")
+	})
+	if !ok {
+		t.Fatal("batchconn has no SyscallConn: quic-go cannot set don't-fragment, and keeps to 1280-byte packets")
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.Read(func(uintptr) bool { return true }); !errors.Is(err, errors.ErrUnsupported) {
+		t.Errorf("SyscallConn().Read = %v, want errors.ErrUnsupported: a raw read would take the ring's datagrams", err)
+	}
+	if err := rc.Write(func(uintptr) bool { return true }); !errors.Is(err, errors.ErrUnsupported) {
+		t.Errorf("SyscallConn().Write = %v, want errors.ErrUnsupported: a raw write would pass the queue", err)
+	}
+	// quic-go sets don't-fragment through Control, as on plain.
+	tr := &quic.Transport{Conn: pc}
+	defer tr.Close()
+	srvTLS, _ := itest.TLS(t)
+	if _, err := tr.Listen(srvTLS, quicConfig()); err != nil {
+		t.Fatal(err)
+	}
+	var mtuDisc int
+	rc.Control(func(fd uintptr) {
+		mtuDisc, err = unix.GetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_MTU_DISCOVER)
+	})
+	if err != nil || mtuDisc != unix.IP_PMTUDISC_PROBE && mtuDisc != unix.IP_PMTUDISC_DO {
+		t.Errorf("IP_MTU_DISCOVER = %d, %v after quic-go took the conn: want don't-fragment set", mtuDisc, err)
 	}
 	if _, ok := pc.(interface{ SetReadBuffer(int) error }); !ok {
 		t.Error("batchconn has no SetReadBuffer: quic-go cannot raise the receive buffer")
