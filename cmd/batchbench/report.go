@@ -71,7 +71,7 @@ type row struct {
 	OffloadReadPct    *float64         `json:"offload_received_pct,omitempty"`
 	OffloadWrittenPct *float64         `json:"offload_sent_pct,omitempty"`
 	Stats             *batchconn.Stats `json:"stats,omitempty"`
-	RawCalls          *rawCalls        `json:"raw_calls,omitempty"`
+	Calls             *callCounts      `json:"batch_calls,omitempty"`
 
 	Problems []string `json:"problems,omitempty"`
 
@@ -143,7 +143,7 @@ func (rep *report) summarize() {
 func (r *row) summarize() {
 	var p50s, p99s, allocs []float64
 	var stats batchconn.Stats
-	var raw rawCalls
+	var calls callCounts
 	var drops uint64
 	arrivals, dropsKnown := true, true
 	for _, s := range r.samples {
@@ -162,9 +162,9 @@ func (r *row) summarize() {
 			addStats(&stats, s.stats)
 			r.Stats = &stats
 		}
-		if s.raw != nil {
-			raw.add(s.raw)
-			r.RawCalls = &raw
+		if s.calls != nil {
+			calls.add(s.calls)
+			r.Calls = &calls
 		}
 	}
 	r.DatagramsPerSec = median(r.RoundRates)
@@ -185,9 +185,9 @@ func (r *row) summarize() {
 		r.OffloadReadPct = ratio(100*float64(stats.OffloadReceived), float64(stats.DatagramsRead))
 		r.OffloadWrittenPct = ratio(100*float64(stats.OffloadSent), float64(stats.DatagramsWritten))
 	}
-	if r.RawCalls != nil {
-		r.ReadPerCall = ratio(float64(raw.Read), float64(raw.ReadCalls))
-		r.WritePerCall = ratio(float64(raw.Written), float64(raw.WriteCalls))
+	if r.Calls != nil {
+		r.ReadPerCall = ratio(float64(calls.Read), float64(calls.ReadCalls))
+		r.WritePerCall = ratio(float64(calls.Written), float64(calls.WriteCalls))
 	}
 }
 
@@ -351,6 +351,7 @@ func writeNotes(b *strings.Builder, rep *report) {
 const legend = `
 MODE:    plain: *net.UDPConn; batchconn: batchconn.New(conn, nil), UDP GSO/GRO offload on;
          nooffload: batchconn.New(conn, &batchconn.Config{NoOffload: true});
+         xnet: the same loop written by hand with golang.org/x/net's ReadBatch/WriteBatch of 64;
          raw (send, send16, recv): no net.PacketConn, the same loop written with sendmmsg/recvmmsg
          of 64 datagrams on the socket, no offload: the ceiling of bars 1-3 in this harness.
 PER SEC: datagrams a second (send, send16: the sender's, until Close returned; recv, recvgso:

@@ -31,8 +31,8 @@ const (
 
 // mode is the conn under test: plain *net.UDPConn, or batchconn over one,
 // with its defaults (UDP segmentation offload on where the kernel has it)
-// or with offload off; or, for raw, no conn at all but the scenario's loop
-// written with sendmmsg or recvmmsg on the socket's descriptor.
+// or with offload off; or, for xnet and raw, no conn at all but the
+// scenario's loop written with batch calls on the socket.
 type mode string
 
 const (
@@ -40,22 +40,28 @@ const (
 	modeBatch     mode = "batchconn" // batchconn.New(uc, nil)
 	modeNoOffload mode = "nooffload" // batchconn.New(uc, &batchconn.Config{NoOffload: true})
 
-	// modeRaw is the ceiling of bars 1 to 3: the send, send16 and recv
-	// loops written directly with sendmmsg and recvmmsg of batchSize
-	// messages, one datagram each, no offload (raw_linux.go). It is
-	// neither a net.PacketConn nor a batchconn: what batching without
-	// offload reaches in this harness, on this machine, with nothing in
+	// modeXnet is the alternative a user would otherwise choose: the
+	// scenario's loop written by hand with golang.org/x/net's
+	// ReadBatch and WriteBatch of batchSize messages (xnet.go).
+	modeXnet mode = "xnet"
+
+	// modeRaw is the ceiling of batching without offload: the send and
+	// receive loops written directly with sendmmsg and recvmmsg of
+	// batchSize messages, one datagram each, no offload (raw_linux.go).
+	// It is neither a net.PacketConn nor a batchconn: what the batch
+	// calls alone reach in this harness, on this machine, with nothing in
 	// between.
 	modeRaw mode = "raw"
 )
 
 // The modes a scenario runs, in the order each round runs them:
-// offloadModes where segmentation offload changes what is measured,
-// ceilingModes (offloadModes and raw, where raw is available) for the
-// scenarios of bars 1 to 3, twoModes elsewhere.
+// loopModes where a loop written with batch calls can stand in for the
+// conn (raw too where it is available), serverModes for the echo server,
+// latencyModes for one request at a time, twoModes elsewhere.
 var (
-	offloadModes = []mode{modePlain, modeBatch, modeNoOffload}
-	ceilingModes = withRaw(offloadModes)
+	serverModes  = []mode{modePlain, modeBatch, modeNoOffload, modeXnet}
+	loopModes    = withRaw(serverModes)
+	latencyModes = []mode{modePlain, modeBatch, modeXnet}
 	twoModes     = []mode{modePlain, modeBatch}
 )
 
@@ -66,6 +72,10 @@ func withRaw(ms []mode) []mode {
 	}
 	return append(slices.Clip(ms), modeRaw)
 }
+
+// loop reports whether the mode is a loop written with batch calls on the
+// socket rather than a net.PacketConn.
+func (m mode) loop() bool { return m == modeXnet || m == modeRaw }
 
 // batched reports whether the conn under test is a batchconn.
 func (m mode) batched() bool { return m == modeBatch || m == modeNoOffload }
@@ -90,7 +100,7 @@ type params struct {
 // scenario is one measurement, run once per mode, round, size and op.
 type scenario struct {
 	name      string
-	modes     []mode   // offloadModes, ceilingModes or twoModes
+	modes     []mode   // loopModes, serverModes, latencyModes or twoModes
 	fixedSize int      // the one payload size it uses; 0: each of -sizes
 	ops       []string // allocs: the calls it measures, a row each
 	latency   bool     // it measures delays: RATIO compares p50
@@ -99,12 +109,12 @@ type scenario struct {
 }
 
 var allScenarios = []scenario{
-	{name: "send", modes: ceilingModes, remoteOK: true, run: runSend},
-	{name: "send16", modes: ceilingModes, remoteOK: true, run: runSend16},
-	{name: "recv", modes: ceilingModes, run: runRecv},
-	{name: "recvgso", modes: offloadModes, run: runRecvGSO},
-	{name: "echo", modes: offloadModes, fixedSize: requestSize, remoteOK: true, run: runEcho},
-	{name: "pingpong", modes: twoModes, fixedSize: requestSize, latency: true, remoteOK: true, run: runPingPong},
+	{name: "send", modes: loopModes, remoteOK: true, run: runSend},
+	{name: "send16", modes: loopModes, remoteOK: true, run: runSend16},
+	{name: "recv", modes: loopModes, run: runRecv},
+	{name: "recvgso", modes: loopModes, run: runRecvGSO},
+	{name: "echo", modes: serverModes, fixedSize: requestSize, remoteOK: true, run: runEcho},
+	{name: "pingpong", modes: latencyModes, fixedSize: requestSize, latency: true, remoteOK: true, run: runPingPong},
 	{name: "lone", modes: twoModes, fixedSize: requestSize, latency: true, run: runLone},
 	{name: "allocs", modes: twoModes, fixedSize: requestSize, ops: allocOps, run: runAllocs},
 }
@@ -143,21 +153,22 @@ type sample struct {
 	allocs   float64       // heap allocations in the process, per count
 
 	stats    *batchconn.Stats // the conn under test's, in the batchconn modes
-	raw      *rawCalls        // raw's own count of its system calls
+	calls    *callCounts      // xnet's and raw's own count of their batch calls
 	problems []string         // anything that should not have happened
 }
 
-// rawCalls are what raw's system calls moved, counted by its loop as
-// batchconn's Stats count them: a call is one that returned (datagrams or
-// an error), not one that found the socket not ready and waited.
-type rawCalls struct {
+// callCounts are what xnet's and raw's batch calls moved, counted by
+// their loops as batchconn's Stats count them: a call is one that
+// returned (datagrams or an error), not one that found the socket not
+// ready and waited (raw; x/net does not tell).
+type callCounts struct {
 	Read       uint64 `json:"datagrams_read"`
-	ReadCalls  uint64 `json:"read_calls"` // recvmmsg
+	ReadCalls  uint64 `json:"read_calls"` // recvmmsg, ReadBatch
 	Written    uint64 `json:"datagrams_written"`
-	WriteCalls uint64 `json:"write_calls"` // sendmmsg
+	WriteCalls uint64 `json:"write_calls"` // sendmmsg, WriteBatch
 }
 
-func (c *rawCalls) add(o *rawCalls) {
+func (c *callCounts) add(o *callCounts) {
 	c.Read += o.Read
 	c.ReadCalls += o.ReadCalls
 	c.Written += o.Written

@@ -28,8 +28,9 @@ func runSend16(p params) sample { return runSendTo(p, send16Dests, true) }
 
 // runSendTo writes as fast as the conn under test takes datagrams, to
 // ndst plain receivers in turn, for the duration, then closes it, which
-// sends what batchconn still queues. In raw mode the socket sends with
-// sendmmsg instead (rawConn.send), byAddrPort or not.
+// sends what batchconn still queues. In the loop modes the socket sends
+// with x/net's WriteBatch or with sendmmsg instead (batchSender.send),
+// byAddrPort or not.
 func runSendTo(p params, ndst int, byAddrPort bool) (s sample) {
 	var sk *sinks
 	var dsts []netip.AddrPort
@@ -51,9 +52,9 @@ func runSendTo(p params, ndst int, byAddrPort bool) (s sample) {
 		return s
 	}
 	var tx net.PacketConn = txc
-	var raw *rawConn // raw: the loop on txc's descriptor
-	if p.mode == modeRaw {
-		if raw, err = newRawSender(txc, dsts, p.size); err != nil {
+	var bs batchSender // a loop mode's, on txc's descriptor
+	if p.mode.loop() {
+		if bs, err = newBatchSender(p.mode, txc, dsts, p.size); err != nil {
 			txc.Close()
 			s.problem("%v", err)
 			return s
@@ -68,8 +69,8 @@ func runSendTo(p params, ndst int, byAddrPort bool) (s sample) {
 		s.problem("SetWriteDeadline: %v", err)
 	}
 	var sent uint64
-	if raw != nil {
-		sent, err = raw.send(end)
+	if bs != nil {
+		sent, err = bs.send(end)
 	} else {
 		sent, err = blast(tx, newDests(dsts, byAddrPort), p.size, 0, end, nil)
 	}
@@ -82,9 +83,9 @@ func runSendTo(p params, ndst int, byAddrPort bool) (s sample) {
 	}
 	s.count, s.elapsed, s.offered = sent, time.Since(start), sent
 	s.stats = statsOf(tx)
-	if raw != nil {
-		c := raw.counts()
-		s.raw = &c
+	if bs != nil {
+		c := bs.counts()
+		s.calls = &c
 	}
 
 	if sk != nil {
@@ -94,6 +95,23 @@ func runSendTo(p params, ndst int, byAddrPort bool) (s sample) {
 	}
 	checkSent(&s)
 	return s
+}
+
+// batchSender is a loop mode's sender: xnet's or raw's.
+type batchSender interface {
+	send(end time.Time) (uint64, error)
+	counts() callCounts
+}
+
+func newBatchSender(m mode, uc *net.UDPConn, dsts []netip.AddrPort, size int) (batchSender, error) {
+	if m == modeXnet {
+		return newXnetSender(uc, dsts, size), nil
+	}
+	raw, err := newRawSender(uc, dsts, size)
+	if err != nil {
+		return nil, err
+	}
+	return raw, nil
 }
 
 // checkSent compares what a batchconn sender says it sent with what its
