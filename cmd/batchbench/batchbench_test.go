@@ -1,10 +1,7 @@
 package main
 
 import (
-	"encoding/xml"
-	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"reflect"
 	"slices"
@@ -107,7 +104,7 @@ func checkRun(t *testing.T, j job, p params) {
 	if s.count == 0 || s.rate() <= 0 {
 		t.Fatalf("measured nothing: %+v %+v", s, s.stats)
 	}
-	if j.scenario.latency && (s.p50 <= 0 || s.p99 < s.p50) {
+	if j.scenario.kind == kindLatency && (s.p50 <= 0 || s.p99 < s.p50) {
 		t.Errorf("p50, p99 = %v, %v", s.p50, s.p99)
 	}
 	if local := p.remote == nil || j.scenario.name == "send" || j.scenario.name == "send16"; local && p.mode.batched() != (s.stats != nil) {
@@ -266,40 +263,6 @@ func TestParse(t *testing.T) {
 	}
 }
 
-// testReport is a report as run would make it, from made-up samples.
-func testReport() *report {
-	rep := newReport(options{duration: time.Second, rounds: 1})
-	sc := func(name string) scenario {
-		return allScenarios[slices.IndexFunc(allScenarios, func(s scenario) bool { return s.name == name })]
-	}
-	add := func(name, op string, m mode, s sample) {
-		s.elapsed = time.Second
-		rep.add(job{sc(name), requestSize, op}, m, 1, s)
-	}
-	add("send", "", modePlain, sample{count: 100})
-	add("send", "", modeNoOffload, sample{count: 300}) // 3.00x: met
-	add("send", "", modeBatch, sample{count: 800})     // 8.00x: met
-	// raw: a ceiling of 4.00x, met; nooffload at 75% of it.
-	add("send", "", modeRaw, sample{count: 400, calls: &callCounts{Written: 400, WriteCalls: 7}})
-	add("recv", "", modePlain, sample{count: 100})
-	add("recv", "", modeNoOffload, sample{count: 249}) // 2.49x: missed
-	add("recv", "", modeBatch, sample{count: 900})     // no bar
-	add("recv", "", modeRaw, sample{count: 240})       // ceiling 2.40x, missed too; nooffload at 104%
-	add("recvgso", "", modePlain, sample{count: 100})
-	add("recvgso", "", modeBatch, sample{count: 790}) // 7.90x: missed
-	add("echo", "", modePlain, sample{count: 100})
-	add("echo", "", modeNoOffload, sample{count: 200}) // 2.00x: met
-	add("echo", "", modeBatch, sample{count: 200})     // 1.00x of nooffload: not above, missed
-	add("lone", "", modePlain, sample{count: 1, p50: 100, p99: 200})
-	add("lone", "", modeBatch, sample{count: 1, p50: 105, p99: 900}) // 1.05x: met
-	add("allocs", "ReadFrom", modePlain, sample{count: 1, allocs: 2})
-	add("allocs", "ReadFrom", modeBatch, sample{count: 1, allocs: 2.004}) // 2.00 shown: met
-	add("allocs", "WriteTo", modePlain, sample{count: 1})
-	add("allocs", "WriteTo", modeBatch, sample{count: 1, allocs: 1.0 / 64}) // one a batch: missed
-	rep.summarize()
-	return rep
-}
-
 func TestRecvLoss(t *testing.T) {
 	for _, c := range []struct {
 		sent, read, drops uint64
@@ -315,89 +278,6 @@ func TestRecvLoss(t *testing.T) {
 		checkRecvLoss(&s, c.coalesced)
 		if ok := len(s.problems) == 0; ok != c.ok {
 			t.Errorf("%+v: problems %q", c, s.problems)
-		}
-	}
-}
-
-func TestBars(t *testing.T) {
-	var got []string
-	for _, b := range testReport().Bars {
-		got = append(got, fmt.Sprintf("%s %s %s %s %s", b.Bar, b.subject(), b.target(), b.measured(), b.result()))
-	}
-	want := []string{
-		"1 send 64 B >= 3.00x 3.00x PASS",
-		"3 recv 64 B >= 2.50x 2.49x MISS",
-		"4 echo 64 B >= 2.00x 2.00x PASS",
-		"6 lone 64 B <= 1.05x 1.05x PASS",
-		"7 WriteTo <= 0.00 0.02 MISS",
-		"7 ReadFrom <= 2.00 2.00 PASS",
-		"G2 send 64 B >= 8.00x 8.00x PASS", // G1 is at 1200 B, not run
-		"G3 recvgso 64 B >= 8.00x 7.90x MISS",
-		"G4 echo 64 B > 1.00x 1.00x MISS",
-	}
-	if !slices.Equal(got, want) {
-		t.Errorf("bars:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
-
-	got = nil
-	for _, b := range testReport().Bars {
-		if b.CeilingRatio != nil {
-			got = append(got, fmt.Sprintf("%s %s %s %.2f %v %.2f", b.Bar, b.subject(), b.Ceiling, *b.CeilingRatio, *b.CeilingMet, *b.OfCeiling))
-		}
-	}
-	want = []string{
-		"1 send 64 B raw 4.00 true 0.75",
-		"3 recv 64 B raw 2.40 false 1.04",
-	}
-	if !slices.Equal(got, want) {
-		t.Errorf("ceilings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
-}
-
-func TestOutput(t *testing.T) {
-	rep := testReport()
-	var table strings.Builder
-	if err := writeTable(&table, rep); err != nil {
-		t.Fatal(err)
-	}
-	for _, want := range []string{"BARS (performance", "4 of 6 met", "OFFLOAD BARS", "1 of 3 met", "ALLOCS", "recv 64 B", "nooffload", "MISS",
-		"raw ceiling", "nooffload at 75% of raw\n", "nooffload at 104% of raw; raw misses the target too", "57.1"} {
-		if !strings.Contains(table.String(), want) {
-			t.Errorf("the table lacks %q:\n%s", want, table.String())
-		}
-	}
-	var js strings.Builder
-	if err := writeJSON(&js, rep); err != nil {
-		t.Error(err)
-	}
-	for _, want := range []string{`"mode": "raw"`, `"ceiling_mode": "raw"`, `"ceiling_ratio": 4`, `"share_of_ceiling": 0.75`, `"write_calls": 7`} {
-		if !strings.Contains(js.String(), want) {
-			t.Errorf("the JSON lacks %s:\n%s", want, js.String())
-		}
-	}
-
-	var svg strings.Builder
-	writeSVG(&svg, rep)
-	d := xml.NewDecoder(strings.NewReader(svg.String()))
-	rects := 0
-	for {
-		tok, err := d.Token()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatalf("the SVG is not well-formed: %v\n%s", err, svg.String())
-		}
-		if se, ok := tok.(xml.StartElement); ok && se.Name.Local == "rect" {
-			rects++
-		}
-	}
-	if want := 1 + len(rep.Bars) + 2; rects != want { // background, bars, key
-		t.Errorf("the SVG has %d rects, want %d", rects, want)
-	}
-	for _, want := range []string{"Performance issue, bars 1-7: 4 of 6 met", "Offload issue", ": 1 of 3 met", "G4 · echo 64 B"} {
-		if !strings.Contains(svg.String(), want) {
-			t.Errorf("the SVG lacks %q", want)
 		}
 	}
 }

@@ -119,9 +119,9 @@ func runEcho(p params) (s sample) {
 	cl := batchconn.New(uc, nil)
 	defer cl.Close()
 
-	before := mallocs()
+	m := startMeter()
 	f, err := flood(cl, srv.addr, p.size, p.duration, lastWait(p))
-	s.allocs = perDatagram(mallocs()-before, f.answered)
+	m.stop(&s, f.answered)
 	if err != nil {
 		s.problem("client after %d replies: %v", f.answered, err)
 	}
@@ -225,9 +225,9 @@ func runPingPong(p params) (s sample) {
 	}
 	defer cl.Close()
 
-	before := mallocs()
+	m := startMeter()
 	r, err := pingFor(cl, srv.addr, p.size, p.duration, lastWait(p))
-	s.allocs = perDatagram(mallocs()-before, r.replies)
+	m.stop(&s, r.replies)
 	if err != nil {
 		s.problem("client after %d round trips: %v", len(r.rtts), err)
 	}

@@ -19,6 +19,7 @@ type options struct {
 	sizes     []int
 	scenarios []scenario
 	json      bool
+	targets   bool    // also check the project's own targets
 	svg       string  // file for the chart; none if empty
 	remote    *remote // -target
 	listen    string  // -listen: serve instead of measuring
@@ -42,15 +43,15 @@ func main() {
 		err = writeTable(os.Stdout, rep)
 	}
 	if err == nil && opts.svg != "" {
-		err = writeSVGFile(opts.svg, rep)
+		if err = writeSVGFile(opts.svg, rep); err == nil {
+			fmt.Fprintf(os.Stderr, "batchbench: wrote the chart to %s\n", opts.svg)
+		}
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "batchbench:", err)
 		os.Exit(1)
 	}
-	if rep.hasProblems() {
-		os.Exit(1)
-	}
+	os.Exit(rep.exitCode())
 }
 
 func parseFlags() (options, error) {
@@ -63,12 +64,14 @@ func parseFlags() (options, error) {
 	)
 	flag.DurationVar(&opts.duration, "duration", 300*time.Millisecond, "length of one run (one scenario, size and mode)")
 	flag.IntVar(&opts.rounds, "rounds", 3, "runs per scenario, size and mode; the median is reported")
-	flag.BoolVar(&opts.json, "json", false, "print the results as JSON instead of a table")
-	flag.StringVar(&opts.svg, "svg", "", "also write a bar chart of the bars to `file` (SVG)")
+	flag.BoolVar(&opts.json, "json", false, "print the results as JSON (snake_case keys) instead of a table")
+	flag.BoolVar(&opts.targets, "targets", false, "also check the project's own performance targets against this run (for batchconn's developers)")
+	flag.StringVar(&opts.svg, "svg", "", "also write a chart of each mode against plain to `file` (SVG)")
 	flag.StringVar(&opts.listen, "listen", "", "serve the `addr`'s port P and the 18 after it for a -target client (see the package doc), until killed")
 	flag.Usage = func() {
 		fmt.Fprintln(flag.CommandLine.Output(),
-			"usage: batchbench [flags]\n\nbatchbench compares plain *net.UDPConn with batchconn, on loopback or with -target.\n\nFlags:")
+			"usage: batchbench [flags]\n\nbatchbench measures what batchconn gains over a plain *net.UDPConn and over a loop written\n"+
+				"with golang.org/x/net's ReadBatch/WriteBatch, on loopback or with -target.\n\nFlags:")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -179,6 +182,10 @@ func run(opts options, prog *progress) *report {
 		prog.total += opts.rounds * len(j.scenario.modes)
 	}
 	rep := newReport(opts)
+	m, cpuStart := watch()
+	if m.loadBusy() {
+		prog.note(fmt.Sprintf("batchbench: load average %.2f on %d CPUs: other programs are busy, the figures will be noisy", *m.LoadAvg, m.CPUs))
+	}
 	for _, j := range js {
 		for round := 1; round <= opts.rounds; round++ {
 			for _, m := range j.scenario.modes {
@@ -191,6 +198,8 @@ func run(opts options, prog *progress) *report {
 		}
 	}
 	prog.finish()
+	m.end(cpuStart)
+	rep.Machine = m
 	rep.summarize()
 	return rep
 }

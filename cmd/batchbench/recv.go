@@ -68,9 +68,9 @@ func runRecvFrom(p params, feed *batchconn.Config, nfeed int) (s sample) {
 		}
 		feeders[i] = startFeeder(batchconn.New(txc, feed), dst, p.size, uint64(i), p.duration+grace)
 	}
-	before := mallocs()
+	m := startMeter()
 	s.count, s.elapsed, err = rx.readFor(p.duration)
-	s.allocs = perDatagram(mallocs()-before, s.count)
+	m.stop(&s, s.count)
 	if err != nil {
 		s.problem("ReadFrom after %d datagrams: %v", s.count, err)
 	}

@@ -97,26 +97,46 @@ type params struct {
 	remote   *remote       // with -target: the far end; nil on loopback
 }
 
+// kind is what a scenario measures, and so which figures its rows have
+// and how the report shows them.
+type kind int
+
+const (
+	kindRate    kind = iota // datagrams (responses) delivered a second
+	kindLatency             // delays: p50 and p99
+	kindAllocs              // heap allocations of one call
+)
+
 // scenario is one measurement, run once per mode, round, size and op.
 type scenario struct {
 	name      string
+	about     string // what it does, in a user's terms: the report's heading
+	unit      string // what its count counts: datagram, response, round trip
+	kind      kind
 	modes     []mode   // loopModes, serverModes, latencyModes or twoModes
 	fixedSize int      // the one payload size it uses; 0: each of -sizes
 	ops       []string // allocs: the calls it measures, a row each
-	latency   bool     // it measures delays: RATIO compares p50
 	remoteOK  bool     // it runs against a -target
 	run       func(p params) sample
 }
 
 var allScenarios = []scenario{
-	{name: "send", modes: loopModes, remoteOK: true, run: runSend},
-	{name: "send16", modes: loopModes, remoteOK: true, run: runSend16},
-	{name: "recv", modes: loopModes, run: runRecv},
-	{name: "recvgso", modes: loopModes, run: runRecvGSO},
-	{name: "echo", modes: serverModes, fixedSize: requestSize, remoteOK: true, run: runEcho},
-	{name: "pingpong", modes: latencyModes, fixedSize: requestSize, latency: true, remoteOK: true, run: runPingPong},
-	{name: "lone", modes: twoModes, fixedSize: requestSize, latency: true, run: runLone},
-	{name: "allocs", modes: twoModes, fixedSize: requestSize, ops: allocOps, run: runAllocs},
+	{name: "send", about: "one goroutine writes to one receiver as fast as the conn takes datagrams (a bulk sender)",
+		unit: "datagram", modes: loopModes, remoteOK: true, run: runSend},
+	{name: "send16", about: "the same, round-robin to 16 receivers (a server answering many peers: no two datagrams in a row to one)",
+		unit: "datagram", modes: loopModes, remoteOK: true, run: runSend16},
+	{name: "recv", about: "one goroutine reads while two senders keep its queue full (a busy server's reads)",
+		unit: "datagram", modes: loopModes, run: runRecv},
+	{name: "recvgso", about: "the same, from one sender that sends with GSO, as quic-go, wireguard-go and batchconn do",
+		unit: "datagram", modes: loopModes, run: runRecvGSO},
+	{name: "echo", about: "an echo server on the conn, its client keeping 64 requests in flight (a DNS or game server under load)",
+		unit: "response", modes: serverModes, fixedSize: requestSize, remoteOK: true, run: runEcho},
+	{name: "pingpong", about: "the echo server again, one request at a time (a quiet request/response service): round trip",
+		unit: "round trip", kind: kindLatency, modes: latencyModes, fixedSize: requestSize, remoteOK: true, run: runPingPong},
+	{name: "lone", about: "one datagram every 200µs to a receiver (sparse traffic): delay from WriteTo to the receiver's read",
+		unit: "datagram", kind: kindLatency, modes: twoModes, fixedSize: requestSize, run: runLone},
+	{name: "allocs", about: "heap objects each call allocates per datagram, steady state (garbage for the GC)",
+		unit: "datagram", kind: kindAllocs, modes: twoModes, fixedSize: requestSize, ops: allocOps, run: runAllocs},
 }
 
 // measure runs the scenario once and checks what every run must keep to.
@@ -138,8 +158,19 @@ func scenarioNames(remoteOnly bool) []string {
 
 // sample is the outcome of one run.
 type sample struct {
-	count   uint64        // what DGRAM/S counts: datagrams, responses or round trips
-	elapsed time.Duration // the time count took
+	// What PER SEC counts, in the time it took: datagrams delivered to
+	// the receiving code (send: those the receivers read; recv: those
+	// ReadFrom returned), responses the echo client read, round trips,
+	// queries answered; with -target, send counts what the kernel took
+	// (sentOnly).
+	count    uint64
+	elapsed  time.Duration
+	sentOnly bool
+
+	// send, send16: the datagrams the sender handed the kernel, and the
+	// time until Close returned.
+	sent     uint64
+	sendTime time.Duration
 
 	// Datagrams (requests for echo and pingpong) sent toward the
 	// receiver, and those that reached it (send: it read them; recv: they
@@ -150,7 +181,11 @@ type sample struct {
 	arrivals, dropsKnown    bool
 
 	p50, p99 time.Duration // latency scenarios
-	allocs   float64       // heap allocations in the process, per count
+	allocs   float64       // heap objects allocated in the process, per count
+	cpu      time.Duration // the process's CPU time while it measured (meter)
+
+	// fresh: bytes allocated per query; idle: heap held per conn.
+	allocBytes, heapBytes float64
 
 	stats    *batchconn.Stats // the conn under test's, in the batchconn modes
 	calls    *callCounts      // xnet's and raw's own count of their batch calls
@@ -192,12 +227,14 @@ func (sc scenario) describe(s sample, size int) string {
 	switch {
 	case len(s.problems) > 0:
 		return fmt.Sprintf("%d problem(s): %s", len(s.problems), s.problems[0])
-	case sc.ops != nil:
+	case sc.kind == kindAllocs:
 		return fmt.Sprintf("%.2f allocs/datagram", s.allocs)
-	case sc.latency:
-		return fmt.Sprintf("%.0f/s, p50 %.1f µs, p99 %.1f µs", s.rate(), micros(s.p50), micros(s.p99))
+	case sc.kind == kindLatency:
+		return fmt.Sprintf("p50 %.1f µs, p99 %.1f µs", micros(s.p50), micros(s.p99))
+	case s.sentOnly:
+		return fmt.Sprintf("%.0f sent/s", s.rate())
 	default:
-		return fmt.Sprintf("%.0f/s, %.1f MB/s", s.rate(), s.rate()*float64(size)/1e6)
+		return fmt.Sprintf("%.0f %ss/s, %.1f MB/s", s.rate(), sc.unit, s.rate()*float64(size)/1e6)
 	}
 }
 
@@ -216,6 +253,29 @@ func mallocs() uint64 {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return ms.Mallocs
+}
+
+// epoch is a fixed time that receivers note their reads against.
+var epoch = time.Now()
+
+// meter measures what a run costs the whole process from startMeter to
+// stop: heap objects allocated and CPU time, both ends of the traffic
+// together where both are in the process.
+type meter struct {
+	mallocs uint64
+	cpu     time.Duration
+}
+
+func startMeter() meter {
+	cpu, _ := processCPU()
+	return meter{mallocs(), cpu}
+}
+
+// stop sets s's allocations per datagram, over n, and its CPU time.
+func (m meter) stop(s *sample, n uint64) {
+	s.allocs = perDatagram(mallocs()-m.mallocs, n)
+	cpu, _ := processCPU()
+	s.cpu = cpu - m.cpu
 }
 
 // perDatagram is n over count, 0 for none.

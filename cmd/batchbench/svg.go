@@ -127,7 +127,7 @@ func writeSVG(w io.Writer, rep *report) {
 	var sets []setPanels
 	height := 96 + 30
 	for _, set := range barSets {
-		bars := inSet(rep.Bars, set.set)
+		bars := inSet(rep.Targets, set.set)
 		if len(bars) == 0 {
 			continue
 		}
