@@ -23,6 +23,10 @@ const (
 	// setOffload: the offload issue's bars, G1 to G4, for batchconn with
 	// UDP GSO and GRO on (its defaults).
 	setOffload = "offload"
+	// setCost: the bars of the issue "a conn costs nothing until it
+	// carries traffic", C1 to C3: a socket per query at plain's speed,
+	// idle conns at plain's memory.
+	setCost = "cost"
 )
 
 // barSpec is one bar: a figure of one mode's, over another mode's in the
@@ -39,8 +43,10 @@ type barSpec struct {
 	target   float64
 	atMost   bool                  // the target is a ceiling; otherwise a floor
 	strict   bool                  // the figure must beat the target, not just reach it
-	metric   func(r *row) *float64 // the figure divided; nil: allocations per datagram
-	vsVersus bool                  // allocations: the target is versus's figure
+	metric   func(r *row) *float64 // the figure divided; nil: an amount, allocations or bytes
+	bytes    bool                  // the amount is the row's bytes, not its allocations per datagram
+	vsVersus bool                  // an amount: the target is versus's figure, plus slack
+	slack    float64
 
 	// ceiling is the mode whose figure, over versus's, is what the bar's
 	// figure can reach in this harness (raw, for bars 1 to 3); none if
@@ -65,6 +71,10 @@ var barSpecs = []barSpec{
 	{bar: "G2", set: setOffload, scenario: "send", size: 64, figure: "sent/s, batchconn / plain", mode: modeBatch, versus: modePlain, target: 8, metric: sentRate},
 	{bar: "G3", set: setOffload, scenario: "recvgso", figure: "datagrams/s, batchconn / plain", mode: modeBatch, versus: modePlain, target: 8, metric: rate},
 	{bar: "G4", set: setOffload, scenario: "echo", figure: "responses/s, batchconn / nooffload", mode: modeBatch, versus: modeNoOffload, target: 1, strict: true, metric: rate},
+
+	{bar: "C1", set: setCost, scenario: "fresh", figure: "queries/s, batchconn / plain", mode: modeBatch, versus: modePlain, target: 0.9, metric: rate},
+	{bar: "C2", set: setCost, scenario: "fresh", figure: "bytes allocated a query, batchconn (vs plain + 2 KiB)", mode: modeBatch, versus: modePlain, atMost: true, bytes: true, vsVersus: true, slack: 2048},
+	{bar: "C3", set: setCost, scenario: "idle", figure: "heap held a conn, batchconn (vs plain + 2 KiB)", mode: modeBatch, versus: modePlain, atMost: true, bytes: true, vsVersus: true, slack: 2048},
 }
 
 // The figures bars divide. The send bars were set on the sender's rate,
@@ -89,7 +99,7 @@ type barResult struct {
 	Figure   string  `json:"figure"`
 	Mode     mode    `json:"mode"`             // whose figure
 	Versus   mode    `json:"versus,omitempty"` // the divisor's mode, or whose allocations are the target
-	Unit     string  `json:"unit"`             // "ratio" (mode / versus) or "allocs" (per datagram)
+	Unit     string  `json:"unit"`             // "ratio" (mode / versus), "allocs" (per datagram) or "bytes"
 	Target   float64 `json:"target"`
 	AtMost   bool    `json:"at_most"`          // the target is a ceiling, not a floor
 	Strict   bool    `json:"strict,omitempty"` // the figure must beat the target, not just reach it
@@ -149,9 +159,22 @@ func (spec barSpec) check(r, versus *row) *barResult {
 		}
 		b.Unit, b.Measured = "ratio", *a / *v
 	} else {
-		b.Unit, b.Measured = "allocs", r.AllocsPerUnit
+		amount := func(r *row) *float64 { return &r.AllocsPerUnit }
+		b.Unit = "allocs"
+		if spec.bytes {
+			amount, b.Unit = (*row).bytes, "bytes"
+		}
+		a := amount(r)
+		if a == nil {
+			return nil
+		}
+		b.Measured = *a
 		if spec.vsVersus {
-			b.Target = versus.AllocsPerUnit
+			v := amount(versus)
+			if v == nil {
+				return nil
+			}
+			b.Target = *v + spec.slack
 		}
 	}
 	b.Met = meets(b.Measured, b.Target, b.AtMost, b.Strict)
@@ -196,8 +219,11 @@ func (b *barResult) subject() string {
 
 // value formats v in the bar's unit.
 func (b *barResult) value(v float64) string {
-	if b.Unit == "ratio" {
+	switch b.Unit {
+	case "ratio":
 		return fmt.Sprintf("%.2fx", v)
+	case "bytes":
+		return fmt.Sprintf("%.0f B", v)
 	}
 	return fmt.Sprintf("%.2f", v)
 }
@@ -243,6 +269,7 @@ var barSets = []struct{ set, title, note string }{
 	{setPerf, "BARS (performance issue; 1-4: nooffload, 5-7: batchconn)", ""},
 	{setOffload, "OFFLOAD BARS (offload issue; batchconn, offload on)",
 		"pingpong and lone with offload on: bars 5 and 6 above, measured on batchconn"},
+	{setCost, "COST BARS (a conn costs nothing until it carries traffic; batchconn)", ""},
 }
 
 // inSet returns the bars of set, in order.

@@ -21,6 +21,9 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // see every path, short enough for CI under -race.
 const testDuration = 20 * time.Millisecond
 
+// testConns is how many conns idle holds open in the tests.
+const testConns = 50
+
 // durationFor is testDuration, longer for recv and recvgso: their reader
 // competes for the CPU with two busy senders, and on two cores the
 // scheduler may leave it waiting for a time slice or two of 10ms.
@@ -37,7 +40,7 @@ func TestScenarios(t *testing.T) {
 	for _, j := range jobs(options{scenarios: allScenarios, sizes: []int{200}}) {
 		for _, m := range j.scenario.modes {
 			t.Run(strings.ReplaceAll(j.String(), " ", "_")+"/"+string(m), func(t *testing.T) {
-				checkRun(t, j, params{mode: m, size: j.size, op: j.op, duration: durationFor(j.scenario)})
+				checkRun(t, j, params{mode: m, size: j.size, op: j.op, duration: durationFor(j.scenario), conns: testConns})
 			})
 		}
 	}
@@ -104,10 +107,27 @@ func checkRun(t *testing.T, j job, p params) {
 	if s.count == 0 || s.rate() <= 0 {
 		t.Fatalf("measured nothing: %+v %+v", s, s.stats)
 	}
-	if j.scenario.kind == kindLatency && (s.p50 <= 0 || s.p99 < s.p50) {
-		t.Errorf("p50, p99 = %v, %v", s.p50, s.p99)
+	switch j.scenario.kind {
+	case kindLatency:
+		if s.p50 <= 0 || s.p99 < s.p50 {
+			t.Errorf("p50, p99 = %v, %v", s.p50, s.p99)
+		}
+	case kindFresh:
+		if s.allocBytes <= 0 || s.cpu <= 0 {
+			t.Errorf("%d queries allocated %.0f bytes each, took %v of CPU", s.count, s.allocBytes, s.cpu)
+		}
+	case kindIdle:
+		// The heap held is what it is, even below zero where a
+		// collection freed more than the conns hold: no check but that
+		// they all opened.
+		if s.count != uint64(p.conns) {
+			t.Errorf("%d conns opened, want %d", s.count, p.conns)
+		}
 	}
-	if local := p.remote == nil || j.scenario.name == "send" || j.scenario.name == "send16"; local && p.mode.batched() != (s.stats != nil) {
+	// The conn under test's Stats, where it is one and in the process;
+	// fresh and idle have a conn per query, and sum none.
+	perQuery := j.scenario.kind == kindFresh || j.scenario.kind == kindIdle
+	if local := p.remote == nil || j.scenario.name == "send" || j.scenario.name == "send16"; local && !perQuery && p.mode.batched() != (s.stats != nil) {
 		t.Errorf("stats = %v in mode %s", s.stats, p.mode)
 	}
 }

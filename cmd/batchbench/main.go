@@ -16,6 +16,7 @@ import (
 type options struct {
 	duration  time.Duration
 	rounds    int
+	idleConns int // conns the idle scenario holds open
 	sizes     []int
 	scenarios []scenario
 	json      bool
@@ -63,7 +64,8 @@ func parseFlags() (options, error) {
 		target = flag.String("target", "", "measure the path to the `host:port` of a batchbench -listen on another machine")
 	)
 	flag.DurationVar(&opts.duration, "duration", 300*time.Millisecond, "length of one run (one scenario, size and mode)")
-	flag.IntVar(&opts.rounds, "rounds", 3, "runs per scenario, size and mode; the median is reported")
+	flag.IntVar(&opts.rounds, "rounds", 3, "runs per scenario, size and mode; the median is reported (idle runs once)")
+	flag.IntVar(&opts.idleConns, "idle-conns", defaultIdleConns, "conns the idle scenario holds open")
 	flag.BoolVar(&opts.json, "json", false, "print the results as JSON (snake_case keys) instead of a table")
 	flag.BoolVar(&opts.targets, "targets", false, "also check the project's own performance targets against this run (for batchconn's developers)")
 	flag.StringVar(&opts.svg, "svg", "", "also write a chart of each mode against plain to `file` (SVG)")
@@ -89,6 +91,9 @@ func parseFlags() (options, error) {
 	}
 	if opts.rounds < 1 {
 		return opts, errors.New("-rounds must be at least 1")
+	}
+	if opts.idleConns < 1 || opts.idleConns > maxIdleConns {
+		return opts, fmt.Errorf("-idle-conns must be from 1 to %d", maxIdleConns)
 	}
 	var err error
 	if *target != "" {
@@ -179,7 +184,7 @@ func (j job) String() string {
 func run(opts options, prog *progress) *report {
 	js := jobs(opts)
 	for _, j := range js {
-		prog.total += opts.rounds * len(j.scenario.modes)
+		prog.total += j.scenario.rounds(opts.rounds) * len(j.scenario.modes)
 	}
 	rep := newReport(opts)
 	m, cpuStart := watch()
@@ -187,11 +192,12 @@ func run(opts options, prog *progress) *report {
 		prog.note(fmt.Sprintf("batchbench: load average %.2f on %d CPUs: other programs are busy, the figures will be noisy", *m.LoadAvg, m.CPUs))
 	}
 	for _, j := range js {
-		for round := 1; round <= opts.rounds; round++ {
+		rounds := j.scenario.rounds(opts.rounds)
+		for round := 1; round <= rounds; round++ {
 			for _, m := range j.scenario.modes {
-				prog.start(fmt.Sprintf("%v %s, round %d/%d", j, m, round, opts.rounds))
-				p := params{mode: m, size: j.size, op: j.op, duration: opts.duration, remote: opts.remote}
-				s := guarded(func() sample { return j.scenario.measure(p) }, opts.duration)
+				prog.start(fmt.Sprintf("%v %s, round %d/%d", j, m, round, rounds))
+				p := params{mode: m, size: j.size, op: j.op, duration: opts.duration, conns: opts.idleConns, remote: opts.remote}
+				s := guarded(func() sample { return j.scenario.measure(p) }, j.scenario.limit(p))
 				prog.done(j.scenario.describe(s, j.size))
 				rep.add(j, m, round, s)
 			}
@@ -204,12 +210,11 @@ func run(opts options, prog *progress) *report {
 	return rep
 }
 
-// guarded runs f, which must end by itself within its duration plus the
-// grace periods it waits for the network. Should it hang all the same (a
-// bug in the conn under test), the goroutines' stacks go to stderr and the
-// process exits: a benchmark that never ends reports nothing.
-func guarded(f func() sample, d time.Duration) sample {
-	limit := 2*d + 4*grace
+// guarded runs f, which must end by itself within limit. Should it hang
+// all the same (a bug in the conn under test), the goroutines' stacks go
+// to stderr and the process exits: a benchmark that never ends reports
+// nothing.
+func guarded(f func() sample, limit time.Duration) sample {
 	ch := make(chan sample, 1)
 	go func() { ch <- f() }()
 	t := time.NewTimer(limit)

@@ -25,6 +25,7 @@ type report struct {
 	Target     string   `json:"target,omitempty"` // the -listen server measured against; loopback if empty
 	Duration   string   `json:"duration"`         // of one run
 	Rounds     int      `json:"rounds"`           // runs per scenario, size and mode
+	IdleConns  int      `json:"idle_conns"`       // conns the idle scenario holds open
 	ReadBuffer int      `json:"read_buffer"`      // asked of the measured receive queues
 	RmemMax    int      `json:"rmem_max,omitempty"`
 	Rows       []*row   `json:"results"`
@@ -73,6 +74,14 @@ type row struct {
 	// unit; for allocs, those of the one call measured, per datagram.
 	AllocsPerUnit float64 `json:"allocs_per_unit"`
 
+	// fresh: heap bytes the process allocated per query; idle: heap bytes
+	// held per open conn (of conns) after two collections; either over
+	// plain's.
+	AllocBytesPerQuery *float64 `json:"alloc_bytes_per_query,omitempty"`
+	HeapBytesPerConn   *float64 `json:"heap_bytes_per_conn,omitempty"`
+	BytesVsPlain       *float64 `json:"bytes_vs_plain,omitempty"`
+	Conns              uint64   `json:"conns,omitempty"`
+
 	// Datagrams (requests) sent and those that reached the receiver (got
 	// a reply), over all rounds; the rest were dropped on the way, on
 	// loopback by the kernel at a full receive queue; and the kernel's own
@@ -110,6 +119,7 @@ func newReport(opts options) *report {
 		Machine:    &machine{CPUs: runtime.NumCPU()},
 		Duration:   opts.duration.String(),
 		Rounds:     opts.rounds,
+		IdleConns:  opts.idleConns,
 		ReadBuffer: readBuffer,
 		RmemMax:    rmemMax(),
 		targets:    opts.targets,
@@ -168,10 +178,23 @@ func (r *row) versus(base *row) {
 		r.PerSecVsPlain = ratio(r.PerSec, base.PerSec)
 	}
 	r.CPUVsPlain = ratioOf(r.CPUus, base.CPUus)
+	r.BytesVsPlain = ratioOf(r.bytes(), base.bytes())
+}
+
+// bytes is the row's memory figure: bytes allocated per query (fresh) or
+// held per conn (idle); nil for the other scenarios.
+func (r *row) bytes() *float64 {
+	switch r.kind {
+	case kindFresh:
+		return r.AllocBytesPerQuery
+	case kindIdle:
+		return r.HeapBytesPerConn
+	}
+	return nil
 }
 
 func (r *row) summarize() {
-	var p50s, p99s, allocs, cpus, sentRates []float64
+	var p50s, p99s, allocs, cpus, sentRates, memory []float64
 	var stats batchconn.Stats
 	var calls callCounts
 	var drops uint64
@@ -180,6 +203,10 @@ func (r *row) summarize() {
 	for _, s := range r.samples {
 		r.RoundsPerSec = append(r.RoundsPerSec, s.rate())
 		allocs = append(allocs, s.allocs)
+		memory = append(memory, s.allocBytes+s.heapBytes) // one of them is 0
+		if r.kind == kindIdle {
+			r.Conns = s.count
+		}
 		r.SentOnly = r.SentOnly || s.sentOnly
 		if s.count > 0 {
 			cpus = append(cpus, micros(s.cpu)/float64(s.count))
@@ -216,6 +243,12 @@ func (r *row) summarize() {
 	}
 	if len(p50s) > 0 {
 		r.P50us, r.P99us = ptr(median(p50s)), ptr(median(p99s))
+	}
+	switch r.kind {
+	case kindFresh:
+		r.AllocBytesPerQuery = ptr(median(memory))
+	case kindIdle:
+		r.HeapBytesPerConn = ptr(median(memory))
 	}
 	if arrivals && r.Sent > 0 && r.Arrived <= r.Sent {
 		r.Dropped = ptr(r.Sent - r.Arrived)

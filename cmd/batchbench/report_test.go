@@ -27,7 +27,11 @@ func testReport(targets bool) *report {
 	}
 	add := func(name, op string, m mode, s sample) {
 		s.elapsed = time.Second
-		rep.add(job{sc(name), requestSize, op}, m, 1, s)
+		size := requestSize
+		if sc(name).fixedSize > 0 {
+			size = sc(name).fixedSize
+		}
+		rep.add(job{sc(name), size, op}, m, 1, s)
 	}
 	// send: the sender's rate for the targets, what arrived for the user.
 	sent := func(sent, arrived uint64, cpu time.Duration) sample {
@@ -57,6 +61,10 @@ func testReport(targets bool) *report {
 	add("allocs", "ReadFrom", modeBatch, sample{count: 1, allocs: 2.004}) // 2.00 shown: met
 	add("allocs", "WriteTo", modePlain, sample{count: 1})
 	add("allocs", "WriteTo", modeBatch, sample{count: 1, allocs: 1.0 / 64}) // one a batch: missed
+	add("fresh", "", modePlain, sample{count: 1000, allocBytes: 360, cpu: 60 * time.Millisecond})
+	add("fresh", "", modeBatch, sample{count: 900, allocBytes: 2409, cpu: 90 * time.Millisecond}) // 0.90x: met; plain + 2049 B: missed
+	add("idle", "", modePlain, sample{count: 2000, heapBytes: 300})
+	add("idle", "", modeBatch, sample{count: 2000, heapBytes: 2348}) // plain + 2048 B: met
 	rep.summarize()
 	return rep
 }
@@ -79,6 +87,9 @@ func TestBars(t *testing.T) {
 		"G2 send 64 B >= 8.00x 8.00x PASS", // G1 is at 1200 B, not run
 		"G3 recvgso 64 B >= 8.00x 7.90x MISS",
 		"G4 echo 64 B > 1.00x 1.00x MISS",
+		"C1 fresh 40 B >= 0.90x 0.90x PASS",
+		"C2 fresh 40 B <= 2408 B 2409 B MISS",
+		"C3 idle 40 B <= 2348 B 2348 B PASS",
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("bars:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -118,13 +129,22 @@ func TestReportIsForUsers(t *testing.T) {
 	}
 	// send 64 B batchconn: 200 delivered of 800 sent, 2.00x plain's 100,
 	// 1 µs of CPU a datagram, 0.14x plain's 7 µs.
-	for m, want := range map[mode]string{
-		modePlain: "64 plain 100 1.00x 0.0 7.00 1.00x 0.00 0",
-		modeBatch: "64 batchconn 200 2.00x 0.0 1.00 0.14x 0.00 600 (75.0%)",
-		modeXnet:  "64 xnet 250 2.50x 0.0 4.00 0.57x 0.00 0",
+	for _, c := range []struct {
+		block string
+		mode  mode
+		want  string
+	}{
+		{"send:", modePlain, "64 plain 100 1.00x 0.0 7.00 1.00x 0.00 0"},
+		{"send:", modeBatch, "64 batchconn 200 2.00x 0.0 1.00 0.14x 0.00 600 (75.0%)"},
+		{"send:", modeXnet, "64 xnet 250 2.50x 0.0 4.00 0.57x 0.00 0"},
+		// fresh: queries a second, bytes allocated a query, CPU a query.
+		{"fresh:", modePlain, "plain 1,000 1.00x 360 B 1.00x 60.0 1.00x"},
+		{"fresh:", modeBatch, "batchconn 900 0.90x 2409 B 6.69x 100 1.67x"},
+		// idle: heap held a conn, for all 2000.
+		{"idle:", modeBatch, "batchconn 2348 B 7.83x 4.5 MiB"},
 	} {
-		if got := tableLine(table, "send:", m); got != want {
-			t.Errorf("send's %s line is %q, want %q", m, got, want)
+		if got := tableLine(table, c.block, c.mode); got != c.want {
+			t.Errorf("%s %s line is %q, want %q", c.block, c.mode, got, c.want)
 		}
 	}
 	for _, not := range []string{"BAR", "PASS", "MISS", " met", "TARGET", "goal", "WARNING"} {
@@ -145,6 +165,7 @@ func TestTargetsFlag(t *testing.T) {
 	rep := testReport(true)
 	table := tableOf(t, rep)
 	for _, want := range []string{"TARGETS: the project's own goals", "BARS (performance", "4 of 6 met", "OFFLOAD BARS", "1 of 3 met", "MISS",
+		"COST BARS", "2 of 3 met",
 		"raw ceiling", "nooffload at 75% of raw\n", "nooffload at 104% of raw; raw misses the target too"} {
 		if !strings.Contains(table, want) {
 			t.Errorf("the table lacks %q:\n%s", want, table)

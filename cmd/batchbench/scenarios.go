@@ -94,6 +94,7 @@ type params struct {
 	size     int           // payload bytes
 	op       string        // allocs: the call measured
 	duration time.Duration // how long it measures
+	conns    int           // idle: how many conns it holds open
 	remote   *remote       // with -target: the far end; nil on loopback
 }
 
@@ -105,6 +106,8 @@ const (
 	kindRate    kind = iota // datagrams (responses) delivered a second
 	kindLatency             // delays: p50 and p99
 	kindAllocs              // heap allocations of one call
+	kindFresh               // queries a second and bytes allocated, a socket each
+	kindIdle                // heap held per open, quiet conn
 )
 
 // scenario is one measurement, run once per mode, round, size and op.
@@ -117,6 +120,7 @@ type scenario struct {
 	fixedSize int      // the one payload size it uses; 0: each of -sizes
 	ops       []string // allocs: the calls it measures, a row each
 	remoteOK  bool     // it runs against a -target
+	once      bool     // one round whatever -rounds: its figure is a count, not a rate
 	run       func(p params) sample
 }
 
@@ -137,6 +141,29 @@ var allScenarios = []scenario{
 		unit: "datagram", kind: kindLatency, modes: twoModes, fixedSize: requestSize, run: runLone},
 	{name: "allocs", about: "heap objects each call allocates per datagram, steady state (garbage for the GC)",
 		unit: "datagram", kind: kindAllocs, modes: twoModes, fixedSize: requestSize, ops: allocOps, run: runAllocs},
+	{name: "fresh", about: "a new socket per query: dial a connected UDP socket, wrap it, write 40 B, read the reply, close (DNS, NTP, STUN clients)",
+		unit: "query", kind: kindFresh, modes: freshModes, fixedSize: queryBytes, run: runFresh},
+	{name: "idle", about: "conns that each exchanged one datagram with an echo server and stay open (many quiet peers)",
+		unit: "conn", kind: kindIdle, modes: twoModes, fixedSize: queryBytes, once: true, run: runIdle},
+}
+
+// rounds is how many rounds the scenario runs of the -rounds asked.
+func (sc scenario) rounds(asked int) int {
+	if sc.once {
+		return 1
+	}
+	return asked
+}
+
+// limit is how long a run of sc may take before it is taken for hung:
+// its duration and the grace periods it waits for the network, and for
+// idle time to open and close its conns.
+func (sc scenario) limit(p params) time.Duration {
+	d := 2*p.duration + 4*grace
+	if sc.kind == kindIdle {
+		d += time.Duration(p.conns) * 10 * time.Millisecond
+	}
+	return d
 }
 
 // measure runs the scenario once and checks what every run must keep to.
@@ -231,6 +258,10 @@ func (sc scenario) describe(s sample, size int) string {
 		return fmt.Sprintf("%.2f allocs/datagram", s.allocs)
 	case sc.kind == kindLatency:
 		return fmt.Sprintf("p50 %.1f µs, p99 %.1f µs", micros(s.p50), micros(s.p99))
+	case sc.kind == kindFresh:
+		return fmt.Sprintf("%.0f queries/s, %.0f bytes allocated a query", s.rate(), s.allocBytes)
+	case sc.kind == kindIdle:
+		return fmt.Sprintf("%d conns, %.0f bytes of heap held a conn", s.count, s.heapBytes)
 	case s.sentOnly:
 		return fmt.Sprintf("%.0f sent/s", s.rate())
 	default:

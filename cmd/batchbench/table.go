@@ -25,7 +25,11 @@ func writeTable(w io.Writer, rep *report) error {
 			writeAllocs(&b, sc, rows)
 			continue
 		}
-		fmt.Fprintf(&b, "%s: %s\n", sc.name, sc.about)
+		about := sc.about
+		if sc.kind == kindIdle {
+			about = fmt.Sprintf("%d %s", rep.IdleConns, about)
+		}
+		fmt.Fprintf(&b, "%s: %s\n", sc.name, about)
 		writeBlock(&b, columnsFor(sc, rows), rows)
 	}
 	writeNotes(&b, rep)
@@ -100,12 +104,28 @@ type column struct {
 
 // columnsFor are the columns of sc's block.
 func columnsFor(sc scenario, rows []*row) []column {
-	abbr := map[string]string{"datagram": "DG", "response": "RESP", "round trip": "RT"}[sc.unit]
+	abbr := map[string]string{"datagram": "DG", "response": "RESP", "round trip": "RT", "query": "QUERY"}[sc.unit]
 	size := column{"SIZE", 5, func(r *row) string { return fmt.Sprint(r.Size) }}
 	mode := column{"MODE", -9, func(r *row) string { return string(r.Mode) }}
 	cpu := []column{
 		{"CPU µs/" + abbr, 11, func(r *row) string { return format(r.CPUus, compact) }},
 		{"VS PLAIN", 8, func(r *row) string { return format(r.CPUVsPlain, times) }},
+	}
+	bytesVs := column{"VS PLAIN", 8, func(r *row) string { return format(r.BytesVsPlain, times) }}
+	switch sc.kind {
+	case kindFresh:
+		return append([]column{mode,
+			{"QUERIES/S", 10, func(r *row) string { return thousands(r.PerSec) }},
+			{"VS PLAIN", 8, func(r *row) string { return format(r.PerSecVsPlain, times) }},
+			{"ALLOCATED/QUERY", 15, func(r *row) string { return format(r.AllocBytesPerQuery, byteSize) }},
+			bytesVs,
+		}, cpu...)
+	case kindIdle:
+		return []column{mode,
+			{"HEAP/CONN", 10, func(r *row) string { return format(r.HeapBytesPerConn, byteSize) }},
+			bytesVs,
+			{"ALL CONNS", 10, func(r *row) string { return byteSize(*r.HeapBytesPerConn * float64(r.Conns)) }},
+		}
 	}
 	allocs := column{"ALLOCS/" + abbr, 10, func(r *row) string { return fmt.Sprintf("%.2f", r.AllocsPerUnit) }}
 	drops := column{"KERNEL DROPS", -18, dropsCell}
@@ -226,26 +246,49 @@ func legend(rep *report) string {
 			fmt.Fprintf(&b, "  %-10s %s\n", m.mode, strings.ReplaceAll(m.text, "\n", "\n             "))
 		}
 	}
-	b.WriteString(`COLUMNS
-  DELIVERED/S  datagrams that reached the receiving code, per second: for send and send16 those
+	b.WriteString("COLUMNS\n")
+	for _, c := range columnNotes {
+		if slices.ContainsFunc(rep.Rows, func(r *row) bool { return slices.Contains(c.kinds, r.kind) }) {
+			b.WriteString(c.text)
+		}
+	}
+	return b.String()
+}
+
+// columnNotes explain the columns, each for the kinds of scenario whose
+// blocks show it.
+var columnNotes = []struct {
+	kinds []kind
+	text  string
+}{
+	{[]kind{kindRate}, `  DELIVERED/S  datagrams that reached the receiving code, per second: for send and send16 those
                the receivers read, not those the sender's kernel accepted; for recv those ReadFrom
                returned. RESPONSES/S: responses the echo client read. SENT/S (-target): what the
                sender's kernel accepted; nothing counts the far end.
-  VS PLAIN     the mode's figure over plain's in the same run: for DELIVERED/S above 1.00x is
-               better; for CPU time and delays below 1.00x is better.
-  CPU µs/DG    CPU time of the whole process (user and system, getrusage), while it measured, per
-               datagram delivered (per response, per round trip). Both ends of the traffic run in
+`},
+	{[]kind{kindRate, kindLatency, kindFresh, kindIdle}, `  VS PLAIN     the mode's figure over plain's in the same run: for DELIVERED/S and QUERIES/S
+               above 1.00x is better; for CPU time, delays and memory below 1.00x is better.
+`},
+	{[]kind{kindRate, kindLatency, kindFresh}, `  CPU µs/DG    CPU time of the whole process (user and system, getrusage), while it measured, per
+               datagram delivered (per response, round trip, query). Both ends of the traffic run in
                this process: sender and receivers; in recv and recvgso also the senders, which run
                flat out in every mode.
-  ALLOCS/DG    heap objects allocated in the process, per datagram delivered: garbage for the GC.
+`},
+	{[]kind{kindRate, kindLatency}, `  ALLOCS/DG    heap objects allocated in the process, per datagram delivered: garbage for the GC.
   KERNEL DROPS datagrams sent that never reached the receiving code, dropped by the kernel at a
                full receive queue, and their share of those sent: a sender faster than its
                receiver. recv's and recvgso's senders outpace every receiver on purpose: the drops
                show how far each falls behind. echo, pingpong: requests without a reply.
-  P50, P99     the median and the 99th percentile of the delays: pingpong's round trips, lone's
+`},
+	{[]kind{kindLatency}, `  P50, P99     the median and the 99th percentile of the delays: pingpong's round trips, lone's
                one-way delays from WriteTo to the receiver's read.
-`)
-	return b.String()
+`},
+	{[]kind{kindFresh}, `  QUERIES/S    fresh: queries answered per second, each on a socket of its own, one at a time.
+  ALLOCATED/QUERY  fresh: heap bytes the process allocated per query (the server allocates none).
+`},
+	{[]kind{kindIdle}, `  HEAP/CONN    idle: Go heap held per open conn after two garbage collections (the kernel's
+               socket buffers are not counted), and ALL CONNS for all of them.
+`},
 }
 
 // hasMode reports whether rep has a row of mode m.
@@ -256,6 +299,17 @@ func hasMode(rep *report, m mode) bool {
 // label names the row in PROBLEMS and NOTES.
 func (r *row) label() string {
 	return strings.Join(strings.Fields(fmt.Sprintf("%s %s %d B %s,", r.Scenario, r.Op, r.Size, r.Mode)), " ")
+}
+
+// byteSize formats a number of bytes: "360 B", "157.2 KiB", "314.5 MiB".
+func byteSize(v float64) string {
+	switch a := math.Abs(v); {
+	case a < 10<<10:
+		return fmt.Sprintf("%.0f B", v)
+	case a < 1<<20:
+		return fmt.Sprintf("%.1f KiB", v/(1<<10))
+	}
+	return fmt.Sprintf("%.1f MiB", v/(1<<20))
 }
 
 // times formats a ratio: "5.63x".
