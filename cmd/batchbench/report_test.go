@@ -216,18 +216,45 @@ func TestJSON(t *testing.T) {
 	}
 }
 
+// TestSVG: the chart is well-formed, has a bar for each row of each of
+// its panels, and a caption that says what it shows and why a figure
+// sits under raw's.
 func TestSVG(t *testing.T) {
 	rep := testReport(false)
 	var svg strings.Builder
 	writeSVG(&svg, rep)
 	d := xml.NewDecoder(strings.NewReader(svg.String()))
+	rects := 0
 	for {
-		_, err := d.Token()
+		tok, err := d.Token()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
 			t.Fatalf("the SVG is not well-formed: %v\n%s", err, svg.String())
+		}
+		if se, ok := tok.(xml.StartElement); ok && se.Name.Local == "rect" {
+			rects++
+		}
+	}
+	bars := 0
+	for _, p := range chartPanels(rep) {
+		for _, g := range p.groups {
+			bars += len(g)
+		}
+	}
+	if want := 1 + 5 + bars; rects != want { // background, key, bars
+		t.Errorf("the SVG has %d rects, want %d", rects, want)
+	}
+	for _, want := range []string{"Delivered per second", "CPU time per datagram", "Median delay", "Memory",
+		"What this shows", "send 64 B", "fresh 40 B"} {
+		if !strings.Contains(svg.String(), want) {
+			t.Errorf("the SVG lacks %q", want)
+		}
+	}
+	for _, want := range []string{"plain is 1", "not what the sender's kernel accepted", "the batch system calls alone", "sit under it by what"} {
+		if caption := chartCaption(rep); !strings.Contains(caption, want) {
+			t.Errorf("the caption lacks %q: %s", want, caption)
 		}
 	}
 }
