@@ -39,13 +39,12 @@ var freshModes = []mode{modePlain, modeBatch, modeNoOffload}
 // after another, for the duration or maxQueries. It counts the queries,
 // the process's CPU time and the bytes it allocated meanwhile.
 func runFresh(p params) (s sample) {
-	srv, err := startPlainEcho()
+	q, err := startQuerier()
 	if err != nil {
 		s.problem("echo server: %v", err)
 		return s
 	}
-	defer srv.stop(&s)
-	q := newQuerier(srv.addr())
+	defer q.stop(&s)
 
 	allocated := totalAlloc()
 	m := startMeter()
@@ -72,13 +71,12 @@ func runFresh(p params) (s sample) {
 // server and then staying open, and takes the Go heap held after two
 // collections before and after, per conn. Then it closes them all.
 func runIdle(p params) (s sample) {
-	srv, err := startPlainEcho()
+	q, err := startQuerier()
 	if err != nil {
 		s.problem("echo server: %v", err)
 		return s
 	}
-	defer srv.stop(&s)
-	q := newQuerier(srv.addr())
+	defer q.stop(&s)
 	conns := make([]net.Conn, 0, p.conns)
 
 	before := heldHeap()
@@ -109,22 +107,29 @@ func runIdle(p params) (s sample) {
 	return s
 }
 
-// querier makes the fresh and idle scenarios' queries, its buffers
-// allocated once.
+// querier makes the fresh and idle scenarios' queries to an echo server
+// of its own, its buffers allocated once.
 type querier struct {
-	srv        *net.UDPAddr
+	srv        *plainEcho
 	req, reply []byte
 	seq        uint64
 }
 
-func newQuerier(srv *net.UDPAddr) *querier {
-	return &querier{srv: srv, req: make([]byte, queryBytes), reply: make([]byte, maxDatagram)}
+func startQuerier() (*querier, error) {
+	srv, err := startPlainEcho()
+	if err != nil {
+		return nil, err
+	}
+	return &querier{srv: srv, req: make([]byte, queryBytes), reply: make([]byte, maxDatagram)}, nil
 }
+
+// stop stops the echo server and adds to s what went wrong there.
+func (q *querier) stop(s *sample) { q.srv.stop(s) }
 
 // dial opens a connected socket to the server, wrapped as mode m's conn,
 // and exchanges one query on it: a request and its echo.
 func (q *querier) dial(m mode) (net.Conn, error) {
-	uc, err := net.DialUDP("udp4", nil, q.srv)
+	uc, err := net.DialUDP("udp4", nil, q.srv.addr())
 	if err != nil {
 		return nil, err
 	}
