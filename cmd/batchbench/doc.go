@@ -83,8 +83,11 @@
 //     queue full of ordinary datagrams. DELIVERED/S is the rate ReadFrom
 //     returned datagrams at (xnet: ReadBatch, raw: recvmmsg). Then the
 //     feeders stop and the receiver reads what its queue still holds, so
-//     that the drops are counted exactly. The feeders outpace every
-//     receiver on purpose: the drops show how far each falls behind.
+//     that the drops are counted exactly. The feeders are meant to outpace
+//     every receiver: the drops show how far each falls behind. Where none
+//     are dropped (a short run, a busy machine, two cores shared by three
+//     goroutines), the feeders set the pace, and DELIVERED/S only bounds
+//     the receiver from below.
 //   - recvgso: recv with one feeder that sends with offload (batchconn's
 //     defaults): each message it sends carries up to 64 or 128 datagrams.
 //     A receiver with GRO (batchconn) gets them as one buffer, one

@@ -240,7 +240,8 @@ func legend(rep *report) string {
 		{modeXnet, "the same loop written by hand with golang.org/x/net's ipv4.PacketConn ReadBatch and\n" +
 			"WriteBatch, 64 datagrams a call: what you would write instead of using batchconn"},
 		{modeRaw, "the same loop calling sendmmsg/recvmmsg directly, 64 a call, no offload, nothing else:\n" +
-			"the batch system calls alone, the most batching without offload reaches here"},
+			"the batch system calls alone, what batching without offload can reach here (up to the\n" +
+			"run's noise: a mode above raw got lucky, or the receiver set the pace)"},
 	} {
 		if hasMode(rep, m.mode) {
 			fmt.Fprintf(&b, "  %-10s %s\n", m.mode, strings.ReplaceAll(m.text, "\n", "\n             "))
@@ -277,8 +278,9 @@ var columnNotes = []struct {
 	{[]kind{kindRate, kindLatency}, `  ALLOCS/DG    heap objects allocated in the process, per datagram delivered: garbage for the GC.
   KERNEL DROPS datagrams sent that never reached the receiving code, dropped by the kernel at a
                full receive queue, and their share of those sent: a sender faster than its
-               receiver. recv's and recvgso's senders outpace every receiver on purpose: the drops
-               show how far each falls behind. echo, pingpong: requests without a reply.
+               receiver. recv's and recvgso's senders are meant to outpace every receiver: the drops
+               show how far each falls behind; with none, the senders set the pace, and DELIVERED/S
+               only bounds the receiver from below. echo, pingpong: requests without a reply.
 `},
 	{[]kind{kindLatency}, `  P50, P99     the median and the 99th percentile of the delays: pingpong's round trips, lone's
                one-way delays from WriteTo to the receiver's read.
