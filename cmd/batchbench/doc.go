@@ -1,137 +1,121 @@
-// Command batchbench measures batchconn against a plain *net.UDPConn, side
-// by side in one run, prints a table of the figures and their ratios, and
-// says for each of the project's performance bars whether it is met, and
-// for three of them what the raw batch system calls reach in the same run
-// (the ceiling).
+// Command batchbench tells someone deciding whether to use batchconn what
+// they would gain: for each scenario, what a plain *net.UDPConn delivers
+// and at what CPU cost, and the same for batchconn and for the
+// alternative they would otherwise write, a loop over golang.org/x/net's
+// ReadBatch and WriteBatch, side by side in one run, each against plain.
 //
 // Usage:
 //
 //	go run ./cmd/batchbench [-duration 300ms] [-rounds 3] [-sizes 64,1200]
-//	        [-scenarios send,send16,recv,recvgso,echo,pingpong,lone,allocs]
-//	        [-json] [-svg FILE] [-target HOST:PORT]
+//	        [-scenarios send,send16,recv,recvgso,echo,pingpong,lone,allocs,fresh,idle]
+//	        [-idle-conns 2000] [-json] [-svg FILE] [-targets] [-target HOST:PORT]
 //	go run ./cmd/batchbench -listen [HOST]:PORT
+//
+// With the defaults the whole run takes about a minute. A line on stderr
+// tells which run is under way.
 //
 // # Modes
 //
 // The conn under test is, in turn:
 //
-//   - plain: the *net.UDPConn itself;
+//   - plain: the *net.UDPConn itself, one system call per datagram;
 //   - batchconn: batchconn.New(conn, nil), its defaults, with UDP
 //     segmentation offload on where the kernel has it (GSO: a run of
 //     queued datagrams of one size to one destination leaves as one
 //     message; GRO: datagrams of one sender arrive as one buffer);
 //   - nooffload: batchconn.New(conn, &batchconn.Config{NoOffload: true}),
 //     batching alone;
-//   - raw (send, send16 and recv only, on Linux only): no net.PacketConn
-//     at all, but the scenario's loop written directly with sendmmsg or
-//     recvmmsg on the socket's descriptor, through syscall.RawConn (the
-//     runtime's poller waits, and the socket's deadlines hold as in the
-//     other modes): batches of 64 messages, one datagram each, no offload
-//     (neither UDP_SEGMENT nor UDP_GRO), each message a buffer of its own.
-//     Sending, it copies the payload into each message's buffer, stamps
-//     the sequence number as the other modes' loop does, addresses it to
-//     the next destination in turn, and sends the 64 with one sendmmsg
-//     (again for the rest, should the kernel take part, after waiting for
-//     room if the socket is full). Receiving, one recvmmsg takes up to 64
-//     datagrams into 64 slots of 64 KiB, with their senders' addresses,
-//     and the loop checks each as the other modes' loop does.
+//   - xnet: no net.PacketConn, but the scenario's loop written by hand
+//     with golang.org/x/net's ipv4.PacketConn (ipv6 for an IPv6 socket)
+//     ReadBatch and WriteBatch of 64 messages, each with a buffer of its
+//     own: what a user writes who rewrites their I/O for batching instead
+//     of using batchconn. Sending, it copies the payload into each
+//     message's buffer, stamps it, addresses it to the next destination
+//     in turn and writes the 64 (again for the rest, should the kernel
+//     take part); receiving, one ReadBatch takes up to 64 datagrams, with
+//     their senders' addresses, which x/net allocates. As an echo server
+//     it reads a batch and writes each datagram back to its sender with
+//     one WriteBatch. On Linux x/net calls recvmmsg and sendmmsg; on other
+//     systems it moves one message a call. No offload.
+//   - raw (Linux only): the same loop as xnet's, but calling sendmmsg and
+//     recvmmsg directly on the socket's descriptor through
+//     syscall.RawConn: batches of 64 messages, one datagram each, no
+//     offload, nothing else. raw is the batch system calls alone: what
+//     batching without offload can reach in this harness, on this
+//     machine. nooffload and xnet sit under it by what their own code
+//     costs per datagram (batchconn's queue, ring and lock; x/net's
+//     messages and addresses); batchconn with offload can pass it, since
+//     GSO and GRO carry many datagrams through the kernel as one.
 //
-// raw is there to tell what bars 1 to 3 (send, send16, recv) ask of:
-// they are defined without offload, and raw is what batching without
-// offload reaches in this harness, on this machine, with nothing between
-// the loop and the system calls. Should raw miss such a bar too, the
-// kernel's work per datagram (on loopback the sender's system call also
-// does most of the receiver's) leaves no room for it here, whatever
-// batchconn does; should raw meet it and nooffload not, the difference is
-// batchconn's. raw is a reference, not a conn under test: it has no
-// Stats, and no bar is checked on it.
+// xnet and raw wait in the runtime's poller, so the socket's deadlines
+// hold for them as for the conns.
 //
-// The scenarios where offload changes what is measured (send, send16,
-// recv, recvgso, echo) run in plain, batchconn and nooffload, and send,
-// send16 and recv also in raw; pingpong, lone and allocs, which move one
-// datagram at a time or count allocations, in plain and batchconn. The
-// modes of a scenario run interleaved (plain, batchconn, nooffload, raw,
-// plain, ...), for -rounds rounds of -duration each, so that the
-// machine's drift hits them alike; each row shows the median of its
-// mode's rounds. Only the conn under test changes between the modes: the
-// code that drives it is the same, through the net.PacketConn interface
-// (or the WriteToUDPAddrPort and ReadFromUDPAddrPort methods all have),
-// and so is everything around it; raw's loop does what that code does, a
-// batch at a time. With the defaults the whole run takes about 40
-// seconds. A line on stderr tells which run is under way.
+// send, send16, recv and recvgso run in all five modes; echo in plain,
+// batchconn, nooffload and xnet; pingpong in plain, batchconn and xnet;
+// fresh in plain, batchconn and nooffload; lone, allocs and idle in plain
+// and batchconn. The modes of a scenario run interleaved (plain,
+// batchconn, nooffload, xnet, raw, plain, ...), for -rounds rounds of
+// -duration each, so that the machine's drift hits them alike; each
+// figure is the median of its mode's rounds. Only the conn under test
+// changes between the modes: the code that drives it is the same, and so
+// is everything around it; xnet's and raw's loops do what that code does,
+// a batch at a time.
 //
 // # Scenarios
 //
-// All run on loopback (127.0.0.1), each conn in a socket of its own.
+// All run on loopback (127.0.0.1), each conn in a socket of its own, both
+// ends of the traffic in this process.
 //
 //   - send: one goroutine calls WriteTo in a loop, to one destination, for
 //     the duration; the conn is then closed, which sends what batchconn
-//     still queues. PER SEC is the sender's rate: datagrams WriteTo
-//     accepted, over the time until Close returned. The receiver is a plain
-//     socket drained by a goroutine; ARRIVED is the share of the sent
-//     datagrams it read. The rest the kernel dropped at its full receive
-//     queue (counted from /proc/net/udp; any other loss is reported as a
-//     problem): a sender faster than one plain reader loses datagrams.
-//     batchconn's queue, all to one destination with one size, leaves as
-//     GSO messages of up to 64 or 128 datagrams, as the kernel takes (and
-//     64 KiB), several a call, which the kernel cuts up for the receiver;
-//     nooffload's as up to 64 datagrams a call, raw's as 64 a call.
+//     still queues. The receiver is a plain socket drained by a goroutine.
+//     DELIVERED/S counts the datagrams the receiver read, over the time
+//     from the first write to its last read: a sender faster than its
+//     receiver gains nothing past the receiver's pace, and the kernel
+//     drops the rest at the receiver's full queue (counted from
+//     /proc/net/udp; any other loss is reported as a problem).
 //   - send16: send round-robin over 16 plain receivers, each drained by a
-//     goroutine of its own, through WriteToUDPAddrPort (raw: each message
-//     of the batch to the next destination). No two datagrams in a row go
-//     to one destination: offload has no run to carry.
+//     goroutine of its own, through WriteToUDPAddrPort. No two datagrams
+//     in a row go to one destination: offload has no run to carry.
 //   - recv: one goroutine drains the conn under test with ReadFrom for the
-//     duration, while two feeders (batchconn conns with offload off,
-//     Config{NoOffload: true}, each on a goroutine of its own, the same in
-//     every mode) keep its receive queue full of ordinary datagrams: no
-//     mode gets them coalesced (a batchconn receiver that did is a
-//     problem). PER SEC is the rate ReadFrom returned datagrams at (raw:
-//     recvmmsg, until the read deadline set for the duration). Then
-//     the feeders stop and the receiver reads what its queue still holds.
-//     ARRIVED is the share of the feeders' datagrams that found room in
-//     the queue (all those read, in the duration and after): below 100% the
-//     receiver, not the feeders, set the pace, as intended; at 100% the
-//     feeders did, and PER SEC only bounds the receiver from below. (On
-//     loopback the sender's system call does most of the kernel's work,
-//     hence two feeders; on a small machine they take CPU from the
-//     receiver, in every mode alike.)
+//     duration, while two feeders (batchconn conns with offload off, each
+//     on a goroutine of its own, the same in every mode) keep its receive
+//     queue full of ordinary datagrams. DELIVERED/S is the rate ReadFrom
+//     returned datagrams at (xnet: ReadBatch, raw: recvmmsg). Then the
+//     feeders stop and the receiver reads what its queue still holds, so
+//     that the drops are counted exactly. The feeders are meant to outpace
+//     every receiver: the drops show how far each falls behind. Where none
+//     are dropped (a short run, a busy machine, two cores shared by three
+//     goroutines), the feeders set the pace, and DELIVERED/S only bounds
+//     the receiver from below.
 //   - recvgso: recv with one feeder that sends with offload (batchconn's
-//     defaults): each message it sends carries up to 128 datagrams. A
-//     receiver with GRO (batchconn) gets them as one buffer, a receiver
-//     without (plain, nooffload) as datagrams the kernel cut up for it.
-//     One such feeder outpaces any receiver, and on two cores leaves the
-//     receiver a core of its own (with two, the receiver got a third of
-//     the CPU, and 1200 B datagrams measured the feeders more than it).
-//   - echo: an echo server (ReadFrom, then WriteTo back to the sender, the
-//     same loop in every mode) runs on the conn under test. A client keeps
-//     64 requests of 64 bytes in flight from one goroutine: it writes
-//     while the window has room, then reads a reply. The client is a
-//     batchconn with its defaults (offload on) in every mode, so that the
-//     server, not the client, sets the pace. If no reply comes for 200ms,
-//     the client takes the requests in flight for lost and refills the
-//     window, so that losses never stall it (a reply that comes later all
-//     the same still counts as answered). After the duration it waits up
-//     to 1s for the replies still due (200ms with -target), so that a
-//     process starved of CPU for a moment does not make late replies
-//     look lost. PER SEC counts the replies read within the duration;
-//     ARRIVED is the share of requests answered, and on loopback every
-//     request without a reply must have been dropped by the kernel at the
-//     server's or the client's queue.
-//   - pingpong: the echo server again; the plain client sends one 64-byte
-//     request at a time and waits for its reply (200ms at most; a reply
-//     later than that counts as answered, with no round trip, and the
-//     client waits for the last ones as echo's does), up to 20000 round
-//     trips or the duration. PER SEC counts round trips; P50
-//     and P99 are round-trip times in microseconds.
+//     defaults): each message it sends carries up to 64 or 128 datagrams.
+//     A receiver with GRO (batchconn) gets them as one buffer, one
+//     without as datagrams the kernel cut up for it. One such feeder
+//     outpaces any receiver, and on two cores leaves the receiver a core
+//     of its own.
+//   - echo: an echo server (ReadFrom, then WriteTo back to the sender; for
+//     xnet, ReadBatch then WriteBatch) runs on the conn under test. A
+//     client keeps 64 requests of 64 bytes in flight from one goroutine.
+//     The client is a batchconn with its defaults in every mode, so that
+//     the server, not the client, sets the pace. If no reply comes for
+//     200ms, the client takes the requests in flight for lost and refills
+//     the window (a reply that comes later still counts as answered).
+//     After the duration it waits up to 1s for the replies still due
+//     (200ms with -target). RESPONSES/S counts the replies read within the
+//     duration; on loopback every request without a reply must have been
+//     dropped by the kernel at the server's or the client's queue.
+//   - pingpong: the echo server again; a plain client sends one 64-byte
+//     request at a time and waits for its reply (200ms at most; a later
+//     reply counts as answered, with no round trip), up to 20000 round
+//     trips or the duration. P50 and P99 are round-trip times.
 //   - lone: the conn under test sends one 64-byte datagram, then sleeps
 //     until 200µs have passed since that send began (in nanosleep on
 //     Linux: no busy wait, and unlike the runtime's timers, which oversleep
 //     to a millisecond in an idle process, it keeps to about 300µs), and
 //     so on, to a plain receiver in the process. Each datagram carries the
-//     time (time.Now().UnixNano()) taken just before its WriteTo; the
-//     receiver subtracts it from the time its ReadFrom returned. P50 and
-//     P99 are these one-way delays, in microseconds; PER SEC is the rate
-//     they were sent at.
+//     time taken just before its WriteTo; the receiver subtracts it from
+//     the time its ReadFrom returned. P50 and P99 are these one-way delays.
 //   - allocs: one goroutine calls WriteTo, WriteToUDPAddrPort, ReadFrom or
 //     ReadFromUDPAddrPort (a row each) on the conn under test for 64
 //     batches of 64 datagrams of 64 bytes, after one batch to warm up,
@@ -139,90 +123,106 @@
 //     (runtime.MemStats.Mallocs) per datagram. The writes go to a plain
 //     socket that never reads; for the reads, a plain sender fills the
 //     queue with a batch before each batch of reads, outside the count.
+//   - fresh: a socket per query, as DNS resolvers, NTP and STUN clients
+//     and health checkers use UDP: for each query it dials a connected UDP
+//     socket (net.DialUDP) to a plain echo server, wraps it with
+//     batchconn.New in the batchconn modes, writes a 40-byte request, reads
+//     the reply and closes the conn; one query after another for the
+//     duration, 20000 at most. QUERIES/S counts them; ALLOCATED/QUERY is
+//     the heap the process allocated meanwhile (runtime.MemStats.TotalAlloc)
+//     per query. The echo server allocates nothing a datagram, so that
+//     figure is the client's.
+//   - idle: -idle-conns conns (2000) are opened as fresh opens them, each
+//     exchanging one query with the echo server, and stay open; HEAP/CONN
+//     is the Go heap held (runtime.MemStats.HeapAlloc after two
+//     runtime.GC calls) after they opened less before, per conn. Then all
+//     are closed. The kernel's socket buffers are not counted. idle runs
+//     one round whatever -rounds: its figure is a count, not a rate.
 //
-// # Reading the table
+// # Reading the report
 //
-// The first table has a row per scenario, size and mode:
+// The report has a block per scenario, a line per size and mode:
 //
-//   - PER SEC: datagrams a second (responses for echo, round trips for
-//     pingpong), and MB/S the payload bytes, in 10^6 bytes a second.
-//   - RATIO: the mode's figure over plain's, from the medians: of PER SEC
-//     (above 1: faster than plain), or for pingpong and lone of P50 (above
-//     1: slower).
+//   - DELIVERED/S: datagrams that reached the receiving code per second
+//     (echo: RESPONSES/S; fresh: QUERIES/S), and MB/S their payload bytes,
+//     in 10^6 bytes a second. With -target, send and send16 show SENT/S,
+//     what the sender's kernel accepted: nothing counts the far end.
+//   - VS PLAIN: the mode's figure over plain's in the same run, from the
+//     medians.
+//   - CPU µs/DG: the process's CPU time, user and system
+//     (getrusage(RUSAGE_SELF); not measured where there is none), while
+//     the run measured, over the datagrams delivered (responses, round
+//     trips, queries). Both ends of the traffic run in the process; in
+//     recv and recvgso also the feeders, which run flat out in every mode,
+//     so there it follows the rate.
+//   - ALLOCS/DG: heap objects allocated in the whole process while the run
+//     measured, per datagram delivered.
+//   - KERNEL DROPS: the datagrams sent that never reached the receiving
+//     code, and their share of those sent, over all rounds together; on
+//     loopback the kernel dropped them at a full receive queue. echo and
+//     pingpong: requests without a reply. "-" where that is not known.
 //   - P50 and P99: pingpong's round trips and lone's one-way delays, in
 //     microseconds, the median over the rounds of each round's percentile.
-//   - DG/CALL: for batchconn and nooffload, datagrams moved per system
-//     call, from Stats: written per write call (send, send16, lone), read
-//     per read call (recv, recvgso), read/written by the server (echo,
-//     pingpong). With offload one message, and so one call, can carry
-//     many datagrams: a call can move more than a batch of 64. For raw,
-//     from its loop's own count of its calls (a call that found the
-//     socket not ready and waited does not count, as in Stats): 64 for
-//     send and send16 unless the kernel took part of a batch, and for
-//     recv what each recvmmsg found waiting.
-//   - OFFLOAD: for batchconn and nooffload, the share of those datagrams
-//     that offload moved, from Stats: received coalesced (OffloadReceived
-//     over DatagramsRead), sent as segments of a larger message
-//     (OffloadSent over DatagramsWritten), read/written where the conn
-//     does both. nooffload's is 0% (else a problem); batchconn's shows
-//     where offload applies: not to send16's writes, which alternate
-//     destinations, nor to lone datagrams. raw has none ("-").
-//   - ALLOCS: heap objects allocated in the whole process while the run
-//     measured, per datagram (per response, per round trip); the
-//     receivers and clients around the conn under test allocate nothing
-//     per datagram, except the echo server's ReadFrom.
-//   - ARRIVED: see the scenarios; over all rounds together, as are the
-//     counts in the JSON output.
+//   - fresh's ALLOCATED/QUERY and idle's HEAP/CONN and ALL CONNS: see the
+//     scenarios.
 //
-// The ALLOCS section shows the allocs scenario: a call's allocations per
-// datagram, plain and batchconn side by side. NOTES, if any, tell of a
-// batchconn socket whose kernel refused offload (Stats.OffloadFallbacks),
-// which then went without it.
+// The allocs block shows a call's allocations per datagram, plain and
+// batchconn side by side. NOTES, if any, tell of a batchconn socket whose
+// kernel refused offload (Stats.OffloadFallbacks), which then went
+// without it.
 //
-// # Bars
+// A warning heads the report when the machine is busy: a one-minute load
+// average above 0.5 per CPU before the run (/proc/loadavg), or more than
+// 2% of the CPU time stolen by the hypervisor during it (/proc/stat).
+// Other programs then take CPU time from the benchmark and its figures
+// move from run to run. Compare rows of one run, not across runs.
 //
-// Two sections check the bars of two of the project's issues against
-// this run's medians, one line per bar and size. A figure meets its
-// target if it does at the two decimals shown: PASS, else MISS. The bars
-// are targets, not checks of correctness: a MISS does not change the exit
-// status.
+// The receive queues are asked for 8 MiB (SetReadBuffer); the kernel caps
+// that at net.core.rmem_max, which the header shows.
 //
-// BARS, the performance issue's, for batching as such. Its throughput
-// bars are defined without offload (sending without GSO, receiving
-// ordinary datagrams), so they are checked on nooffload: 1, send's rate,
-// nooffload over plain, >= 3.0; 2, send16's >= 3.0; 3, recv's >= 2.5; 4,
-// echo's responses >= 2.0. Its other bars hold for batchconn as New makes
-// it, offload on: 5, pingpong's p50 ratio, batchconn over plain, <= 1.05
-// and p99 ratio <= 1.25; 6, lone's p50 ratio <= 1.05; 7, batchconn's
-// allocations per datagram: 0 for WriteTo, WriteToUDPAddrPort and
-// ReadFromUDPAddrPort, no more than plain's for ReadFrom.
+// -json prints the same as JSON, every key in snake_case: the machine
+// (cpus, load_average, steal_pct, busy), and a result per row with its
+// unit, per_sec and each round's, per_sec_vs_plain, sent_per_sec (send,
+// send16: what the sender's kernel accepted), cpu_us_per_unit and
+// cpu_vs_plain, p50_us and p99_us with their ratios, allocs_per_unit,
+// alloc_bytes_per_query (fresh), heap_bytes_per_conn (idle) and
+// bytes_vs_plain, sent, arrived, dropped and the kernel's own count
+// (kernel_drops; for a receiver with GRO it counts a coalesced run as
+// one), the datagrams per system call, the batchconn modes' summed Stats
+// (stats, its counters in snake_case) and their offload shares, and xnet's
+// and raw's counts of their batch calls (batch_calls).
 //
-// Under each of bars 1 to 3, where raw ran, a "raw ceiling" line shows
-// raw's rate over plain's (in the MEASURED column, under the bar's
-// figure), the share of raw's rate that nooffload reached (nooffload /
-// raw), and whether raw misses the target too: a MISS that raw shares is
-// the harness's and the machine's, one that raw meets is batchconn's. The
-// count of bars met counts the bars alone.
+// -svg FILE also writes a chart of every mode's figures over plain's
+// (delivered per second, CPU time per datagram, median delay, memory),
+// with a caption that says what it shows; stderr says where it wrote it.
+// View it in a browser or convert it (rsvg-convert -o chart.png FILE).
 //
-// OFFLOAD BARS, the offload issue's, for batchconn with offload on (its
-// defaults): G1, send's rate at 1200 B, batchconn over plain, >= 8.0; G2,
-// the same at 64 B; G3, recvgso's rate, batchconn over plain, >= 8.0 at
-// each size; G4, echo's responses, batchconn over nooffload, above 1.0
-// (strictly: 1.00 is a MISS). G1 shows only if -sizes has 1200, G2
-// only if it has 64. That issue also asks that pingpong and lone keep their bars with
-// offload on: bars 5 and 6 above, which are measured on batchconn.
+// # Targets
 //
-// -json prints the same as JSON: the rows, with each round's rate,
-// the summed Stats of batchconn and nooffload and the offload shares,
-// raw's summed counts of its calls and datagrams (raw_calls), and the
-// bars, each with its set ("performance" or "offload"), the mode measured
-// and the mode it is divided by ("versus"); bars 1 to 3 also with the
-// ceiling where raw ran (ceiling_mode "raw", ceiling_ratio raw / plain,
-// ceiling_met, share_of_ceiling nooffload / raw). The chart has no
-// ceilings. -svg FILE also
-// writes a bar chart of both sets (each bar's figure, green if it meets
-// its target, red if not, the target a black line), to view in a browser
-// or convert (rsvg-convert -o bars.png FILE).
+// -targets adds the project's own goals, from its issues, checked against
+// this run's medians (and to the JSON as "targets"): for batchconn's
+// developers, not for deciding whether to use it. A figure meets its
+// target if it does at the two decimals shown. A target missed never
+// changes the exit status.
+//
+// BARS, the performance issue's, for batching as such, checked on
+// nooffload: 1, send's rate, what the sender's kernel accepted, over
+// plain's, >= 3.0; 2, send16's >= 3.0; 3, recv's >= 2.5; 4, echo's
+// responses >= 2.0; and on batchconn: 5, pingpong's p50 ratio <= 1.05 and
+// p99 ratio <= 1.25; 6, lone's p50 ratio <= 1.05; 7, allocations per
+// datagram: 0 for WriteTo, WriteToUDPAddrPort and ReadFromUDPAddrPort, no
+// more than plain's for ReadFrom. Under bars 1 to 3 a "raw ceiling" line
+// shows raw's rate over plain's and the share of it nooffload reached: a
+// target raw misses too is out of reach in this harness.
+//
+// OFFLOAD BARS, for batchconn with offload on: G1, send's sending rate at
+// 1200 B over plain's, >= 8.0; G2, the same at 64 B; G3, recvgso's
+// rate >= 8.0; G4, echo's responses over nooffload's, above 1.0.
+//
+// COST BARS, "a conn costs nothing until it carries traffic": C1, fresh's
+// queries per second, batchconn over plain, >= 0.9; C2, fresh's bytes
+// allocated per query, batchconn, at most plain's plus 2 KiB; C3, idle's
+// heap held per conn, batchconn, at most plain's plus 2 KiB.
 //
 // # Checks
 //
@@ -231,19 +231,17 @@
 // (loopback keeps one sender's datagrams in order; gaps are drops), and
 // the scenarios check that every datagram sent either arrived or was
 // counted as dropped by the kernel, that batchconn's Stats agree with
-// what its caller saw, and that nooffload used no offload. raw stamps its
-// datagrams, and is checked, as the other modes are. One exception:
-// a receiver with GRO (recvgso's batchconn) is handed a run of datagrams
-// as one buffer, and where that buffer finds no room the kernel counts
-// one drop, not one per datagram; there the count of drops only bounds
-// the loss from below, and recv's ARRIVED is counted from what was read. Whatever breaks that, or an unexpected error, is
-// listed under PROBLEMS, and the exit status is 1. A run that does not end
-// by itself (a hang in the conn under test) prints every goroutine's stack
-// and exits with status 3.
-//
-// The receive queues are asked for 8 MiB (SetReadBuffer); the kernel caps
-// that at net.core.rmem_max, which the header shows. The machine's other
-// load shows in the results: compare rows from one run, not across runs.
+// what its caller saw, and that nooffload used no offload. xnet and raw
+// stamp their datagrams, and are checked, as the other modes are; fresh
+// and idle check that each reply is the echo of its request. One
+// exception: a receiver with GRO (recvgso's batchconn) is handed a run of
+// datagrams as one buffer, and where that buffer finds no room the kernel
+// counts one drop, not one per datagram; there the kernel's count only
+// bounds the loss from below, and the drops are counted from what was
+// read. Whatever breaks that, or an unexpected error, is listed under
+// PROBLEMS, and the exit status is 1; otherwise it is 0. A run that does
+// not end by itself (a hang in the conn under test) prints every
+// goroutine's stack and exits with status 3.
 //
 // # Two machines
 //
@@ -255,21 +253,22 @@
 //
 //	batchbench -target server-host:9000
 //
-// The -listen side serves, until killed, 19 consecutive UDP ports from
+// The -listen side serves, until killed, 20 consecutive UDP ports from
 // the one given, P: at P an echo server on a plain *net.UDPConn, at P+1
-// the same echo server on batchconn, at P+18 on nooffload (each sends
-// every datagram back to its sender, as it is), and at P+2 to P+17 sinks,
-// plain sockets that read and discard. There is no other protocol: nothing to set up, no state.
-// It logs what it echoed and discarded every 10 seconds.
+// the same echo server on batchconn, at P+18 on nooffload, at P+19 the
+// echo loop written with x/net's ReadBatch and WriteBatch (each sends
+// every datagram back to its sender, as it is), and at P+2 to P+17
+// sinks, plain sockets that read and discard. There is no other
+// protocol: nothing to set up, no state. It logs what it echoed and
+// discarded every 10 seconds.
 //
 // The -target side runs the scenarios that need nothing but these:
 // send and send16, whose sender (the conn under test) writes to the first
 // sink and to all 16, and echo and pingpong, whose client drives the
-// echo server of the mode measured, plain at P, batchconn at P+1,
-// nooffload at P+18 (raw runs send and send16 only, to the same sinks).
-// The conn under test is thus the client's for send and send16, and the
-// server's for echo and pingpong. Nothing on the far side is counted:
-// ARRIVED is unknown for send and send16, and for echo and pingpong it
-// includes losses on the network. recv, recvgso, lone and allocs run on
-// loopback only.
+// echo server of the mode measured. The conn under test is thus the
+// client's for send and send16, and the server's for echo and pingpong.
+// Nothing on the far side is counted: send and send16 show what the
+// sender's kernel accepted, and for echo and pingpong the drops include
+// losses on the network, CPU time is the client's alone. recv, recvgso,
+// lone, allocs, fresh and idle run on loopback only.
 package main

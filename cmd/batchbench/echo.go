@@ -37,8 +37,9 @@ func echo(pc net.PacketConn, n *atomic.Uint64) error {
 	}
 }
 
-// echoServer runs echo on the conn under test in a goroutine of its own;
-// with -target, it is the -listen side's server for the mode.
+// echoServer runs echo on the conn under test (xnet: xnetEcho on the
+// socket) in a goroutine of its own; with -target, it is the -listen
+// side's server for the mode.
 type echoServer struct {
 	addr   netip.AddrPort
 	uc     *net.UDPConn // nil for a remote server
@@ -55,13 +56,20 @@ func startEchoServer(p params) (*echoServer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
-	srv := &echoServer{addr: addrPort(uc), uc: uc, conn: wrap(uc, p.mode), done: make(chan error, 1)}
+	srv := &echoServer{addr: addrPort(uc), uc: uc, done: make(chan error, 1)}
+	loop := func() error { return echo(srv.conn, &srv.echoed) }
+	if p.mode == modeXnet {
+		srv.conn = uc
+		loop = func() error { return xnetEcho(uc, &srv.echoed) }
+	} else {
+		srv.conn = wrap(uc, p.mode)
+	}
 	// A safety net: should nothing close it, the server stops by itself.
 	if err := srv.conn.SetReadDeadline(time.Now().Add(p.duration + 2*grace)); err != nil {
 		srv.conn.Close()
 		return nil, fmt.Errorf("SetReadDeadline: %w", err)
 	}
-	go func() { srv.done <- echo(srv.conn, &srv.echoed) }()
+	go func() { srv.done <- loop() }()
 	return srv, nil
 }
 
@@ -111,9 +119,9 @@ func runEcho(p params) (s sample) {
 	cl := batchconn.New(uc, nil)
 	defer cl.Close()
 
-	before := mallocs()
+	m := startMeter()
 	f, err := flood(cl, srv.addr, p.size, p.duration, lastWait(p))
-	s.allocs = perDatagram(mallocs()-before, f.answered)
+	m.stop(&s, f.answered)
 	if err != nil {
 		s.problem("client after %d replies: %v", f.answered, err)
 	}
@@ -217,9 +225,9 @@ func runPingPong(p params) (s sample) {
 	}
 	defer cl.Close()
 
-	before := mallocs()
+	m := startMeter()
 	r, err := pingFor(cl, srv.addr, p.size, p.duration, lastWait(p))
-	s.allocs = perDatagram(mallocs()-before, r.replies)
+	m.stop(&s, r.replies)
 	if err != nil {
 		s.problem("client after %d round trips: %v", len(r.rtts), err)
 	}

@@ -29,14 +29,14 @@ func runLone(p params) (s sample) {
 	}
 	tx := wrap(txc, p.mode)
 
-	before := mallocs()
+	m := startMeter()
 	sent, elapsed, err := trickle(tx, rx.LocalAddr(), p.size, p.duration)
-	s.allocs = perDatagram(mallocs()-before, sent)
 	if err != nil {
 		s.problem("WriteTo after %d datagrams: %v", sent, err)
 	}
 	drops, dropsKnown := kernelDrops(port(rx))
 	delays := sw.collect(sent)
+	m.stop(&s, uint64(len(delays)))
 	if err := tx.Close(); err != nil {
 		s.problem("Close: %v", err)
 	}

@@ -16,9 +16,11 @@ import (
 type options struct {
 	duration  time.Duration
 	rounds    int
+	idleConns int // conns the idle scenario holds open
 	sizes     []int
 	scenarios []scenario
 	json      bool
+	targets   bool    // also check the project's own targets
 	svg       string  // file for the chart; none if empty
 	remote    *remote // -target
 	listen    string  // -listen: serve instead of measuring
@@ -42,15 +44,15 @@ func main() {
 		err = writeTable(os.Stdout, rep)
 	}
 	if err == nil && opts.svg != "" {
-		err = writeSVGFile(opts.svg, rep)
+		if err = writeSVGFile(opts.svg, rep); err == nil {
+			fmt.Fprintf(os.Stderr, "batchbench: wrote the chart to %s\n", opts.svg)
+		}
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "batchbench:", err)
 		os.Exit(1)
 	}
-	if rep.hasProblems() {
-		os.Exit(1)
-	}
+	os.Exit(rep.exitCode())
 }
 
 func parseFlags() (options, error) {
@@ -62,13 +64,16 @@ func parseFlags() (options, error) {
 		target = flag.String("target", "", "measure the path to the `host:port` of a batchbench -listen on another machine")
 	)
 	flag.DurationVar(&opts.duration, "duration", 300*time.Millisecond, "length of one run (one scenario, size and mode)")
-	flag.IntVar(&opts.rounds, "rounds", 3, "runs per scenario, size and mode; the median is reported")
-	flag.BoolVar(&opts.json, "json", false, "print the results as JSON instead of a table")
-	flag.StringVar(&opts.svg, "svg", "", "also write a bar chart of the bars to `file` (SVG)")
+	flag.IntVar(&opts.rounds, "rounds", 3, "runs per scenario, size and mode; the median is reported (idle runs once)")
+	flag.IntVar(&opts.idleConns, "idle-conns", defaultIdleConns, "conns the idle scenario holds open")
+	flag.BoolVar(&opts.json, "json", false, "print the results as JSON (snake_case keys) instead of a table")
+	flag.BoolVar(&opts.targets, "targets", false, "also check the project's own performance targets against this run (for batchconn's developers)")
+	flag.StringVar(&opts.svg, "svg", "", "also write a chart of each mode against plain to `file` (SVG)")
 	flag.StringVar(&opts.listen, "listen", "", "serve the `addr`'s port P and the 18 after it for a -target client (see the package doc), until killed")
 	flag.Usage = func() {
 		fmt.Fprintln(flag.CommandLine.Output(),
-			"usage: batchbench [flags]\n\nbatchbench compares plain *net.UDPConn with batchconn, on loopback or with -target.\n\nFlags:")
+			"usage: batchbench [flags]\n\nbatchbench measures what batchconn gains over a plain *net.UDPConn and over a loop written\n"+
+				"with golang.org/x/net's ReadBatch/WriteBatch, on loopback or with -target.\n\nFlags:")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -86,6 +91,9 @@ func parseFlags() (options, error) {
 	}
 	if opts.rounds < 1 {
 		return opts, errors.New("-rounds must be at least 1")
+	}
+	if opts.idleConns < 1 || opts.idleConns > maxIdleConns {
+		return opts, fmt.Errorf("-idle-conns must be from 1 to %d", maxIdleConns)
 	}
 	var err error
 	if *target != "" {
@@ -176,31 +184,37 @@ func (j job) String() string {
 func run(opts options, prog *progress) *report {
 	js := jobs(opts)
 	for _, j := range js {
-		prog.total += opts.rounds * len(j.scenario.modes)
+		prog.total += j.scenario.rounds(opts.rounds) * len(j.scenario.modes)
 	}
 	rep := newReport(opts)
+	m, cpuStart := watch()
+	if m.loadBusy() {
+		prog.note(fmt.Sprintf("batchbench: load average %.2f on %d CPUs: other programs are busy, the figures will be noisy", *m.LoadAvg, m.CPUs))
+	}
 	for _, j := range js {
-		for round := 1; round <= opts.rounds; round++ {
+		rounds := j.scenario.rounds(opts.rounds)
+		for round := 1; round <= rounds; round++ {
 			for _, m := range j.scenario.modes {
-				prog.start(fmt.Sprintf("%v %s, round %d/%d", j, m, round, opts.rounds))
-				p := params{mode: m, size: j.size, op: j.op, duration: opts.duration, remote: opts.remote}
-				s := guarded(func() sample { return j.scenario.measure(p) }, opts.duration)
+				prog.start(fmt.Sprintf("%v %s, round %d/%d", j, m, round, rounds))
+				p := params{mode: m, size: j.size, op: j.op, duration: opts.duration, conns: opts.idleConns, remote: opts.remote}
+				s := guarded(func() sample { return j.scenario.measure(p) }, j.scenario.limit(p))
 				prog.done(j.scenario.describe(s, j.size))
 				rep.add(j, m, round, s)
 			}
 		}
 	}
 	prog.finish()
+	m.end(cpuStart)
+	rep.Machine = m
 	rep.summarize()
 	return rep
 }
 
-// guarded runs f, which must end by itself within its duration plus the
-// grace periods it waits for the network. Should it hang all the same (a
-// bug in the conn under test), the goroutines' stacks go to stderr and the
-// process exits: a benchmark that never ends reports nothing.
-func guarded(f func() sample, d time.Duration) sample {
-	limit := 2*d + 4*grace
+// guarded runs f, which must end by itself within limit. Should it hang
+// all the same (a bug in the conn under test), the goroutines' stacks go
+// to stderr and the process exits: a benchmark that never ends reports
+// nothing.
+func guarded(f func() sample, limit time.Duration) sample {
 	ch := make(chan sample, 1)
 	go func() { ch <- f() }()
 	t := time.NewTimer(limit)

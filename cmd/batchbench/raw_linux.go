@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -53,7 +52,7 @@ type rawConn struct {
 	fn     func(fd uintptr) bool
 	off, n int   // sending: messages of hdrs sent; receiving: received
 	err    error // the call's failure
-	calls  rawCalls
+	calls  callCounts
 }
 
 func newRawConn(uc *net.UDPConn, slot int) (*rawConn, error) {
@@ -117,7 +116,7 @@ func newRawReceiver(uc *net.UDPConn) (*rawConn, error) {
 }
 
 // counts is what the system calls moved so far.
-func (r *rawConn) counts() rawCalls { return r.calls }
+func (r *rawConn) counts() callCounts { return r.calls }
 
 // isIPv6 reports whether the socket is an IPv6 one, whose destinations
 // take a sockaddr_in6.
@@ -264,43 +263,16 @@ func (r *rawConn) recvmmsg(fd uintptr) bool {
 	}
 }
 
-// see checks the n datagrams the last recv received.
-func (r *rawConn) see(ord *order, size, n int) {
-	for i := range n {
-		ord.see(r.bufs[i][:r.hdrs[i].n], size)
-	}
-}
-
-// readFor is readFor written with recvmmsg: it reads until d has passed
-// (the socket's read deadline, as the other modes set it), and returns
-// how many datagrams it read.
-func (r *rawConn) readFor(ord *order, size int, d time.Duration) (uint64, time.Duration, error) {
-	start := time.Now()
-	if err := r.uc.SetReadDeadline(start.Add(d)); err != nil {
-		return 0, 0, err
-	}
-	var count uint64
-	for {
-		n, err := r.recv()
-		if err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				err = nil
-			}
-			return count, time.Since(start), err
-		}
-		r.see(ord, size, n)
-		count += uint64(n)
-	}
-}
-
-// drain is drain written with recvmmsg.
-func (r *rawConn) drain(ord *order, size, port int) (uint64, error) {
-	return drainWith(r.uc.SetReadDeadline, func() (uint64, error) {
+// reader is a receiver's read: one recv, each datagram checked with ord.
+func (r *rawConn) reader(ord *order, size int) func() (uint64, error) {
+	return func() (uint64, error) {
 		n, err := r.recv()
 		if err != nil {
 			return 0, err
 		}
-		r.see(ord, size, n)
+		for i := range n {
+			ord.see(r.bufs[i][:r.hdrs[i].n], size)
+		}
 		return uint64(n), nil
-	}, port)
+	}
 }

@@ -10,7 +10,7 @@ import (
 )
 
 // rawAvailable says whether the raw mode runs here: not without Linux's
-// sendmmsg and recvmmsg. The scenarios leave it out (ceilingModes).
+// sendmmsg and recvmmsg. The scenarios leave it out (withRaw).
 const rawAvailable = false
 
 var errRawUnavailable = errors.New("raw mode: sendmmsg and recvmmsg are Linux's; not available here")
@@ -24,12 +24,10 @@ func newRawSender(*net.UDPConn, []netip.AddrPort, int) (*rawConn, error) {
 
 func newRawReceiver(*net.UDPConn) (*rawConn, error) { return nil, errRawUnavailable }
 
-func (*rawConn) counts() rawCalls { return rawCalls{} }
+func (*rawConn) counts() callCounts { return callCounts{} }
 
 func (*rawConn) send(time.Time) (uint64, error) { return 0, errRawUnavailable }
 
-func (*rawConn) readFor(*order, int, time.Duration) (uint64, time.Duration, error) {
-	return 0, 0, errRawUnavailable
+func (*rawConn) reader(*order, int) func() (uint64, error) {
+	return func() (uint64, error) { return 0, errRawUnavailable }
 }
-
-func (*rawConn) drain(*order, int, int) (uint64, error) { return 0, errRawUnavailable }

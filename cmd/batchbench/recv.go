@@ -37,8 +37,8 @@ func runRecvGSO(p params) sample { return runRecvFrom(p, nil, 1) }
 // runRecvFrom reads from the conn under test for the duration while
 // nfeed feeders, batchconns with Config feed, keep its queue full. Then it
 // stops them and reads what the queue still holds, so that what found
-// room there is counted exactly. In raw mode the socket is read with
-// recvmmsg instead (rawConn.readFor and drain).
+// room there is counted exactly. In the loop modes the socket is read
+// with x/net's ReadBatch or with recvmmsg instead.
 func runRecvFrom(p params, feed *batchconn.Config, nfeed int) (s sample) {
 	rxc, err := listen()
 	if err != nil {
@@ -48,19 +48,12 @@ func runRecvFrom(p params, feed *batchconn.Config, nfeed int) (s sample) {
 	if err := rxc.SetReadBuffer(readBuffer); err != nil {
 		s.problem("SetReadBuffer: %v", err)
 	}
-	var pc net.PacketConn = rxc // what Close closes
-	var rx receiver
-	var raw *rawConn // raw: the loop on rxc's descriptor
-	if p.mode == modeRaw {
-		if raw, err = newRawReceiver(rxc); err != nil {
-			rxc.Close()
-			s.problem("%v", err)
-			return s
-		}
-		rx = raw
-	} else {
-		pc = wrap(rxc, p.mode)
-		rx = pcReceiver{pc}
+	var ord order
+	pc, rx, counts, err := newReceiver(p.mode, rxc, &ord, p.size)
+	if err != nil {
+		rxc.Close()
+		s.problem("%v", err)
+		return s
 	}
 	defer pc.Close()
 
@@ -75,15 +68,14 @@ func runRecvFrom(p params, feed *batchconn.Config, nfeed int) (s sample) {
 		}
 		feeders[i] = startFeeder(batchconn.New(txc, feed), dst, p.size, uint64(i), p.duration+grace)
 	}
-	var ord order
-	before := mallocs()
-	s.count, s.elapsed, err = rx.readFor(&ord, p.size, p.duration)
-	s.allocs = perDatagram(mallocs()-before, s.count)
+	m := startMeter()
+	s.count, s.elapsed, err = rx.readFor(p.duration)
+	m.stop(&s, s.count)
 	if err != nil {
 		s.problem("ReadFrom after %d datagrams: %v", s.count, err)
 	}
 	s.offered = stopFeeders(feeders, &s)
-	rest, err := rx.drain(&ord, p.size, port(rxc))
+	rest, err := rx.drain(port(rxc))
 	if err != nil {
 		s.problem("ReadFrom after the feeders stopped, after %d datagrams: %v", rest, err)
 	}
@@ -92,9 +84,9 @@ func runRecvFrom(p params, feed *batchconn.Config, nfeed int) (s sample) {
 		s.problem("Close: %v", err)
 	}
 	s.stats = statsOf(pc)
-	if raw != nil {
-		c := raw.counts()
-		s.raw = &c
+	if counts != nil {
+		c := counts()
+		s.calls = &c
 	}
 	s.arrived, s.arrivals = s.count+rest, true
 	checkRead(&s, s.arrived, p.size)
@@ -109,23 +101,41 @@ func runRecvFrom(p params, feed *batchconn.Config, nfeed int) (s sample) {
 	return s
 }
 
-// receiver is the conn under test as the recv scenarios read it: a
-// net.PacketConn, with ReadFrom, or for raw the socket, with recvmmsg
-// (rawConn). The interface is crossed once a run, not once a datagram.
-type receiver interface {
-	readFor(ord *order, size int, d time.Duration) (uint64, time.Duration, error)
-	drain(ord *order, size, port int) (uint64, error)
+// receiver is the conn under test as the recv scenarios read it: read
+// reads what one call returns (a datagram from a net.PacketConn's
+// ReadFrom; a batch from x/net's ReadBatch or raw's recvmmsg), checks it
+// and says how many datagrams it got; setDeadline is the read deadline of
+// what it reads from.
+type receiver struct {
+	setDeadline func(time.Time) error
+	read        func() (uint64, error)
 }
 
-// pcReceiver reads a net.PacketConn with readFor and drain.
-type pcReceiver struct{ pc net.PacketConn }
-
-func (r pcReceiver) readFor(ord *order, size int, d time.Duration) (uint64, time.Duration, error) {
-	return readFor(r.pc, ord, size, d)
-}
-
-func (r pcReceiver) drain(ord *order, size, port int) (uint64, error) {
-	return drain(r.pc, ord, size, port)
+// newReceiver returns what Close closes (the conn under test, or uc for
+// the loop modes), the receiver that reads it, checking each datagram
+// with ord, and for the loop modes what counts their calls.
+func newReceiver(m mode, uc *net.UDPConn, ord *order, size int) (net.PacketConn, receiver, func() callCounts, error) {
+	switch m {
+	case modeXnet:
+		c := newXnetReceiver(uc)
+		return uc, receiver{uc.SetReadDeadline, c.reader(ord, size)}, c.counts, nil
+	case modeRaw:
+		raw, err := newRawReceiver(uc)
+		if err != nil {
+			return nil, receiver{}, nil, err
+		}
+		return uc, receiver{uc.SetReadDeadline, raw.reader(ord, size)}, raw.counts, nil
+	}
+	pc := wrap(uc, m)
+	buf := make([]byte, maxDatagram)
+	return pc, receiver{pc.SetReadDeadline, func() (uint64, error) {
+		n, _, err := pc.ReadFrom(buf)
+		if err != nil {
+			return 0, err
+		}
+		ord.see(buf[:n], size)
+		return 1, nil
+	}}, nil, nil
 }
 
 // checkRecvLoss compares the datagrams that found no room in the
@@ -161,52 +171,36 @@ func checkRead(s *sample, read uint64, size int) {
 // a slot, or with GRO as many as one slot of 64 KiB can take.
 func ringHolds(size int) uint64 { return batchSize * uint64(max(1, 65535/size)) }
 
-// readFor reads from pc until d has passed, and returns how many datagrams
-// it read.
-func readFor(pc net.PacketConn, ord *order, size int, d time.Duration) (uint64, time.Duration, error) {
-	buf := make([]byte, maxDatagram)
+// readFor reads until d has passed (the read deadline it sets), and
+// returns how many datagrams it read.
+func (r receiver) readFor(d time.Duration) (uint64, time.Duration, error) {
 	start := time.Now()
-	if err := pc.SetReadDeadline(start.Add(d)); err != nil {
+	if err := r.setDeadline(start.Add(d)); err != nil {
 		return 0, 0, err
 	}
 	var count uint64
 	for {
-		n, _, err := pc.ReadFrom(buf)
+		n, err := r.read()
 		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				err = nil
 			}
 			return count, time.Since(start), err
 		}
-		ord.see(buf[:n], size)
-		count++
+		count += n
 	}
 }
 
-// drain reads from pc, once its feeders are done, until it has waited
-// drainIdle for a datagram and the kernel holds none for port, and returns
-// how many it read.
-func drain(pc net.PacketConn, ord *order, size, port int) (uint64, error) {
-	buf := make([]byte, maxDatagram)
-	return drainWith(pc.SetReadDeadline, func() (uint64, error) {
-		n, _, err := pc.ReadFrom(buf)
-		if err != nil {
-			return 0, err
-		}
-		ord.see(buf[:n], size)
-		return 1, nil
-	}, port)
-}
-
-// drainWith is drain with read, which reads and checks what one call
-// returns, and setDeadline, the read deadline of what it reads from.
-func drainWith(setDeadline func(time.Time) error, read func() (uint64, error), port int) (uint64, error) {
+// drain reads, once the feeders are done, until it has waited drainIdle
+// for a datagram and the kernel holds none for port, and returns how many
+// it read.
+func (r receiver) drain(port int) (uint64, error) {
 	var count uint64
 	for {
-		if err := setDeadline(time.Now().Add(drainIdle)); err != nil {
+		if err := r.setDeadline(time.Now().Add(drainIdle)); err != nil {
 			return count, err
 		}
-		n, err := read()
+		n, err := r.read()
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			if queued([]int{port}) {
 				continue

@@ -19,7 +19,8 @@ const (
 	offEchoBatch     = 1                      // P+1: echo on batchconn, offload on
 	offSinks         = 2                      // P+2 ... P+17: plain sinks, which read and discard
 	offEchoNoOffload = offSinks + send16Dests // P+18: echo on batchconn, offload off
-	remotePorts      = offEchoNoOffload + 1
+	offEchoXnet      = offEchoNoOffload + 1   // P+19: echo written with x/net's ReadBatch and WriteBatch
+	remotePorts      = offEchoXnet + 1
 )
 
 // remote is the -listen server a -target client drives.
@@ -50,6 +51,8 @@ func (r *remote) echo(m mode) netip.AddrPort {
 		return r.at(offEchoBatch)
 	case modeNoOffload:
 		return r.at(offEchoNoOffload)
+	case modeXnet:
+		return r.at(offEchoXnet)
 	}
 	return r.at(offEchoPlain)
 }
@@ -75,7 +78,7 @@ func (r *remote) network() string {
 // consecutive ports, each in a goroutine of its own.
 type server struct {
 	conns  []net.PacketConn
-	echoed [3]atomic.Uint64 // by the plain, batchconn and nooffload echo loops
+	echoed [4]atomic.Uint64 // by the plain, batchconn, nooffload and xnet echo loops
 	sunk   atomic.Uint64    // by the sinks
 	errs   chan error       // the loops' failures
 	loops  sync.WaitGroup
@@ -125,6 +128,8 @@ func (srv *server) start(uc *net.UDPConn, off int) {
 		bc := batchconn.New(uc, modeNoOffload.config())
 		pc = bc
 		loop = func() error { return echo(bc, &srv.echoed[2]) }
+	case off == offEchoXnet:
+		loop = func() error { return xnetEcho(uc, &srv.echoed[3]) }
 	default:
 		loop = func() error { return discard(uc, &srv.sunk) }
 	}
@@ -153,21 +158,21 @@ func serve(addr string, log io.Writer) error {
 	}
 	defer srv.close()
 	first := srv.conns[0].LocalAddr().(*net.UDPAddr)
-	fmt.Fprintf(log, "batchbench: serving on %v: echo on plain :%d, on batchconn :%d, on batchconn without offload :%d; sinks :%d-%d\n",
-		first, first.Port+offEchoPlain, first.Port+offEchoBatch, first.Port+offEchoNoOffload,
+	fmt.Fprintf(log, "batchbench: serving on %v: echo on plain :%d, on batchconn :%d, on batchconn without offload :%d, with x/net's batches :%d; sinks :%d-%d\n",
+		first, first.Port+offEchoPlain, first.Port+offEchoBatch, first.Port+offEchoNoOffload, first.Port+offEchoXnet,
 		first.Port+offSinks, first.Port+offSinks+send16Dests-1)
 	tick := time.NewTicker(10 * time.Second)
 	defer tick.Stop()
-	var last [4]uint64
+	var last [5]uint64
 	for {
 		select {
 		case err := <-srv.errs:
 			return err
 		case <-tick.C:
-			now := [4]uint64{srv.echoed[0].Load(), srv.echoed[1].Load(), srv.echoed[2].Load(), srv.sunk.Load()}
+			now := [5]uint64{srv.echoed[0].Load(), srv.echoed[1].Load(), srv.echoed[2].Load(), srv.echoed[3].Load(), srv.sunk.Load()}
 			if now != last {
-				fmt.Fprintf(log, "batchbench: %s echoed %d on plain, %d on batchconn, %d on nooffload; %d discarded\n",
-					time.Now().Format(time.TimeOnly), now[0], now[1], now[2], now[3])
+				fmt.Fprintf(log, "batchbench: %s echoed %d on plain, %d on batchconn, %d on nooffload, %d on xnet; %d discarded\n",
+					time.Now().Format(time.TimeOnly), now[0], now[1], now[2], now[3], now[4])
 				last = now
 			}
 		}

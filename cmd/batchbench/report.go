@@ -10,72 +10,104 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/batchconn/batchconn"
 )
 
 // report is a whole run's results: what -json prints, and what the table
-// shows.
+// shows. Every JSON key is snake_case.
 type report struct {
-	GoVersion  string       `json:"go_version"`
-	Platform   string       `json:"platform"`
-	GOMAXPROCS int          `json:"gomaxprocs"`
-	Target     string       `json:"target,omitempty"` // the -listen server measured against; loopback if empty
-	Duration   string       `json:"duration"`         // of one run
-	Rounds     int          `json:"rounds"`           // runs per scenario, size and mode
-	ReadBuffer int          `json:"read_buffer"`      // asked of the measured receive queues
-	RmemMax    int          `json:"rmem_max,omitempty"`
-	Rows       []*row       `json:"results"`
-	Bars       []*barResult `json:"bars"`
+	GoVersion  string   `json:"go_version"`
+	Platform   string   `json:"platform"`
+	GOMAXPROCS int      `json:"gomaxprocs"`
+	Machine    *machine `json:"machine"`
+	Target     string   `json:"target,omitempty"` // the -listen server measured against; loopback if empty
+	Duration   string   `json:"duration"`         // of one run
+	Rounds     int      `json:"rounds"`           // runs per scenario, size and mode
+	IdleConns  int      `json:"idle_conns"`       // conns the idle scenario holds open
+	ReadBuffer int      `json:"read_buffer"`      // asked of the measured receive queues
+	RmemMax    int      `json:"rmem_max,omitempty"`
+	Rows       []*row   `json:"results"`
+
+	// The project's own targets, checked against this run: with
+	// -targets only.
+	Targets []*barResult `json:"targets,omitempty"`
+	targets bool
 }
 
 // row is one scenario, size, op and mode over all its rounds: medians, and
-// counts summed over the rounds.
+// counts summed over the rounds. Its figures count the scenario's unit:
+// datagrams delivered, responses, round trips.
 type row struct {
 	Scenario string `json:"scenario"`
 	Op       string `json:"op,omitempty"` // allocs: the call measured
 	Size     int    `json:"size"`
 	Mode     mode   `json:"mode"`
+	Unit     string `json:"unit"` // what per_sec and the figures "per_unit" count
 
-	// Datagrams a second for send, send16, recv and lone; responses for
-	// echo; round trips for pingpong.
-	DatagramsPerSec float64   `json:"datagrams_per_sec"`
-	MBPerSec        float64   `json:"mb_per_sec"`
-	RoundRates      []float64 `json:"round_rates"` // each round's datagrams_per_sec
+	// Units a second: datagrams delivered to the receiving code,
+	// responses, round trips; sent_only: datagrams the sender's kernel
+	// took, where nothing counts what the far end got (-target).
+	PerSec        float64   `json:"per_sec"`
+	RoundsPerSec  []float64 `json:"rounds_per_sec"` // each round's per_sec
+	SentOnly      bool      `json:"sent_only,omitempty"`
+	MBPerSec      float64   `json:"mb_per_sec"` // payload, 10^6 bytes
+	PerSecVsPlain *float64  `json:"per_sec_vs_plain,omitempty"`
 
-	// This mode over plain: of the rate, or of p50 where latency.
-	Ratio    *float64 `json:"ratio,omitempty"`
-	RatioP99 *float64 `json:"ratio_p99,omitempty"` // latency: of p99
-	P50us    *float64 `json:"p50_us,omitempty"`
-	P99us    *float64 `json:"p99_us,omitempty"`
+	// send, send16: the datagrams a second the sender handed the kernel,
+	// delivered or not.
+	SentPerSec *float64 `json:"sent_per_sec,omitempty"`
 
-	// Heap allocations in the whole process while it measured, per
-	// datagram (per response, per round trip); for allocs, those of the
-	// one call measured.
-	AllocsPerDatagram float64 `json:"allocs_per_datagram"`
+	// The process's CPU time (user and system) per unit, in µs, and over
+	// plain's.
+	CPUus      *float64 `json:"cpu_us_per_unit,omitempty"`
+	CPUVsPlain *float64 `json:"cpu_vs_plain,omitempty"`
 
-	// Datagrams (requests) sent, those that reached the receiver (got a
-	// reply), and the kernel's drops at the receivers' queues.
+	// Latency scenarios: the percentiles in µs, and over plain's.
+	P50us      *float64 `json:"p50_us,omitempty"`
+	P99us      *float64 `json:"p99_us,omitempty"`
+	P50VsPlain *float64 `json:"p50_vs_plain,omitempty"`
+	P99VsPlain *float64 `json:"p99_vs_plain,omitempty"`
+
+	// Heap objects allocated in the whole process while it measured, per
+	// unit; for allocs, those of the one call measured, per datagram.
+	AllocsPerUnit float64 `json:"allocs_per_unit"`
+
+	// fresh: heap bytes the process allocated per query; idle: heap bytes
+	// held per open conn (of conns) after two collections; either over
+	// plain's.
+	AllocBytesPerQuery *float64 `json:"alloc_bytes_per_query,omitempty"`
+	HeapBytesPerConn   *float64 `json:"heap_bytes_per_conn,omitempty"`
+	BytesVsPlain       *float64 `json:"bytes_vs_plain,omitempty"`
+	Conns              uint64   `json:"conns,omitempty"`
+
+	// Datagrams (requests) sent and those that reached the receiver (got
+	// a reply), over all rounds; the rest were dropped on the way, on
+	// loopback by the kernel at a full receive queue; and the kernel's own
+	// count of those drops (for a receiver with GRO it counts a coalesced
+	// run as one).
 	Sent        uint64   `json:"sent,omitempty"`
 	Arrived     uint64   `json:"arrived,omitempty"`
-	ArrivedPct  *float64 `json:"arrived_pct,omitempty"`
+	Dropped     *uint64  `json:"dropped,omitempty"`
+	DroppedPct  *float64 `json:"dropped_pct,omitempty"`
 	KernelDrops *uint64  `json:"kernel_drops,omitempty"`
 
-	// batchconn and nooffload only: datagrams per system call, the
-	// shares of the datagrams received coalesced (GRO) and sent as
-	// segments (GSO), in percent, and the summed Stats. raw has the
-	// datagrams per call too, from its own count of its calls (RawCalls,
-	// summed); it has no offload.
-	ReadPerCall       *float64         `json:"datagrams_per_read_call,omitempty"`
-	WritePerCall      *float64         `json:"datagrams_per_write_call,omitempty"`
-	OffloadReadPct    *float64         `json:"offload_received_pct,omitempty"`
-	OffloadWrittenPct *float64         `json:"offload_sent_pct,omitempty"`
-	Stats             *batchconn.Stats `json:"stats,omitempty"`
-	RawCalls          *rawCalls        `json:"raw_calls,omitempty"`
+	// batchconn and nooffload: datagrams per system call, the shares of
+	// the datagrams received coalesced (GRO) and sent as segments (GSO),
+	// in percent, and the summed Stats. xnet and raw have the datagrams
+	// per call too, from their own count of their calls (batch_calls).
+	ReadPerCall       *float64          `json:"datagrams_per_read_call,omitempty"`
+	WritePerCall      *float64          `json:"datagrams_per_write_call,omitempty"`
+	OffloadReadPct    *float64          `json:"offload_received_pct,omitempty"`
+	OffloadWrittenPct *float64          `json:"offload_sent_pct,omitempty"`
+	Stats             map[string]uint64 `json:"stats,omitempty"`
+	Calls             *callCounts       `json:"batch_calls,omitempty"`
 
 	Problems []string `json:"problems,omitempty"`
 
-	latency bool
+	kind    kind
+	stats   *batchconn.Stats // summed
 	samples []sample
 }
 
@@ -84,11 +116,13 @@ func newReport(opts options) *report {
 		GoVersion:  runtime.Version(),
 		Platform:   runtime.GOOS + "/" + runtime.GOARCH,
 		GOMAXPROCS: runtime.GOMAXPROCS(0),
+		Machine:    &machine{CPUs: runtime.NumCPU()},
 		Duration:   opts.duration.String(),
 		Rounds:     opts.rounds,
+		IdleConns:  opts.idleConns,
 		ReadBuffer: readBuffer,
 		RmemMax:    rmemMax(),
-		Bars:       []*barResult{},
+		targets:    opts.targets,
 	}
 	if opts.remote != nil {
 		rep.Target = opts.remote.base.String()
@@ -100,7 +134,7 @@ func newReport(opts options) *report {
 func (rep *report) add(j job, m mode, round int, s sample) {
 	r := rep.row(j.scenario.name, j.op, j.size, m)
 	if r == nil {
-		r = &row{Scenario: j.scenario.name, Op: j.op, Size: j.size, Mode: m, latency: j.scenario.latency}
+		r = &row{Scenario: j.scenario.name, Op: j.op, Size: j.size, Mode: m, Unit: j.scenario.unit, kind: j.scenario.kind}
 		rep.Rows = append(rep.Rows, r)
 	}
 	r.samples = append(r.samples, s)
@@ -119,75 +153,120 @@ func (rep *report) row(scenario, op string, size int, m mode) *row {
 	return rep.Rows[i]
 }
 
-// summarize computes every row's figures from its samples, the ratios of
-// batchconn's rows to plain's, and the bars.
+// summarize computes every row's figures from its samples, their ratios
+// to plain's, and with -targets the project's targets.
 func (rep *report) summarize() {
 	for _, r := range rep.Rows {
 		r.summarize()
 	}
 	for _, r := range rep.Rows {
-		base := rep.row(r.Scenario, r.Op, r.Size, modePlain)
-		if r.Mode == modePlain || base == nil {
-			continue
-		}
-		if r.latency && r.P50us != nil && base.P50us != nil {
-			r.Ratio = ratio(*r.P50us, *base.P50us)
-			r.RatioP99 = ratio(*r.P99us, *base.P99us)
-		} else if !r.latency {
-			r.Ratio = ratio(r.DatagramsPerSec, base.DatagramsPerSec)
+		if base := rep.row(r.Scenario, r.Op, r.Size, modePlain); base != nil {
+			r.versus(base)
 		}
 	}
-	rep.Bars = append(rep.Bars[:0], checkBars(rep)...)
+	if rep.targets {
+		rep.Targets = checkBars(rep)
+	}
+}
+
+// versus sets r's ratios to base, plain's row.
+func (r *row) versus(base *row) {
+	if r.kind == kindLatency {
+		r.P50VsPlain = ratioOf(r.P50us, base.P50us)
+		r.P99VsPlain = ratioOf(r.P99us, base.P99us)
+	} else {
+		r.PerSecVsPlain = ratio(r.PerSec, base.PerSec)
+	}
+	r.CPUVsPlain = ratioOf(r.CPUus, base.CPUus)
+	r.BytesVsPlain = ratioOf(r.bytes(), base.bytes())
+}
+
+// bytes is the row's memory figure: bytes allocated per query (fresh) or
+// held per conn (idle); nil for the other scenarios.
+func (r *row) bytes() *float64 {
+	switch r.kind {
+	case kindFresh:
+		return r.AllocBytesPerQuery
+	case kindIdle:
+		return r.HeapBytesPerConn
+	}
+	return nil
 }
 
 func (r *row) summarize() {
-	var p50s, p99s, allocs []float64
+	var p50s, p99s, allocs, cpus, sentRates, memory []float64
 	var stats batchconn.Stats
-	var raw rawCalls
+	var calls callCounts
 	var drops uint64
 	arrivals, dropsKnown := true, true
+	_, cpuKnown := processCPU()
 	for _, s := range r.samples {
-		r.RoundRates = append(r.RoundRates, s.rate())
+		r.RoundsPerSec = append(r.RoundsPerSec, s.rate())
 		allocs = append(allocs, s.allocs)
+		memory = append(memory, s.allocBytes+s.heapBytes) // one of them is 0
+		if r.kind == kindIdle {
+			r.Conns = s.count
+		}
+		r.SentOnly = r.SentOnly || s.sentOnly
+		if s.count > 0 {
+			cpus = append(cpus, micros(s.cpu)/float64(s.count))
+		}
+		if s.sendTime > 0 {
+			sentRates = append(sentRates, float64(s.sent)/s.sendTime.Seconds())
+		}
 		r.Sent += s.offered
 		r.Arrived += s.arrived
 		drops += s.drops
 		arrivals = arrivals && s.arrivals
 		dropsKnown = dropsKnown && s.dropsKnown
-		if r.latency && s.count > 0 {
+		if r.kind == kindLatency && s.count > 0 {
 			p50s = append(p50s, micros(s.p50))
 			p99s = append(p99s, micros(s.p99))
 		}
 		if s.stats != nil {
 			addStats(&stats, s.stats)
-			r.Stats = &stats
+			r.stats = &stats
 		}
-		if s.raw != nil {
-			raw.add(s.raw)
-			r.RawCalls = &raw
+		if s.calls != nil {
+			calls.add(s.calls)
+			r.Calls = &calls
 		}
 	}
-	r.DatagramsPerSec = median(r.RoundRates)
-	r.MBPerSec = r.DatagramsPerSec * float64(r.Size) / 1e6
-	r.AllocsPerDatagram = median(allocs)
+	r.PerSec = median(r.RoundsPerSec)
+	r.MBPerSec = r.PerSec * float64(r.Size) / 1e6
+	r.AllocsPerUnit = median(allocs)
+	if len(sentRates) > 0 {
+		r.SentPerSec = ptr(median(sentRates))
+	}
+	if cpuKnown && len(cpus) > 0 && r.kind != kindAllocs {
+		r.CPUus = ptr(median(cpus))
+	}
 	if len(p50s) > 0 {
 		r.P50us, r.P99us = ptr(median(p50s)), ptr(median(p99s))
 	}
-	if arrivals && r.Sent > 0 {
-		r.ArrivedPct = ptr(100 * float64(r.Arrived) / float64(r.Sent))
+	switch r.kind {
+	case kindFresh:
+		r.AllocBytesPerQuery = ptr(median(memory))
+	case kindIdle:
+		r.HeapBytesPerConn = ptr(median(memory))
+	}
+	if arrivals && r.Sent > 0 && r.Arrived <= r.Sent {
+		r.Dropped = ptr(r.Sent - r.Arrived)
+		r.DroppedPct = ptr(100 * float64(*r.Dropped) / float64(r.Sent))
 		if dropsKnown {
 			r.KernelDrops = &drops
 		}
 	}
-	if r.Stats != nil {
+	if r.stats != nil {
+		r.Stats = snakeStats(r.stats)
 		r.ReadPerCall = ratio(float64(stats.DatagramsRead), float64(stats.ReadCalls))
 		r.WritePerCall = ratio(float64(stats.DatagramsWritten), float64(stats.WriteCalls))
 		r.OffloadReadPct = ratio(100*float64(stats.OffloadReceived), float64(stats.DatagramsRead))
 		r.OffloadWrittenPct = ratio(100*float64(stats.OffloadSent), float64(stats.DatagramsWritten))
 	}
-	if r.RawCalls != nil {
-		r.ReadPerCall = ratio(float64(raw.Read), float64(raw.ReadCalls))
-		r.WritePerCall = ratio(float64(raw.Written), float64(raw.WriteCalls))
+	if r.Calls != nil {
+		r.ReadPerCall = ratio(float64(calls.Read), float64(calls.ReadCalls))
+		r.WritePerCall = ratio(float64(calls.Written), float64(calls.WriteCalls))
 	}
 }
 
@@ -195,241 +274,19 @@ func (rep *report) hasProblems() bool {
 	return slices.ContainsFunc(rep.Rows, func(r *row) bool { return len(r.Problems) > 0 })
 }
 
+// exitCode is the process's exit status for rep: 1 if anything went wrong
+// in the measurement (PROBLEMS), else 0. A target missed is no failure.
+func (rep *report) exitCode() int {
+	if rep.hasProblems() {
+		return 1
+	}
+	return 0
+}
+
 func writeJSON(w io.Writer, rep *report) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(rep)
-}
-
-func writeTable(w io.Writer, rep *report) error {
-	var b strings.Builder
-	where := "loopback"
-	if rep.Target != "" {
-		where = "the path to " + rep.Target
-	}
-	fmt.Fprintf(&b, "batchbench: plain *net.UDPConn vs batchconn (offload on) vs nooffload (batchconn, offload off) on %s\n",
-		where)
-	if hasMode(rep, modeRaw) {
-		b.WriteString("raw: sendmmsg/recvmmsg on the socket in the same loop, no offload, the ceiling of bars 1-3\n")
-	} else if !rawAvailable && hasScenario(rep, "send", "send16", "recv") {
-		b.WriteString("raw, the ceiling of bars 1-3, not measured: it needs Linux's sendmmsg/recvmmsg\n")
-	}
-	fmt.Fprintf(&b, "%s %s, GOMAXPROCS %d; median of %d round(s) of %s per mode, modes interleaved\n",
-		rep.GoVersion, rep.Platform, rep.GOMAXPROCS, rep.Rounds, rep.Duration)
-	fmt.Fprintf(&b, "receive queues asked %s (net.core.rmem_max %s)\n", mib(rep.ReadBuffer), mib(rep.RmemMax))
-	writeResults(&b, rep)
-	writeAllocs(&b, rep)
-	writeBars(&b, rep)
-	writeNotes(&b, rep)
-	b.WriteString(legend)
-	if rep.hasProblems() {
-		b.WriteString("\nPROBLEMS:\n")
-		for _, r := range rep.Rows {
-			for _, p := range r.Problems {
-				fmt.Fprintf(&b, "  %s %s\n", r.label(), p)
-			}
-		}
-	}
-	_, err := io.WriteString(w, b.String())
-	return err
-}
-
-const resultFormat = "%-9s %5s  %-9s %9s %7s %6s %7s %7s %11s %9s %6s %7s\n"
-
-func writeResults(b *strings.Builder, rep *report) {
-	if !slices.ContainsFunc(rep.Rows, func(r *row) bool { return r.Op == "" }) {
-		return
-	}
-	b.WriteString("\n")
-	fmt.Fprintf(b, resultFormat, "SCENARIO", "SIZE", "MODE", "PER SEC", "MB/S", "RATIO",
-		"P50 µs", "P99 µs", "DG/CALL", "OFFLOAD", "ALLOCS", "ARRIVED")
-	for _, r := range rep.Rows {
-		if r.Op != "" {
-			continue
-		}
-		fmt.Fprintf(b, resultFormat, r.Scenario, fmt.Sprint(r.Size), r.Mode,
-			fmt.Sprintf("%.0f", r.DatagramsPerSec), fmt.Sprintf("%.1f", r.MBPerSec),
-			format(r.Ratio, "%.2fx"), format(r.P50us, "%.1f"), format(r.P99us, "%.1f"),
-			perCall(r), offloadShare(r), fmt.Sprintf("%.2f", r.AllocsPerDatagram), format(r.ArrivedPct, "%.1f%%"))
-	}
-}
-
-// writeAllocs shows the allocs scenario's rows: a call's allocations per
-// datagram, the modes side by side.
-func writeAllocs(b *strings.Builder, rep *report) {
-	var ops []string
-	var modes []mode
-	size := 0
-	for _, r := range rep.Rows {
-		if r.Op == "" {
-			continue
-		}
-		if !slices.Contains(ops, r.Op) {
-			ops = append(ops, r.Op)
-		}
-		if !slices.Contains(modes, r.Mode) {
-			modes = append(modes, r.Mode)
-		}
-		size = r.Size
-	}
-	if len(ops) == 0 {
-		return
-	}
-	fmt.Fprintf(b, "\nALLOCS: heap allocations per datagram of one call, steady state, %d B datagrams\n", size)
-	fmt.Fprintf(b, "%-22s", "CALL")
-	for _, m := range modes {
-		fmt.Fprintf(b, " %9s", m)
-	}
-	b.WriteString("\n")
-	for _, op := range ops {
-		fmt.Fprintf(b, "%-22s", op)
-		for _, m := range modes {
-			cell := "-"
-			if r := rep.row("allocs", op, size, m); r != nil {
-				cell = fmt.Sprintf("%.2f", r.AllocsPerDatagram)
-			}
-			fmt.Fprintf(b, " %9s", cell)
-		}
-		b.WriteString("\n")
-	}
-}
-
-// writeBars shows each bar's target, the figure measured and whether it
-// meets it, a section for each set.
-func writeBars(b *strings.Builder, rep *report) {
-	const f = "%-3s %-19s %-41s %9s %9s  %s\n"
-	for _, set := range barSets {
-		bars := inSet(rep.Bars, set.set)
-		if len(bars) == 0 {
-			continue
-		}
-		fmt.Fprintf(b, "\n%s, from this run's medians\n", set.title)
-		fmt.Fprintf(b, f, "BAR", "SCENARIO/CALL", "FIGURE", "TARGET", "MEASURED", "RESULT")
-		ceilings := false
-		for _, br := range bars {
-			fmt.Fprintf(b, f, br.Bar, br.subject(), br.Figure, br.target(), br.measured(), br.result())
-			if br.CeilingRatio != nil {
-				subject, figure, measured, result := br.ceilingLine()
-				fmt.Fprintf(b, f, "", subject, figure, "", measured, result)
-				ceilings = true
-			}
-		}
-		fmt.Fprintf(b, "%d of %d met\n", countMet(bars), len(bars))
-		if set.note != "" {
-			fmt.Fprintf(b, "(%s)\n", set.note)
-		}
-		if ceilings {
-			b.WriteString(ceilingNote)
-		}
-	}
-}
-
-// ceilingNote follows a set of bars with ceilings.
-const ceilingNote = `(raw ceiling: raw, the same loop with sendmmsg/recvmmsg of 64 datagrams on the socket, no offload,
- over plain: what batching alone reaches in this harness on this machine. Where raw misses the
- target too, the bar is out of reach here, not batchconn's miss; where raw meets it, the share
- of raw's rate that nooffload reached shows what batchconn's conn costs.)
-`
-
-// writeNotes tells of batchconn's offload turning itself off, which
-// changes what a batchconn row measures.
-func writeNotes(b *strings.Builder, rep *report) {
-	first := true
-	for _, r := range rep.Rows {
-		if r.Stats == nil || r.Stats.OffloadFallbacks == 0 {
-			continue
-		}
-		if first {
-			b.WriteString("\nNOTES:\n")
-			first = false
-		}
-		fmt.Fprintf(b, "  %s the kernel refused segmentation offload %d time(s) (Stats.OffloadFallbacks):\n"+
-			"    offload went off for that socket, the rest of its run went without\n", r.label(), r.Stats.OffloadFallbacks)
-	}
-}
-
-const legend = `
-MODE:    plain: *net.UDPConn; batchconn: batchconn.New(conn, nil), UDP GSO/GRO offload on;
-         nooffload: batchconn.New(conn, &batchconn.Config{NoOffload: true});
-         raw (send, send16, recv): no net.PacketConn, the same loop written with sendmmsg/recvmmsg
-         of 64 datagrams on the socket, no offload: the ceiling of bars 1-3 in this harness.
-PER SEC: datagrams a second (send, send16: the sender's, until Close returned; recv, recvgso:
-         ReadFrom's, raw's recvmmsg's; lone: sent); echo: responses; pingpong: round trips.
-RATIO:   the mode's figure / plain's; of PER SEC (above 1: faster); pingpong, lone: of P50
-         (above 1: slower).
-P50/P99: pingpong: round trip; lone: one-way delay, send to read.
-DG/CALL: datagrams per system call of the conn under test (echo, pingpong: read/write by the
-         server); with offload a message carries up to 64 or 128 datagrams; raw: its own count.
-OFFLOAD: share of those datagrams moved with offload, from Stats: received coalesced (GRO,
-         OffloadReceived/DatagramsRead), sent as segments (GSO, OffloadSent/DatagramsWritten).
-ALLOCS:  heap allocations in the whole process while measuring, per datagram (per response,
-         per round trip); the ALLOCS section counts one call alone.
-ARRIVED, over all rounds: send, send16, lone: share of the sent datagrams read, the rest
-         dropped by the kernel; recv, recvgso: share that found room in the receiver's queue
-         (below 100%: the receiver set the pace); echo, pingpong: share of requests answered.
-`
-
-// hasMode reports whether rep has a row of mode m.
-func hasMode(rep *report, m mode) bool {
-	return slices.ContainsFunc(rep.Rows, func(r *row) bool { return r.Mode == m })
-}
-
-// hasScenario reports whether rep has a row of any of the scenarios.
-func hasScenario(rep *report, scenarios ...string) bool {
-	return slices.ContainsFunc(rep.Rows, func(r *row) bool { return slices.Contains(scenarios, r.Scenario) })
-}
-
-// label names the row in PROBLEMS.
-func (r *row) label() string {
-	return strings.Join(strings.Fields(fmt.Sprintf("%s %s %d B %s,", r.Scenario, r.Op, r.Size, r.Mode)), " ")
-}
-
-// perCall is the DG/CALL cell.
-func perCall(r *row) string { return readWrite(r.ReadPerCall, r.WritePerCall, compact) }
-
-// offloadShare is the OFFLOAD cell.
-func offloadShare(r *row) string {
-	return readWrite(r.OffloadReadPct, r.OffloadWrittenPct, func(v float64) string { return fmt.Sprintf("%.0f%%", v) })
-}
-
-// readWrite formats a figure of the reads and one of the writes, either
-// nil where the conn did not read or write: "read/write", or the one.
-func readWrite(read, write *float64, f func(float64) string) string {
-	switch {
-	case read != nil && write != nil:
-		return f(*read) + "/" + f(*write)
-	case read != nil:
-		return f(*read)
-	case write != nil:
-		return f(*write)
-	}
-	return "-"
-}
-
-// compact formats v with three or four significant digits.
-func compact(v float64) string {
-	switch {
-	case v < 10:
-		return fmt.Sprintf("%.2f", v)
-	case v < 100:
-		return fmt.Sprintf("%.1f", v)
-	}
-	return fmt.Sprintf("%.0f", v)
-}
-
-// format formats *v, or gives "-" for nil.
-func format(v *float64, verb string) string {
-	if v == nil {
-		return "-"
-	}
-	return fmt.Sprintf(verb, *v)
-}
-
-func mib(n int) string {
-	if n <= 0 {
-		return "unknown"
-	}
-	return fmt.Sprintf("%g MiB", float64(n)/(1<<20))
 }
 
 // addStats adds s to sum. Every field of Stats is a count: they are added
@@ -441,6 +298,34 @@ func addStats(sum, s *batchconn.Stats) {
 			f.SetUint(f.Uint() + src.Field(i).Uint())
 		}
 	}
+}
+
+// snakeStats is st's counts by their field names in snake_case, the
+// JSON's key style: DatagramsRead is datagrams_read.
+func snakeStats(st *batchconn.Stats) map[string]uint64 {
+	v := reflect.ValueOf(st).Elem()
+	m := make(map[string]uint64, v.NumField())
+	for i := range v.NumField() {
+		if f := v.Field(i); f.Kind() == reflect.Uint64 && v.Type().Field(i).IsExported() {
+			m[snake(v.Type().Field(i).Name)] = f.Uint()
+		}
+	}
+	return m
+}
+
+// snake is a Go name in snake_case: "OffloadSent" is "offload_sent",
+// "ReadGROCalls" "read_gro_calls".
+func snake(name string) string {
+	rs := []rune(name)
+	var b strings.Builder
+	for i, r := range rs {
+		if unicode.IsUpper(r) && i > 0 &&
+			(!unicode.IsUpper(rs[i-1]) || (i+1 < len(rs) && unicode.IsLower(rs[i+1]))) {
+			b.WriteByte('_')
+		}
+		b.WriteRune(unicode.ToLower(r))
+	}
+	return b.String()
 }
 
 // median returns the median of xs; 0 for none.
@@ -465,6 +350,14 @@ func ratio(a, b float64) *float64 {
 	return ptr(a / b)
 }
 
+// ratioOf is ratio of *a and *b, nil where either is.
+func ratioOf(a, b *float64) *float64 {
+	if a == nil || b == nil {
+		return nil
+	}
+	return ratio(*a, *b)
+}
+
 func ptr[T any](v T) *T { return &v }
 
 // micros is d in microseconds.
@@ -483,6 +376,14 @@ type progress struct {
 func newProgress(f *os.File) *progress {
 	fi, err := f.Stat()
 	return &progress{w: f, tty: err == nil && fi.Mode()&os.ModeCharDevice != 0}
+}
+
+// note writes a line of its own.
+func (p *progress) note(line string) {
+	if p.tty {
+		fmt.Fprint(p.w, "\r\033[K")
+	}
+	fmt.Fprintln(p.w, line)
 }
 
 func (p *progress) start(label string) {

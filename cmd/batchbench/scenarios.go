@@ -31,8 +31,8 @@ const (
 
 // mode is the conn under test: plain *net.UDPConn, or batchconn over one,
 // with its defaults (UDP segmentation offload on where the kernel has it)
-// or with offload off; or, for raw, no conn at all but the scenario's loop
-// written with sendmmsg or recvmmsg on the socket's descriptor.
+// or with offload off; or, for xnet and raw, no conn at all but the
+// scenario's loop written with batch calls on the socket.
 type mode string
 
 const (
@@ -40,22 +40,28 @@ const (
 	modeBatch     mode = "batchconn" // batchconn.New(uc, nil)
 	modeNoOffload mode = "nooffload" // batchconn.New(uc, &batchconn.Config{NoOffload: true})
 
-	// modeRaw is the ceiling of bars 1 to 3: the send, send16 and recv
-	// loops written directly with sendmmsg and recvmmsg of batchSize
-	// messages, one datagram each, no offload (raw_linux.go). It is
-	// neither a net.PacketConn nor a batchconn: what batching without
-	// offload reaches in this harness, on this machine, with nothing in
+	// modeXnet is the alternative a user would otherwise choose: the
+	// scenario's loop written by hand with golang.org/x/net's
+	// ReadBatch and WriteBatch of batchSize messages (xnet.go).
+	modeXnet mode = "xnet"
+
+	// modeRaw is the ceiling of batching without offload: the send and
+	// receive loops written directly with sendmmsg and recvmmsg of
+	// batchSize messages, one datagram each, no offload (raw_linux.go).
+	// It is neither a net.PacketConn nor a batchconn: what the batch
+	// calls alone reach in this harness, on this machine, with nothing in
 	// between.
 	modeRaw mode = "raw"
 )
 
 // The modes a scenario runs, in the order each round runs them:
-// offloadModes where segmentation offload changes what is measured,
-// ceilingModes (offloadModes and raw, where raw is available) for the
-// scenarios of bars 1 to 3, twoModes elsewhere.
+// loopModes where a loop written with batch calls can stand in for the
+// conn (raw too where it is available), serverModes for the echo server,
+// latencyModes for one request at a time, twoModes elsewhere.
 var (
-	offloadModes = []mode{modePlain, modeBatch, modeNoOffload}
-	ceilingModes = withRaw(offloadModes)
+	serverModes  = []mode{modePlain, modeBatch, modeNoOffload, modeXnet}
+	loopModes    = withRaw(serverModes)
+	latencyModes = []mode{modePlain, modeBatch, modeXnet}
 	twoModes     = []mode{modePlain, modeBatch}
 )
 
@@ -66,6 +72,10 @@ func withRaw(ms []mode) []mode {
 	}
 	return append(slices.Clip(ms), modeRaw)
 }
+
+// loop reports whether the mode is a loop written with batch calls on the
+// socket rather than a net.PacketConn.
+func (m mode) loop() bool { return m == modeXnet || m == modeRaw }
 
 // batched reports whether the conn under test is a batchconn.
 func (m mode) batched() bool { return m == modeBatch || m == modeNoOffload }
@@ -84,29 +94,76 @@ type params struct {
 	size     int           // payload bytes
 	op       string        // allocs: the call measured
 	duration time.Duration // how long it measures
+	conns    int           // idle: how many conns it holds open
 	remote   *remote       // with -target: the far end; nil on loopback
 }
+
+// kind is what a scenario measures, and so which figures its rows have
+// and how the report shows them.
+type kind int
+
+const (
+	kindRate    kind = iota // datagrams (responses) delivered a second
+	kindLatency             // delays: p50 and p99
+	kindAllocs              // heap allocations of one call
+	kindFresh               // queries a second and bytes allocated, a socket each
+	kindIdle                // heap held per open, quiet conn
+)
 
 // scenario is one measurement, run once per mode, round, size and op.
 type scenario struct {
 	name      string
-	modes     []mode   // offloadModes, ceilingModes or twoModes
+	about     string // what it does, in a user's terms: the report's heading
+	unit      string // what its count counts: datagram, response, round trip
+	kind      kind
+	modes     []mode   // loopModes, serverModes, latencyModes or twoModes
 	fixedSize int      // the one payload size it uses; 0: each of -sizes
 	ops       []string // allocs: the calls it measures, a row each
-	latency   bool     // it measures delays: RATIO compares p50
 	remoteOK  bool     // it runs against a -target
+	once      bool     // one round whatever -rounds: its figure is a count, not a rate
 	run       func(p params) sample
 }
 
 var allScenarios = []scenario{
-	{name: "send", modes: ceilingModes, remoteOK: true, run: runSend},
-	{name: "send16", modes: ceilingModes, remoteOK: true, run: runSend16},
-	{name: "recv", modes: ceilingModes, run: runRecv},
-	{name: "recvgso", modes: offloadModes, run: runRecvGSO},
-	{name: "echo", modes: offloadModes, fixedSize: requestSize, remoteOK: true, run: runEcho},
-	{name: "pingpong", modes: twoModes, fixedSize: requestSize, latency: true, remoteOK: true, run: runPingPong},
-	{name: "lone", modes: twoModes, fixedSize: requestSize, latency: true, run: runLone},
-	{name: "allocs", modes: twoModes, fixedSize: requestSize, ops: allocOps, run: runAllocs},
+	{name: "send", about: "one goroutine writes to one receiver as fast as the conn takes datagrams (a bulk sender)",
+		unit: "datagram", modes: loopModes, remoteOK: true, run: runSend},
+	{name: "send16", about: "the same, round-robin to 16 receivers (a server answering many peers: no two datagrams in a row to one)",
+		unit: "datagram", modes: loopModes, remoteOK: true, run: runSend16},
+	{name: "recv", about: "one goroutine reads while two senders keep its queue full (a busy server's reads)",
+		unit: "datagram", modes: loopModes, run: runRecv},
+	{name: "recvgso", about: "the same, from one sender that sends with GSO, as quic-go, wireguard-go and batchconn do",
+		unit: "datagram", modes: loopModes, run: runRecvGSO},
+	{name: "echo", about: "an echo server on the conn, its client keeping 64 requests in flight (a DNS or game server under load)",
+		unit: "response", modes: serverModes, fixedSize: requestSize, remoteOK: true, run: runEcho},
+	{name: "pingpong", about: "the echo server again, one request at a time (a quiet request/response service): round trip",
+		unit: "round trip", kind: kindLatency, modes: latencyModes, fixedSize: requestSize, remoteOK: true, run: runPingPong},
+	{name: "lone", about: "one datagram every 200µs to a receiver (sparse traffic): delay from WriteTo to the receiver's read",
+		unit: "datagram", kind: kindLatency, modes: twoModes, fixedSize: requestSize, run: runLone},
+	{name: "allocs", about: "heap objects each call allocates per datagram, steady state (garbage for the GC)",
+		unit: "datagram", kind: kindAllocs, modes: twoModes, fixedSize: requestSize, ops: allocOps, run: runAllocs},
+	{name: "fresh", about: "a new socket per query: dial a connected UDP socket, wrap it, write 40 B, read the reply, close (DNS, NTP, STUN clients)",
+		unit: "query", kind: kindFresh, modes: freshModes, fixedSize: queryBytes, run: runFresh},
+	{name: "idle", about: "conns that each exchanged one datagram with an echo server and stay open (many quiet peers)",
+		unit: "conn", kind: kindIdle, modes: twoModes, fixedSize: queryBytes, once: true, run: runIdle},
+}
+
+// rounds is how many rounds the scenario runs of the -rounds asked.
+func (sc scenario) rounds(asked int) int {
+	if sc.once {
+		return 1
+	}
+	return asked
+}
+
+// limit is how long a run of sc may take before it is taken for hung:
+// its duration and the grace periods it waits for the network, and for
+// idle time to open and close its conns.
+func (sc scenario) limit(p params) time.Duration {
+	d := 2*p.duration + 4*grace
+	if sc.kind == kindIdle {
+		d += time.Duration(p.conns) * 10 * time.Millisecond
+	}
+	return d
 }
 
 // measure runs the scenario once and checks what every run must keep to.
@@ -128,8 +185,19 @@ func scenarioNames(remoteOnly bool) []string {
 
 // sample is the outcome of one run.
 type sample struct {
-	count   uint64        // what DGRAM/S counts: datagrams, responses or round trips
-	elapsed time.Duration // the time count took
+	// What PER SEC counts, in the time it took: datagrams delivered to
+	// the receiving code (send: those the receivers read; recv: those
+	// ReadFrom returned), responses the echo client read, round trips,
+	// queries answered; with -target, send counts what the kernel took
+	// (sentOnly).
+	count    uint64
+	elapsed  time.Duration
+	sentOnly bool
+
+	// send, send16: the datagrams the sender handed the kernel, and the
+	// time until Close returned.
+	sent     uint64
+	sendTime time.Duration
 
 	// Datagrams (requests for echo and pingpong) sent toward the
 	// receiver, and those that reached it (send: it read them; recv: they
@@ -140,24 +208,29 @@ type sample struct {
 	arrivals, dropsKnown    bool
 
 	p50, p99 time.Duration // latency scenarios
-	allocs   float64       // heap allocations in the process, per count
+	allocs   float64       // heap objects allocated in the process, per count
+	cpu      time.Duration // the process's CPU time while it measured (meter)
+
+	// fresh: bytes allocated per query; idle: heap held per conn.
+	allocBytes, heapBytes float64
 
 	stats    *batchconn.Stats // the conn under test's, in the batchconn modes
-	raw      *rawCalls        // raw's own count of its system calls
+	calls    *callCounts      // xnet's and raw's own count of their batch calls
 	problems []string         // anything that should not have happened
 }
 
-// rawCalls are what raw's system calls moved, counted by its loop as
-// batchconn's Stats count them: a call is one that returned (datagrams or
-// an error), not one that found the socket not ready and waited.
-type rawCalls struct {
+// callCounts are what xnet's and raw's batch calls moved, counted by
+// their loops as batchconn's Stats count them: a call is one that
+// returned (datagrams or an error), not one that found the socket not
+// ready and waited (raw; x/net does not tell).
+type callCounts struct {
 	Read       uint64 `json:"datagrams_read"`
-	ReadCalls  uint64 `json:"read_calls"` // recvmmsg
+	ReadCalls  uint64 `json:"read_calls"` // recvmmsg, ReadBatch
 	Written    uint64 `json:"datagrams_written"`
-	WriteCalls uint64 `json:"write_calls"` // sendmmsg
+	WriteCalls uint64 `json:"write_calls"` // sendmmsg, WriteBatch
 }
 
-func (c *rawCalls) add(o *rawCalls) {
+func (c *callCounts) add(o *callCounts) {
 	c.Read += o.Read
 	c.ReadCalls += o.ReadCalls
 	c.Written += o.Written
@@ -181,12 +254,18 @@ func (sc scenario) describe(s sample, size int) string {
 	switch {
 	case len(s.problems) > 0:
 		return fmt.Sprintf("%d problem(s): %s", len(s.problems), s.problems[0])
-	case sc.ops != nil:
+	case sc.kind == kindAllocs:
 		return fmt.Sprintf("%.2f allocs/datagram", s.allocs)
-	case sc.latency:
-		return fmt.Sprintf("%.0f/s, p50 %.1f µs, p99 %.1f µs", s.rate(), micros(s.p50), micros(s.p99))
+	case sc.kind == kindLatency:
+		return fmt.Sprintf("p50 %.1f µs, p99 %.1f µs", micros(s.p50), micros(s.p99))
+	case sc.kind == kindFresh:
+		return fmt.Sprintf("%.0f queries/s, %.0f bytes allocated a query", s.rate(), s.allocBytes)
+	case sc.kind == kindIdle:
+		return fmt.Sprintf("%d conns, %.0f bytes of heap held a conn", s.count, s.heapBytes)
+	case s.sentOnly:
+		return fmt.Sprintf("%.0f sent/s", s.rate())
 	default:
-		return fmt.Sprintf("%.0f/s, %.1f MB/s", s.rate(), s.rate()*float64(size)/1e6)
+		return fmt.Sprintf("%.0f %ss/s, %.1f MB/s", s.rate(), sc.unit, s.rate()*float64(size)/1e6)
 	}
 }
 
@@ -205,6 +284,29 @@ func mallocs() uint64 {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return ms.Mallocs
+}
+
+// epoch is a fixed time that receivers note their reads against.
+var epoch = time.Now()
+
+// meter measures what a run costs the whole process from startMeter to
+// stop: heap objects allocated and CPU time, both ends of the traffic
+// together where both are in the process.
+type meter struct {
+	mallocs uint64
+	cpu     time.Duration
+}
+
+func startMeter() meter {
+	cpu, _ := processCPU()
+	return meter{mallocs(), cpu}
+}
+
+// stop sets s's allocations per datagram, over n, and its CPU time.
+func (m meter) stop(s *sample, n uint64) {
+	s.allocs = perDatagram(mallocs()-m.mallocs, n)
+	cpu, _ := processCPU()
+	s.cpu = cpu - m.cpu
 }
 
 // perDatagram is n over count, 0 for none.

@@ -28,8 +28,11 @@ func runSend16(p params) sample { return runSendTo(p, send16Dests, true) }
 
 // runSendTo writes as fast as the conn under test takes datagrams, to
 // ndst plain receivers in turn, for the duration, then closes it, which
-// sends what batchconn still queues. In raw mode the socket sends with
-// sendmmsg instead (rawConn.send), byAddrPort or not.
+// sends what batchconn still queues. It counts what the receivers read,
+// over the time until they read the last of it; with -target, what the
+// kernel took, until Close returned. In the loop modes the socket sends
+// with x/net's WriteBatch or with sendmmsg instead (batchSender.send),
+// byAddrPort or not.
 func runSendTo(p params, ndst int, byAddrPort bool) (s sample) {
 	var sk *sinks
 	var dsts []netip.AddrPort
@@ -51,9 +54,9 @@ func runSendTo(p params, ndst int, byAddrPort bool) (s sample) {
 		return s
 	}
 	var tx net.PacketConn = txc
-	var raw *rawConn // raw: the loop on txc's descriptor
-	if p.mode == modeRaw {
-		if raw, err = newRawSender(txc, dsts, p.size); err != nil {
+	var bs batchSender // a loop mode's, on txc's descriptor
+	if p.mode.loop() {
+		if bs, err = newBatchSender(p.mode, txc, dsts, p.size); err != nil {
 			txc.Close()
 			s.problem("%v", err)
 			return s
@@ -61,39 +64,60 @@ func runSendTo(p params, ndst int, byAddrPort bool) (s sample) {
 	} else {
 		tx = wrap(txc, p.mode)
 	}
-	before := mallocs()
+	m := startMeter()
 	start := time.Now()
 	end := start.Add(p.duration)
 	if err := tx.SetWriteDeadline(end.Add(grace)); err != nil { // bounds Close's flush too
 		s.problem("SetWriteDeadline: %v", err)
 	}
 	var sent uint64
-	if raw != nil {
-		sent, err = raw.send(end)
+	if bs != nil {
+		sent, err = bs.send(end)
 	} else {
 		sent, err = blast(tx, newDests(dsts, byAddrPort), p.size, 0, end, nil)
 	}
-	s.allocs = perDatagram(mallocs()-before, sent)
 	if err != nil {
 		s.problem("write after %d datagrams: %v", sent, err)
 	}
 	if err := tx.Close(); err != nil {
 		s.problem("Close: %v", err)
 	}
-	s.count, s.elapsed, s.offered = sent, time.Since(start), sent
+	s.sent, s.sendTime, s.offered = sent, time.Since(start), sent
 	s.stats = statsOf(tx)
-	if raw != nil {
-		c := raw.counts()
-		s.raw = &c
+	if bs != nil {
+		c := bs.counts()
+		s.calls = &c
 	}
 
-	if sk != nil {
+	if sk == nil { // -target: nothing counts what the far end got
+		m.stop(&s, sent)
+		s.count, s.elapsed, s.sentOnly = sent, s.sendTime, true
+	} else {
 		s.arrived, s.drops, s.dropsKnown = sk.settle()
 		s.arrivals = true
+		m.stop(&s, s.arrived)
+		s.count, s.elapsed = s.arrived, sk.lastRead().Sub(start)
 		sk.check(&s)
 	}
 	checkSent(&s)
 	return s
+}
+
+// batchSender is a loop mode's sender: xnet's or raw's.
+type batchSender interface {
+	send(end time.Time) (uint64, error)
+	counts() callCounts
+}
+
+func newBatchSender(m mode, uc *net.UDPConn, dsts []netip.AddrPort, size int) (batchSender, error) {
+	if m == modeXnet {
+		return newXnetSender(uc, dsts, size), nil
+	}
+	raw, err := newRawSender(uc, dsts, size)
+	if err != nil {
+		return nil, err
+	}
+	return raw, nil
 }
 
 // checkSent compares what a batchconn sender says it sent with what its
@@ -187,6 +211,15 @@ func startSinks(n, size int) (*sinks, error) {
 	return sk, nil
 }
 
+// lastRead is when the receivers read their last datagram so far.
+func (sk *sinks) lastRead() time.Time {
+	var last int64
+	for _, s := range sk.list {
+		last = max(last, s.last.Load())
+	}
+	return epoch.Add(time.Duration(last))
+}
+
 // read is how many datagrams the receivers read so far.
 func (sk *sinks) read() uint64 {
 	var n uint64
@@ -262,6 +295,7 @@ type sink struct {
 	conn   *net.UDPConn
 	size   int
 	n      atomic.Uint64 // datagrams read so far
+	last   atomic.Int64  // when the last was read, since epoch
 	ord    order
 	err    error // the read error that stopped it, other than Close
 	done   chan struct{}
@@ -285,6 +319,7 @@ func (s *sink) drain() {
 			}
 			return
 		}
+		s.last.Store(int64(time.Since(epoch)))
 		s.ord.see(buf[:n], s.size)
 		s.n.Add(1)
 	}

@@ -11,247 +11,280 @@ import (
 
 // The chart's geometry, in pixels.
 const (
-	svgWidth   = 940
-	labelRight = 250 // where the bars' names end
-	plotLeft   = 262 // where the bars start: 0
-	plotRight  = 660 // the axis's end
-	rowHeight  = 28
-	barHeight  = 16
-	panelGap   = 34 // above a panel: its title
-	axisHeight = 30 // below a panel: its axis
+	svgWidth    = 960
+	groupLeft   = 20  // the groups' names
+	modeRight   = 250 // where the modes' names end
+	plotLeft    = 262 // where the bars start: 0
+	plotRight   = 700 // the axis's end
+	barRow      = 18  // a mode's bar
+	barHeight   = 12
+	groupGap    = 10 // between two groups
+	panelTitle  = 40 // above a panel: its title
+	axisHeight  = 30 // below a panel: its axis
+	captionLine = 16
+	captionWrap = 140 // characters a caption line
 )
 
-const (
-	colorMet    = "#2e7d32"
-	colorMissed = "#c62828"
-	colorTarget = "#111111"
-)
-
-// setGap is the room above a set of bars: its heading.
-const setGap = 40
-
-// panel is one group of bars of one set sharing a unit and a direction.
-type panel struct {
-	title string
-	bars  []*barResult
+// modeColors fill each mode's bars; raw, the ceiling, is drawn as an
+// outline.
+var modeColors = map[mode]string{
+	modePlain:     "#9e9e9e",
+	modeBatch:     "#1565c0",
+	modeNoOffload: "#64b5f6",
+	modeXnet:      "#ef6c00",
+	modeRaw:       "none",
 }
 
-// panels groups one set's bars: throughput ratios, latency ratios,
-// allocations.
-func panels(bars []*barResult) []panel {
-	kinds := []struct{ kind, better string }{
-		{"throughput", "higher is better"},
-		{"latency", "lower is better"},
-		{"heap allocations per datagram", "lower is better"},
+// chartPanel is one figure of the rows against plain's, a group of bars
+// per scenario and size.
+type chartPanel struct {
+	title  string
+	groups [][]*row
+	ratio  func(r *row) *float64 // the bar: the figure over plain's
+	label  func(r *row) string   // beside the bar
+}
+
+// chartPanels are the panels rep has rows for: what is delivered, at
+// what CPU cost, with what delays, with what memory.
+func chartPanels(rep *report) []chartPanel {
+	rated := func(r *row) bool { return r.kind == kindRate || r.kind == kindFresh }
+	ps := []chartPanel{
+		{title: "Delivered per second (fresh: queries), times plain's: higher is better",
+			groups: groupRows(rep, rated),
+			ratio:  func(r *row) *float64 { return r.PerSecVsPlain },
+			label:  func(r *row) string { return format(r.PerSecVsPlain, times) + "  " + thousands(r.PerSec) + "/s" }},
+		{title: "CPU time per datagram delivered (per response, per query), times plain's: lower is better",
+			groups: groupRows(rep, func(r *row) bool { return rated(r) && r.CPUVsPlain != nil }),
+			ratio:  func(r *row) *float64 { return r.CPUVsPlain },
+			label:  func(r *row) string { return format(r.CPUVsPlain, times) + "  " + format(r.CPUus, compact) + " µs" }},
+		{title: "Median delay (pingpong: round trip; lone: one way), times plain's: lower is better",
+			groups: groupRows(rep, func(r *row) bool { return r.kind == kindLatency }),
+			ratio:  func(r *row) *float64 { return r.P50VsPlain },
+			label:  func(r *row) string { return format(r.P50VsPlain, times) + "  " + format(r.P50us, compact) + " µs" }},
+		{title: "Memory (fresh: bytes allocated per query; idle: heap held per conn), times plain's: lower is better",
+			groups: groupRows(rep, func(r *row) bool { return r.kind == kindFresh || r.kind == kindIdle }),
+			ratio:  func(r *row) *float64 { return r.BytesVsPlain },
+			label:  func(r *row) string { return format(r.BytesVsPlain, times) + "  " + format(r.bytes(), byteSize) }},
 	}
-	groups := make([][]*barResult, len(kinds))
-	for _, b := range bars {
-		i := 0
-		switch {
-		case b.Unit != "ratio":
-			i = 2
-		case b.AtMost:
-			i = 1
-		}
-		groups[i] = append(groups[i], b)
-	}
-	var out []panel
-	for i, g := range groups {
-		if len(g) > 0 {
-			title := fmt.Sprintf("%s %s, %s: %s, %s", barsWord(g), barRange(g), kinds[i].kind, whose(g), kinds[i].better)
-			out = append(out, panel{title: title, bars: g})
+	var out []chartPanel
+	for _, p := range ps {
+		if len(p.groups) > 0 {
+			out = append(out, p)
 		}
 	}
 	return out
 }
 
-// barsWord is "Bar" or "Bars", as the bars are one or more.
-func barsWord(bars []*barResult) string {
-	if bars[0].Bar == bars[len(bars)-1].Bar {
-		return "Bar"
-	}
-	return "Bars"
-}
-
-// barRange names the bars, in order: "1-4", "7".
-func barRange(bars []*barResult) string {
-	first, last := bars[0].Bar, bars[len(bars)-1].Bar
-	if first == last {
-		return first
-	}
-	return first + "-" + last
-}
-
-// whose says what the bars' figures are: "nooffload / plain", or per
-// bar where they differ ("G1-G3 batchconn / plain, G4 batchconn / nooffload").
-func whose(bars []*barResult) string {
-	var pairs []string
-	byPair := map[string][]*barResult{}
-	for _, b := range bars {
-		pair := string(b.Mode)
-		if b.Unit == "ratio" {
-			pair += " / " + string(b.Versus)
+// groupRows gathers the rows that keep, a group per scenario and size,
+// in the order they ran; only groups that have plain's row, which the
+// ratios need.
+func groupRows(rep *report, keep func(r *row) bool) [][]*row {
+	var groups [][]*row
+	index := map[string]int{}
+	for _, r := range rep.Rows {
+		if !keep(r) || rep.row(r.Scenario, r.Op, r.Size, modePlain) == nil {
+			continue
 		}
-		if byPair[pair] == nil {
-			pairs = append(pairs, pair)
+		key := fmt.Sprintf("%s/%d", r.Scenario, r.Size)
+		i, ok := index[key]
+		if !ok {
+			i = len(groups)
+			index[key] = i
+			groups = append(groups, nil)
 		}
-		byPair[pair] = append(byPair[pair], b)
+		groups[i] = append(groups[i], r)
 	}
-	if len(pairs) == 1 {
-		return pairs[0]
-	}
-	parts := make([]string, len(pairs))
-	for i, pair := range pairs {
-		parts[i] = barRange(byPair[pair]) + " " + pair
-	}
-	return strings.Join(parts, "; ")
+	return groups
 }
 
-// writeSVGFile writes the bar chart of rep's bars to the file name.
+// writeSVGFile writes the chart of rep to the file name.
 func writeSVGFile(name string, rep *report) error {
 	var b strings.Builder
 	writeSVG(&b, rep)
 	return os.WriteFile(name, []byte(b.String()), 0o644)
 }
 
-// writeSVG draws each bar's measured figure as a horizontal bar, green
-// where it meets its target and red where it does not, with the target as
-// a black line across it: the performance issue's bars, then the offload
-// issue's, each set under a heading of its own.
+// writeSVG draws, for each panel, every mode's figure over plain's as a
+// horizontal bar, a group per scenario and size, plain's own bar at 1
+// (the dashed line), and under the panels a caption that says what the
+// chart shows and why a figure sits where it does.
 func writeSVG(w io.Writer, rep *report) {
-	type setPanels struct {
-		title string
-		bars  []*barResult
-		ps    []panel
+	ps := chartPanels(rep)
+	caption := wrapWords(chartCaption(rep), captionWrap)
+	head := 80
+	if busyWarning(rep.Machine) != "" {
+		head += 20
 	}
-	var sets []setPanels
-	height := 96 + 30
-	for _, set := range barSets {
-		bars := inSet(rep.Bars, set.set)
-		if len(bars) == 0 {
-			continue
-		}
-		sp := setPanels{title: svgSetTitles[set.set], bars: bars, ps: panels(bars)}
-		height += setGap
-		for _, p := range sp.ps {
-			height += panelGap + len(p.bars)*rowHeight + axisHeight
-		}
-		sets = append(sets, sp)
+	height := head + 30 + len(caption)*captionLine + 20
+	for _, p := range ps {
+		height += p.height()
 	}
-	where := "loopback"
-	if rep.Target != "" {
-		where = rep.Target
-	}
-	fmt.Fprintf(w, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="13">`+"\n",
+	fmt.Fprintf(w, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n",
 		svgWidth, height, svgWidth, height)
 	fmt.Fprintf(w, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
-	text(w, 20, 30, "start", 18, "bold", "#000", "batchconn vs plain *net.UDPConn: the performance bars")
-	text(w, 20, 52, "start", 12, "normal", "#444", fmt.Sprintf("%s, %s %s, GOMAXPROCS %d; the median of %d run(s) of %s per mode, modes interleaved",
-		where, rep.GoVersion, rep.Platform, rep.GOMAXPROCS, rep.Rounds, rep.Duration))
-	text(w, 20, 72, "start", 12, "normal", "#444",
-		"batchconn: offload (UDP GSO/GRO) on, the default; nooffload: batchconn with Config{NoOffload: true}")
-	y := 96
-	for _, sp := range sets {
-		text(w, 20, y+24, "start", 16, "bold", "#000",
-			fmt.Sprintf("%s: %d of %d met", sp.title, countMet(sp.bars), len(sp.bars)))
-		y += setGap
-		for _, p := range sp.ps {
-			y = p.draw(w, y)
-		}
+	where := "loopback"
+	if rep.Target != "" {
+		where = "the path to " + rep.Target
 	}
-	drawKey(w, y+10)
+	text(w, groupLeft, 30, "start", 18, "bold", "#000", "batchconn against plain *net.UDPConn and the alternatives")
+	text(w, groupLeft, 52, "start", 12, "normal", "#444", fmt.Sprintf("%s; %s %s, %d CPUs; the median of %d round(s) of %s per mode, the modes taking turns",
+		where, rep.GoVersion, rep.Platform, rep.Machine.CPUs, rep.Rounds, rep.Duration))
+	drawKey(w, rep, 72)
+	if busyWarning(rep.Machine) != "" {
+		text(w, groupLeft, 96, "start", 12, "bold", "#c62828",
+			"This machine was busy during the run (see the text report): the figures are noisy.")
+	}
+	y := head
+	for _, p := range ps {
+		y = p.draw(w, y)
+	}
+	y += 10
+	for _, line := range caption {
+		y += captionLine
+		text(w, groupLeft, y, "start", 12, "normal", "#222", line)
+	}
 	fmt.Fprintln(w, "</svg>")
 }
 
-// svgSetTitles head the sets in the chart.
-var svgSetTitles = map[string]string{
-	setPerf:    "Performance issue, bars 1-7",
-	setOffload: "Offload issue, bars G1-G4 (batchconn with offload on)",
+// chartCaption says what the chart shows, including why a figure sits
+// under its ceiling.
+func chartCaption(rep *report) string {
+	c := "What this shows: each bar is a mode's figure over plain *net.UDPConn's in the same run; plain is 1 (the dashed line). " +
+		"Delivered counts what reached the receiving code, not what the sender's kernel accepted: a sender faster than its " +
+		"receiver gains nothing past the receiver's pace (the text report shows the kernel's drops). " +
+		"CPU time is the whole process's, both ends of the traffic, per datagram delivered."
+	if hasMode(rep, modeRaw) {
+		c += " raw (the outlined bar) is the same loop calling sendmmsg/recvmmsg directly, 64 datagrams a call, no offload, nothing " +
+			"else: the batch system calls alone, what batching without offload can reach in this loop on this machine. nooffload " +
+			"(batchconn, batching alone) and xnet (the loop written by hand with golang.org/x/net's ReadBatch/WriteBatch) sit under " +
+			"it by what their own code costs per datagram: batchconn's queue, ring and lock; x/net's messages and the address it " +
+			"allocates for each datagram read. Where one comes out above raw, the run's noise or the receiver's pace decided it " +
+			"(in send, the plain receiver caps what any sender delivers). batchconn with offload can pass raw: UDP GSO and GRO " +
+			"carry up to 64 datagrams through the kernel as one."
+	}
+	if hasMode(rep, modeXnet) && !hasMode(rep, modeRaw) {
+		c += " xnet is the loop written by hand with golang.org/x/net's ReadBatch/WriteBatch, 64 datagrams a call."
+	}
+	return c
+}
+
+func (p chartPanel) height() int {
+	rows := 0
+	for _, g := range p.groups {
+		rows += len(g)
+	}
+	return panelTitle + rows*barRow + len(p.groups)*groupGap + axisHeight
 }
 
 // draw draws the panel from y down and returns where it ends.
-func (p panel) draw(w io.Writer, y int) int {
-	text(w, 20, y+20, "start", 14, "bold", "#000", p.title)
-	y += panelGap
-	top := y
-	bottom := y + len(p.bars)*rowHeight
-	step, end := axis(p.bars)
+func (p chartPanel) draw(w io.Writer, y int) int {
+	text(w, groupLeft, y+24, "start", 14, "bold", "#000", p.title)
+	top := y + panelTitle
+	bottom := y + p.height() - axisHeight
+	step, end := p.axis()
 	scale := float64(plotRight-plotLeft) / end
 	for tick := 0.0; tick <= end+step/2; tick += step {
 		x := plotLeft + int(math.Round(tick*scale))
-		fmt.Fprintf(w, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#ddd"/>`+"\n", x, top, x, bottom)
-		text(w, x, bottom+16, "middle", 11, "normal", "#555", trimFloat(tick))
+		fmt.Fprintf(w, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#e0e0e0"/>`+"\n", x, top, x, bottom)
+		text(w, x, bottom+16, "middle", 11, "normal", "#555", trimFloat(tick)+"x")
 	}
 	fmt.Fprintf(w, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#888"/>`+"\n", plotLeft, bottom, plotRight, bottom)
-	for i, b := range p.bars {
-		drawBar(w, b, top+i*rowHeight, scale)
+	row := top
+	for _, g := range p.groups {
+		text(w, groupLeft, row+barRow/2+4, "start", 12, "bold", "#000", fmt.Sprintf("%s %d B", g[0].Scenario, g[0].Size))
+		for _, r := range g {
+			p.drawBar(w, r, row, scale)
+			row += barRow
+		}
+		row += groupGap
 	}
+	one := plotLeft + int(math.Round(scale))
+	fmt.Fprintf(w, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#000" stroke-dasharray="4 3"/>`+"\n", one, top-4, one, bottom)
 	return bottom + axisHeight
 }
 
-// drawBar draws one bar in the row starting at y.
-func drawBar(w io.Writer, b *barResult, y int, scale float64) {
-	color := colorMissed
-	if b.Met {
-		color = colorMet
+// drawBar draws r's bar in the row starting at y.
+func (p chartPanel) drawBar(w io.Writer, r *row, y int, scale float64) {
+	mid := y + barRow/2
+	text(w, modeRight, mid+4, "end", 12, "normal", "#000", string(r.Mode))
+	v := p.ratio(r)
+	if v == nil {
+		text(w, plotLeft+4, mid+4, "start", 12, "normal", "#777", "not measured")
+		return
 	}
-	mid := y + rowHeight/2
-	text(w, labelRight, mid+4, "end", 13, "normal", "#000", fmt.Sprintf("%s · %s", b.Bar, b.label()))
-	barEnd := min(plotLeft+int(math.Round(b.Measured*scale)), plotRight+12)
-	fmt.Fprintf(w, `<rect x="%d" y="%d" width="%d" height="%d" fill="%s"/>`+"\n",
-		plotLeft, mid-barHeight/2, barEnd-plotLeft, barHeight, color)
-	if barEnd > plotRight { // off the axis: cut, with a break mark
-		for _, dx := range []int{-4, 2} {
-			fmt.Fprintf(w, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="white" stroke-width="2"/>`+"\n",
-				plotRight+dx-3, mid+barHeight/2+1, plotRight+dx+3, mid-barHeight/2-1)
+	end := plotLeft + int(math.Round(*v*scale))
+	stroke := ""
+	if r.Mode == modeRaw {
+		stroke = ` stroke="#212121" stroke-width="1.5"`
+	}
+	fmt.Fprintf(w, `<rect x="%d" y="%d" width="%d" height="%d" fill="%s"%s/>`+"\n",
+		plotLeft, mid-barHeight/2, max(end-plotLeft, 1), barHeight, modeColors[r.Mode], stroke)
+	// Beside the bar, or beyond plain's dashed line where the bar stops
+	// short of it.
+	one := plotLeft + int(math.Round(scale))
+	text(w, max(end, one)+6, mid+4, "start", 12, "normal", "#000", p.label(r))
+}
+
+// axis chooses the tick step and the axis's end: room for every bar and
+// for plain's 1.
+func (p chartPanel) axis() (step, end float64) {
+	top := 1.0
+	for _, g := range p.groups {
+		for _, r := range g {
+			if v := p.ratio(r); v != nil {
+				top = max(top, *v)
+			}
 		}
 	}
-	tx := plotLeft + int(math.Round(b.Target*scale))
-	fmt.Fprintf(w, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="3"/>`+"\n",
-		tx, mid-barHeight/2-4, tx, mid+barHeight/2+4, colorTarget)
-	text(w, max(barEnd, tx)+8, mid+4, "start", 13, "bold", color,
-		fmt.Sprintf("%s %s (target %s)", b.measured(), b.result(), b.target()))
-}
-
-// label names the bar in the chart.
-func (b *barResult) label() string {
-	switch {
-	case b.Op != "":
-		return b.Op
-	case strings.HasPrefix(b.Figure, "p50"):
-		return fmt.Sprintf("%s p50", b.Scenario)
-	case strings.HasPrefix(b.Figure, "p99"):
-		return fmt.Sprintf("%s p99", b.Scenario)
-	}
-	return b.subject()
-}
-
-// drawKey explains the colors and the line.
-func drawKey(w io.Writer, y int) {
-	x := 20
-	for _, k := range []struct{ color, label string }{{colorMet, "target met"}, {colorMissed, "target missed"}} {
-		fmt.Fprintf(w, `<rect x="%d" y="%d" width="14" height="14" fill="%s"/>`+"\n", x, y, k.color)
-		text(w, x+20, y+12, "start", 12, "normal", "#000", k.label)
-		x += 130
-	}
-	fmt.Fprintf(w, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="3"/>`+"\n", x+7, y-2, x+7, y+16, colorTarget)
-	text(w, x+20, y+12, "start", 12, "normal", "#000", "target")
-}
-
-// axis chooses the tick step and the axis's end for the bars, in round
-// steps: room for every target and for every figure up to three times the
-// largest target. A figure beyond is drawn cut short, its value beside it.
-func axis(bars []*barResult) (step, end float64) {
-	figures, targets := 0.0, 0.0
-	for _, b := range bars {
-		figures, targets = max(figures, b.Measured), max(targets, b.Target)
-	}
-	if targets > 0 {
-		figures = min(figures, 3*targets)
-	}
-	top := max(figures, targets, 1) * 1.05
+	top *= 1.05
 	step = niceStep(top / 5)
 	return step, math.Ceil(top/step) * step
+}
+
+// drawKey names the modes' colors, those rep has.
+func drawKey(w io.Writer, rep *report, y int) {
+	x := groupLeft
+	for _, m := range []mode{modePlain, modeBatch, modeNoOffload, modeXnet, modeRaw} {
+		if !hasMode(rep, m) {
+			continue
+		}
+		stroke := ""
+		if m == modeRaw {
+			stroke = ` stroke="#212121" stroke-width="1.5"`
+		}
+		fmt.Fprintf(w, `<rect x="%d" y="%d" width="14" height="12" fill="%s"%s/>`+"\n", x, y-10, modeColors[m], stroke)
+		text(w, x+20, y, "start", 12, "normal", "#000", keyLabels[m])
+		x += 30 + 7*len(keyLabels[m])
+	}
+}
+
+// keyLabels name the modes in the chart's key.
+var keyLabels = map[mode]string{
+	modePlain:     "plain *net.UDPConn",
+	modeBatch:     "batchconn (GSO/GRO on)",
+	modeNoOffload: "nooffload (batching alone)",
+	modeXnet:      "xnet (x/net by hand)",
+	modeRaw:       "raw (batch calls alone)",
+}
+
+// wrapWords cuts s into lines of at most width characters, at spaces.
+func wrapWords(s string, width int) []string {
+	var lines []string
+	line := ""
+	for _, word := range strings.Fields(s) {
+		if line != "" && len(line)+1+len(word) > width {
+			lines = append(lines, line)
+			line = ""
+		}
+		if line != "" {
+			line += " "
+		}
+		line += word
+	}
+	if line != "" {
+		lines = append(lines, line)
+	}
+	return lines
 }
 
 // niceStep is the least of 1, 2, 2.5 and 5 times a power of ten that is

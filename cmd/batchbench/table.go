@@ -1,0 +1,358 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strings"
+)
+
+// writeTable writes the report for a reader deciding whether to use
+// batchconn: a block per scenario, each mode's figures beside plain's,
+// then what the columns and modes mean. The project's own targets follow
+// only with -targets.
+func writeTable(w io.Writer, rep *report) error {
+	var b strings.Builder
+	writeHeader(&b, rep)
+	for _, sc := range allScenarios {
+		rows := rowsOf(rep, sc.name)
+		if len(rows) == 0 {
+			continue
+		}
+		b.WriteString("\n")
+		if sc.kind == kindAllocs {
+			writeAllocs(&b, sc, rows)
+			continue
+		}
+		about := sc.about
+		if sc.kind == kindIdle {
+			about = fmt.Sprintf("%d %s", rep.IdleConns, about)
+		}
+		fmt.Fprintf(&b, "%s: %s\n", sc.name, about)
+		writeBlock(&b, columnsFor(sc, rows), rows)
+	}
+	writeNotes(&b, rep)
+	b.WriteString(legend(rep))
+	if rep.hasProblems() {
+		b.WriteString("\nPROBLEMS (the measurement went wrong; the exit status is 1):\n")
+		for _, r := range rep.Rows {
+			for _, p := range r.Problems {
+				fmt.Fprintf(&b, "  %s %s\n", r.label(), p)
+			}
+		}
+	}
+	if rep.targets {
+		writeBars(&b, rep)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// writeHeader says what was compared, where and how, and warns when the
+// machine was too busy for steady figures.
+func writeHeader(b *strings.Builder, rep *report) {
+	where := "on loopback (127.0.0.1), both ends in this process"
+	if rep.Target != "" {
+		where = "over the path to " + rep.Target + " (batchbench -listen)"
+	}
+	fmt.Fprintf(b, "batchbench: plain *net.UDPConn against batchconn and the alternatives, %s\n", where)
+	fmt.Fprintf(b, "%s %s, %d CPUs (GOMAXPROCS %d); each figure the median of %d round(s) of %s, the modes taking turns\n",
+		rep.GoVersion, rep.Platform, rep.Machine.CPUs, rep.GOMAXPROCS, rep.Rounds, rep.Duration)
+	fmt.Fprintf(b, "receive queues: asked for %s, the kernel grants up to %s (net.core.rmem_max)\n", mib(rep.ReadBuffer), mib(rep.RmemMax))
+	if w := busyWarning(rep.Machine); w != "" {
+		b.WriteString("\n" + w)
+	}
+}
+
+// busyWarning is the report's warning that other programs took CPU time
+// from the run, or "" if they did not as far as this machine tells.
+func busyWarning(m *machine) string {
+	if m == nil || !m.Busy {
+		return ""
+	}
+	var why []string
+	if m.loadBusy() {
+		why = append(why, fmt.Sprintf("load average %.2f on %d CPUs before the run", *m.LoadAvg, m.CPUs))
+	}
+	if m.StealPct != nil && *m.StealPct > 100*busySteal {
+		why = append(why, fmt.Sprintf("%.1f%% of CPU time stolen by the hypervisor during it", *m.StealPct))
+	}
+	return "WARNING: this machine is busy (" + strings.Join(why, "; ") + ").\n" +
+		"  Other programs took CPU time from the benchmark, so its figures will be noisy: compare\n" +
+		"  rows of this run only, and rerun on a quiet machine before drawing conclusions.\n"
+}
+
+// rowsOf returns the scenario's rows, in the order they ran.
+func rowsOf(rep *report, scenario string) []*row {
+	var rows []*row
+	for _, r := range rep.Rows {
+		if r.Scenario == scenario {
+			rows = append(rows, r)
+		}
+	}
+	return rows
+}
+
+// column is one column of a block: its heading, its width (negative:
+// left-aligned) and its cell for a row.
+type column struct {
+	head  string
+	width int
+	cell  func(r *row) string
+}
+
+// columnsFor are the columns of sc's block.
+func columnsFor(sc scenario, rows []*row) []column {
+	abbr := map[string]string{"datagram": "DG", "response": "RESP", "round trip": "RT", "query": "QUERY"}[sc.unit]
+	size := column{"SIZE", 5, func(r *row) string { return fmt.Sprint(r.Size) }}
+	mode := column{"MODE", -9, func(r *row) string { return string(r.Mode) }}
+	cpu := []column{
+		{"CPU µs/" + abbr, 11, func(r *row) string { return format(r.CPUus, compact) }},
+		{"VS PLAIN", 8, func(r *row) string { return format(r.CPUVsPlain, times) }},
+	}
+	bytesVs := column{"VS PLAIN", 8, func(r *row) string { return format(r.BytesVsPlain, times) }}
+	switch sc.kind {
+	case kindFresh:
+		return append([]column{mode,
+			{"QUERIES/S", 10, func(r *row) string { return thousands(r.PerSec) }},
+			{"VS PLAIN", 8, func(r *row) string { return format(r.PerSecVsPlain, times) }},
+			{"ALLOCATED/QUERY", 15, func(r *row) string { return format(r.AllocBytesPerQuery, byteSize) }},
+			bytesVs,
+		}, cpu...)
+	case kindIdle:
+		return []column{mode,
+			{"HEAP/CONN", 10, func(r *row) string { return format(r.HeapBytesPerConn, byteSize) }},
+			bytesVs,
+			{"ALL CONNS", 10, func(r *row) string { return byteSize(*r.HeapBytesPerConn * float64(r.Conns)) }},
+		}
+	}
+	allocs := column{"ALLOCS/" + abbr, 10, func(r *row) string { return fmt.Sprintf("%.2f", r.AllocsPerUnit) }}
+	drops := column{"KERNEL DROPS", -18, dropsCell}
+	if sc.kind == kindLatency {
+		cols := []column{mode,
+			{"P50 µs", 8, func(r *row) string { return format(r.P50us, compact) }},
+			{"VS PLAIN", 8, func(r *row) string { return format(r.P50VsPlain, times) }},
+			{"P99 µs", 8, func(r *row) string { return format(r.P99us, compact) }},
+			{"VS PLAIN", 8, func(r *row) string { return format(r.P99VsPlain, times) }},
+		}
+		return append(append(cols, cpu...), allocs, drops)
+	}
+	perSec := map[string]string{"datagram": "DELIVERED/S", "response": "RESPONSES/S"}[sc.unit]
+	if slices.ContainsFunc(rows, func(r *row) bool { return r.SentOnly }) {
+		perSec = "SENT/S"
+	}
+	cols := []column{size, mode,
+		{perSec, 12, func(r *row) string { return thousands(r.PerSec) }},
+		{"VS PLAIN", 8, func(r *row) string { return format(r.PerSecVsPlain, times) }},
+		{"MB/S", 7, func(r *row) string { return fmt.Sprintf("%.1f", r.MBPerSec) }},
+	}
+	return append(append(cols, cpu...), allocs, drops)
+}
+
+// writeBlock writes a heading line of cols and a line per row.
+func writeBlock(b *strings.Builder, cols []column, rows []*row) {
+	line := func(cell func(c column) string) {
+		var parts []string
+		for _, c := range cols {
+			parts = append(parts, fmt.Sprintf("%*s", c.width, cell(c)))
+		}
+		b.WriteString(strings.TrimRight("  "+strings.Join(parts, "  "), " ") + "\n")
+	}
+	line(func(c column) string { return c.head })
+	for _, r := range rows {
+		line(func(c column) string { return c.cell(r) })
+	}
+}
+
+// dropsCell is the KERNEL DROPS cell: how many of the datagrams sent were
+// dropped, and their share; "-" where that is not known.
+func dropsCell(r *row) string {
+	switch {
+	case r.Dropped == nil:
+		return "-"
+	case *r.Dropped == 0:
+		return "0"
+	}
+	return fmt.Sprintf("%s (%.1f%%)", thousands(float64(*r.Dropped)), *r.DroppedPct)
+}
+
+// writeAllocs shows the allocs scenario's rows: a call's allocations per
+// datagram, the modes side by side.
+func writeAllocs(b *strings.Builder, sc scenario, rows []*row) {
+	var ops []string
+	var modes []mode
+	for _, r := range rows {
+		if !slices.Contains(ops, r.Op) {
+			ops = append(ops, r.Op)
+		}
+		if !slices.Contains(modes, r.Mode) {
+			modes = append(modes, r.Mode)
+		}
+	}
+	fmt.Fprintf(b, "allocs: %s, %d B datagrams\n", sc.about, rows[0].Size)
+	fmt.Fprintf(b, "  %-20s", "CALL")
+	for _, m := range modes {
+		fmt.Fprintf(b, " %9s", m)
+	}
+	b.WriteString("\n")
+	for _, op := range ops {
+		fmt.Fprintf(b, "  %-20s", op)
+		for _, m := range modes {
+			cell := "-"
+			if i := slices.IndexFunc(rows, func(r *row) bool { return r.Op == op && r.Mode == m }); i >= 0 {
+				cell = fmt.Sprintf("%.2f", rows[i].AllocsPerUnit)
+			}
+			fmt.Fprintf(b, " %9s", cell)
+		}
+		b.WriteString("\n")
+	}
+}
+
+// writeNotes tells of batchconn's offload turning itself off, which
+// changes what a batchconn row measures.
+func writeNotes(b *strings.Builder, rep *report) {
+	first := true
+	for _, r := range rep.Rows {
+		if r.stats == nil || r.stats.OffloadFallbacks == 0 {
+			continue
+		}
+		if first {
+			b.WriteString("\nNOTES:\n")
+			first = false
+		}
+		fmt.Fprintf(b, "  %s the kernel refused segmentation offload %d time(s) (Stats.OffloadFallbacks):\n"+
+			"    offload went off for that socket, the rest of its run went without\n", r.label(), r.stats.OffloadFallbacks)
+	}
+}
+
+// legend explains the modes and columns that rep's blocks show.
+func legend(rep *report) string {
+	var b strings.Builder
+	b.WriteString("\nMODES\n")
+	for _, m := range []struct {
+		mode mode
+		text string
+	}{
+		{modePlain, "*net.UDPConn: one system call per datagram"},
+		{modeBatch, "batchconn.New(conn, nil): batches, with UDP GSO/GRO where the kernel has them"},
+		{modeNoOffload, "batchconn.New(conn, &batchconn.Config{NoOffload: true}): batches alone"},
+		{modeXnet, "the same loop written by hand with golang.org/x/net's ipv4.PacketConn ReadBatch and\n" +
+			"WriteBatch, 64 datagrams a call: what you would write instead of using batchconn"},
+		{modeRaw, "the same loop calling sendmmsg/recvmmsg directly, 64 a call, no offload, nothing else:\n" +
+			"the batch system calls alone, what batching without offload can reach here (up to the\n" +
+			"run's noise: a mode above raw got lucky, or the receiver set the pace)"},
+	} {
+		if hasMode(rep, m.mode) {
+			fmt.Fprintf(&b, "  %-10s %s\n", m.mode, strings.ReplaceAll(m.text, "\n", "\n             "))
+		}
+	}
+	b.WriteString("COLUMNS\n")
+	for _, c := range columnNotes {
+		if slices.ContainsFunc(rep.Rows, func(r *row) bool { return slices.Contains(c.kinds, r.kind) }) {
+			b.WriteString(c.text)
+		}
+	}
+	return b.String()
+}
+
+// columnNotes explain the columns, each for the kinds of scenario whose
+// blocks show it.
+var columnNotes = []struct {
+	kinds []kind
+	text  string
+}{
+	{[]kind{kindRate}, `  DELIVERED/S  datagrams that reached the receiving code, per second: for send and send16 those
+               the receivers read, not those the sender's kernel accepted; for recv those ReadFrom
+               returned. RESPONSES/S: responses the echo client read. SENT/S (-target): what the
+               sender's kernel accepted; nothing counts the far end.
+`},
+	{[]kind{kindRate, kindLatency, kindFresh, kindIdle}, `  VS PLAIN     the mode's figure over plain's in the same run: for DELIVERED/S and QUERIES/S
+               above 1.00x is better; for CPU time, delays and memory below 1.00x is better.
+`},
+	{[]kind{kindRate, kindLatency, kindFresh}, `  CPU µs/DG    CPU time of the whole process (user and system, getrusage), while it measured, per
+               datagram delivered (per response, round trip, query). Both ends of the traffic run in
+               this process: sender and receivers; in recv and recvgso also the senders, which run
+               flat out in every mode.
+`},
+	{[]kind{kindRate, kindLatency}, `  ALLOCS/DG    heap objects allocated in the process, per datagram delivered: garbage for the GC.
+  KERNEL DROPS datagrams sent that never reached the receiving code, dropped by the kernel at a
+               full receive queue, and their share of those sent: a sender faster than its
+               receiver. recv's and recvgso's senders are meant to outpace every receiver: the drops
+               show how far each falls behind; with none, the senders set the pace, and DELIVERED/S
+               only bounds the receiver from below. echo, pingpong: requests without a reply.
+`},
+	{[]kind{kindLatency}, `  P50, P99     the median and the 99th percentile of the delays: pingpong's round trips, lone's
+               one-way delays from WriteTo to the receiver's read.
+`},
+	{[]kind{kindFresh}, `  QUERIES/S    fresh: queries answered per second, each on a socket of its own, one at a time.
+  ALLOCATED/QUERY  fresh: heap bytes the process allocated per query (the server allocates none).
+`},
+	{[]kind{kindIdle}, `  HEAP/CONN    idle: Go heap held per open conn after two garbage collections (the kernel's
+               socket buffers are not counted), and ALL CONNS for all of them.
+`},
+}
+
+// hasMode reports whether rep has a row of mode m.
+func hasMode(rep *report, m mode) bool {
+	return slices.ContainsFunc(rep.Rows, func(r *row) bool { return r.Mode == m })
+}
+
+// label names the row in PROBLEMS and NOTES.
+func (r *row) label() string {
+	return strings.Join(strings.Fields(fmt.Sprintf("%s %s %d B %s,", r.Scenario, r.Op, r.Size, r.Mode)), " ")
+}
+
+// byteSize formats a number of bytes: "360 B", "157.2 KiB", "314.5 MiB".
+func byteSize(v float64) string {
+	switch a := math.Abs(v); {
+	case a < 10<<10:
+		return fmt.Sprintf("%.0f B", v)
+	case a < 1<<20:
+		return fmt.Sprintf("%.1f KiB", v/(1<<10))
+	}
+	return fmt.Sprintf("%.1f MiB", v/(1<<20))
+}
+
+// times formats a ratio: "5.63x".
+func times(v float64) string { return fmt.Sprintf("%.2fx", v) }
+
+// compact formats v with three or four significant digits.
+func compact(v float64) string {
+	switch {
+	case v < 10:
+		return fmt.Sprintf("%.2f", v)
+	case v < 100:
+		return fmt.Sprintf("%.1f", v)
+	}
+	return fmt.Sprintf("%.0f", v)
+}
+
+// thousands formats v rounded, its digits grouped by threes: "1,234,567".
+func thousands(v float64) string {
+	s := fmt.Sprintf("%.0f", math.Round(v))
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	if neg {
+		s = "-" + s
+	}
+	return s
+}
+
+// format formats *v with f, or gives "-" for nil.
+func format(v *float64, f func(float64) string) string {
+	if v == nil {
+		return "-"
+	}
+	return f(*v)
+}
+
+func mib(n int) string {
+	if n <= 0 {
+		return "unknown"
+	}
+	return fmt.Sprintf("%g MiB", float64(n)/(1<<20))
+}
