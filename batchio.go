@@ -7,18 +7,15 @@ import "net/netip"
 // system or the socket cannot do that, and the conn is then served one
 // datagram at a time.
 type batchIO interface {
-	// readBatch receives what the kernel holds, up to a batch, without
-	// waiting: with GRO off the first datagram into p and the rest into
-	// blk's slots (blk may be nil: p alone), with GRO on all into blk's
-	// slots (blk must not be nil). A socket with nothing to read gives
-	// a result of no messages. The error is the poller's
-	// (net.ErrClosed, os.ErrDeadlineExceeded) or the system call's errno.
-	readBatch(p []byte, blk *readBlock) (rxResult, error)
-
-	// waitRead blocks until the kernel holds a datagram. With GRO off it
-	// receives that one into p; with GRO on it returns without receiving
-	// (no messages), so that no slot is held while the conn waits.
-	waitRead(p []byte) (rxResult, error)
+	// readBatch receives what the kernel holds, up to a batch: with GRO
+	// off the first datagram into p and the rest into blk's slots (blk
+	// may be nil: p alone), with GRO on all into blk's slots (blk must
+	// not be nil). Where the kernel holds nothing it gives blk back to
+	// pool, waits (res.waited), and then receives one datagram into p
+	// (GRO off) or returns none (GRO on), so that a waiting conn holds no
+	// slot. The error is the poller's (net.ErrClosed,
+	// os.ErrDeadlineExceeded) or the system call's errno.
+	readBatch(p []byte, blk *readBlock, pool *readPool) (rxResult, error)
 
 	// gro reports whether the kernel coalesces received datagrams;
 	// enableGRO turns that on where it may be, once a conn shows it
@@ -61,6 +58,7 @@ const (
 type rxResult struct {
 	msgs    int            // messages received: into p and into slots
 	offered int            // messages there was room for
+	waited  bool           // the socket had nothing: the call waited, and the block went back
 	direct  bool           // the first went into p: n bytes from addr
 	n       int            //
 	addr    netip.AddrPort //

@@ -34,11 +34,14 @@ type mmsgIO struct {
 	oneHdr [1]mmsghdr
 	oneIov [1]unix.Iovec
 	oneNam [1]unix.RawSockaddrInet6
-	rh     *rxHeader // the headers of this call, from hdrs[rfirst] on
-	rfirst int       // 0: the first message into the caller's buffer; 1: all into slots
-	rvlen  int       // messages offered
-	rwait  bool      // the callback waits for the socket to become readable
-	rpeek  bool      // the callback only looks for a datagram (GRO on, no slots held)
+	rh     *rxHeader  // the headers of this call, from hdrs[rfirst] on
+	rfirst int        // 0: the first message into the caller's buffer; 1: all into slots
+	rvlen  int        // messages offered
+	rwait  bool       // the socket had nothing: the callback waits for it to become readable
+	rpeek  bool       // the callback only looks for a datagram (GRO on, no slots held)
+	rp     []byte     // the caller's buffer, during a call
+	rblk   *readBlock // the block of this call, until it waits
+	rpool  *readPool  // where the block goes back when the call waits
 	rn     int
 	rerr   syscall.Errno
 	recvFn func(fd uintptr) bool
@@ -197,16 +200,30 @@ func (m *mmsgIO) enableGRO() {
 	m.groSt = groOn
 }
 
-func (m *mmsgIO) readBatch(p []byte, blk *readBlock) (rxResult, error) {
+func (m *mmsgIO) readBatch(p []byte, blk *readBlock, pool *readPool) (rxResult, error) {
 	m.rwait, m.rpeek = false, false
+	m.rp, m.rblk, m.rpool = p, blk, pool
 	m.layout(p, blk)
-	return m.receive(p, blk)
+	res, err := m.receive()
+	m.rp, m.rblk = nil, nil
+	return res, err
 }
 
-func (m *mmsgIO) waitRead(p []byte) (rxResult, error) {
+// wait prepares the call for a socket that had nothing to read: the
+// block goes back to the pool, so that a waiting conn holds no slot, and
+// the call after the wait asks for one datagram, into p (GRO off), or only
+// looks (GRO on). The wait says the socket had nothing a moment ago, so
+// most likely one datagram woke it; asking for more would cost the kernel
+// a second, failing attempt on every request/response round trip, and
+// datagrams that came together are read by the next call, which finds
+// them waiting.
+func (m *mmsgIO) wait() {
+	if m.rblk != nil {
+		m.rpool.put(m.rblk)
+		m.rblk = nil
+	}
 	m.rwait, m.rpeek = true, m.groSt == groOn
-	m.layout(p, nil)
-	return m.receive(p, nil)
+	m.layout(m.rp, nil)
 }
 
 // layout sets the headers of the next call: the caller's buffer first
@@ -238,18 +255,21 @@ func (m *mmsgIO) layout(p []byte, blk *readBlock) {
 }
 
 // receive makes the call the headers are laid out for and reads what it
-// received into the result and blk's ring.
-func (m *mmsgIO) receive(p []byte, blk *readBlock) (rxResult, error) {
-	if err := m.rc.Read(m.recvFn); err != nil {
-		return rxResult{}, unwrapRaw(err)
+// received into the result and the block's ring.
+func (m *mmsgIO) receive() (rxResult, error) {
+	err := m.rc.Read(m.recvFn)
+	res := rxResult{msgs: m.rn, offered: m.rvlen, waited: m.rwait}
+	if err != nil {
+		return res, unwrapRaw(err)
 	}
 	if m.rerr != 0 {
-		return rxResult{}, m.rerr
+		return res, m.rerr
 	}
 	if m.rpeek {
-		return rxResult{}, nil
+		res.msgs = 0
+		return res, nil
 	}
-	res := rxResult{msgs: m.rn, offered: m.rvlen}
+	blk := m.rblk
 	h, gro, cut := m.rh, m.rfirst == 1, 0
 	for i := range m.rn {
 		k := m.rfirst + i
@@ -325,8 +345,6 @@ func (m *mmsgIO) watchDrops() {
 }
 
 // recv is the poller's callback: false means "wait until readable".
-// Without rwait it never waits: a socket with nothing to read gives a
-// result of no messages.
 func (m *mmsgIO) recv(fd uintptr) bool {
 	for {
 		var n uintptr
@@ -343,7 +361,10 @@ func (m *mmsgIO) recv(fd uintptr) bool {
 			continue
 		case unix.EAGAIN:
 			m.rn, m.rerr = 0, 0
-			return !m.rwait
+			if !m.rwait {
+				m.wait()
+			}
+			return false
 		case 0:
 			m.rn, m.rerr = int(n), 0
 		default:

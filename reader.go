@@ -190,22 +190,19 @@ func (c *PacketConn) refill(p []byte) (rxResult, error) {
 		if slots := r.want; gro || slots > 0 && c.cfg.BatchSize > 1 {
 			blk = r.pool.get(max(slots, 1), gro)
 		}
-		res, err := c.bio.readBatch(p, blk)
+		res, err := c.bio.readBatch(p, blk, r.pool)
+		if res.waited {
+			blk = nil // given back before the wait
+		}
 		if err == nil && res.msgs == 0 {
-			// The kernel holds nothing: wait for it, holding no slot. A
-			// wait says the socket had nothing a moment ago, so most
-			// likely one datagram woke it: without GRO, take just that one,
-			// into p; asking for more would cost the kernel a second,
-			// failing attempt on every request/response round trip.
+			// With GRO on, a wait only looked: a datagram is there now,
+			// to receive into slots. Or every buffer was discarded.
 			if blk != nil {
 				r.pool.put(blk)
-				blk = nil
 			}
-			res, err = c.bio.waitRead(p)
-			if err == nil && res.msgs == 0 {
-				continue // GRO on: a datagram is there now, receive it into slots
-			}
-		} else if err == nil {
+			continue
+		}
+		if !res.waited && err == nil {
 			c.learn(res, blk)
 		}
 		c.stats.readCalls.Add(1)
@@ -228,10 +225,10 @@ func (c *PacketConn) refill(p []byte) (rxResult, error) {
 // learn adapts the next refill to what this one, which did not wait,
 // found: a read that filled every message it offered says the kernel held
 // more, so the next offers twice as many, up to BatchSize; after eight in
-// a row that filled less than a quarter, the next offers half. (Sizes
-// that change often would leave blocks of every size in the pool.) And a read that brought two datagrams
-// in a row from one sender is the evidence that turns GRO on: a conn that
-// reads a reply at a time never pays for it.
+// a row that filled less than a quarter, the next offers half (sizes that
+// changed often would leave blocks of every size in the pool). And a read
+// that brought two datagrams in a row from one sender is the evidence that
+// turns GRO on: a conn that reads a reply at a time never pays for it.
 func (c *PacketConn) learn(res rxResult, blk *readBlock) {
 	r := &c.r
 	switch {
