@@ -144,9 +144,7 @@ func TestKernelGSORunPlanNeverSendsEqualSegments(t *testing.T) {
 			n, _ := coalesce(msgs[i:], gsoMaxSegs)
 			run := sizes[i : i+n]
 			if gsoRunMustSplit(run) {
-				for _, s := range run {
-					sent = append(sent, s) // one datagram a message
-				}
+				sent = append(sent, run...) // one datagram a message
 				split++
 			} else {
 				if len(run) >= 2 && allEqual(run) {
