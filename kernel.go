@@ -122,19 +122,22 @@ var (
 	// commit b10b446 (in v7.0-rc1) made the kernel corrupt the UDP header
 	// and checksum of a segmented message whose segments all have the
 	// same length, on many NICs and virtio devices; the receiver drops
-	// them silently (throughput down ~180x in reports). Commits 78effd8
-	// and 5f17ae0 fixed it; tailscale treats v7.0.0 through v7.1.4
-	// inclusive as affected, fixed in v7.1.5
-	// (https://github.com/tailscale/tailscale/issues/19777, workaround in
-	// https://github.com/tailscale/tailscale/pull/19918). Ubuntu 26.04
+	// them silently (https://github.com/tailscale/tailscale/issues/19777).
+	// Commits 78effd8 and 5f17ae0 fixed it (tailscale's workaround,
+	// https://github.com/tailscale/tailscale/pull/19918, names v7.1-rc5
+	// for them); tailscale turns its workaround on for v7.0.0 through
+	// v7.1.4 inclusive, fixed in v7.1.5 (as quoted in
+	// https://github.com/tailscale/tailscale/issues/21335), and so does
+	// this gate: a 7.1.y before 7.1.5 that has the fix only pays for the
+	// split. Ubuntu 26.04
 	// LTS and Proxmox 9 ship such kernels ("7.0.2-6-pve"). Some
 	// distribution kernels in the range carry the fix (Proxmox's
 	// 7.0.14-pve, tailscale#20994): they pay for a rule they no longer
-	// need, which is cheap (see gsoRunMustSplit). The same symptom was
-	// reported on 6.17 guests under KVM/virtio
-	// (https://github.com/tailscale/tailscale/issues/21335), probably
-	// from the hypervisor's kernel, which a guest cannot see: no version
-	// gate can catch that, BATCHCONN_DISABLE=gso can.
+	// need, which is cheap (see gsoRunMustSplit). The same symptom, a
+	// ~180x collapse, was reported on 6.17 guests under KVM/virtio
+	// (tailscale#21335), suspected to come from the hypervisor's kernel,
+	// which a guest cannot see: no version gate can catch that,
+	// BATCHCONN_DISABLE=gso can.
 	equalRunsFrom  = kernelVersion{major: 7, rc: 1}
 	equalRunsUntil = kernelVersion{major: 7, minor: 1, patch: 4}
 )
@@ -180,16 +183,17 @@ func currentKernelGates() kernelGates { return gatesFor(kernelRelease()) }
 // The broken shape is a segmented message of two or more segments all of
 // one length; a run whose last datagram is shorter than the others is
 // safe as it is. A run of n equal datagrams cannot be mended by sending
-// n-1 of them segmented and the last alone: those n-1 are still all of
-// one length (for n >= 3). Nor can a following shorter datagram be
-// pulled in ahead of the last equal one without reordering. So an equal
-// run goes one datagram a message: still in the same sendmmsg call, so
-// batching is kept, and only that run loses offload. Streams whose runs
-// end short (most request/response traffic) keep GSO; bulk streams of
-// one size lose it, as if GSO were off. (tailscale instead appends a
-// 1-byte sentinel datagram to each equal run; a wrapper cannot add
-// datagrams the caller did not write, and the sentinel crashes some
-// Broadcom bnxt_en firmware, tailscale#20994.)
+// n-1 of them segmented and the last alone: for n >= 3 those n-1 are
+// still two or more segments of one length, the broken shape (for n = 2
+// it is the same as sending both alone). Nor can a following shorter
+// datagram be pulled in ahead of the last equal one without reordering.
+// So an equal run goes one datagram a message: still in the same
+// sendmmsg call, so batching is kept, and only that run loses offload.
+// Runs that end short (a burst whose last packet is smaller) keep GSO; a
+// bulk stream of one size loses it, as if GSO were off for it.
+// (tailscale instead appends a 1-byte sentinel datagram to each equal
+// run; a wrapper cannot add datagrams the caller did not write, and the
+// sentinel crashes some Broadcom bnxt_en firmware, tailscale#20994.)
 //
 // sizes is expected in coalesce's shape (every size but the last equal
 // to the first, the last no longer); any other run is judged by the same
