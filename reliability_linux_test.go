@@ -375,6 +375,90 @@ func TestCloseWakesWriterBlockedOnSlowPath(t *testing.T) {
 	}
 }
 
+// Close called when no caller is in any method, while the MaxDelay timer
+// waits for room to send the queue, sends the queue and returns nil, as
+// Close's documentation says: every datagram WriteTo accepted arrives.
+// This is the state TestSlowPathBlocksInsteadOfDropping's final Close
+// meets now and then under load (the timer, not Close, took the lock
+// after the last WriteTo), made certain: the test waits until it holds.
+func TestCloseSendsTheQueueTheTimerWaitsToSend(t *testing.T) {
+	t.Skip("fails until Close stops closing the socket under the timer's send (issue 12): " +
+		"lockForClose takes any waiting send for a caller's; remove this Skip with the fix")
+	v := newVethPair(t)
+	setSlowRate(t, v, "256kbit") // a datagram every 37.5ms, after the 16 kB burst
+	rx := v.b.listen(t, "udp4", "198.18.0.2:0")
+	setsockoptInt(t, rx, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 8<<20)
+	uc := v.a.listen(t, "udp4", "198.18.0.1:0")
+	// Every write queued; one datagram a message, so that the socket
+	// buffer fills a datagram at a time.
+	c := New(uc, &Config{idleGap: time.Hour, NoOffload: true})
+	if c.bio == nil {
+		t.Skip("no batch I/O here")
+	}
+	defer c.Close()
+	if err := c.SetWriteBuffer(4096); err != nil {
+		t.Fatal(err)
+	}
+	var received []int // read after rdone
+	var arrived atomic.Int64
+	rdone := make(chan struct{})
+	go func() {
+		defer close(rdone)
+		p := make([]byte, 2*slowSize)
+		for {
+			n, _, err := rx.ReadFrom(p)
+			if err != nil {
+				return
+			}
+			i, _ := parseSlowPayload(p[:n])
+			received = append(received, i)
+			arrived.Add(1)
+		}
+	}()
+
+	// More than the burst and the socket buffer let through at once, and
+	// then enough queued that the next send must wait for the link; once
+	// a send waits while this goroutine is in no method, it is the
+	// timer's.
+	var accepted []int
+	deadline := time.Now().Add(10 * time.Second)
+	for i := 0; ; {
+		if i >= 40 && c.bio.writeWaiting() && c.w.queued.Load() > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the timer never waited for room (%d written, %d queued)", i, c.w.queued.Load())
+		}
+		if i < 40 || c.w.queued.Load() < 8 {
+			if _, err := c.WriteTo(slowPayload(i), rx.LocalAddr()); err != nil {
+				t.Fatalf("WriteTo %d = %v", i, err)
+			}
+			accepted = append(accepted, i)
+			i++
+			continue
+		}
+		time.Sleep(time.Millisecond)
+	}
+	queued := c.w.queued.Load()
+	if err := c.Close(); err != nil {
+		t.Errorf("Close with %d datagrams queued behind the timer's send = %v, want nil", queued, err)
+	}
+	if s := c.Stats(); s.WriteFailures != 0 || s.DatagramsWritten != uint64(len(accepted)) {
+		t.Errorf("Stats = %+v; want %d written, none failed", s, len(accepted))
+	}
+	// What Close sent is in the qdisc, at most a socket buffer's worth.
+	for end := time.Now().Add(3 * time.Second); arrived.Load() < int64(len(accepted)) && time.Now().Before(end); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond) // anything beyond them
+	rx.Close()
+	<-rdone
+	if !slices.Equal(received, accepted) {
+		t.Errorf("accepted %d datagrams (%d queued at Close); the receiver got %s",
+			len(accepted), queued, seqDiff(accepted, received))
+	}
+}
+
 // ---------------------------------------------------------------------
 // Bad datagrams inside a batch: one whose route MTU is too small for a
 // datagram that must not fragment (EMSGSIZE), one an nftables rule drops

@@ -1,0 +1,211 @@
+package batchconn
+
+import (
+	"strconv"
+	"strings"
+)
+
+// Kernel gates: which offloads the running Linux kernel is known to do
+// right, decided from its release string (uname -r) alone. The decisions
+// are pure functions of the string, so that every boundary can be tested
+// without the kernel in question; kernel_linux.go reads the real one.
+//
+// Distribution kernels carry backports under an old version number
+// (RHEL 8's 4.18.0-553 is not the 4.18 of 2018), so a version says less
+// than it seems. Each gate below is set where field reports put it, and
+// errs towards turning an offload off: that costs throughput, never a
+// datagram.
+
+// kernelVersion is a kernel release as major.minor.patch, and whether it
+// is a release candidate ("-rcN"), which comes before the release it names.
+type kernelVersion struct {
+	major, minor, patch int
+	rc                  int // the N of "-rcN"; 0 for a release
+}
+
+// parseKernelRelease reads the leading "major.minor[.patch]" of a release
+// string such as "6.8.0-51-generic", "7.0.2-6-pve" or
+// "4.18.0-553.el8_10.x86_64"; whatever follows is the distribution's
+// suffix, of which only "-rcN" is understood. ok is false when the string
+// does not start that way, or a number is absurdly large.
+func parseKernelRelease(s string) (v kernelVersion, ok bool) {
+	var nums [3]int
+	k, i := 0, 0
+	for k < len(nums) {
+		j := i
+		for j < len(s) && isDigit(s[j]) {
+			j++
+		}
+		if j == i {
+			break // only at the start: the loop goes on only to a digit
+		}
+		if j-i > 6 {
+			return kernelVersion{}, false // a number no kernel has
+		}
+		nums[k], _ = strconv.Atoi(s[i:j])
+		k++
+		i = j
+		if k == len(nums) || i+1 >= len(s) || s[i] != '.' || !isDigit(s[i+1]) {
+			break // "6.1-rc2" has no patch level: 0
+		}
+		i++ // the dot
+	}
+	if k < 2 {
+		return kernelVersion{}, false // "", "6", "6.x", "v6.1": no major.minor
+	}
+	v = kernelVersion{major: nums[0], minor: nums[1], patch: nums[2]}
+	if rest, ok := strings.CutPrefix(s[i:], "-rc"); ok {
+		j := 0
+		for j < len(rest) && isDigit(rest[j]) {
+			j++
+		}
+		if n, err := strconv.Atoi(rest[:j]); err == nil && j <= 6 {
+			v.rc = n
+		}
+	}
+	return v, true
+}
+
+func isDigit(b byte) bool { return '0' <= b && b <= '9' }
+
+// compare orders two versions: negative if v comes before w, 0 if they
+// are the same, positive if after. A release candidate comes before the
+// release of the same number.
+func (v kernelVersion) compare(w kernelVersion) int {
+	switch {
+	case v.major != w.major:
+		return v.major - w.major
+	case v.minor != w.minor:
+		return v.minor - w.minor
+	case v.patch != w.patch:
+		return v.patch - w.patch
+	case v.rc == w.rc:
+		return 0
+	case v.rc == 0:
+		return 1
+	case w.rc == 0:
+		return -1
+	}
+	return v.rc - w.rc
+}
+
+// The boundaries, as versions.
+var (
+	// GSO from 5.0. UDP_SEGMENT exists from 4.18, but quic-go found
+	// segmentation offload there catastrophically slow in the field (RHEL
+	// 8's 4.18: https://github.com/quic-go/quic-go/issues/4394) and has
+	// since refused GSO on every kernel before 5
+	// (https://github.com/quic-go/quic-go/pull/4456, commit 12aa638,
+	// April 2024): bugs long fixed upstream live on in old kernels that
+	// will never be updated, and are hard to reproduce.
+	gsoFrom = kernelVersion{major: 5}
+
+	// GRO from 5.12, as wireguard-go (commit c92064f, "conn: don't
+	// enable GRO on Linux < 5.12", May 2025). Its reason: before Linux
+	// commit 98184612aca0 ("net: udp: Add support for getsockopt(..., ...,
+	// UDP_GRO, ...)", Norman Maurer, April 2021, in 5.12) the kernel
+	// took setsockopt(UDP_GRO) but getsockopt(UDP_GRO) failed, so a
+	// program that reads the option back to learn whether GRO is on (as
+	// wireguard-go's supportsUDPOffload does) believes it off while the
+	// kernel coalesces, and hands out several datagrams as one; and, in
+	// Jason Donenfeld's words in that commit, UDP_GRO is "kind of buggy
+	// anyway" on older kernels. batchconn takes setsockopt's own result,
+	// so that exact failure would not hit it; it keeps the 5.12 line
+	// for the second reason: a receive offload that goes wrong corrupts
+	// what the caller reads, and refusing it on kernels from before
+	// mid-2021 costs only speed. (The getsockopt fix was also queued for
+	// the 5.10 and 5.11 stable series in April 2021; a version number
+	// cannot tell which 5.10.y has it, so the line stays at 5.12.)
+	groFrom = kernelVersion{major: 5, minor: 12}
+
+	// Equal-length GSO runs are mangled from 7.0-rc1 through 7.1.4. Linux
+	// commit b10b446 (in v7.0-rc1) made the kernel corrupt the UDP header
+	// and checksum of a segmented message whose segments all have the
+	// same length, on many NICs and virtio devices; the receiver drops
+	// them silently (https://github.com/tailscale/tailscale/issues/19777).
+	// Commits 78effd8 and 5f17ae0 fixed it (tailscale's workaround,
+	// https://github.com/tailscale/tailscale/pull/19918, names v7.1-rc5
+	// for them); tailscale turns its workaround on for v7.0.0 through
+	// v7.1.4 inclusive, fixed in v7.1.5 (as quoted in
+	// https://github.com/tailscale/tailscale/issues/21335), and so does
+	// this gate: a 7.1.y before 7.1.5 that has the fix only pays for the
+	// split. Ubuntu 26.04
+	// LTS and Proxmox 9 ship such kernels ("7.0.2-6-pve"). Some
+	// distribution kernels in the range carry the fix (Proxmox's
+	// 7.0.14-pve, tailscale#20994): they pay for a rule they no longer
+	// need, which is cheap (see gsoRunMustSplit). The same symptom, a
+	// ~180x collapse, was reported on 6.17 guests under KVM/virtio
+	// (tailscale#21335), suspected to come from the hypervisor's kernel,
+	// which a guest cannot see: no version gate can catch that,
+	// BATCHCONN_DISABLE=gso can.
+	equalRunsFrom  = kernelVersion{major: 7, rc: 1}
+	equalRunsUntil = kernelVersion{major: 7, minor: 1, patch: 4}
+)
+
+// kernelGates is what the running kernel may be asked to do.
+type kernelGates struct {
+	gso bool // send runs as one segmented message (UDP_SEGMENT)
+	gro bool // let the kernel coalesce received datagrams (UDP_GRO)
+
+	// equalRunsUnsafe: a segmented message must never have all its
+	// segments of one length; see gsoRunMustSplit.
+	equalRunsUnsafe bool
+}
+
+// gatesFor decides the gates from a kernel release string. A release
+// that cannot be read turns both offloads off: it is no kernel we know
+// (or uname failed), and offload on the wrong kernel loses or corrupts
+// datagrams silently, while batching without it only costs speed.
+// quic-go does the same (an unreadable release counts as 0.0, before 5).
+func gatesFor(release string) kernelGates {
+	v, ok := parseKernelRelease(release)
+	if !ok {
+		// (equalRunsUnsafe too, should GSO ever be forced on: the
+		// conservative answer to every question.)
+		return kernelGates{equalRunsUnsafe: true}
+	}
+	return kernelGates{
+		gso:             v.compare(gsoFrom) >= 0,
+		gro:             v.compare(groFrom) >= 0,
+		equalRunsUnsafe: v.compare(equalRunsFrom) >= 0 && v.compare(equalRunsUntil) <= 0,
+	}
+}
+
+// currentKernelGates decides the gates for the running kernel. It costs
+// one uname call: call it once per conn, in New.
+func currentKernelGates() kernelGates { return gatesFor(kernelRelease()) }
+
+// gsoRunMustSplit reports whether a run of datagrams, of these sizes in
+// order, that coalesce would send as one segmented message must instead
+// leave one datagram a message on a kernel whose gates say
+// equalRunsUnsafe.
+//
+// The broken shape is a segmented message of two or more segments all of
+// one length; a run whose last datagram is shorter than the others is
+// safe as it is. A run of n equal datagrams cannot be mended by sending
+// n-1 of them segmented and the last alone: for n >= 3 those n-1 are
+// still two or more segments of one length, the broken shape (for n = 2
+// it is the same as sending both alone). Nor can a following shorter
+// datagram be pulled in ahead of the last equal one without reordering.
+// So an equal run goes one datagram a message: still in the same
+// sendmmsg call, so batching is kept, and only that run loses offload.
+// Runs that end short (a burst whose last packet is smaller) keep GSO; a
+// bulk stream of one size loses it, as if GSO were off for it.
+// (tailscale instead appends a 1-byte sentinel datagram to each equal
+// run; a wrapper cannot add datagrams the caller did not write, and the
+// sentinel crashes some Broadcom bnxt_en firmware, tailscale#20994.)
+//
+// sizes is expected in coalesce's shape (every size but the last equal
+// to the first, the last no longer); any other run is judged by the same
+// rule: it must split when it has two or more datagrams, all of one size.
+func gsoRunMustSplit(sizes []int) bool {
+	if len(sizes) < 2 {
+		return false // a lone datagram goes without UDP_SEGMENT
+	}
+	for _, n := range sizes[1:] {
+		if n != sizes[0] {
+			return false
+		}
+	}
+	return true
+}

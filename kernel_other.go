@@ -1,0 +1,7 @@
+//go:build !linux
+
+package batchconn
+
+// kernelRelease: offload is Linux's alone here; elsewhere there is no
+// release to gate on, and every gate stays shut.
+var kernelRelease = func() string { return "" }

@@ -1,0 +1,193 @@
+package batchconn
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"testing"
+)
+
+func TestKernelReleaseParses(t *testing.T) {
+	for _, tc := range []struct {
+		release string
+		want    kernelVersion
+		ok      bool
+	}{
+		{"6.18.0", kernelVersion{6, 18, 0, 0}, true},
+		{"7.0.2-6-pve", kernelVersion{7, 0, 2, 0}, true},
+		{"6.8.0-51-generic", kernelVersion{6, 8, 0, 0}, true},
+		{"4.18.0-553.el8_10.x86_64", kernelVersion{4, 18, 0, 0}, true},
+		{"5.12.0-rc1", kernelVersion{5, 12, 0, 1}, true},
+		{"6.1-rc2", kernelVersion{6, 1, 0, 2}, true},
+		{"5.15.167.4-microsoft-standard-WSL2", kernelVersion{5, 15, 167, 0}, true},
+		{"6.18.44-fc-v657", kernelVersion{6, 18, 44, 0}, true},
+		{"6.6.44+", kernelVersion{6, 6, 44, 0}, true},
+		{"5.4", kernelVersion{5, 4, 0, 0}, true},
+		{"7.0.0-rc", kernelVersion{7, 0, 0, 0}, true}, // no number: not read as a candidate
+		{"", kernelVersion{}, false},
+		{"garbage", kernelVersion{}, false},
+		{"6", kernelVersion{}, false},
+		{"6.", kernelVersion{}, false},
+		{"6.x.1", kernelVersion{}, false},
+		{"v6.1.0", kernelVersion{}, false},
+		{".6.1", kernelVersion{}, false},
+		{"99999999999999999999.1.0", kernelVersion{}, false},
+		{"6.1.9999999", kernelVersion{}, false},
+	} {
+		got, ok := parseKernelRelease(tc.release)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("parseKernelRelease(%q) = %+v, %v; want %+v, %v", tc.release, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+func TestKernelGatesAtTheBoundaries(t *testing.T) {
+	for _, tc := range []struct {
+		release           string
+		gso, gro, unequal bool // unequal: equal-length runs are unsafe
+	}{
+		{"4.18.0-553.el8_10.x86_64", false, false, false}, // quic-go#4394
+		{"4.20.17", false, false, false},
+		{"5.0.0-rc8", false, false, false}, // a candidate comes before 5.0
+		{"5.0.0", true, false, false},
+		{"5.4.0-216-generic", true, false, false},
+		{"5.11.22", true, false, false},
+		{"5.12.0-rc1", true, false, false}, // before the getsockopt(UDP_GRO) fix
+		{"5.12.0", true, true, false},
+		{"6.8.0-51-generic", true, true, false},
+		{"6.17.0-41-generic", true, true, false}, // tailscale#21335: see equalRunsFrom
+		{"6.18.0", true, true, false},
+		{"6.19.3", true, true, false},
+		{"7.0.0-rc1", true, true, true}, // b10b446 came in with rc1
+		{"7.0.0", true, true, true},
+		{"7.0.2-6-pve", true, true, true},
+		{"7.0.14-pve", true, true, true}, // carries the fix, tailscale#20994; the version cannot tell
+		{"7.1.0-rc5", true, true, true},
+		{"7.1.4", true, true, true},
+		{"7.1.5", true, true, false},
+		{"7.2.0", true, true, false},
+		{"", false, false, true},
+		{"garbage", false, false, true},
+	} {
+		g := gatesFor(tc.release)
+		want := kernelGates{gso: tc.gso, gro: tc.gro, equalRunsUnsafe: tc.unequal}
+		if g != want {
+			t.Errorf("gatesFor(%q) = %+v, want %+v", tc.release, g, want)
+		}
+	}
+}
+
+func TestKernelVersionOrder(t *testing.T) {
+	// In order, each before the next.
+	order := []string{"4.18.0", "5.0.0-rc1", "5.0.0-rc2", "5.0.0-rc10", "5.0.0", "5.0.1", "5.1.0-rc1", "5.1.0", "5.12.0", "6.0.0", "7.0.0-rc1", "7.0.0"}
+	for i := range order {
+		for j := range order {
+			a, _ := parseKernelRelease(order[i])
+			b, _ := parseKernelRelease(order[j])
+			got := a.compare(b)
+			if i < j && got >= 0 || i == j && got != 0 || i > j && got <= 0 {
+				t.Errorf("compare(%s, %s) = %d", order[i], order[j], got)
+			}
+		}
+	}
+}
+
+func TestKernelGatesForTheRunningKernelCanBeInjected(t *testing.T) {
+	saved := kernelRelease
+	t.Cleanup(func() { kernelRelease = saved })
+	kernelRelease = func() string { return "7.0.2-6-pve" }
+	if g := currentKernelGates(); !g.gso || !g.gro || !g.equalRunsUnsafe {
+		t.Errorf("on 7.0.2-6-pve: %+v, want both offloads and equal runs unsafe", g)
+	}
+	kernelRelease = func() string { return "4.18.0-553.el8_10.x86_64" }
+	if g := currentKernelGates(); g.gso || g.gro {
+		t.Errorf("on RHEL 8: %+v, want no offload", g)
+	}
+}
+
+func TestKernelGSORunMustSplitOnlyWhenAllSegmentsAreEqual(t *testing.T) {
+	for _, tc := range []struct {
+		sizes []int
+		split bool
+	}{
+		{nil, false},
+		{[]int{1200}, false},             // alone: no UDP_SEGMENT at all
+		{[]int{1200, 1200}, true},        // two equal segments: the broken shape
+		{[]int{1200, 800}, false},        // last shorter: safe
+		{[]int{1200, 1200, 1200}, true},  // n-1 segmented would still be equal
+		{[]int{1200, 1200, 1199}, false}, // one byte short is enough
+		{[]int{1, 1}, true},
+		{[]int{1200, 1200, 1200, 1200, 1200, 1200, 1200, 1200, 1}, false},
+	} {
+		if got := gsoRunMustSplit(tc.sizes); got != tc.split {
+			t.Errorf("gsoRunMustSplit(%v) = %v, want %v", tc.sizes, got, tc.split)
+		}
+	}
+}
+
+// On a kernel where equal runs are unsafe, the plan coalesce and
+// gsoRunMustSplit make together sends every datagram once, in order, and
+// never a segmented message of equal segments; it keeps GSO for every run
+// whose last datagram is shorter.
+func TestKernelGSORunPlanNeverSendsEqualSegments(t *testing.T) {
+	rng := rand.New(rand.NewPCG(12, 7))
+	dst := netip.MustParseAddrPort("127.0.0.1:9")
+	var split, kept int
+	for round := range 2000 {
+		sizes := randomSizes(rng)
+		msgs := make([]txMsg, len(sizes))
+		for i, n := range sizes {
+			msgs[i] = txMsg{buf: make([]byte, n), addr: dst}
+		}
+		var sent []int
+		for i := 0; i < len(msgs); {
+			n, _ := coalesce(msgs[i:], gsoMaxSegs)
+			run := sizes[i : i+n]
+			if gsoRunMustSplit(run) {
+				sent = append(sent, run...) // one datagram a message
+				split++
+			} else {
+				if len(run) >= 2 && allEqual(run) {
+					t.Fatalf("round %d: a segmented message of equal segments %v from %v", round, run, sizes)
+				}
+				if len(run) >= 2 && run[len(run)-1] >= run[0] {
+					t.Fatalf("round %d: kept run %v does not end short", round, run)
+				}
+				sent = append(sent, run...)
+				if len(run) >= 2 {
+					kept++
+				}
+			}
+			i += n
+		}
+		if fmt.Sprint(sent) != fmt.Sprint(sizes) {
+			t.Fatalf("round %d: sent %v, want %v", round, sent, sizes)
+		}
+	}
+	if split == 0 || kept == 0 {
+		t.Errorf("the random runs were %d split and %d kept segmented: both must occur", split, kept)
+	}
+	t.Logf("%d runs split, %d kept segmented", split, kept)
+}
+
+func randomSizes(rng *rand.Rand) []int {
+	sizes := make([]int, 1+rng.IntN(200))
+	common := []int{1, 100, 1200, 1400}
+	for i := range sizes {
+		if rng.IntN(4) == 0 {
+			sizes[i] = 1 + rng.IntN(1500)
+		} else {
+			sizes[i] = common[rng.IntN(len(common))]
+		}
+	}
+	return sizes
+}
+
+func allEqual(s []int) bool {
+	for _, n := range s {
+		if n != s[0] {
+			return false
+		}
+	}
+	return true
+}
