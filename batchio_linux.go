@@ -52,13 +52,17 @@ type mmsgIO struct {
 	zone   string
 
 	// Write side, owned by the writer (writer.mu).
-	wready bool                // the fields below are set: the first send has been prepared
-	gso    bool                // send runs as one message (UDP_SEGMENT); off after a socket-wide refusal
-	segs   int                 // the most segments in one message: the kernel's limit
-	gsoOff map[netip.Addr]bool // destinations whose route refused a segmented message
-	wh     *txHeader           // the headers of this call
-	wk     int                 // headers in use for this call
-	wwait  atomic.Bool         // the poller waits for the socket to take more
+	wready bool // the fields below are set: the first send has been prepared
+	// equalUnsafe: the kernel mangles segmented messages whose segments
+	// are all of one length (kernel.go); such runs go one datagram a
+	// message.
+	equalUnsafe bool
+	gso         bool                // send runs as one message (UDP_SEGMENT); off after a socket-wide refusal
+	segs        int                 // the most segments in one message: the kernel's limit
+	gsoOff      map[netip.Addr]bool // destinations whose route refused a segmented message
+	wh          *txHeader           // the headers of this call
+	wk          int                 // headers in use for this call
+	wwait       atomic.Bool         // the poller waits for the socket to take more
 	// fault, set by tests, fails a message as the kernel would, before
 	// the kernel sees it: the errors this kernel no longer returns.
 	fault  func(h *mmsghdr) syscall.Errno
@@ -94,18 +98,22 @@ func newBatchIO(uc *net.UDPConn, cfg Config, stats *counters) (batchIO, sockInfo
 	if !ok {
 		return nil, sockInfo{}
 	}
+	// Offload where the Config, the operator (BATCHCONN_DISABLE) and the
+	// kernel's release (kernel.go) all allow it.
+	gates, off := cfg.kernelGates(), operatorDisabled()
 	m := &mmsgIO{
-		rc:        rc,
-		ipv6:      sock.ipv6,
-		connected: uc.RemoteAddr() != nil,
-		stats:     stats,
-		batch:     cfg.BatchSize,
-		offload:   !cfg.NoOffload,
-		rctl:      rxOOBSpace,
+		rc:          rc,
+		ipv6:        sock.ipv6,
+		connected:   uc.RemoteAddr() != nil,
+		stats:       stats,
+		batch:       cfg.BatchSize,
+		offload:     !cfg.NoOffload && !off.noGSO() && gates.gso,
+		equalUnsafe: gates.equalRunsUnsafe,
+		rctl:        rxOOBSpace,
 	}
 	// A coalesced buffer can hold up to 64 KiB: only slots that big may
 	// receive one, or datagrams would be cut short.
-	if !cfg.NoOffload && cfg.ReadSlotSize >= maxDatagram {
+	if !cfg.NoOffload && !off.noGRO() && gates.gro && cfg.ReadSlotSize >= maxDatagram {
 		m.groSt = groOff
 	}
 	m.one.hdrs, m.one.iovs, m.one.names = m.oneHdr[:], m.oneIov[:], m.oneNam[:]
@@ -428,10 +436,16 @@ func (m *mmsgIO) writeBatch(ms []txMsg, wh *txHeader) (int, error) {
 		m.prepareWrite()
 	}
 	k, iov := 0, 0 // messages and datagrams in this call
+	alone := 0     // datagrams of a run that must go one a message
 	for iov < len(ms) && k < len(wh.hdrs) && iov < len(wh.iovs) {
 		n, seg := 1, 0
-		if m.gso && (len(m.gsoOff) == 0 || !m.gsoOff[ms[iov].addr.Addr()]) {
+		if alone > 0 {
+			alone--
+		} else if m.gso && (len(m.gsoOff) == 0 || !m.gsoOff[ms[iov].addr.Addr()]) {
 			n, seg = coalesce(ms[iov:min(len(ms), len(wh.iovs))], m.segs)
+			if m.equalUnsafe && gsoRunMustSplit(ms[iov:iov+n]) {
+				alone, n, seg = n-1, 1, 0
+			}
 		}
 		h := &wh.hdrs[k].Hdr
 		h.Iov = &wh.iovs[iov]

@@ -172,7 +172,7 @@ func gatesFor(release string) kernelGates {
 }
 
 // currentKernelGates decides the gates for the running kernel. It costs
-// one uname call: call it once per conn, in New.
+// one uname call: the conns ask it once per process.
 func currentKernelGates() kernelGates { return gatesFor(kernelRelease()) }
 
 // gsoRunMustSplit reports whether a run of datagrams, of these sizes in
@@ -195,15 +195,16 @@ func currentKernelGates() kernelGates { return gatesFor(kernelRelease()) }
 // run; a wrapper cannot add datagrams the caller did not write, and the
 // sentinel crashes some Broadcom bnxt_en firmware, tailscale#20994.)
 //
-// sizes is expected in coalesce's shape (every size but the last equal
-// to the first, the last no longer); any other run is judged by the same
-// rule: it must split when it has two or more datagrams, all of one size.
-func gsoRunMustSplit(sizes []int) bool {
-	if len(sizes) < 2 {
+// run is expected in coalesce's shape (every datagram but the last as
+// long as the first, the last no longer); any other run is judged by the
+// same rule: it must split when it has two or more datagrams, all of one
+// size.
+func gsoRunMustSplit(run []txMsg) bool {
+	if len(run) < 2 {
 		return false // a lone datagram goes without UDP_SEGMENT
 	}
-	for _, n := range sizes[1:] {
-		if n != sizes[0] {
+	for _, m := range run[1:] {
+		if len(m.buf) != len(run[0].buf) {
 			return false
 		}
 	}

@@ -119,7 +119,7 @@ func TestKernelGSORunMustSplitOnlyWhenAllSegmentsAreEqual(t *testing.T) {
 		{[]int{1, 1}, true},
 		{[]int{1200, 1200, 1200, 1200, 1200, 1200, 1200, 1200, 1}, false},
 	} {
-		if got := gsoRunMustSplit(tc.sizes); got != tc.split {
+		if got := gsoRunMustSplit(msgsOf(dstA, tc.sizes...)); got != tc.split {
 			t.Errorf("gsoRunMustSplit(%v) = %v, want %v", tc.sizes, got, tc.split)
 		}
 	}
@@ -135,15 +135,12 @@ func TestKernelGSORunPlanNeverSendsEqualSegments(t *testing.T) {
 	var split, kept int
 	for round := range 2000 {
 		sizes := randomSizes(rng)
-		msgs := make([]txMsg, len(sizes))
-		for i, n := range sizes {
-			msgs[i] = txMsg{buf: make([]byte, n), addr: dst}
-		}
+		msgs := msgsOf(dst, sizes...)
 		var sent []int
 		for i := 0; i < len(msgs); {
 			n, _ := coalesce(msgs[i:], gsoMaxSegs)
 			run := sizes[i : i+n]
-			if gsoRunMustSplit(run) {
+			if gsoRunMustSplit(msgs[i : i+n]) {
 				sent = append(sent, run...) // one datagram a message
 				split++
 			} else {

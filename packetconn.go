@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -59,6 +60,9 @@ type Config struct {
 	// noBatch serves the conn one datagram at a time, as on systems
 	// without recvmmsg and sendmmsg; tests use it to run that path on Linux.
 	noBatch bool
+	// kernel, if set, is the kernel release the offload gates are decided
+	// from instead of the running kernel's: tests pretend to run on others.
+	kernel string
 	// idleGap overrides defaultIdleGap; tests make every write queue.
 	idleGap time.Duration
 }
@@ -77,6 +81,18 @@ const (
 	// sooner, and is batched; a request/response loop, much later.
 	defaultIdleGap = 5 * time.Microsecond
 )
+
+// kernelGates decides what offload the kernel may be asked for: from the
+// running kernel's release, read once per process, or from the release a
+// test names.
+func (c *Config) kernelGates() kernelGates {
+	if c.kernel != "" {
+		return gatesFor(c.kernel)
+	}
+	return runningKernelGates()
+}
+
+var runningKernelGates = sync.OnceValue(currentKernelGates)
 
 func (c *Config) resolve() Config {
 	var r Config
@@ -160,7 +176,7 @@ func New(pc net.PacketConn, cfg *Config) *PacketConn {
 	}
 	c := &PacketConn{pc: pc, cfg: cfg.resolve()}
 	uc, ok := pc.(*net.UDPConn)
-	if !ok || uc == nil || c.cfg.noBatch {
+	if !ok || uc == nil || c.cfg.noBatch || operatorDisabled().noBatch() {
 		return c
 	}
 	bio, sock := newBatchIO(uc, c.cfg, &c.stats)
