@@ -30,8 +30,8 @@ func (c *PacketConn) Flush() error {
 		return nil
 	}
 	w := &c.w
-	w.mu.Lock()
-	defer w.mu.Unlock()
+	w.lockForCaller()
+	defer w.unlockForCaller()
 	if c.closed.Load() {
 		return c.opError("write", nil, net.ErrClosed)
 	}

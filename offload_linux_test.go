@@ -303,7 +303,7 @@ func TestGSOOffForOneDestinationOnly(t *testing.T) {
 	defer narrow.Close()
 	c := New(v.a.listen(t, "udp4", v.aIP.String()+":0"), &Config{idleGap: time.Hour, MaxDelay: time.Hour})
 	defer c.Close()
-	if !c.bio.(*mmsgIO).gso {
+	if !c.bio.(*mmsgIO).offload {
 		t.Skip("this kernel has no UDP GSO")
 	}
 

@@ -273,18 +273,30 @@ func (c *PacketConn) releaseRing() {
 // lockForClose takes the writer's lock for Close. Whoever holds it (a
 // writer, the timer, a read sending the queue) normally lets go at once;
 // but a send that waits for room in a full socket buffer can hold it for
-// as long as the network takes to drain. Close then closes the socket
-// first, as plain's Close does at once: the waiting send fails with
-// net.ErrClosed, and what the queue could not send is counted and
-// reported (a datagram in plain's hands was never accepted: its WriteTo
-// fails, as on plain). It reports whether it closed the socket so.
+// as long as the network takes to drain.
+//
+// Where a caller waits (a WriteTo that must send the full queue before
+// its own datagram fits, a Flush, a datagram in plain's hands, or one
+// of them waiting for the lock behind the timer's send), Close
+// closes the socket first, as plain's Close wakes a blocked WriteTo at
+// once: the waiting send fails with net.ErrClosed, and what the queue
+// could not send is counted and reported (a datagram in plain's hands
+// was never accepted: its WriteTo fails, as on plain). Where nobody waits
+// but the timer or a read sending the queue, every datagram queued was
+// accepted, as plain's kernel holds datagrams its sendto took: Close waits
+// for them to go, up to the write deadline. It reports whether it closed
+// the socket first.
 func (c *PacketConn) lockForClose() (early bool) {
 	w := &c.w
 	for !w.mu.TryLock() {
-		if c.bio.writeWaiting() || w.plainSending.Load() {
+		if w.plainSending.Load() || c.bio.writeWaiting() && (w.callerHolds.Load() || w.callersWait.Load() > 0) {
 			c.pc.Close()
 			w.mu.Lock()
 			return true
+		}
+		if c.bio.writeWaiting() {
+			time.Sleep(50 * time.Microsecond) // the network sets the pace
+			continue
 		}
 		runtime.Gosched()
 	}

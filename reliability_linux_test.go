@@ -382,8 +382,6 @@ func TestCloseWakesWriterBlockedOnSlowPath(t *testing.T) {
 // meets now and then under load (the timer, not Close, took the lock
 // after the last WriteTo), made certain: the test waits until it holds.
 func TestCloseSendsTheQueueTheTimerWaitsToSend(t *testing.T) {
-	t.Skip("fails until Close stops closing the socket under the timer's send (issue 12): " +
-		"lockForClose takes any waiting send for a caller's; remove this Skip with the fix")
 	v := newVethPair(t)
 	setSlowRate(t, v, "256kbit") // a datagram every 37.5ms, after the 16 kB burst
 	rx := v.b.listen(t, "udp4", "198.18.0.2:0")

@@ -30,7 +30,10 @@ type writer struct {
 	armed  atomic.Bool              // the timer will fire
 	due    atomic.Bool              // the timer must send the queue, whatever its age
 
-	plainSending atomic.Bool // a datagram is in plain's hands, with mu held
+	plainSending atomic.Bool  // a datagram is in plain's hands, with mu held
+	callerHolds  atomic.Bool  // a caller (WriteTo, Flush) holds mu: it waits on whatever it sends
+	callersWait  atomic.Int32 // callers waiting for mu
+
 }
 
 // WriteTo sends p to addr, as *net.UDPConn does, except that the datagram
@@ -194,8 +197,8 @@ func (c *PacketConn) write(p []byte, d *dest) (int, error) {
 	if w.queued.Load() == 0 {
 		now = monoNow()
 	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
+	w.lockForCaller()
+	defer w.unlockForCaller()
 	if c.closed.Load() || c.writeDeadline.passed() || c.plainWrites.Load() {
 		return c.writePlainLocked(p, d)
 	}
@@ -262,8 +265,8 @@ func (c *PacketConn) sendNow(p []byte, d *dest, idle bool) (int, error) {
 // writePlain hands a datagram that plain treats specially to plain, after
 // the queue, so that order holds whatever plain decides.
 func (c *PacketConn) writePlain(p []byte, d *dest) (int, error) {
-	c.w.mu.Lock()
-	defer c.w.mu.Unlock()
+	c.w.lockForCaller()
+	defer c.w.unlockForCaller()
 	return c.writePlainLocked(p, d)
 }
 
@@ -276,6 +279,23 @@ func (c *PacketConn) writePlainLocked(p []byte, d *dest) (int, error) {
 		c.flushLocked(causeExplicit)
 	}
 	return c.sendNow(p, d, false)
+}
+
+// lockForCaller takes mu for a caller's WriteTo or Flush, letting Close
+// know that a caller waits, for the lock or on what it sends while it
+// holds it (see lockForClose).
+func (w *writer) lockForCaller() {
+	if !w.mu.TryLock() {
+		w.callersWait.Add(1)
+		w.mu.Lock()
+		w.callersWait.Add(-1)
+	}
+	w.callerHolds.Store(true)
+}
+
+func (w *writer) unlockForCaller() {
+	w.callerHolds.Store(false)
+	w.mu.Unlock()
 }
 
 // push appends a datagram to the queue; the caller made room.
