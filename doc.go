@@ -47,8 +47,9 @@
 //
 // # Segmentation offload
 //
-// Where the kernel has it (Linux 4.18 on), a run of queued datagrams to one
-// destination with one size (the last may be shorter) leaves as one
+// Where the kernel is known to do it right (GSO from Linux 5.0, GRO from
+// 5.12: see the README's Offload in production), a run of queued datagrams
+// to one destination with one size (the last may be shorter) leaves as one
 // message that the kernel cuts into datagrams (UDP GSO), and a receiver
 // gets datagrams of one sender coalesced into one buffer (UDP GRO), which
 // ReadFrom hands out one datagram at a time, each as plain would have
@@ -59,7 +60,15 @@
 // refusal is the socket's, for the socket; Stats counts it. How many
 // datagrams one message may carry (64, or 128 on newer kernels) is probed
 // once per process, by a message between two loopback sockets of its own.
-// Config.NoOffload turns offload off from the start.
+// Config.NoOffload turns offload off from the start. On Linux 7.0.0 to
+// 7.1.4, which mangle segmented messages whose segments are all of one
+// length, such runs go one datagram a message; a run whose last datagram
+// is shorter keeps GSO.
+//
+// The environment variable BATCHCONN_DISABLE, read once per process,
+// turns features off for every conn: "gso", "gro", "batch" (every conn
+// served one datagram at a time), or "all", separated by commas. An
+// unknown word is reported once on standard error and ignored.
 //
 // GRO is turned on for a conn only once a read finds two datagrams in a
 // row from one sender waiting: turning it on for the first socket of a
