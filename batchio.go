@@ -43,6 +43,10 @@ type batchIO interface {
 	// batchLimit is how many datagrams the write queue gathers before it
 	// is sent: as many as one writeBatch can carry, when they coalesce.
 	batchLimit() int
+
+	// segments reports whether writeBatch sends runs as segmented
+	// messages (GSO).
+	segments() bool
 }
 
 // groState is where a conn stands with UDP GRO.

@@ -394,6 +394,13 @@ func (m *mmsgIO) batchLimit() int {
 	return m.batch
 }
 
+func (m *mmsgIO) segments() bool {
+	if !m.wready {
+		m.prepareWrite()
+	}
+	return m.gso
+}
+
 // prepareWrite learns, at the first queued datagram, whether the kernel
 // takes segmentation offload (it knows UDP_SEGMENT from 4.18 on) and how
 // many segments a message may carry: a conn whose datagrams all go out

@@ -271,3 +271,34 @@ func BenchmarkIdleConns(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkFanout: 1200-byte datagrams round-robin to 16 destinations, as
+// a media relay or game server sends, on plain, on batchconn as it comes
+// and on batchconn with GroupByDestination. The sinks do not read.
+func BenchmarkFanout(b *testing.B) {
+	fanKinds := append(benchKinds[:2:2], kind{"grouped", func(uc *net.UDPConn) net.PacketConn {
+		return New(uc, &Config{GroupByDestination: true})
+	}})
+	for _, k := range fanKinds {
+		b.Run(k.name+"/1200B/16dst", func(b *testing.B) {
+			var dsts []net.Addr
+			for range 16 {
+				sink := listenLoopback(b)
+				defer sink.Close()
+				dsts = append(dsts, sink.LocalAddr())
+			}
+			conn := k.wrap(listenLoopback(b))
+			p := make([]byte, 1200)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				if _, err := conn.WriteTo(p, dsts[i%16]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			conn.Close()
+			b.StopTimer()
+			reportRate(b, b.N)
+		})
+	}
+}

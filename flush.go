@@ -66,6 +66,9 @@ func (c *PacketConn) flushLocked(cause flushCause) error {
 	}
 	c.stats.flushes[cause].Add(1)
 	pending := w.msgs
+	if c.cfg.GroupByDestination && c.bio.segments() {
+		pending = groupByDestination(pending, &w.blk.fan) // fanout.go
+	}
 	retried := false
 	for len(pending) > 0 {
 		n, err := c.send(pending)

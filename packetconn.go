@@ -57,6 +57,17 @@ type Config struct {
 	// for.
 	NoOffload bool
 
+	// GroupByDestination lets each destination's queued datagrams leave
+	// together when the queue is sent with segmentation offload, so that
+	// a server sending to many peers in turn (A B C A B C: a media relay,
+	// a game server) gets runs that GSO carries, as A A B B C C.
+	// Datagrams to one destination never change order; datagrams to
+	// different destinations may, which a receiver reached at two
+	// addresses sees (a socket on this host written to at 127.0.0.1 and
+	// at 0.0.0.0, say). Off by default: plain keeps WriteTo order across
+	// destinations, and so does batchconn unless asked.
+	GroupByDestination bool
+
 	// noBatch serves the conn one datagram at a time, as on systems
 	// without recvmmsg and sendmmsg; tests use it to run that path on Linux.
 	noBatch bool

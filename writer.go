@@ -319,6 +319,7 @@ type writeBlock struct {
 	arena []byte
 	msgs  []txMsg
 	hdrs  txHeader
+	fan   fanout
 }
 
 // writePools holds a pool of blocks for each shape of queue.
