@@ -47,6 +47,12 @@ type batchIO interface {
 	// segments reports whether writeBatch sends runs as segmented
 	// messages (GSO).
 	segments() bool
+
+	// putSourceFor writes into oob the control message that sends a
+	// datagram to dst from the local address dst last wrote to, on a
+	// socket bound to a wildcard address (srcaddr.go), and returns its
+	// length: 0 where the kernel is to choose.
+	putSourceFor(oob []byte, dst netip.AddrPort) int
 }
 
 // groState is where a conn stands with UDP GRO.

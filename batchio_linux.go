@@ -47,6 +47,7 @@ type mmsgIO struct {
 	recvFn func(fd uintptr) bool
 	groSt  groState // whether the kernel coalesces received datagrams (UDP_GRO), or may
 	drops  bool     // the kernel reports its receive-queue drops (SO_RXQ_OVFL)
+	src    *sources // peers' reply sources, on a socket bound to a wildcard address (srcaddr.go); nil elsewhere
 	rctl   int      // control room given a message: rxOOBSpace, less in tests
 	zoneID uint32   // the last scope ID seen and its name: link-local peers
 	zone   string
@@ -71,9 +72,9 @@ type mmsgIO struct {
 	sendFn func(fd uintptr) bool
 }
 
-// oobSpace is the control buffer of one sent message: room for one
-// control message with an int, on any word size.
-const oobSpace = 32
+// oobSpace is the control buffer of one sent message: room for
+// UDP_SEGMENT's and for a source address (IPV6_PKTINFO), on any word size.
+const oobSpace = 80
 
 // rxOOBSpace is the control buffer of one received message: room for
 // UDP_GRO's segment size and for whatever else the socket's owner turned
@@ -118,6 +119,11 @@ func newBatchIO(uc *net.UDPConn, cfg Config, stats *counters) (batchIO, sockInfo
 	}
 	m.one.hdrs, m.one.iovs, m.one.names = m.oneHdr[:], m.oneIov[:], m.oneNam[:]
 	m.one.link()
+	if la, ok := uc.LocalAddr().(*net.UDPAddr); ok && la.IP.IsUnspecified() && !m.connected &&
+		!cfg.KernelChoosesSource && watchSources(rc, sock.ipv6) {
+		m.src = new(sources)
+		m.one.oob = make([]byte, rxOOBSpace)
+	}
 	m.recvFn = m.recv // method values made once: no allocation per call
 	m.sendFn = m.send
 	return m, sock
@@ -252,7 +258,7 @@ func (m *mmsgIO) layout(p []byte, blk *readBlock) {
 	for i := first; i < first+m.rvlen; i++ {
 		hdr := &h.hdrs[i].Hdr
 		hdr.Namelen = unix.SizeofSockaddrInet6
-		if gro || m.drops {
+		if gro || m.drops || m.src != nil {
 			hdr.Control = &h.oob[i*rxOOBSpace]
 			hdr.SetControllen(m.rctl)
 		} else {
@@ -292,6 +298,11 @@ func (m *mmsgIO) receive() (rxResult, error) {
 			}
 		}
 		addr := m.addrPort(&h.names[k])
+		if m.src != nil {
+			if src, ok := sourceOf(oob); ok {
+				m.src.learn(addr, src)
+			}
+		}
 		if k == 0 {
 			res.direct, res.n, res.addr = true, int(hdr.Len), addr
 			continue
@@ -394,6 +405,20 @@ func (m *mmsgIO) batchLimit() int {
 	return m.batch
 }
 
+// putSourceFor writes the control message that sends a datagram to dst
+// from the address dst last wrote to, if this socket learns them and dst
+// was heard from, and returns its length.
+func (m *mmsgIO) putSourceFor(oob []byte, dst netip.AddrPort) int {
+	if m.src == nil || !dst.IsValid() {
+		return 0
+	}
+	src, ok := m.src.lookup(dst)
+	if !ok {
+		return 0
+	}
+	return putSource(oob, m.ipv6, src)
+}
+
 func (m *mmsgIO) segments() bool {
 	if !m.wready {
 		m.prepareWrite()
@@ -468,10 +493,14 @@ func (m *mmsgIO) writeBatch(ms []txMsg, wh *txHeader) (int, error) {
 		} else {
 			h.Name, h.Namelen = nil, 0
 		}
+		oob, used := wh.oob[k*oobSpace:(k+1)*oobSpace], 0
 		if seg > 0 {
-			oob := wh.oob[k*oobSpace : (k+1)*oobSpace]
+			used = putSegSize(oob, wordSize, unix.SOL_UDP, unix.UDP_SEGMENT, uint16(seg))
+		}
+		used += m.putSourceFor(oob[used:], ms[iov-n].addr)
+		if used > 0 {
 			h.Control = &oob[0]
-			h.SetControllen(putSegSize(oob, wordSize, unix.SOL_UDP, unix.UDP_SEGMENT, uint16(seg)))
+			h.SetControllen(used)
 		} else {
 			h.Control = nil
 			h.SetControllen(0)
@@ -497,6 +526,9 @@ func (m *mmsgIO) writeBatch(ms []txMsg, wh *txHeader) (int, error) {
 	}
 	if m.werr != 0 && wh.runs[m.wn] > 1 {
 		m.refused(ms[sent].addr, m.werr)
+	}
+	if m.src != nil && (m.werr == unix.EINVAL || m.werr == unix.EADDRNOTAVAIL) {
+		m.src.forget(ms[sent].addr) // a source gone since: the retry lets the kernel choose
 	}
 	return sent, errnoErr(m.werr)
 }

@@ -89,10 +89,22 @@ func segment(n, seg, off int) (end int) {
 
 // cmsgUint finds the control message of level and typ in oob and returns
 // the unsigned integer it carries (UDP_GRO's segment size, SO_RXQ_OVFL's
-// drop count), or 0 when there is none. It does not allocate,
-// and returns 0 for any malformed control data rather than trusting a
-// length field.
+// drop count), or 0 when there is none.
 func cmsgUint(oob []byte, wordSize int, level, typ int32) int {
+	data := cmsgData(oob, wordSize, level, typ)
+	switch {
+	case len(data) >= 4:
+		return int(binary.NativeEndian.Uint32(data))
+	case len(data) >= 2:
+		return int(binary.NativeEndian.Uint16(data))
+	}
+	return 0
+}
+
+// cmsgData finds the control message of level and typ in oob and returns
+// its data, or nil when there is none. It does not allocate, and returns
+// nil for any malformed control data rather than trusting a length field.
+func cmsgData(oob []byte, wordSize int, level, typ int32) []byte {
 	hdrLen := align(wordSize+8, wordSize)
 	for len(oob) >= hdrLen {
 		var cmsgLen uint64
@@ -102,34 +114,35 @@ func cmsgUint(oob []byte, wordSize int, level, typ int32) int {
 			cmsgLen = uint64(binary.NativeEndian.Uint32(oob))
 		}
 		if cmsgLen < uint64(hdrLen) || cmsgLen > uint64(len(oob)) {
-			return 0
+			return nil
 		}
 		lvl := int32(binary.NativeEndian.Uint32(oob[wordSize:]))
 		t := int32(binary.NativeEndian.Uint32(oob[wordSize+4:]))
-		data := oob[hdrLen:cmsgLen]
 		if lvl == level && t == typ {
-			switch {
-			case len(data) >= 4:
-				return int(binary.NativeEndian.Uint32(data))
-			case len(data) >= 2:
-				return int(binary.NativeEndian.Uint16(data))
-			}
-			return 0
+			return oob[hdrLen:cmsgLen]
 		}
 		next := align(int(cmsgLen), wordSize)
 		if next >= len(oob) {
-			return 0
+			return nil
 		}
 		oob = oob[next:]
 	}
-	return 0
+	return nil
 }
 
-// putSegSize writes a UDP_SEGMENT control message for seg into oob, which
-// must hold cmsgSpace(2) bytes, and returns its length.
+// putSegSize writes a UDP_SEGMENT control message for seg into oob and
+// returns its length, padded.
 func putSegSize(oob []byte, wordSize int, level, typ int32, seg uint16) int {
+	var data [2]byte
+	binary.NativeEndian.PutUint16(data[:], seg)
+	return putCmsg(oob, wordSize, level, typ, data[:])
+}
+
+// putCmsg writes a control message of level and typ carrying data into
+// oob, which must have room, and returns its length, padded to the word.
+func putCmsg(oob []byte, wordSize int, level, typ int32, data []byte) int {
 	hdrLen := align(wordSize+8, wordSize)
-	cmsgLen := hdrLen + 2
+	cmsgLen := hdrLen + len(data)
 	if wordSize == 8 {
 		binary.NativeEndian.PutUint64(oob, uint64(cmsgLen))
 	} else {
@@ -137,7 +150,7 @@ func putSegSize(oob []byte, wordSize int, level, typ int32, seg uint16) int {
 	}
 	binary.NativeEndian.PutUint32(oob[wordSize:], uint32(level))
 	binary.NativeEndian.PutUint32(oob[wordSize+4:], uint32(typ))
-	binary.NativeEndian.PutUint16(oob[hdrLen:], seg)
+	copy(oob[hdrLen:], data)
 	return align(cmsgLen, wordSize)
 }
 

@@ -57,6 +57,14 @@ type Config struct {
 	// for.
 	NoOffload bool
 
+	// KernelChoosesSource leaves the source address of every datagram to
+	// the kernel's route, as plain does. By default, on a socket bound to
+	// a wildcard address (0.0.0.0, ::), a datagram to a peer leaves from
+	// the local address that peer last wrote to, so that a server on a
+	// host with several addresses answers from the one it was asked at
+	// (see the package documentation).
+	KernelChoosesSource bool
+
 	// GroupByDestination lets each destination's queued datagrams leave
 	// together when the queue is sent with segmentation offload, so that
 	// a server sending to many peers in turn (A B C A B C: a media relay,

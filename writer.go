@@ -30,9 +30,10 @@ type writer struct {
 	armed  atomic.Bool              // the timer will fire
 	due    atomic.Bool              // the timer must send the queue, whatever its age
 
-	plainSending atomic.Bool  // a datagram is in plain's hands, with mu held
-	callerHolds  atomic.Bool  // a caller (WriteTo, Flush) holds mu: it waits on whatever it sends
-	callersWait  atomic.Int32 // callers waiting for mu
+	plainSending atomic.Bool          // a datagram is in plain's hands, with mu held
+	callerHolds  atomic.Bool          // a caller (WriteTo, Flush) holds mu: it waits on whatever it sends
+	callersWait  atomic.Int32         // callers waiting for mu
+	oob          [oobSpaceDirect]byte // a direct send's source address (srcaddr.go); guarded by mu
 
 }
 
@@ -247,7 +248,13 @@ func (c *PacketConn) write(p []byte, d *dest) (int, error) {
 // judge.
 func (c *PacketConn) sendNow(p []byte, d *dest, idle bool) (int, error) {
 	c.w.plainSending.Store(true) // plain may block: Close need not wait
-	n, err := d.plain(c.uc, p)
+	var n int
+	var err error
+	if k := c.bio.putSourceFor(c.w.oob[:], d.ap); k > 0 && d.via != viaWrite {
+		n, _, err = c.uc.WriteMsgUDPAddrPort(p, c.w.oob[:k], d.ap)
+	} else {
+		n, err = d.plain(c.uc, p)
+	}
 	c.w.plainSending.Store(false)
 	if idle {
 		c.stats.flushIdle.Add(1)
@@ -347,6 +354,9 @@ func (w *writer) take(cfg Config) {
 	w.blk = w.pool.Get().(*writeBlock)
 	w.msgs = w.blk.msgs[:0]
 }
+
+// oobSpaceDirect is room for one source address control message.
+const oobSpaceDirect = 48
 
 // addrOf is the address to put in an error about a datagram for ap.
 func addrOf(ap netip.AddrPort) net.Addr {

@@ -1,0 +1,102 @@
+package batchconn
+
+import (
+	"net/netip"
+	"sync"
+)
+
+// Source addresses. A server on a socket bound to a wildcard address
+// (0.0.0.0 or ::) on a host with several addresses must answer each
+// query from the address it was sent to: a DNS client that asked
+// 192.0.2.2 drops an answer from 192.0.2.1. Plain *net.UDPConn leaves the
+// source to the kernel's route, and libraries that care (miekg/dns) read
+// the destination of each query with ReadMsgUDP and set the source with
+// WriteMsgUDP, which a wrapped conn does not offer. batchconn does it for
+// them: on a wildcard socket it asks the kernel for each datagram's
+// destination (IP_PKTINFO, IPV6_RECVPKTINFO), remembers, for each peer,
+// the local address the peer last wrote to, and sends to that peer from
+// it. Where the peer wrote to a multicast or broadcast address, the
+// answer leaves from the receiving interface's own address, as the
+// kernel would choose it. A peer never heard from gets the kernel's
+// choice. Config.KernelChoosesSource turns it off.
+
+// A replySource is where datagrams to one peer leave from.
+type replySource struct {
+	addr    netip.Addr // the source; unspecified: the kernel's choice on ifindex
+	ifindex uint32     // the interface the peer's datagram came in on
+}
+
+// sourcesPerGeneration bounds what a conn remembers: the peers heard from
+// since the last of two generations began, at most twice this many. A
+// peer forgotten gets its source back with its next datagram.
+const sourcesPerGeneration = 1024
+
+// sources maps peers to the sources of replies to them.
+type sources struct {
+	mu        sync.Mutex
+	cur, prev map[netip.AddrPort]replySource
+	// last is the most recent peer and its source: a server answers the
+	// peer it has just read from, and a reader hears from one sender in
+	// runs, without a map operation.
+	last     netip.AddrPort
+	lastSrc  replySource
+	lastFull bool
+}
+
+// key is how a peer is remembered: an IPv4 peer as such, whether an IPv6
+// socket saw it IPv4-mapped or a caller wrote to it so.
+func key(peer netip.AddrPort) netip.AddrPort {
+	if a := peer.Addr(); a.Is4In6() {
+		return netip.AddrPortFrom(a.Unmap(), peer.Port())
+	}
+	return peer
+}
+
+// learn records that peer wrote to the local address src.
+func (s *sources) learn(peer netip.AddrPort, src replySource) {
+	peer = key(peer)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lastFull && peer == s.last && src == s.lastSrc {
+		return
+	}
+	s.last, s.lastSrc, s.lastFull = peer, src, true
+	if s.cur == nil {
+		s.cur = make(map[netip.AddrPort]replySource)
+	}
+	if old, ok := s.cur[peer]; ok && old == src {
+		return
+	}
+	if len(s.cur) >= sourcesPerGeneration {
+		s.prev, s.cur = s.cur, make(map[netip.AddrPort]replySource, sourcesPerGeneration)
+	}
+	s.cur[peer] = src
+}
+
+// lookup returns the source for datagrams to peer, if it was heard from.
+func (s *sources) lookup(peer netip.AddrPort) (replySource, bool) {
+	peer = key(peer)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lastFull && peer == s.last {
+		return s.lastSrc, true
+	}
+	if src, ok := s.cur[peer]; ok {
+		return src, true
+	}
+	src, ok := s.prev[peer]
+	return src, ok
+}
+
+// forget drops peer's source, after the kernel refused it (an address
+// removed since): the kernel chooses again.
+func (s *sources) forget(peer netip.AddrPort) {
+	peer = key(peer)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.last == peer {
+		s.lastFull = false
+	}
+	delete(s.cur, peer)
+	delete(s.prev, peer)
+}
