@@ -53,6 +53,54 @@ func parseSlowPayload(p []byte) (int, bool) {
 	return i, true
 }
 
+// A slowReceiver records the slow payloads a socket receives, in order.
+type slowReceiver struct {
+	rx   *net.UDPConn
+	done chan struct{} // closed when the reading goroutine has returned
+
+	mu       sync.Mutex // guards received and corrupt
+	received []int
+	corrupt  int
+}
+
+// receiveSlow starts reading rx until stop.
+func receiveSlow(rx *net.UDPConn) *slowReceiver {
+	r := &slowReceiver{rx: rx, done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		p := make([]byte, 2*slowSize)
+		for {
+			n, _, err := rx.ReadFrom(p)
+			if err != nil {
+				return // closed by stop
+			}
+			i, ok := parseSlowPayload(p[:n])
+			r.mu.Lock()
+			r.received = append(r.received, i)
+			if !ok {
+				r.corrupt++
+			}
+			r.mu.Unlock()
+		}
+	}()
+	return r
+}
+
+// count is how many datagrams have arrived so far.
+func (r *slowReceiver) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.received)
+}
+
+// stop closes the socket and returns what arrived, and how much of it
+// was corrupt.
+func (r *slowReceiver) stop() (received []int, corrupt int) {
+	r.rx.Close()
+	<-r.done
+	return r.received, r.corrupt
+}
+
 // slowPath runs the slow-path scenario for one kind and returns what a
 // caller observes, for comparison with plain.
 func slowPath(t *testing.T, v *vethPair, k kind) (log []string) {
@@ -81,27 +129,7 @@ func slowPath(t *testing.T, v *vethPair, k kind) (log []string) {
 		}
 	}
 
-	var rmu sync.Mutex
-	var received []int
-	var corrupt int
-	rdone := make(chan struct{})
-	go func() {
-		defer close(rdone)
-		p := make([]byte, 2*slowSize)
-		for {
-			n, _, err := rx.ReadFrom(p)
-			if err != nil {
-				return // closed below
-			}
-			i, ok := parseSlowPayload(p[:n])
-			rmu.Lock()
-			received = append(received, i)
-			if !ok {
-				corrupt++
-			}
-			rmu.Unlock()
-		}
-	}()
+	recv := receiveSlow(rx)
 
 	var accepted []int // datagrams WriteTo accepted (nil error), in order
 	next := 0
@@ -206,17 +234,13 @@ func slowPath(t *testing.T, v *vethPair, k kind) (log []string) {
 	// Every accepted datagram arrives, in order; the link drains at
 	// 1 MB/s.
 	for i := 0; i < 1000; i++ {
-		rmu.Lock()
-		got := len(received)
-		rmu.Unlock()
-		if got >= len(accepted) {
+		if recv.count() >= len(accepted) {
 			break
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	time.Sleep(50 * time.Millisecond) // anything beyond them
-	rx.Close()
-	<-rdone
+	received, corrupt := recv.stop()
 	t.Logf("%s: accepted %d with the deadline, %d before the interrupt, 200 after; received %d",
 		k.name, phase1, phase2, len(received))
 	if corrupt > 0 {
@@ -397,22 +421,7 @@ func TestCloseSendsTheQueueTheTimerWaitsToSend(t *testing.T) {
 	if err := c.SetWriteBuffer(4096); err != nil {
 		t.Fatal(err)
 	}
-	var received []int // read after rdone
-	var arrived atomic.Int64
-	rdone := make(chan struct{})
-	go func() {
-		defer close(rdone)
-		p := make([]byte, 2*slowSize)
-		for {
-			n, _, err := rx.ReadFrom(p)
-			if err != nil {
-				return
-			}
-			i, _ := parseSlowPayload(p[:n])
-			received = append(received, i)
-			arrived.Add(1)
-		}
-	}()
+	recv := receiveSlow(rx)
 
 	// More than the burst and the socket buffer let through at once, and
 	// then enough queued that the next send must wait for the link; once
@@ -445,15 +454,13 @@ func TestCloseSendsTheQueueTheTimerWaitsToSend(t *testing.T) {
 		t.Errorf("Stats = %+v; want %d written, none failed", s, len(accepted))
 	}
 	// What Close sent is in the qdisc, at most a socket buffer's worth.
-	for end := time.Now().Add(3 * time.Second); arrived.Load() < int64(len(accepted)) && time.Now().Before(end); {
+	for end := time.Now().Add(3 * time.Second); recv.count() < len(accepted) && time.Now().Before(end); {
 		time.Sleep(10 * time.Millisecond)
 	}
 	time.Sleep(100 * time.Millisecond) // anything beyond them
-	rx.Close()
-	<-rdone
-	if !slices.Equal(received, accepted) {
-		t.Errorf("accepted %d datagrams (%d queued at Close); the receiver got %s",
-			len(accepted), queued, seqDiff(accepted, received))
+	if received, corrupt := recv.stop(); corrupt > 0 || !slices.Equal(received, accepted) {
+		t.Errorf("%d arrived corrupt; accepted %d datagrams (%d queued at Close); the receiver got %s",
+			corrupt, len(accepted), queued, seqDiff(accepted, received))
 	}
 }
 
