@@ -85,7 +85,13 @@ type server struct {
 
 func startServer(t testing.TB, kind itest.Kind, readTimeout time.Duration) *server {
 	t.Helper()
-	s := &server{pc: itest.ListenUDP(t, kind), done: make(chan error, 1)}
+	return startServerOn(t, itest.ListenUDP(t, kind), readTimeout)
+}
+
+// startServerOn serves pc, closed when the server stops.
+func startServerOn(t testing.TB, pc net.PacketConn, readTimeout time.Duration) *server {
+	t.Helper()
+	s := &server{pc: pc, done: make(chan error, 1)}
 	started := make(chan struct{})
 	s.srv = &dns.Server{
 		PacketConn:        s.pc,
@@ -245,5 +251,39 @@ func TestServer(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A server on a wildcard address, on a host with several addresses (all
+// of 127.0.0.0/8 are this host's), must answer each query from the
+// address it was sent to, or the client (a connected socket) never sees
+// the answer. miekg/dns sees to it itself on a *net.UDPConn (IP_PKTINFO,
+// ReadMsgUDP/WriteMsgUDP); on a wrapped conn it uses ReadFrom and WriteTo,
+// and batchconn sees to it.
+func TestWildcardServerAnswersFromTheQueriedAddress(t *testing.T) {
+	for _, kind := range itest.Kinds {
+		for _, listen := range []struct{ network, addr string }{{"udp4", "0.0.0.0:0"}, {"udp", "[::]:0"}} {
+			t.Run(kind.Name+"/"+listen.addr, func(t *testing.T) {
+				la, _ := net.ResolveUDPAddr(listen.network, listen.addr)
+				uc, err := net.ListenUDP(listen.network, la)
+				if err != nil {
+					t.Fatal(err)
+				}
+				s := startServerOn(t, kind.Wrap(uc), time.Second)
+				c := &dns.Client{Net: "udp", Timeout: 2 * time.Second}
+				for i, ip := range []string{"127.0.0.2", "127.0.0.3", "127.0.0.1"} {
+					m := new(dns.Msg)
+					m.SetQuestion(name(i), dns.TypeTXT)
+					addr := net.JoinHostPort(ip, strconv.Itoa(s.addr().Port))
+					r, _, err := c.Exchange(m, addr)
+					if err != nil {
+						t.Fatalf("query to %s: %v", addr, err)
+					}
+					if len(r.Answer) != 2 {
+						t.Fatalf("query to %s: %d answers, want 2", addr, len(r.Answer))
+					}
+				}
+			})
+		}
 	}
 }
