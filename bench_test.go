@@ -302,3 +302,52 @@ func BenchmarkFanout(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkWildcardEcho: an echo server on 0.0.0.0, which learns and sets
+// each peer's reply source, against the same with KernelChoosesSource and
+// plain; a plain client keeps 64 requests in flight.
+func BenchmarkWildcardEcho(b *testing.B) {
+	for _, k := range append(benchKinds[:2:2], kind{"kernel-chooses", func(uc *net.UDPConn) net.PacketConn {
+		return New(uc, &Config{KernelChoosesSource: true})
+	}}) {
+		b.Run(k.name+"/64B", func(b *testing.B) {
+			uc, err := net.ListenUDP("udp4", &net.UDPAddr{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			srv := k.wrap(uc)
+			defer srv.Close()
+			go func() {
+				p := make([]byte, 2048)
+				for {
+					n, from, err := srv.ReadFrom(p)
+					if err != nil {
+						return
+					}
+					srv.WriteTo(p[:n], from)
+				}
+			}()
+			cl := listenLoopback(b)
+			defer cl.Close()
+			cl.SetReadBuffer(1 << 20)
+			dst := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: uc.LocalAddr().(*net.UDPAddr).Port}
+			p := make([]byte, 64)
+			b.ResetTimer()
+			for sent := 0; sent < b.N; {
+				burst := min(64, b.N-sent)
+				for range burst {
+					cl.WriteTo(p, dst)
+				}
+				cl.SetReadDeadline(time.Now().Add(5 * time.Second))
+				for range burst {
+					if _, _, err := cl.ReadFrom(p); err != nil {
+						b.Fatal(err)
+					}
+				}
+				sent += burst
+			}
+			b.StopTimer()
+			reportRate(b, b.N)
+		})
+	}
+}

@@ -78,6 +78,23 @@
 // time, or that serves many peers a datagram each, never turns it on. GRO
 // changes what the socket itself returns: read it only through the conn.
 //
+// # Source addresses
+//
+// On a socket bound to a wildcard address (0.0.0.0 or ::), a datagram to a
+// peer leaves from the local address that peer last wrote to, so that a
+// server on a host with several addresses (a secondary address, a VIP,
+// IPv6 privacy addresses) answers each query from the address it was
+// asked at, as clients that check the source (DNS clients among them)
+// require. miekg/dns does this itself on a *net.UDPConn, with ReadMsgUDP
+// and WriteMsgUDP, which a wrapped conn does not offer; batchconn does it
+// for it. The kernel reports each datagram's destination (IP_PKTINFO,
+// IPV6_RECVPKTINFO); a query sent to a multicast or broadcast address is
+// answered from the receiving interface's own address. A conn remembers
+// the peers heard from most recently, at most 2048; a peer not heard
+// from, or forgotten, gets the kernel's choice, as on plain. On a host
+// with one address nothing changes. Config.KernelChoosesSource turns it
+// off.
+//
 // # Errors
 //
 // What plain *net.UDPConn refuses at once, WriteTo refuses at once with
