@@ -70,6 +70,7 @@ type rxResult struct {
 	offered int            // messages there was room for
 	waited  bool           // the socket had nothing: the call waited, and the block went back
 	direct  bool           // the first went into p: n bytes from addr
+	trunc   bool           // it was longer than p
 	n       int            //
 	addr    netip.AddrPort //
 }

@@ -72,6 +72,9 @@ type mmsgIO struct {
 	sendFn func(fd uintptr) bool
 }
 
+// msgTrunc is the flag ReadMsgUDP reports for a datagram cut short.
+const msgTrunc = unix.MSG_TRUNC
+
 // oobSpace is the control buffer of one sent message: room for
 // UDP_SEGMENT's and for a source address (IPV6_PKTINFO), on any word size.
 const oobSpace = 80
@@ -305,6 +308,7 @@ func (m *mmsgIO) receive() (rxResult, error) {
 		}
 		if k == 0 {
 			res.direct, res.n, res.addr = true, int(hdr.Len), addr
+			res.trunc = hdr.Hdr.Flags&unix.MSG_TRUNC != 0
 			continue
 		}
 		slot := &blk.ring[k-1]

@@ -8,6 +8,10 @@ import "net"
 // is served one datagram at a time.
 func newBatchIO(*net.UDPConn, Config, *counters) (batchIO, sockInfo) { return nil, sockInfo{} }
 
+// msgTrunc: nothing is batched here, and ReadMsgUDP goes to the wrapped
+// conn.
+const msgTrunc = 0
+
 // The system's headers: none where nothing is batched.
 type (
 	rxHeader struct{}

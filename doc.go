@@ -125,15 +125,18 @@
 // *PacketConn has the methods of *net.UDPConn that keep datagrams going
 // through its ring and queue: net.PacketConn and net.Conn,
 // ReadFromUDP, WriteToUDP, ReadFromUDPAddrPort, WriteToUDPAddrPort,
-// SetReadBuffer and SetWriteBuffer, and SyscallConn for socket options
-// (its Control reaches the socket; its Read and Write refuse). It
-// deliberately lacks File, ReadMsgUDP and WriteMsgUDP (and their AddrPort
-// forms): libraries that find them (quic-go among them) take the socket
-// over and read and write it themselves, which would bypass the queue,
-// reorder datagrams against it and leave the ring's datagrams unread.
-// Without them such libraries use ReadFrom and WriteTo, and are batched;
-// quic-go still sets don't-fragment through SyscallConn and discovers the
-// path MTU. Unwrap returns the socket for callers that need it anyway.
+// SetReadBuffer and SetWriteBuffer, SyscallConn for socket options (its
+// Control reaches the socket; its Read and Write refuse), and ReadMsgUDP
+// (from the ring, without control messages), which with SyscallConn lets
+// golang.org/x/net/ipv4 and ipv6 set options on the conn (JoinGroup,
+// SetTOS). It deliberately lacks File and WriteMsgUDP (and the AddrPort
+// forms of ReadMsgUDP and WriteMsgUDP): libraries that find ReadMsgUDP
+// and WriteMsgUDP together (quic-go among them) take the socket over and
+// read and write it themselves, which would bypass the queue, reorder
+// datagrams against it and leave the ring's datagrams unread. Without
+// them such libraries use ReadFrom and WriteTo, and are batched; quic-go
+// still sets don't-fragment through SyscallConn and discovers the path
+// MTU. Unwrap returns the socket for callers that need it anyway.
 // Batching tells whether a conn batches or is served one datagram at a
 // time.
 //

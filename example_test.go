@@ -188,8 +188,9 @@ func Example_dialThenWrap() {
 // membership belongs to the socket and holds through the conn, which
 // reads the group's datagrams and answers each sender at its own address.
 // net.ListenMulticastUDP joins for you. To join more groups, or set other
-// multicast options with golang.org/x/net/ipv4, do it on the
-// *net.UDPConn before New: the conn has no SyscallConn for x/net to use.
+// multicast options, use golang.org/x/net/ipv4 on the conn itself:
+// ipv4.NewPacketConn(conn).JoinGroup(ifi, group) works on it as on the
+// *net.UDPConn.
 //
 // This example has no Output line, so go test compiles it but does not run
 // it: it needs an interface that does multicast. Linux's loopback device

@@ -93,6 +93,17 @@ func (e *env) readUDP(size int) {
 	e.logf("ReadFromUDP(%d) = %d %s %s nil=%v %s", size, n, digest(p[:n]), describeAddr(ua), ua == nil, describe(err))
 }
 
+// readMsg is read through ReadMsgUDP, with room for control messages
+// (none are asked for: plain gives none either).
+func (e *env) readMsg(size int) {
+	p, oob := make([]byte, size), make([]byte, 64)
+	n, oobn, flags, ua, err := e.conn.(interface {
+		ReadMsgUDP(b, oob []byte) (n, oobn, flags int, addr *net.UDPAddr, err error)
+	}).ReadMsgUDP(p, oob)
+	e.logf("ReadMsgUDP(%d) = %d %s oobn=%d flags=%#x %s nil=%v %s", size, n, digest(p[:n]), oobn,
+		flags, describeAddr(ua), ua == nil, describe(err))
+}
+
 // writeUDP is write through WriteToUDP.
 func (e *env) writeUDP(p []byte, addr *net.UDPAddr) {
 	n, err := e.conn.(interface {
@@ -516,6 +527,22 @@ var diffCases = []diffCase{
 		e.conn.Close()
 		e.readUDP(64)
 		e.writeUDP([]byte("closed"), pa)
+	}},
+	{name: "ReadMsgUDP", run: func(e *env) {
+		e.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		for range 2 {
+			e.peerSend([]byte("first"))
+			e.peerSend(seq(100))
+			e.peerSend([]byte("third"))
+			e.readMsg(64)
+			e.readMsg(10)
+			e.readMsg(64)
+		}
+		e.conn.SetReadDeadline(time.Now().Add(-time.Second))
+		e.readMsg(64)
+		e.conn.SetReadDeadline(time.Time{})
+		e.conn.Close()
+		e.readMsg(64)
 	}},
 	{name: "PassedWriteDeadlineFailsWrite", run: func(e *env) {
 		e.write([]byte("before"), e.peerAddr())

@@ -67,6 +67,44 @@ func (c *PacketConn) ReadFromUDP(p []byte) (int, *net.UDPAddr, error) {
 	return n, udpAddr(ap), nil
 }
 
+// ReadMsgUDP reads one datagram as ReadFrom does, for code that asks for
+// it (x/net's ipv4 and ipv6 packages accept a conn for their socket-option
+// helpers, JoinGroup, SetTOS and the rest, only if it has ReadMsgUDP and
+// SyscallConn). flags carries MSG_TRUNC where the datagram was longer
+// than b, as on plain; but no control messages come with it (oobn is 0):
+// the ring's datagrams were received by batch calls, whose control data
+// is batchconn's own. A conn served one datagram at a time hands the call
+// to the wrapped conn where it has ReadMsgUDP, with its control messages.
+//
+// There is no WriteMsgUDP, on purpose: libraries that find both (quic-go)
+// read and write the socket themselves, past the ring and the queue.
+func (c *PacketConn) ReadMsgUDP(b, oob []byte) (n, oobn, flags int, addr *net.UDPAddr, err error) {
+	if c.bio == nil {
+		if m, ok := c.pc.(interface {
+			ReadMsgUDP(b, oob []byte) (n, oobn, flags int, addr *net.UDPAddr, err error)
+		}); ok {
+			return m.ReadMsgUDP(b, oob)
+		}
+		n, a, err := c.pc.ReadFrom(b)
+		addr, _ = a.(*net.UDPAddr)
+		return n, 0, 0, addr, err
+	}
+	n, ap, trunc, err := c.readAs(b, "recvmsg")
+	if err != nil {
+		// Plain returns the unspecified address of the socket's family
+		// with its errors here, not nil.
+		ap = netip.AddrPortFrom(netip.IPv4Unspecified(), 0)
+		if c.sock.ipv6 {
+			ap = netip.AddrPortFrom(netip.IPv6Unspecified(), 0)
+		}
+		return n, 0, 0, udpAddr(ap), err
+	}
+	if trunc {
+		flags = msgTrunc
+	}
+	return n, 0, flags, udpAddr(ap), nil
+}
+
 // ReadFromUDPAddrPort is ReadFrom returning the sender as a
 // netip.AddrPort, as *net.UDPConn does; it does not allocate.
 func (c *PacketConn) ReadFromUDPAddrPort(p []byte) (int, netip.AddrPort, error) {
@@ -100,25 +138,27 @@ func (c *PacketConn) Read(p []byte) (int, error) {
 		}
 		return 0, nil
 	}
-	n, _, err := c.readAs(p, "read")
+	n, _, _, err := c.readAs(p, "read")
 	return n, err
 }
 
 func (c *PacketConn) read(p []byte) (int, netip.AddrPort, error) {
-	return c.readAs(p, "recvfrom")
+	n, addr, _, err := c.readAs(p, "recvfrom")
+	return n, addr, err
 }
 
 // readAs is read, naming the system call in errors as plain's method
-// would: "recvfrom" for ReadFrom, "read" for Read.
-func (c *PacketConn) readAs(p []byte, syscallName string) (int, netip.AddrPort, error) {
+// would: "recvfrom" for ReadFrom, "read" for Read, "recvmsg" for
+// ReadMsgUDP. It also reports whether the datagram was longer than p.
+func (c *PacketConn) readAs(p []byte, syscallName string) (int, netip.AddrPort, bool, error) {
 	r := &c.r
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if c.closed.Load() {
-		return 0, netip.AddrPort{}, c.opError("read", c.raddr, net.ErrClosed)
+		return 0, netip.AddrPort{}, false, c.opError("read", c.raddr, net.ErrClosed)
 	}
 	if c.readDeadline.passed() {
-		return 0, netip.AddrPort{}, c.opError("read", c.raddr, os.ErrDeadlineExceeded)
+		return 0, netip.AddrPort{}, false, c.opError("read", c.raddr, os.ErrDeadlineExceeded)
 	}
 	if r.head == r.n {
 		if c.plainReads.Load() {
@@ -135,10 +175,10 @@ func (c *PacketConn) readAs(p []byte, syscallName string) (int, netip.AddrPort, 
 			if e, ok := err.(syscall.Errno); ok {
 				err = os.NewSyscallError(syscallName, e)
 			}
-			return 0, netip.AddrPort{}, c.opError("read", c.raddr, err)
+			return 0, netip.AddrPort{}, false, c.opError("read", c.raddr, err)
 		}
 		if res.direct {
-			return res.n, res.addr, nil
+			return res.n, res.addr, res.trunc, nil
 		}
 	}
 	m := &r.blk.ring[r.head]
@@ -154,17 +194,22 @@ func (c *PacketConn) readAs(p []byte, syscallName string) (int, netip.AddrPort, 
 		r.release()
 	}
 	r.buffered.Store(int32(r.n - r.head))
-	return n, addr, nil
+	return n, addr, end-start > len(p), nil
 }
 
 // readPlain reads one datagram through plain, for a conn whose kernel
 // refuses batch calls; r.mu is held.
-func (c *PacketConn) readPlain(p []byte, syscallName string) (int, netip.AddrPort, error) {
-	if syscallName == "read" {
+func (c *PacketConn) readPlain(p []byte, syscallName string) (int, netip.AddrPort, bool, error) {
+	switch syscallName {
+	case "read":
 		n, err := c.uc.Read(p)
-		return n, netip.AddrPort{}, err
+		return n, netip.AddrPort{}, false, err
+	case "recvmsg":
+		n, _, flags, addr, err := c.uc.ReadMsgUDPAddrPort(p, nil)
+		return n, addr, flags&msgTrunc != 0, err
 	}
-	return c.uc.ReadFromUDPAddrPort(p)
+	n, addr, err := c.uc.ReadFromUDPAddrPort(p)
+	return n, addr, false, err
 }
 
 // refill receives the next datagrams, blocking until at least one

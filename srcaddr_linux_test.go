@@ -3,11 +3,10 @@ package batchconn
 import (
 	"fmt"
 	"net"
-	"syscall"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"golang.org/x/net/ipv4"
 )
 
 // echoOn serves conn as an unchanged echo server, a reply to each
@@ -99,9 +98,9 @@ func TestIPv6RepliesLeaveFromTheAddressThePeerWroteTo(t *testing.T) {
 	}
 }
 
-// A server on a wildcard address that joined a multicast group answers a
-// query sent to the group from the receiving interface's own address: a
-// group address is no source.
+// A server on a wildcard address that joined a multicast group, through
+// x/net's ipv4 option helpers, answers a query sent to the group from the
+// receiving interface's own address: a group address is no source.
 func TestMulticastQueryIsAnsweredFromTheInterfacesAddress(t *testing.T) {
 	ns := newNamedNetns(t)
 	ns.ip(t, "link", "set", "lo", "multicast", "on")
@@ -112,18 +111,18 @@ func TestMulticastQueryIsAnsweredFromTheInterfacesAddress(t *testing.T) {
 			uc := ns.listen(t, "udp4", "0.0.0.0:0")
 			conn := k.wrap(uc)
 			defer conn.Close()
-			rc, err := conn.(interface {
-				SyscallConn() (syscall.RawConn, error)
-			}).SyscallConn()
-			if err != nil {
-				t.Fatal(err)
+			// Joined through x/net's option helpers, as mDNS and SSDP
+			// code does: they take a conn with SyscallConn and ReadMsgUDP.
+			p := ipv4.NewPacketConn(conn)
+			lo := &net.Interface{Index: 1, Name: "lo"} // lo is 1 in every namespace
+			if err := p.JoinGroup(lo, &net.UDPAddr{IP: group}); err != nil {
+				t.Fatalf("JoinGroup(%v): %v", group, err)
 			}
-			rc.Control(func(fd uintptr) {
-				mreq := &unix.IPMreqn{Multiaddr: [4]byte(group.To4()), Address: [4]byte{127, 0, 0, 1}}
-				err = unix.SetsockoptIPMreqn(int(fd), unix.IPPROTO_IP, unix.IP_ADD_MEMBERSHIP, mreq)
-			})
-			if err != nil {
-				t.Fatalf("joining %v: %v", group, err)
+			if err := p.SetTOS(0x28); err != nil {
+				t.Fatalf("SetTOS: %v", err)
+			}
+			if tos, err := p.TOS(); err != nil || tos != 0x28 {
+				t.Fatalf("TOS = %#x, %v; want 0x28 set on the socket", tos, err)
 			}
 			echoOn(conn)
 			client := ns.listen(t, "udp4", "127.0.0.1:0")
