@@ -102,11 +102,29 @@ func BenchmarkReadFromGSOPeer(b *testing.B) {
 	benchReadFrom(b, nil)
 }
 
+// BenchmarkReadFromUDPAddrPortGSOPeer is BenchmarkReadFromGSOPeer through
+// ReadFromUDPAddrPort, which allocates nothing: the ring's own cost.
+func BenchmarkReadFromUDPAddrPortGSOPeer(b *testing.B) {
+	benchReadFromAs(b, nil, func(c net.PacketConn, p []byte) error {
+		_, _, err := c.(interface {
+			ReadFromUDPAddrPort([]byte) (int, netip.AddrPort, error)
+		}).ReadFromUDPAddrPort(p)
+		return err
+	})
+}
+
 // fill is how many datagrams one fill queues: few enough that the
 // receive buffer (8 MiB where net.core.rmem_max allows 4) drops none.
 const fill = 1500
 
 func benchReadFrom(b *testing.B, senderCfg *Config) {
+	benchReadFromAs(b, senderCfg, func(c net.PacketConn, p []byte) error {
+		_, _, err := c.ReadFrom(p)
+		return err
+	})
+}
+
+func benchReadFromAs(b *testing.B, senderCfg *Config, read func(net.PacketConn, []byte) error) {
 	for _, k := range benchKinds {
 		for _, size := range benchSizes {
 			b.Run(k.name+"/"+strconv.Itoa(size)+"B", func(b *testing.B) {
@@ -129,7 +147,7 @@ func benchReadFrom(b *testing.B, senderCfg *Config) {
 					b.StartTimer()
 					conn.SetReadDeadline(time.Now().Add(time.Second))
 					for range min(fill, b.N-done) {
-						if _, _, err := conn.ReadFrom(p); err != nil {
+						if err := read(conn, p); err != nil {
 							b.Fatalf("after %d datagrams: %v (the kernel dropped some: lower fill)", done, err)
 						}
 						done++
