@@ -301,3 +301,33 @@ func TestRecvLoss(t *testing.T) {
 		}
 	}
 }
+
+// TestFeedersSendFromTheirGoroutine runs a recv feeder of each kind into a
+// plain receiver: every datagram must leave from the feeder's goroutine,
+// which holds one CPU, none from batchconn's timer, whose goroutine runs
+// on any CPU; from two CPUs, loopback may deliver a later datagram before
+// an earlier one, and the receiver's order check would blame the conn
+// under test.
+func TestFeedersSendFromTheirGoroutine(t *testing.T) {
+	for _, feed := range []*batchconn.Config{{NoOffload: true}, nil} {
+		sk, err := startSinks(1, 1200)
+		if err != nil {
+			t.Fatal(err)
+		}
+		txc, err := listen()
+		if err != nil {
+			sk.close()
+			t.Fatal(err)
+		}
+		f := startFeeder(txc, feed, newDests(sk.addrs, false), 1200, 0, 100*time.Millisecond)
+		<-f.done // it stops by itself after 100ms
+		var s sample
+		sent := stopFeeders([]*feeder{f}, &s)
+		sk.settle()
+		sk.check(&s)
+		st := f.conn.Stats()
+		if len(s.problems) > 0 || sent == 0 || st.DatagramsWritten != sent || st.FlushTimer != 0 {
+			t.Errorf("feeder with %+v: sent %d, problems %q, %+v", feed, sent, s.problems, st)
+		}
+	}
+}

@@ -79,15 +79,15 @@
 //     in a row go to one destination: offload has no run to carry.
 //   - recv: one goroutine drains the conn under test with ReadFrom for the
 //     duration, while two feeders (batchconn conns with offload off, each
-//     on a goroutine of its own, the same in every mode) keep its receive
-//     queue full of ordinary datagrams. DELIVERED/S is the rate ReadFrom
-//     returned datagrams at (xnet: ReadBatch, raw: recvmmsg). Then the
-//     feeders stop and the receiver reads what its queue still holds, so
-//     that the drops are counted exactly. The feeders are meant to outpace
-//     every receiver: the drops show how far each falls behind. Where none
-//     are dropped (a short run, a busy machine, two cores shared by three
-//     goroutines), the feeders set the pace, and DELIVERED/S only bounds
-//     the receiver from below.
+//     on a goroutine and a CPU of its own, the same in every mode) keep
+//     its receive queue full of ordinary datagrams. DELIVERED/S is the
+//     rate ReadFrom returned datagrams at (xnet: ReadBatch, raw:
+//     recvmmsg). Then the feeders stop and the receiver reads what its
+//     queue still holds, so that the drops are counted exactly. The
+//     feeders are meant to outpace every receiver: the drops show how far
+//     each falls behind. Where none are dropped (a short run, a busy
+//     machine, two cores shared by three goroutines), the feeders set the
+//     pace, and DELIVERED/S only bounds the receiver from below.
 //   - recvgso: recv with one feeder that sends with offload (batchconn's
 //     defaults): each message it sends carries up to 64 or 128 datagrams.
 //     A receiver with GRO (batchconn) gets them as one buffer, one
@@ -228,20 +228,20 @@
 //
 // Every datagram carries a sequence number; receivers check that each
 // datagram has the size sent and that numbers never repeat or go back
-// (loopback keeps one sender's datagrams in order; gaps are drops), and
-// the scenarios check that every datagram sent either arrived or was
-// counted as dropped by the kernel, that batchconn's Stats agree with
-// what its caller saw, and that nooffload used no offload. xnet and raw
-// stamp their datagrams, and are checked, as the other modes are; fresh
-// and idle check that each reply is the echo of its request. One
-// exception: a receiver with GRO (recvgso's batchconn) is handed a run of
-// datagrams as one buffer, and where that buffer finds no room the kernel
-// counts one drop, not one per datagram; there the kernel's count only
-// bounds the loss from below, and the drops are counted from what was
-// read. Whatever breaks that, or an unexpected error, is listed under
-// PROBLEMS, and the exit status is 1; otherwise it is 0. A run that does
-// not end by itself (a hang in the conn under test) prints every
-// goroutine's stack and exits with status 3.
+// (loopback keeps in order what one CPU sends, and each recv feeder keeps
+// to one CPU; gaps are drops), and the scenarios check that every datagram
+// sent either arrived or was counted as dropped by the kernel, that
+// batchconn's Stats agree with what its caller saw, and that nooffload
+// used no offload. xnet and raw stamp their datagrams, and are checked, as
+// the other modes are; fresh and idle check that each reply is the echo of
+// its request. One exception: a receiver with GRO (recvgso's batchconn) is
+// handed a run of datagrams as one buffer, and where that buffer finds no
+// room the kernel counts one drop, not one per datagram; there the
+// kernel's count only bounds the loss from below, and the drops are
+// counted from what was read. Whatever breaks that, or an unexpected
+// error, is listed under PROBLEMS, and the exit status is 1; otherwise it
+// is 0. A run that does not end by itself (a hang in the conn under test)
+// prints every goroutine's stack and exits with status 3.
 //
 // # Two machines
 //

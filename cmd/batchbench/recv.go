@@ -66,7 +66,7 @@ func runRecvFrom(p params, feed *batchconn.Config, nfeed int) (s sample) {
 			stopFeeders(feeders[:i], &s)
 			return s
 		}
-		feeders[i] = startFeeder(batchconn.New(txc, feed), dst, p.size, uint64(i), p.duration+grace)
+		feeders[i] = startFeeder(txc, feed, dst, p.size, uint64(i), p.duration+grace)
 	}
 	m := startMeter()
 	s.count, s.elapsed, err = rx.readFor(p.duration)
@@ -216,25 +216,43 @@ func (r receiver) drain(port int) (uint64, error) {
 
 // feeder keeps a receiver's queue full from its own goroutine.
 type feeder struct {
+	conn *batchconn.PacketConn // what it sends through
 	quit atomic.Bool
 	done chan struct{}
 	sent uint64
 	err  error
 }
 
-// startFeeder starts blasting from pc to dst, then closes pc; it stops by
-// itself after limit, or at stopFeeders.
-func startFeeder(pc net.PacketConn, dst dests, size int, stream uint64, limit time.Duration) *feeder {
-	f := &feeder{done: make(chan struct{})}
+// startFeeder starts blasting datagrams of size, numbered in stream, from
+// txc to dst through a batchconn with Config feed, then closes it; it
+// stops by itself after limit, or at stopFeeders.
+//
+// Every datagram leaves from the feeder's goroutine, held on one CPU
+// (pinToCPU: feeder n on the n-th), so that the kernel delivers them in
+// the order sent and the receiver's order check sees what the conn under
+// test does, not the feeder: the conn waits longer than the feeder runs
+// for a queue to fill, so that batchconn's timer, whose goroutine runs on
+// any CPU, never sends one. In a blast loop the queue fills within
+// microseconds and leaves when full; what changes is a queue the feeder
+// left half full while the scheduler ran something else: the timer sent
+// it (half the flushes on a busy machine with two cores), now it waits
+// for the feeder to come back.
+func startFeeder(txc *net.UDPConn, feed *batchconn.Config, dst dests, size int, stream uint64, limit time.Duration) *feeder {
+	var cfg batchconn.Config
+	if feed != nil {
+		cfg = *feed
+	}
+	cfg.MaxDelay = limit + 2*grace // it writes until limit, then waits grace at most for a blocked write
+	f := &feeder{conn: batchconn.New(txc, &cfg), done: make(chan struct{})}
 	end := time.Now().Add(limit)
 	go func() {
 		defer close(f.done)
-		var errs []error
-		if err := pc.SetWriteDeadline(end.Add(grace)); err != nil {
+		errs := []error{pinToCPU(int(stream))} // for good: the thread ends with the goroutine
+		if err := f.conn.SetWriteDeadline(end.Add(grace)); err != nil {
 			errs = append(errs, err)
 		}
-		sent, err := blast(pc, dst, size, stream, end, &f.quit)
-		errs = append(errs, err, pc.Close())
+		sent, err := blast(f.conn, dst, size, stream, end, &f.quit)
+		errs = append(errs, err, f.conn.Close())
 		f.sent, f.err = sent, errors.Join(errs...)
 	}()
 	return f
