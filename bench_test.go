@@ -62,30 +62,34 @@ func BenchmarkWriteTo(b *testing.B) {
 // destinations, through WriteToUDPAddrPort.
 func BenchmarkWriteToUDPAddrPort(b *testing.B) {
 	for _, k := range benchKinds {
-		b.Run(k.name+"/64B/16dst", func(b *testing.B) {
-			var dsts []netip.AddrPort
-			for range 16 {
-				sink := listenLoopback(b)
-				defer sink.Close()
-				dsts = append(dsts, sink.LocalAddr().(*net.UDPAddr).AddrPort())
-			}
-			conn := k.wrap(listenLoopback(b)).(interface {
-				net.PacketConn
-				WriteToUDPAddrPort([]byte, netip.AddrPort) (int, error)
-			})
-			p := make([]byte, 64)
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := range b.N {
-				if _, err := conn.WriteToUDPAddrPort(p, dsts[i%16]); err != nil {
-					b.Fatal(err)
-				}
-			}
-			conn.Close()
-			b.StopTimer()
-			reportRate(b, b.N)
-		})
+		b.Run(k.name+"/64B/16dst", func(b *testing.B) { benchRoundRobin(b, k, 64, 16) })
 	}
+}
+
+// benchRoundRobin writes size-byte datagrams round-robin to ndst sinks
+// that do not read, through WriteToUDPAddrPort, counted until Close returns.
+func benchRoundRobin(b *testing.B, k kind, size, ndst int) {
+	var dsts []netip.AddrPort
+	for range ndst {
+		sink := listenLoopback(b)
+		defer sink.Close()
+		dsts = append(dsts, sink.LocalAddr().(*net.UDPAddr).AddrPort())
+	}
+	conn := k.wrap(listenLoopback(b)).(interface {
+		net.PacketConn
+		WriteToUDPAddrPort([]byte, netip.AddrPort) (int, error)
+	})
+	p := make([]byte, size)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		if _, err := conn.WriteToUDPAddrPort(p, dsts[i%ndst]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	conn.Close()
+	b.StopTimer()
+	reportRate(b, b.N)
 }
 
 // BenchmarkReadFrom: one goroutine draining a socket's queue with
@@ -176,16 +180,7 @@ func BenchmarkPingPong(b *testing.B) {
 	for _, k := range benchKinds {
 		b.Run(k.name+"/64B", func(b *testing.B) {
 			srv := k.wrap(listenLoopback(b))
-			go func() {
-				p := make([]byte, 2048)
-				for {
-					n, from, err := srv.ReadFrom(p)
-					if err != nil {
-						return
-					}
-					srv.WriteTo(p[:n], from)
-				}
-			}()
+			echoOn(srv)
 			defer srv.Close()
 			cl := listenLoopback(b)
 			defer cl.Close()
@@ -214,17 +209,23 @@ func echoServer(b testing.TB) *net.UDPAddr {
 	b.Helper()
 	srv := listenLoopback(b)
 	b.Cleanup(func() { srv.Close() })
+	echoOn(srv)
+	return srv.LocalAddr().(*net.UDPAddr)
+}
+
+// echoOn serves conn as an unchanged echo server, a reply to each
+// datagram, until conn is closed.
+func echoOn(conn net.PacketConn) {
 	go func() {
 		p := make([]byte, 2048)
 		for {
-			n, from, err := srv.ReadFromUDPAddrPort(p)
+			n, from, err := conn.ReadFrom(p)
 			if err != nil {
 				return
 			}
-			srv.WriteToUDPAddrPort(p[:n], from)
+			conn.WriteTo(p[:n], from)
 		}
 	}()
-	return srv.LocalAddr().(*net.UDPAddr)
 }
 
 // exchange dials srv, wraps the socket as k does, sends one 40-byte query,
@@ -298,26 +299,7 @@ func BenchmarkFanout(b *testing.B) {
 		return New(uc, &Config{GroupByDestination: true})
 	}})
 	for _, k := range fanKinds {
-		b.Run(k.name+"/1200B/16dst", func(b *testing.B) {
-			var dsts []net.Addr
-			for range 16 {
-				sink := listenLoopback(b)
-				defer sink.Close()
-				dsts = append(dsts, sink.LocalAddr())
-			}
-			conn := k.wrap(listenLoopback(b))
-			p := make([]byte, 1200)
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := range b.N {
-				if _, err := conn.WriteTo(p, dsts[i%16]); err != nil {
-					b.Fatal(err)
-				}
-			}
-			conn.Close()
-			b.StopTimer()
-			reportRate(b, b.N)
-		})
+		b.Run(k.name+"/1200B/16dst", func(b *testing.B) { benchRoundRobin(b, k, 1200, 16) })
 	}
 }
 
@@ -335,16 +317,7 @@ func BenchmarkWildcardEcho(b *testing.B) {
 			}
 			srv := k.wrap(uc)
 			defer srv.Close()
-			go func() {
-				p := make([]byte, 2048)
-				for {
-					n, from, err := srv.ReadFrom(p)
-					if err != nil {
-						return
-					}
-					srv.WriteTo(p[:n], from)
-				}
-			}()
+			echoOn(srv)
 			cl := listenLoopback(b)
 			defer cl.Close()
 			cl.SetReadBuffer(1 << 20)

@@ -9,21 +9,6 @@ import (
 	"golang.org/x/net/ipv4"
 )
 
-// echoOn serves conn as an unchanged echo server, a reply to each
-// datagram, until conn is closed.
-func echoOn(conn net.PacketConn) {
-	go func() {
-		p := make([]byte, 2048)
-		for {
-			n, from, err := conn.ReadFrom(p)
-			if err != nil {
-				return
-			}
-			conn.WriteTo(p[:n], from)
-		}
-	}()
-}
-
 // ask sends a datagram from client to to, and returns the address the
 // reply came from.
 func ask(t *testing.T, client *net.UDPConn, to *net.UDPAddr) string {
