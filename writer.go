@@ -34,7 +34,6 @@ type writer struct {
 	callerHolds  atomic.Bool          // a caller (WriteTo, Flush) holds mu: it waits on whatever it sends
 	callersWait  atomic.Int32         // callers waiting for mu
 	oob          [oobSpaceDirect]byte // a direct send's source address (srcaddr.go); guarded by mu
-
 }
 
 // WriteTo sends p to addr, as *net.UDPConn does, except that the datagram
