@@ -11,7 +11,7 @@ import (
 // what a user weighs, and a target missed does not change the exit
 // status.
 
-// The two sets of bars, each from an issue of the project's.
+// The sets of bars, each from an issue of the project's.
 const (
 	// setPerf: the performance issue's bars, numbered 1 to 7, for
 	// batching as such. Its throughput bars (1 to 4) are checked on
@@ -27,13 +27,17 @@ const (
 	// carries traffic", C1 to C3: a socket per query at plain's speed,
 	// idle conns at plain's memory.
 	setCost = "cost"
+	// setFanout: the fan-out issue's bar, F1, for batchconn with
+	// Config.GroupByDestination: datagrams sent to many peers in turn
+	// carried by GSO.
+	setFanout = "fanout"
 )
 
 // barSpec is one bar: a figure of one mode's, over another mode's in the
 // same run or on its own, and the target it must reach.
 type barSpec struct {
-	bar      string // "1" to "7", "G1" to "G4"
-	set      string // setPerf or setOffload
+	bar      string // "1" to "7", "G1" to "G4", "C1" to "C3", "F1"
+	set      string // setPerf, setOffload, setCost or setFanout
 	scenario string
 	size     int    // the one payload size it is checked at; 0: each size run
 	op       string // allocs: the call
@@ -75,6 +79,8 @@ var barSpecs = []barSpec{
 	{bar: "C1", set: setCost, scenario: "fresh", figure: "queries/s, batchconn / plain", mode: modeBatch, versus: modePlain, target: 0.9, metric: rate},
 	{bar: "C2", set: setCost, scenario: "fresh", figure: "bytes allocated a query, plain + 2 KiB", mode: modeBatch, versus: modePlain, atMost: true, bytes: true, vsVersus: true, slack: 2048},
 	{bar: "C3", set: setCost, scenario: "idle", figure: "heap held a conn, plain + 2 KiB", mode: modeBatch, versus: modePlain, atMost: true, bytes: true, vsVersus: true, slack: 2048},
+
+	{bar: "F1", set: setFanout, scenario: "fanout", size: fanoutSize, figure: "sent/s, grouped / plain", mode: modeGrouped, versus: modePlain, target: 6, metric: sentRate},
 }
 
 // The figures bars divide. The send bars were set on the sender's rate,
@@ -92,7 +98,7 @@ func p99(r *row) *float64 { return r.P99us }
 // barResult is a bar checked against this run's medians.
 type barResult struct {
 	Bar      string  `json:"bar"`
-	Set      string  `json:"set"` // "performance" or "offload"
+	Set      string  `json:"set"` // "performance", "offload", "cost" or "fanout"
 	Scenario string  `json:"scenario"`
 	Op       string  `json:"op,omitempty"`
 	Size     int     `json:"size"`
@@ -270,6 +276,7 @@ var barSets = []struct{ set, title, note string }{
 	{setOffload, "OFFLOAD BARS (offload issue; batchconn, offload on)",
 		"pingpong and lone with offload on: bars 5 and 6 above, measured on batchconn"},
 	{setCost, "COST BARS (a conn costs nothing until it carries traffic; batchconn)", ""},
+	{setFanout, "FANOUT BARS (fan-out issue; grouped: batchconn with GroupByDestination)", ""},
 }
 
 // inSet returns the bars of set, in order.

@@ -127,7 +127,8 @@ func checkRun(t *testing.T, j job, p params) {
 	// The conn under test's Stats, where it is one and in the process;
 	// fresh and idle have a conn per query, and sum none.
 	perQuery := j.scenario.kind == kindFresh || j.scenario.kind == kindIdle
-	if local := p.remote == nil || j.scenario.name == "send" || j.scenario.name == "send16"; local && !perQuery && p.mode.batched() != (s.stats != nil) {
+	sender := slices.Contains([]string{"send", "send16", "fanout"}, j.scenario.name) // the conn under test is the client's
+	if local := p.remote == nil || sender; local && !perQuery && p.mode.batched() != (s.stats != nil) {
 		t.Errorf("stats = %v in mode %s", s.stats, p.mode)
 	}
 }
@@ -158,6 +159,29 @@ func TestBatchLoops(t *testing.T) {
 				}
 				checkCalls(t, j, params{mode: m, size: j.size, duration: durationFor(j.scenario)})
 			})
+		}
+	}
+}
+
+// TestGroupedMode: grouped, batchconn with GroupByDestination, runs where
+// a server sends to many peers in turn (fanout), beside batchconn's
+// defaults and plain, and nowhere else.
+func TestGroupedMode(t *testing.T) {
+	for _, sc := range allScenarios {
+		want := sc.name == "fanout"
+		if has := slices.Contains(sc.modes, modeGrouped); has != want {
+			t.Errorf("%s runs grouped: %v, want %v", sc.name, has, want)
+		}
+		if want && (!slices.Contains(sc.modes, modePlain) || !slices.Contains(sc.modes, modeBatch)) {
+			t.Errorf("%s runs %v: not beside plain and batchconn", sc.name, sc.modes)
+		}
+	}
+	if cfg := modeGrouped.config(); !modeGrouped.batched() || cfg == nil || !cfg.GroupByDestination || cfg.NoOffload {
+		t.Errorf("grouped: batched %v, config %+v", modeGrouped.batched(), cfg)
+	}
+	for _, m := range []mode{modeBatch, modeNoOffload} {
+		if cfg := m.config(); cfg != nil && cfg.GroupByDestination {
+			t.Errorf("%s groups by destination", m)
 		}
 	}
 }

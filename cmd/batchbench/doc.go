@@ -7,7 +7,7 @@
 // Usage:
 //
 //	go run ./cmd/batchbench [-duration 300ms] [-rounds 3] [-sizes 64,1200]
-//	        [-scenarios send,send16,recv,recvgso,echo,pingpong,lone,allocs,fresh,idle]
+//	        [-scenarios send,send16,fanout,recv,recvgso,echo,pingpong,lone,allocs,fresh,idle]
 //	        [-idle-conns 2000] [-json] [-svg FILE] [-targets] [-target HOST:PORT]
 //	go run ./cmd/batchbench -listen [HOST]:PORT
 //
@@ -23,6 +23,15 @@
 //     segmentation offload on where the kernel has it (GSO: a run of
 //     queued datagrams of one size to one destination leaves as one
 //     message; GRO: datagrams of one sender arrive as one buffer);
+//   - grouped: batchconn.New(conn,
+//     &batchconn.Config{GroupByDestination: true}), the switch a server
+//     that sends to many peers turns on: batchconn's defaults, and when
+//     the queue is sent with GSO, each destination's queued datagrams
+//     leave together, in WriteTo order, so that datagrams written to many
+//     destinations in turn (A B C A B C) leave as runs GSO carries (A A B
+//     B C C). Datagrams to different destinations may change order, which
+//     only a receiver reached at two addresses sees; that is why it is not
+//     the default;
 //   - nooffload: batchconn.New(conn, &batchconn.Config{NoOffload: true}),
 //     batching alone;
 //   - xnet: no net.PacketConn, but the scenario's loop written by hand
@@ -50,16 +59,17 @@
 // xnet and raw wait in the runtime's poller, so the socket's deadlines
 // hold for them as for the conns.
 //
-// send, send16, recv and recvgso run in all five modes; echo in plain,
-// batchconn, nooffload and xnet; pingpong in plain, batchconn and xnet;
-// fresh in plain, batchconn and nooffload; lone, allocs and idle in plain
-// and batchconn. The modes of a scenario run interleaved (plain,
-// batchconn, nooffload, xnet, raw, plain, ...), for -rounds rounds of
-// -duration each, so that the machine's drift hits them alike; each
-// figure is the median of its mode's rounds. Only the conn under test
-// changes between the modes: the code that drives it is the same, and so
-// is everything around it; xnet's and raw's loops do what that code does,
-// a batch at a time.
+// send, send16, recv and recvgso run in plain, batchconn, nooffload, xnet
+// and raw; fanout in plain, batchconn, grouped and nooffload; echo in
+// plain, batchconn, nooffload and xnet; pingpong in plain, batchconn and
+// xnet; fresh in plain, batchconn and nooffload; lone, allocs and idle in
+// plain and batchconn. The modes of a scenario run interleaved (plain,
+// batchconn, grouped, nooffload, xnet, raw, plain, ...: those it has),
+// for -rounds rounds of -duration each, so that the machine's drift hits
+// them alike; each figure is the median of its mode's rounds. Only the
+// conn under test changes between the modes: the code that drives it is
+// the same, and so is everything around it; xnet's and raw's loops do
+// what that code does, a batch at a time.
 //
 // # Scenarios
 //
@@ -77,6 +87,14 @@
 //   - send16: send round-robin over 16 plain receivers, each drained by a
 //     goroutine of its own, through WriteToUDPAddrPort. No two datagrams
 //     in a row go to one destination: offload has no run to carry.
+//   - fanout: send16 with 1200-byte datagrams, the traffic of a server
+//     that sends each packet to many peers: a media relay (an SFU
+//     forwarding each packet to every subscriber), a game server sending
+//     state to its players. With its defaults batchconn keeps WriteTo
+//     order across destinations, so that its GSO finds runs of one
+//     datagram, as in send16; grouped lets each destination's datagrams
+//     leave together, as runs GSO carries. The receivers check, as
+//     everywhere, that each gets its datagrams in the order sent.
 //   - recv: one goroutine drains the conn under test with ReadFrom for the
 //     duration, while two feeders (batchconn conns with offload off, each
 //     on a goroutine and a CPU of its own, the same in every mode) keep
@@ -145,8 +163,9 @@
 //
 //   - DELIVERED/S: datagrams that reached the receiving code per second
 //     (echo: RESPONSES/S; fresh: QUERIES/S), and MB/S their payload bytes,
-//     in 10^6 bytes a second. With -target, send and send16 show SENT/S,
-//     what the sender's kernel accepted: nothing counts the far end.
+//     in 10^6 bytes a second. With -target, send, send16 and fanout show
+//     SENT/S, what the sender's kernel accepted: nothing counts the far
+//     end.
 //   - VS PLAIN: the mode's figure over plain's in the same run, from the
 //     medians.
 //   - CPU µs/DG: the process's CPU time, user and system
@@ -183,7 +202,7 @@
 // -json prints the same as JSON, every key in snake_case: the machine
 // (cpus, load_average, steal_pct, busy), and a result per row with its
 // unit, per_sec and each round's, per_sec_vs_plain, sent_per_sec (send,
-// send16: what the sender's kernel accepted), cpu_us_per_unit and
+// send16, fanout: what the sender's kernel accepted), cpu_us_per_unit and
 // cpu_vs_plain, p50_us and p99_us with their ratios, allocs_per_unit,
 // alloc_bytes_per_query (fresh), heap_bytes_per_conn (idle) and
 // bytes_vs_plain, sent, arrived, dropped and the kernel's own count
@@ -224,6 +243,10 @@
 // allocated per query, batchconn, at most plain's plus 2 KiB; C3, idle's
 // heap held per conn, batchconn, at most plain's plus 2 KiB.
 //
+// FANOUT BARS, the fan-out issue's, for datagrams sent to many peers in
+// turn: F1, fanout's sending rate at 1200 B, what the sender's kernel
+// accepted, grouped over plain, >= 6.0.
+//
 // # Checks
 //
 // Every datagram carries a sequence number; receivers check that each
@@ -263,12 +286,13 @@
 // discarded every 10 seconds.
 //
 // The -target side runs the scenarios that need nothing but these:
-// send and send16, whose sender (the conn under test) writes to the first
-// sink and to all 16, and echo and pingpong, whose client drives the
-// echo server of the mode measured. The conn under test is thus the
-// client's for send and send16, and the server's for echo and pingpong.
-// Nothing on the far side is counted: send and send16 show what the
-// sender's kernel accepted, and for echo and pingpong the drops include
-// losses on the network, CPU time is the client's alone. recv, recvgso,
-// lone, allocs, fresh and idle run on loopback only.
+// send, send16 and fanout, whose sender (the conn under test) writes to
+// the first sink and to all 16, and echo and pingpong, whose client
+// drives the echo server of the mode measured. The conn under test is
+// thus the client's for send, send16 and fanout, and the server's for
+// echo and pingpong. Nothing on the far side is counted: send, send16 and
+// fanout show what the sender's kernel accepted, and for echo and
+// pingpong the drops include losses on the network, CPU time is the
+// client's alone. recv, recvgso, lone, allocs, fresh and idle run on
+// loopback only.
 package main

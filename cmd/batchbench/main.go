@@ -69,7 +69,7 @@ func parseFlags() (options, error) {
 	flag.BoolVar(&opts.json, "json", false, "print the results as JSON (snake_case keys) instead of a table")
 	flag.BoolVar(&opts.targets, "targets", false, "also check the project's own performance targets against this run (for batchconn's developers)")
 	flag.StringVar(&opts.svg, "svg", "", "also write a chart of each mode against plain to `file` (SVG)")
-	flag.StringVar(&opts.listen, "listen", "", "serve the `addr`'s port P and the 18 after it for a -target client (see the package doc), until killed")
+	flag.StringVar(&opts.listen, "listen", "", fmt.Sprintf("serve the `addr`'s port P and the %d after it for a -target client (see the package doc), until killed", remotePorts-1))
 	flag.Usage = func() {
 		fmt.Fprintln(flag.CommandLine.Output(),
 			"usage: batchbench [flags]\n\nbatchbench measures what batchconn gains over a plain *net.UDPConn and over a loop written\n"+

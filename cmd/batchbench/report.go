@@ -55,8 +55,8 @@ type row struct {
 	MBPerSec      float64   `json:"mb_per_sec"` // payload, 10^6 bytes
 	PerSecVsPlain *float64  `json:"per_sec_vs_plain,omitempty"`
 
-	// send, send16: the datagrams a second the sender handed the kernel,
-	// delivered or not.
+	// send, send16, fanout: the datagrams a second the sender handed the
+	// kernel, delivered or not.
 	SentPerSec *float64 `json:"sent_per_sec,omitempty"`
 
 	// The process's CPU time (user and system) per unit, in µs, and over
@@ -93,10 +93,11 @@ type row struct {
 	DroppedPct  *float64 `json:"dropped_pct,omitempty"`
 	KernelDrops *uint64  `json:"kernel_drops,omitempty"`
 
-	// batchconn and nooffload: datagrams per system call, the shares of
-	// the datagrams received coalesced (GRO) and sent as segments (GSO),
-	// in percent, and the summed Stats. xnet and raw have the datagrams
-	// per call too, from their own count of their calls (batch_calls).
+	// batchconn, grouped and nooffload: datagrams per system call, the
+	// shares of the datagrams received coalesced (GRO) and sent as
+	// segments (GSO), in percent, and the summed Stats. xnet and raw have
+	// the datagrams per call too, from their own count of their calls
+	// (batch_calls).
 	ReadPerCall       *float64          `json:"datagrams_per_read_call,omitempty"`
 	WritePerCall      *float64          `json:"datagrams_per_write_call,omitempty"`
 	OffloadReadPct    *float64          `json:"offload_received_pct,omitempty"`

@@ -65,6 +65,9 @@ func testReport(targets bool) *report {
 	add("fresh", "", modeBatch, sample{count: 900, allocBytes: 2409, cpu: 90 * time.Millisecond}) // 0.90x: met; plain + 2049 B: missed
 	add("idle", "", modePlain, sample{count: 2000, heapBytes: 300})
 	add("idle", "", modeBatch, sample{count: 2000, heapBytes: 2348}) // plain + 2048 B: met
+	add("fanout", "", modePlain, sent(100, 100, time.Millisecond))
+	add("fanout", "", modeBatch, sent(220, 200, time.Millisecond))
+	add("fanout", "", modeGrouped, sent(600, 300, 300*time.Microsecond)) // 6.00x sent: met; 3.00x delivered
 	rep.summarize()
 	return rep
 }
@@ -90,6 +93,7 @@ func TestBars(t *testing.T) {
 		"C1 fresh 40 B >= 0.90x 0.90x PASS",
 		"C2 fresh 40 B <= 2408 B 2409 B MISS",
 		"C3 idle 40 B <= 2348 B 2348 B PASS",
+		"F1 fanout 1200 B >= 6.00x 6.00x PASS",
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("bars:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -121,6 +125,7 @@ func TestReportIsForUsers(t *testing.T) {
 		"send: one goroutine writes",
 		"DELIVERED/S", "CPU µs/DG", "KERNEL DROPS", "RESPONSES/S",
 		"MODES", "xnet", "golang.org/x/net", "raw", "the batch system calls alone",
+		"fanout: 1200 B datagrams round-robin to 16 receivers", "GroupByDestination: true",
 		"allocs: heap objects", "ReadFrom                  2.00      2.00",
 	} {
 		if !strings.Contains(table, want) {
@@ -142,6 +147,9 @@ func TestReportIsForUsers(t *testing.T) {
 		{"fresh:", modeBatch, "batchconn 900 0.90x 2409 B 6.69x 100 1.67x"},
 		// idle: heap held a conn, for all 2000.
 		{"idle:", modeBatch, "batchconn 2348 B 7.83x 4.5 MiB"},
+		// fanout grouped: 300 delivered of 600 sent, 3.00x plain's 100,
+		// 1 µs of CPU a datagram, 0.10x plain's 10 µs.
+		{"fanout:", modeGrouped, "1200 grouped 300 3.00x 0.4 1.00 0.10x 0.00 300 (50.0%)"},
 	} {
 		if got := tableLine(table, c.block, c.mode); got != c.want {
 			t.Errorf("%s %s line is %q, want %q", c.block, c.mode, got, c.want)
@@ -165,7 +173,7 @@ func TestTargetsFlag(t *testing.T) {
 	rep := testReport(true)
 	table := tableOf(t, rep)
 	for _, want := range []string{"TARGETS: the project's own goals", "BARS (performance", "4 of 6 met", "OFFLOAD BARS", "1 of 3 met", "MISS",
-		"COST BARS", "2 of 3 met",
+		"COST BARS", "2 of 3 met", "FANOUT BARS", "1 of 1 met",
 		"raw ceiling", "nooffload at 75% of raw\n", "nooffload at 104% of raw; raw misses the target too"} {
 		if !strings.Contains(table, want) {
 			t.Errorf("the table lacks %q:\n%s", want, table)
@@ -209,7 +217,7 @@ func TestJSON(t *testing.T) {
 	walk(v)
 	for _, want := range []string{`"mode": "raw"`, `"per_sec": 200`, `"sent_per_sec": 800`, `"cpu_us_per_unit": 1`,
 		`"dropped": 600`, `"targets": [`, `"ceiling_ratio": 4`, `"share_of_ceiling": 0.75`, `"write_calls": 7`,
-		`"offload_sent": 3`, `"machine": {`} {
+		`"offload_sent": 3`, `"machine": {`, `"mode": "grouped"`, `"set": "fanout"`} {
 		if !strings.Contains(js.String(), want) {
 			t.Errorf("the JSON lacks %s:\n%s", want, js.String())
 		}
@@ -243,8 +251,23 @@ func TestSVG(t *testing.T) {
 			bars += len(g)
 		}
 	}
-	if want := 1 + 5 + bars; rects != want { // background, key, bars
+	if want := 1 + 6 + bars; rects != want { // background, key, bars
 		t.Errorf("the SVG has %d rects, want %d", rects, want)
+	}
+	// The key: every mode once, in lines that fit across the chart.
+	var keyed []mode
+	for _, line := range keyLines(rep) {
+		width := groupLeft
+		for _, m := range line {
+			width += keyWidth(m)
+			keyed = append(keyed, m)
+		}
+		if width > svgWidth-groupLeft {
+			t.Errorf("a line of the key, %v, is %d pixels wide", line, width)
+		}
+	}
+	if want := []mode{modePlain, modeBatch, modeGrouped, modeNoOffload, modeXnet, modeRaw}; !slices.Equal(keyed, want) {
+		t.Errorf("the key has %v, want %v", keyed, want)
 	}
 	for _, want := range []string{"Delivered per second", "CPU time per datagram", "Median delay", "Memory",
 		"What this shows", "send 64 B", "fresh 40 B"} {
@@ -252,7 +275,8 @@ func TestSVG(t *testing.T) {
 			t.Errorf("the SVG lacks %q", want)
 		}
 	}
-	for _, want := range []string{"plain is 1", "not what the sender's kernel accepted", "the batch system calls alone", "sit under it by what"} {
+	for _, want := range []string{"plain is 1", "not what the sender's kernel accepted", "the batch system calls alone", "sit under it by what",
+		"grouped is batchconn with Config.GroupByDestination"} {
 		if caption := chartCaption(rep); !strings.Contains(caption, want) {
 			t.Errorf("the caption lacks %q: %s", want, caption)
 		}

@@ -18,6 +18,7 @@ const (
 	maxPayload  = 65507   // the largest UDP payload over IPv4
 	maxDatagram = 65536   // receive buffers: room for any datagram
 	batchSize   = 64      // batchconn's default Config.BatchSize
+	fanoutSize  = 1200    // fanout's datagrams: a media or game packet, under any path's MTU
 
 	// grace is the longest a run waits for the network beyond its
 	// duration: for a receiver to read what is queued, for a reply, for a
@@ -30,15 +31,21 @@ const (
 )
 
 // mode is the conn under test: plain *net.UDPConn, or batchconn over one,
-// with its defaults (UDP segmentation offload on where the kernel has it)
-// or with offload off; or, for xnet and raw, no conn at all but the
-// scenario's loop written with batch calls on the socket.
+// with its defaults (UDP segmentation offload on where the kernel has it),
+// with each destination's datagrams grouped, or with offload off; or, for
+// xnet and raw, no conn at all but the scenario's loop written with batch
+// calls on the socket.
 type mode string
 
 const (
 	modePlain     mode = "plain"
 	modeBatch     mode = "batchconn" // batchconn.New(uc, nil)
 	modeNoOffload mode = "nooffload" // batchconn.New(uc, &batchconn.Config{NoOffload: true})
+
+	// modeGrouped is batchconn with Config.GroupByDestination, the switch
+	// a fan-out server turns on: each destination's queued datagrams
+	// leave together, so that GSO carries round-robin traffic as runs.
+	modeGrouped mode = "grouped"
 
 	// modeXnet is the alternative a user would otherwise choose: the
 	// scenario's loop written by hand with golang.org/x/net's
@@ -57,11 +64,14 @@ const (
 // The modes a scenario runs, in the order each round runs them:
 // loopModes where a loop written with batch calls can stand in for the
 // conn (raw too where it is available), serverModes for the echo server,
-// latencyModes for one request at a time, twoModes elsewhere.
+// latencyModes for one request at a time, fanoutModes for the choice a
+// fan-out server makes (batchconn's defaults or GroupByDestination),
+// twoModes elsewhere.
 var (
 	serverModes  = []mode{modePlain, modeBatch, modeNoOffload, modeXnet}
 	loopModes    = withRaw(serverModes)
 	latencyModes = []mode{modePlain, modeBatch, modeXnet}
+	fanoutModes  = []mode{modePlain, modeBatch, modeGrouped, modeNoOffload}
 	twoModes     = []mode{modePlain, modeBatch}
 )
 
@@ -78,12 +88,15 @@ func withRaw(ms []mode) []mode {
 func (m mode) loop() bool { return m == modeXnet || m == modeRaw }
 
 // batched reports whether the conn under test is a batchconn.
-func (m mode) batched() bool { return m == modeBatch || m == modeNoOffload }
+func (m mode) batched() bool { return m == modeBatch || m == modeGrouped || m == modeNoOffload }
 
 // config is the batchconn Config of mode m.
 func (m mode) config() *batchconn.Config {
-	if m == modeNoOffload {
+	switch m {
+	case modeNoOffload:
 		return &batchconn.Config{NoOffload: true}
+	case modeGrouped:
+		return &batchconn.Config{GroupByDestination: true}
 	}
 	return nil
 }
@@ -116,7 +129,7 @@ type scenario struct {
 	about     string // what it does, in a user's terms: the report's heading
 	unit      string // what its count counts: datagram, response, round trip
 	kind      kind
-	modes     []mode   // loopModes, serverModes, latencyModes or twoModes
+	modes     []mode   // loopModes, serverModes, latencyModes, fanoutModes or twoModes
 	fixedSize int      // the one payload size it uses; 0: each of -sizes
 	ops       []string // allocs: the calls it measures, a row each
 	remoteOK  bool     // it runs against a -target
@@ -129,6 +142,8 @@ var allScenarios = []scenario{
 		unit: "datagram", modes: loopModes, remoteOK: true, run: runSend},
 	{name: "send16", about: "the same, round-robin to 16 receivers (a server answering many peers: no two datagrams in a row to one)",
 		unit: "datagram", modes: loopModes, remoteOK: true, run: runSend16},
+	{name: "fanout", about: "1200 B datagrams round-robin to 16 receivers (a media relay or game server sending each packet to many peers)",
+		unit: "datagram", modes: fanoutModes, fixedSize: fanoutSize, remoteOK: true, run: runSend16},
 	{name: "recv", about: "one goroutine reads while two senders keep its queue full (a busy server's reads)",
 		unit: "datagram", modes: loopModes, run: runRecv},
 	{name: "recvgso", about: "the same, from one sender that sends with GSO, as quic-go, wireguard-go and batchconn do",
@@ -194,8 +209,8 @@ type sample struct {
 	elapsed  time.Duration
 	sentOnly bool
 
-	// send, send16: the datagrams the sender handed the kernel, and the
-	// time until Close returned.
+	// send, send16, fanout: the datagrams the sender handed the kernel,
+	// and the time until Close returned.
 	sent     uint64
 	sendTime time.Duration
 

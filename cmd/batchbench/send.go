@@ -10,7 +10,8 @@ import (
 )
 
 const (
-	// send16Dests is how many destinations send16 writes to in turn.
+	// send16Dests is how many destinations send16 and fanout write to in
+	// turn.
 	send16Dests = 16
 
 	// checkEvery is how many writes the send loops make between two reads
@@ -23,7 +24,7 @@ const (
 func runSend(p params) sample { return runSendTo(p, 1, false) }
 
 // runSend16 is runSend round-robin over 16 destinations, through
-// WriteToUDPAddrPort.
+// WriteToUDPAddrPort: send16's loop, and fanout's at 1200 B.
 func runSend16(p params) sample { return runSendTo(p, send16Dests, true) }
 
 // runSendTo writes as fast as the conn under test takes datagrams, to

@@ -30,6 +30,7 @@ const (
 var modeColors = map[mode]string{
 	modePlain:     "#9e9e9e",
 	modeBatch:     "#1565c0",
+	modeGrouped:   "#00897b",
 	modeNoOffload: "#64b5f6",
 	modeXnet:      "#ef6c00",
 	modeRaw:       "none",
@@ -111,7 +112,9 @@ func writeSVGFile(name string, rep *report) error {
 func writeSVG(w io.Writer, rep *report) {
 	ps := chartPanels(rep)
 	caption := wrapWords(chartCaption(rep), captionWrap)
-	head := 80
+	key := keyLines(rep)
+	below := keyLine * max(len(key)-1, 0) // the key's lines after its first
+	head := 80 + below
 	if busyWarning(rep.Machine) != "" {
 		head += 20
 	}
@@ -129,9 +132,9 @@ func writeSVG(w io.Writer, rep *report) {
 	text(w, groupLeft, 30, "start", 18, "bold", "#000", "batchconn against plain *net.UDPConn and the alternatives")
 	text(w, groupLeft, 52, "start", 12, "normal", "#444", fmt.Sprintf("%s; %s %s, %d CPUs; the median of %d round(s) of %s per mode, the modes taking turns",
 		where, rep.GoVersion, rep.Platform, rep.Machine.CPUs, rep.Rounds, rep.Duration))
-	drawKey(w, rep, 72)
+	drawKey(w, key, 72)
 	if busyWarning(rep.Machine) != "" {
-		text(w, groupLeft, 96, "start", 12, "bold", "#c62828",
+		text(w, groupLeft, 96+below, "start", 12, "bold", "#c62828",
 			"This machine was busy during the run (see the text report): the figures are noisy.")
 	}
 	y := head
@@ -161,6 +164,12 @@ func chartCaption(rep *report) string {
 			"allocates for each datagram read. Where one comes out above raw, the run's noise or the receiver's pace decided it " +
 			"(in send, the plain receiver caps what any sender delivers). batchconn with offload can pass raw: UDP GSO and GRO " +
 			"carry up to 64 datagrams through the kernel as one."
+	}
+	if hasMode(rep, modeGrouped) {
+		c += " grouped is batchconn with Config.GroupByDestination: each destination's queued datagrams leave together, so that " +
+			"GSO carries datagrams sent to many peers in turn (fanout) as runs, where batchconn's defaults, which keep WriteTo order " +
+			"across destinations, find runs of one datagram. It is off by default because a receiver reached at two addresses " +
+			"could see datagrams sent to them change order."
 	}
 	if hasMode(rep, modeXnet) && !hasMode(rep, modeRaw) {
 		c += " xnet is the loop written by hand with golang.org/x/net's ReadBatch/WriteBatch, 64 datagrams a call."
@@ -241,20 +250,46 @@ func (p chartPanel) axis() (step, end float64) {
 	return step, math.Ceil(top/step) * step
 }
 
-// drawKey names the modes' colors, those rep has.
-func drawKey(w io.Writer, rep *report, y int) {
-	x := groupLeft
-	for _, m := range []mode{modePlain, modeBatch, modeNoOffload, modeXnet, modeRaw} {
+// keyLine is the height of a line of the chart's key.
+const keyLine = 20
+
+// keyLines lays out the key: the modes rep has, in the order the rounds
+// run them, as many to a line as fit across the chart.
+func keyLines(rep *report) [][]mode {
+	var lines [][]mode
+	x := svgWidth // no line yet
+	for _, m := range []mode{modePlain, modeBatch, modeGrouped, modeNoOffload, modeXnet, modeRaw} {
 		if !hasMode(rep, m) {
 			continue
 		}
-		stroke := ""
-		if m == modeRaw {
-			stroke = ` stroke="#212121" stroke-width="1.5"`
+		if x+keyWidth(m) > svgWidth-groupLeft {
+			lines = append(lines, nil)
+			x = groupLeft
 		}
-		fmt.Fprintf(w, `<rect x="%d" y="%d" width="14" height="12" fill="%s"%s/>`+"\n", x, y-10, modeColors[m], stroke)
-		text(w, x+20, y, "start", 12, "normal", "#000", keyLabels[m])
-		x += 30 + 7*len(keyLabels[m])
+		lines[len(lines)-1] = append(lines[len(lines)-1], m)
+		x += keyWidth(m)
+	}
+	return lines
+}
+
+// keyWidth is the room m takes in the key: its swatch and its label, at
+// about 7 pixels a character.
+func keyWidth(m mode) int { return 30 + 7*len(keyLabels[m]) }
+
+// drawKey names the modes' colors, the first of its lines at y.
+func drawKey(w io.Writer, lines [][]mode, y int) {
+	for _, line := range lines {
+		x := groupLeft
+		for _, m := range line {
+			stroke := ""
+			if m == modeRaw {
+				stroke = ` stroke="#212121" stroke-width="1.5"`
+			}
+			fmt.Fprintf(w, `<rect x="%d" y="%d" width="14" height="12" fill="%s"%s/>`+"\n", x, y-10, modeColors[m], stroke)
+			text(w, x+20, y, "start", 12, "normal", "#000", keyLabels[m])
+			x += keyWidth(m)
+		}
+		y += keyLine
 	}
 }
 
@@ -262,6 +297,7 @@ func drawKey(w io.Writer, rep *report, y int) {
 var keyLabels = map[mode]string{
 	modePlain:     "plain *net.UDPConn",
 	modeBatch:     "batchconn (GSO/GRO on)",
+	modeGrouped:   "grouped (GroupByDestination)",
 	modeNoOffload: "nooffload (batching alone)",
 	modeXnet:      "xnet (x/net by hand)",
 	modeRaw:       "raw (batch calls alone)",

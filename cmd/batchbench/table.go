@@ -236,6 +236,10 @@ func legend(rep *report) string {
 	}{
 		{modePlain, "*net.UDPConn: one system call per datagram"},
 		{modeBatch, "batchconn.New(conn, nil): batches, with UDP GSO/GRO where the kernel has them"},
+		{modeGrouped, "batchconn.New(conn, &batchconn.Config{GroupByDestination: true}): as batchconn, and\n" +
+			"each destination's queued datagrams leave together, so that GSO carries traffic sent to\n" +
+			"many peers in turn; datagrams to different destinations may change order, which only a\n" +
+			"receiver reached at two addresses sees (off by default for that)"},
 		{modeNoOffload, "batchconn.New(conn, &batchconn.Config{NoOffload: true}): batches alone"},
 		{modeXnet, "the same loop written by hand with golang.org/x/net's ipv4.PacketConn ReadBatch and\n" +
 			"WriteBatch, 64 datagrams a call: what you would write instead of using batchconn"},
@@ -262,10 +266,10 @@ var columnNotes = []struct {
 	kinds []kind
 	text  string
 }{
-	{[]kind{kindRate}, `  DELIVERED/S  datagrams that reached the receiving code, per second: for send and send16 those
-               the receivers read, not those the sender's kernel accepted; for recv those ReadFrom
-               returned. RESPONSES/S: responses the echo client read. SENT/S (-target): what the
-               sender's kernel accepted; nothing counts the far end.
+	{[]kind{kindRate}, `  DELIVERED/S  datagrams that reached the receiving code, per second: for send, send16 and
+               fanout those the receivers read, not those the sender's kernel accepted; for recv
+               those ReadFrom returned. RESPONSES/S: responses the echo client read. SENT/S
+               (-target): what the sender's kernel accepted; nothing counts the far end.
 `},
 	{[]kind{kindRate, kindLatency, kindFresh, kindIdle}, `  VS PLAIN     the mode's figure over plain's in the same run: for DELIVERED/S and QUERIES/S
                above 1.00x is better; for CPU time, delays and memory below 1.00x is better.
