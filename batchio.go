@@ -11,11 +11,12 @@ type batchIO interface {
 	// off the first datagram into p and the rest into blk's slots (blk
 	// may be nil: p alone), with GRO on all into blk's slots (blk must
 	// not be nil). Where the kernel holds nothing it gives blk back to
-	// pool, waits (res.waited), and then receives one datagram into p
-	// (GRO off) or returns none (GRO on), so that a waiting conn holds no
-	// slot. The error is the poller's (net.ErrClosed,
-	// os.ErrDeadlineExceeded) or the system call's errno.
-	readBatch(p []byte, blk *readBlock, pool *readPool) (rxResult, error)
+	// pool, waits (res.waited), and then receives one datagram: into p
+	// with GRO off, into a block of one slot from pool with GRO on. It
+	// returns the block that holds what it received in slots, if any. The
+	// error is the poller's (net.ErrClosed, os.ErrDeadlineExceeded) or the
+	// system call's errno.
+	readBatch(p []byte, blk *readBlock, pool *readPool) (rxResult, *readBlock, error)
 
 	// gro reports whether the kernel coalesces received datagrams;
 	// enableGRO turns that on where it may be, once a conn shows it
@@ -68,7 +69,7 @@ const (
 type rxResult struct {
 	msgs    int            // messages received: into p and into slots
 	offered int            // messages there was room for
-	waited  bool           // the socket had nothing: the call waited, and the block went back
+	waited  bool           // the socket had nothing: the call waited, its block went back
 	direct  bool           // the first went into p: n bytes from addr
 	trunc   bool           // it was longer than p
 	n       int            //

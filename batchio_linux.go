@@ -38,7 +38,6 @@ type mmsgIO struct {
 	rfirst int        // 0: the first message into the caller's buffer; 1: all into slots
 	rvlen  int        // messages offered
 	rwait  bool       // the socket had nothing: the callback waits for it to become readable
-	rpeek  bool       // the callback only looks for a datagram (GRO on, no slots held)
 	rp     []byte     // the caller's buffer, during a call
 	rblk   *readBlock // the block of this call, until it waits
 	rpool  *readPool  // where the block goes back when the call waits
@@ -217,30 +216,35 @@ func (m *mmsgIO) enableGRO() {
 	m.groSt = groOn
 }
 
-func (m *mmsgIO) readBatch(p []byte, blk *readBlock, pool *readPool) (rxResult, error) {
-	m.rwait, m.rpeek = false, false
+func (m *mmsgIO) readBatch(p []byte, blk *readBlock, pool *readPool) (rxResult, *readBlock, error) {
+	m.rwait = false
 	m.rp, m.rblk, m.rpool = p, blk, pool
 	m.layout(p, blk)
 	res, err := m.receive()
+	blk = m.rblk
 	m.rp, m.rblk = nil, nil
-	return res, err
+	return res, blk, err
 }
 
 // wait prepares the call for a socket that had nothing to read: the
-// block goes back to the pool, so that a waiting conn holds no slot, and
-// the call after the wait asks for one datagram, into p (GRO off), or only
-// looks (GRO on). The wait says the socket had nothing a moment ago, so
-// most likely one datagram woke it; asking for more would cost the kernel
-// a second, failing attempt on every request/response round trip, and
-// datagrams that came together are read by the next call, which finds
-// them waiting.
+// block goes back to the pool, so that a waiting conn holds no more than
+// it needs, and the call after the wait asks for one datagram: into p,
+// holding no slot, with GRO off; into one slot with GRO on, which may
+// bring a coalesced 64 KiB. The wait says the socket had nothing a moment
+// ago, so most likely one datagram woke it; asking for more would cost
+// the kernel a second, failing attempt on every request/response round
+// trip, and datagrams that came together are read by the next call,
+// which finds them waiting.
 func (m *mmsgIO) wait() {
 	if m.rblk != nil {
 		m.rpool.put(m.rblk)
 		m.rblk = nil
 	}
-	m.rwait, m.rpeek = true, m.groSt == groOn
-	m.layout(m.rp, nil)
+	m.rwait = true
+	if m.groSt == groOn {
+		m.rblk = m.rpool.get(1, true)
+	}
+	m.layout(m.rp, m.rblk)
 }
 
 // layout sets the headers of the next call: the caller's buffer first
@@ -281,10 +285,6 @@ func (m *mmsgIO) receive() (rxResult, error) {
 	}
 	if m.rerr != 0 {
 		return res, m.rerr
-	}
-	if m.rpeek {
-		res.msgs = 0
-		return res, nil
 	}
 	blk := m.rblk
 	h, gro, cut := m.rh, m.rfirst == 1, 0
@@ -373,9 +373,6 @@ func (m *mmsgIO) recv(fd uintptr) bool {
 		var n uintptr
 		var e syscall.Errno
 		switch {
-		case m.rpeek:
-			// Zero bytes, left in place: is there a datagram (or an error)?
-			n, _, e = unix.Syscall6(unix.SYS_RECVFROM, fd, 0, 0, unix.MSG_PEEK|unix.MSG_DONTWAIT, 0, 0)
 		case m.rvlen == 1 && m.rh.hdrs[m.rfirst].Hdr.Control == nil:
 			h := &m.rh.hdrs[m.rfirst]
 			// One datagram and no control data: recvfrom, which costs the

@@ -342,3 +342,39 @@ func BenchmarkWildcardEcho(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkEcho: an echo server on the conn under test (plain, batchconn,
+// batchconn without offload), a batchconn client keeping 64 requests of
+// 64 bytes in flight, as cmd/batchbench's echo.
+func BenchmarkEcho(b *testing.B) {
+	for _, k := range append(benchKinds[:2:2], kind{"nooffload", func(uc *net.UDPConn) net.PacketConn {
+		return New(uc, &Config{NoOffload: true})
+	}}) {
+		b.Run(k.name+"/64B", func(b *testing.B) {
+			srv := k.wrap(listenLoopback(b))
+			defer srv.Close()
+			echoOn(srv)
+			cl := New(listenLoopback(b), nil)
+			defer cl.Close()
+			dst := srv.LocalAddr().(*net.UDPAddr).AddrPort()
+			req, reply := make([]byte, 64), make([]byte, 65535)
+			cl.SetReadDeadline(time.Now().Add(time.Minute))
+			b.ResetTimer()
+			inFlight, sent := 0, 0
+			for done := 0; done < b.N; {
+				for inFlight < 64 && sent < b.N {
+					cl.WriteToUDPAddrPort(req, dst)
+					inFlight++
+					sent++
+				}
+				if _, _, err := cl.ReadFromUDPAddrPort(reply); err != nil {
+					b.Fatalf("after %d replies: %v", done, err)
+				}
+				inFlight--
+				done++
+			}
+			b.StopTimer()
+			reportRate(b, b.N)
+		})
+	}
+}

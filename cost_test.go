@@ -13,12 +13,15 @@ const costBound = 2 << 10 // bytes more than plain, per query or per idle conn
 
 // heapInUse is the heap's live bytes once nothing is left that only waits
 // for collections: the read pool lets blocks nobody took go after two
-// (done here at once, rather than by the cleanup that runs after each),
+// ages (done here at once, rather than by the cleanup after collections),
 // and sync.Pool's victim cache empties at the second.
 func heapInUse() int64 {
-	readPools.Range(func(_, p any) bool {
-		p.(*readPool).collected()
-		p.(*readPool).collected()
+	readPools.Range(func(_, v any) bool {
+		p := v.(*readPool)
+		p.mu.Lock()
+		p.age()
+		p.age()
+		p.mu.Unlock()
 		return true
 	})
 	var ms runtime.MemStats

@@ -173,9 +173,10 @@
 // slots of 64 KiB: eight conns receiving full batches at the same moment);
 // a refill that would pass the bound takes fewer slots, down to none (one
 // datagram straight into the caller's buffer, as plain reads). Slots given
-// back wait for the next refill, up to 8 MiB in all, and are freed when
-// two garbage collections pass without a refill taking them: memory taken
-// by a burst goes back once the burst is over. One conn receiving a flood
+// back wait for the next refill, up to 32 MiB in all, and are freed when
+// they go unused through two ages of the pool, a second or more apart and
+// each after a garbage collection: memory taken by a burst goes back
+// within seconds once the burst is over. One conn receiving a flood
 // of 64 KiB datagrams holds one block of 64 slots (4 MiB) while it reads.
 //
 // With GRO on, every datagram goes through a slot (a coalesced buffer

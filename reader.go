@@ -235,13 +235,9 @@ func (c *PacketConn) refill(p []byte) (rxResult, error) {
 		if slots := r.want; gro || slots > 0 && c.cfg.BatchSize > 1 {
 			blk = r.pool.get(max(slots, 1), gro)
 		}
-		res, err := c.bio.readBatch(p, blk, r.pool)
-		if res.waited {
-			blk = nil // given back before the wait
-		}
+		res, blk, err := c.bio.readBatch(p, blk, r.pool)
 		if err == nil && res.msgs == 0 {
-			// With GRO on, a wait only looked: a datagram is there now,
-			// to receive into slots. Or every buffer was discarded.
+			// Every buffer was discarded (ReadDiscards): read again.
 			if blk != nil {
 				r.pool.put(blk)
 			}

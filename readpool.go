@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // The read-slot pool. A ring's slots hold datagrams only between the
@@ -24,8 +25,9 @@ import (
 // the next refill, whichever goroutine or CPU it runs on (sync.Pool's
 // per-CPU caches would keep a block per CPU for one busy conn: 8 MiB
 // where 4 do on two cores, measured with the flood test), and those that
-// wait through two garbage collections unused are left to the collector,
-// so that memory taken by a burst goes back once the burst is over.
+// wait unused through two ages, a second or more apart, each after a
+// garbage collection, are left to the collector, so that memory taken by
+// a burst goes back once the burst is over.
 
 // readPoolLimit bounds the bytes of slots that conns hold at once, the
 // whole process together. A refill that would pass it takes a smaller
@@ -37,8 +39,12 @@ import (
 const readPoolLimit = 32 << 20
 
 // readPoolKeep bounds the bytes of given-back blocks kept for reuse, the
-// whole process together: two full blocks of 64 slots of 64 KiB.
-const readPoolKeep = 8 << 20
+// whole process together: as many as may be in use. Less made conns that
+// take turns (an echo server and its client in one process, measured)
+// drop blocks and make them again, 4 MiB zeroed each time, for a fifth of
+// their time; what is kept goes back to the collector within seconds
+// once unused (readPoolAge).
+const readPoolKeep = readPoolLimit
 
 // readPoolInUse is the bytes of slots taken and not yet returned, and
 // readPoolKept those kept for reuse.
@@ -49,8 +55,9 @@ type readPool struct {
 	slotSize int
 
 	mu   sync.Mutex
-	free [11][]*readBlock // free[i]: blocks of 1<<i slots, up to maxBatchSize, given back since the last collection
+	free [11][]*readBlock // free[i]: blocks of 1<<i slots, up to maxBatchSize, given back since the last age
 	old  [11][]*readBlock // given back before it, unused since
+	aged int64            // monoNow at the last age
 }
 
 var readPools sync.Map // slot size -> *readPool
@@ -76,11 +83,26 @@ func (p *readPool) everyGC() {
 	}, p)
 }
 
-// collected ages the free lists: what was given back before the previous
-// collection and not taken since is let go.
+// collected ages the free lists after a collection, if readPoolAge has
+// passed since they last aged: a busy process collects every few
+// milliseconds, and blocks a busy conn gives back between two refills
+// must not be let go and made again (4 MiB each, zeroed) at that pace.
 func (p *readPool) collected() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if now := monoNow(); now-p.aged >= int64(readPoolAge) {
+		p.aged = now
+		p.age()
+	}
+}
+
+// readPoolAge is how often at most the free lists age: a block given back
+// and not taken again is let go within two ages and two collections.
+const readPoolAge = time.Second
+
+// age lets go what was given back before the previous age and not taken
+// since; p.mu is held.
+func (p *readPool) age() {
 	for class := range p.old {
 		for _, b := range p.old[class] {
 			readPoolKept.Add(-int64(len(b.ring) * p.slotSize))
