@@ -31,7 +31,7 @@ func (c *PacketConn) Flush() error {
 	}
 	w := &c.w
 	w.lockForCaller()
-	defer w.unlockForCaller()
+	defer w.mu.Unlock()
 	if c.closed.Load() {
 		return c.opError("write", nil, net.ErrClosed)
 	}
@@ -47,10 +47,20 @@ func (c *PacketConn) Flush() error {
 // outcome: a failure stays recorded for Flush and Close.
 func (c *PacketConn) flush(cause flushCause) {
 	c.w.mu.Lock()
-	if !c.closed.Load() {
-		c.flushLocked(cause)
-	}
+	c.flushInBackground(cause)
 	c.w.mu.Unlock()
+}
+
+// flushInBackground sends the queue for the timer or a read: no caller
+// waits on this send, so that Close waits for it rather than cutting it
+// short (see lockForClose). w.mu is held.
+func (c *PacketConn) flushInBackground(cause flushCause) {
+	if c.closed.Load() {
+		return
+	}
+	c.w.background.Store(true)
+	c.flushLocked(cause)
+	c.w.background.Store(false)
 }
 
 // flushLocked sends the queue, in order, with as few system calls as the
@@ -209,9 +219,7 @@ func (c *PacketConn) onTimer() {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if !c.closed.Load() {
-		c.flushLocked(causeTimer)
-	}
+	c.flushInBackground(causeTimer)
 }
 
 // counters are the conn's statistics, updated once per system call, not

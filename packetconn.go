@@ -308,7 +308,7 @@ func (c *PacketConn) releaseRing() {
 func (c *PacketConn) lockForClose() (early bool) {
 	w := &c.w
 	for !w.mu.TryLock() {
-		if w.plainSending.Load() || c.bio.writeWaiting() && (w.callerHolds.Load() || w.callersWait.Load() > 0) {
+		if w.plainSending.Load() || c.bio.writeWaiting() && (!w.background.Load() || w.callersWait.Load() > 0) {
 			c.pc.Close()
 			w.mu.Lock()
 			return true

@@ -31,7 +31,7 @@ type writer struct {
 	due    atomic.Bool              // the timer must send the queue, whatever its age
 
 	plainSending atomic.Bool          // a datagram is in plain's hands, with mu held
-	callerHolds  atomic.Bool          // a caller (WriteTo, Flush) holds mu: it waits on whatever it sends
+	background   atomic.Bool          // the timer or a read holds mu, sending the queue: no caller waits on it
 	callersWait  atomic.Int32         // callers waiting for mu
 	oob          [oobSpaceDirect]byte // a direct send's source address (srcaddr.go); guarded by mu
 }
@@ -198,7 +198,7 @@ func (c *PacketConn) write(p []byte, d *dest) (int, error) {
 		now = monoNow()
 	}
 	w.lockForCaller()
-	defer w.unlockForCaller()
+	defer w.mu.Unlock()
 	if c.closed.Load() || c.writeDeadline.passed() || c.plainWrites.Load() {
 		return c.writePlainLocked(p, d)
 	}
@@ -272,7 +272,7 @@ func (c *PacketConn) sendNow(p []byte, d *dest, idle bool) (int, error) {
 // the queue, so that order holds whatever plain decides.
 func (c *PacketConn) writePlain(p []byte, d *dest) (int, error) {
 	c.w.lockForCaller()
-	defer c.w.unlockForCaller()
+	defer c.w.mu.Unlock()
 	return c.writePlainLocked(p, d)
 }
 
@@ -288,20 +288,13 @@ func (c *PacketConn) writePlainLocked(p []byte, d *dest) (int, error) {
 }
 
 // lockForCaller takes mu for a caller's WriteTo or Flush, letting Close
-// know that a caller waits, for the lock or on what it sends while it
-// holds it (see lockForClose).
+// know while it waits for it (see lockForClose).
 func (w *writer) lockForCaller() {
 	if !w.mu.TryLock() {
 		w.callersWait.Add(1)
 		w.mu.Lock()
 		w.callersWait.Add(-1)
 	}
-	w.callerHolds.Store(true)
-}
-
-func (w *writer) unlockForCaller() {
-	w.callerHolds.Store(false)
-	w.mu.Unlock()
 }
 
 // push appends a datagram to the queue; the caller made room.
