@@ -57,12 +57,12 @@ type mmsgIO struct {
 	// are all of one length (kernel.go); such runs go one datagram a
 	// message.
 	equalUnsafe bool
-	gso         bool                // send runs as one message (UDP_SEGMENT); off after a socket-wide refusal
-	segs        int                 // the most segments in one message: the kernel's limit
-	gsoOff      map[netip.Addr]bool // destinations whose route refused a segmented message
-	wh          *txHeader           // the headers of this call
-	wk          int                 // headers in use for this call
-	wwait       atomic.Bool         // the poller waits for the socket to take more
+	gso         bool                    // send runs as one message (UDP_SEGMENT); off after a socket-wide refusal
+	segs        int                     // the most segments in one message: the kernel's limit
+	gsoOff      map[netip.Addr]gsoRoute // destinations whose route refused a segmented message
+	wh          *txHeader               // the headers of this call
+	wk          int                     // headers in use for this call
+	wwait       atomic.Bool             // the poller waits for the socket to take more
 	// fault, set by tests, fails a message as the kernel would, before
 	// the kernel sees it: the errors this kernel no longer returns.
 	fault  func(h *mmsghdr) syscall.Errno
@@ -492,7 +492,7 @@ func (m *mmsgIO) writeBatch(ms []txMsg, wh *txHeader) (int, error) {
 		n, seg := 1, 0
 		if alone > 0 {
 			alone--
-		} else if m.gso && (len(m.gsoOff) == 0 || !m.gsoOff[ms[iov].addr.Addr()]) {
+		} else if m.gso && (len(m.gsoOff) == 0 || m.gsoOff[ms[iov].addr.Addr()].takes(len(ms[iov].buf))) {
 			n, seg = coalesce(ms[iov:min(len(ms), len(wh.iovs))], m.segs)
 			if m.equalUnsafe && gsoRunMustSplit(ms[iov:iov+n]) {
 				alone, n, seg = n-1, 1, 0
@@ -544,7 +544,7 @@ func (m *mmsgIO) writeBatch(ms []txMsg, wh *txHeader) (int, error) {
 		m.stats.offloadSent.Add(uint64(segmented))
 	}
 	if m.werr != 0 && wh.runs[m.wn] > 1 {
-		m.refused(ms[sent].addr, m.werr)
+		m.refused(ms[sent].addr, m.werr, len(ms[sent].buf))
 	}
 	if m.src != nil && (m.werr == unix.EINVAL || m.werr == unix.EADDRNOTAVAIL) {
 		m.src.forget(ms[sent].addr) // a source gone since: the retry lets the kernel choose
@@ -552,28 +552,49 @@ func (m *mmsgIO) writeBatch(ms []txMsg, wh *txHeader) (int, error) {
 	return sent, errnoErr(m.werr)
 }
 
-// maxGSOOff is how many destinations may have offload off before it goes
-// off for the whole socket.
+// maxGSOOff is how many destinations may have offload limited before it
+// goes off for the whole socket.
 const maxGSOOff = 64
 
-// refused takes a refusal of a segmented message to dst. Where the
-// kernel or the device will not segment it (a segment over the route's
-// MTU that a plain send would fragment, a route through IPsec or a device
-// without checksum offload, a socket or kernel without GSO), offload goes
-// off for that destination, or for the socket where the error is the
-// socket's. The flush retries the datagrams without it: none lost, none
-// doubled.
-func (m *mmsgIO) refused(dst netip.AddrPort, e syscall.Errno) {
+// gsoRoute is what a destination's route refused: segments longer than
+// maxSeg go alone (maxSeg 0: every one).
+type gsoRoute struct {
+	maxSeg   int32
+	refusals int32
+}
+
+// takes reports whether a run whose segments are size bytes may go to
+// the destination as one segmented message; a destination never refused
+// takes any.
+func (r gsoRoute) takes(size int) bool { return r.refusals == 0 || size <= int(r.maxSeg) }
+
+// refused takes a refusal of a segmented message of seg-byte segments to
+// dst. Where the route will not take segments that long (EINVAL,
+// EMSGSIZE: most often a segment over the route's MTU, as a path-MTU
+// probe among shorter packets is), segments of that length and longer go
+// alone to dst from then on, and shorter ones keep offload; a third such
+// refusal, whatever the length, turns offload off for dst. Where the
+// device will not segment at all (EIO: IPsec, no checksum offload on
+// older kernels) it goes off for dst at once, and where the error is the
+// socket's, for the socket. The flush retries the datagrams without it:
+// none lost, none doubled.
+func (m *mmsgIO) refused(dst netip.AddrPort, e syscall.Errno, seg int) {
 	switch e {
 	case unix.EIO, unix.EINVAL, unix.EMSGSIZE: // the route's
-		if !m.connected && dst.IsValid() && len(m.gsoOff) < maxGSOOff {
-			if m.gsoOff == nil {
-				m.gsoOff = make(map[netip.Addr]bool)
-			}
-			m.gsoOff[dst.Addr()] = true
+		if !dst.IsValid() || len(m.gsoOff) >= maxGSOOff {
+			m.gso = false
 			break
 		}
-		m.gso = false
+		if m.gsoOff == nil {
+			m.gsoOff = make(map[netip.Addr]gsoRoute)
+		}
+		r := m.gsoOff[dst.Addr()]
+		r.refusals++
+		r.maxSeg = int32(seg - 1)
+		if e == unix.EIO || r.refusals >= 3 {
+			r.maxSeg = 0
+		}
+		m.gsoOff[dst.Addr()] = r
 	case unix.ENOPROTOOPT, unix.EOPNOTSUPP: // the socket's
 		m.gso = false
 	default:

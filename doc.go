@@ -54,10 +54,13 @@
 // gets datagrams of one sender coalesced into one buffer (UDP GRO), which
 // ReadFrom hands out one datagram at a time, each as plain would have
 // returned it. Where the kernel refuses a segmented message, those
-// datagrams are resent one by one and offload goes off for that
-// destination (a route whose MTU is smaller than a segment, a route
-// through IPsec or a device without checksum offload) or, where the
-// refusal is the socket's, for the socket; Stats counts it. How many
+// datagrams are resent one by one, and offload is limited for that
+// destination: a route that refuses segments as long as these (an MTU
+// smaller than a segment, as for a path-MTU probe among shorter packets)
+// gets shorter segments still, and no offload after a third refusal; a
+// route through IPsec or a device without checksum offload (EIO) gets
+// none; a refusal that is the socket's turns it off for the socket. Stats
+// counts each. How many
 // datagrams one message may carry (64, or 128 on newer kernels) is probed
 // once per process, by a message between two loopback sockets of its own.
 // Config.NoOffload turns offload off from the start. On Linux 7.0.0 to

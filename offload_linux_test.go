@@ -232,10 +232,16 @@ func TestGSOFallsBackWhenSegmentExceedsMTU(t *testing.T) {
 }
 
 // Kernels and devices without checksum offload refuse GSO with EIO, and
-// some setups with EINVAL; this kernel segments in software instead, so
-// the refusal is injected.
+// routes refuse segments longer than their MTU with EINVAL; this kernel
+// segments in software instead, so the refusal is injected. After EIO no
+// run goes segmented to that destination; after EINVAL for 1000-byte
+// segments, the run of 10-byte ones still does.
 func TestGSOFallsBackOnInjectedRefusal(t *testing.T) {
-	for _, errno := range []syscall.Errno{syscall.EIO, syscall.EINVAL} {
+	for _, tc := range []struct {
+		errno       syscall.Errno
+		offloadSent uint64
+	}{{syscall.EIO, 0}, {syscall.EINVAL, 3}} {
+		errno := tc.errno
 		t.Run(errno.Error(), func(t *testing.T) {
 			c, peer := queuedPair(t, Config{})
 			refused := 0
@@ -253,8 +259,9 @@ func TestGSOFallsBackOnInjectedRefusal(t *testing.T) {
 			if _, _, err := peer.ReadFrom(make([]byte, 2000)); err == nil {
 				t.Fatal("a datagram arrived twice")
 			}
-			if s := c.Stats(); refused != 1 || s.OffloadFallbacks != 1 || s.WriteFailures != 0 || s.OffloadSent != 0 {
-				t.Fatalf("refused %d times, Stats = %+v; want one refusal, one fallback, none lost", refused, s)
+			if s := c.Stats(); refused != 1 || s.OffloadFallbacks != 1 || s.WriteFailures != 0 || s.OffloadSent != tc.offloadSent {
+				t.Fatalf("refused %d times, Stats = %+v; want one refusal, one fallback, none lost, %d sent as segments",
+					refused, s, tc.offloadSent)
 			}
 		})
 	}
@@ -342,6 +349,15 @@ func TestGSOOffForOneDestinationOnly(t *testing.T) {
 			t.Fatalf("round %d: OffloadSent = %d, want %d: the runs to the good destination segmented, none to the narrow one",
 				round, s.OffloadSent, round*10)
 		}
+	}
+	// Shorter segments still go segmented to the narrow destination: what
+	// its route refused was segments of 1400 bytes (as a path-MTU probe
+	// among shorter packets would be).
+	short := repeat(10, 1000)
+	sendRun(t, c, narrow.LocalAddr(), short)
+	expectRun(t, narrow, short)
+	if s := c.Stats(); s.OffloadSent != 30 || s.OffloadFallbacks != 1 {
+		t.Fatalf("Stats = %+v: want the run of 1000-byte datagrams segmented, no new fallback", s)
 	}
 	for _, rx := range []*net.UDPConn{narrow, good} {
 		rx.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
