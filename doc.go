@@ -189,7 +189,8 @@
 // Writes: a datagram queued on an empty queue takes a block of QueueBytes
 // (256 KiB) and the system call's headers from a pool, and the queue
 // gives it back once sent. A conn whose writes go out at once, as isolated
-// datagrams and replies do, never takes one. A conn that has queued once
-// keeps its flush timer (a timerfd and a goroutine parked on it) until
-// Close.
+// datagrams and replies do, never takes one. The flush timer (on Linux a
+// timerfd and a goroutine parked on it) is made by the first queued
+// datagram and let go once the queue has been unused for a second; one
+// goroutine per process watches for that while some conn holds a timer.
 package batchconn

@@ -169,12 +169,17 @@ func (w *writer) empty() {
 // empty queue. A timer already pending is left alone, even when the queue
 // it was set for has gone out since: onTimer looks at the queue as it is.
 // Setting a timer costs more than a datagram, so a conn whose queue fills
-// and empties all the time sets one at most every MaxDelay.
+// and empties all the time sets one at most every MaxDelay. w.mu is held.
 func (w *writer) arm(c *PacketConn) {
+	w.lastArm = monoNow()
 	t := w.timer.Load()
-	if t == nil {
+	if t == nil { // the first queued datagram, or the first since the timer retired
 		t = &timerBox{newFlushTimer(c.onTimer)}
 		w.timer.Store(t)
+		watchTimer(c)
+		w.armed.Store(true)
+		t.reset(c.cfg.MaxDelay)
+		return
 	}
 	if w.armed.CompareAndSwap(false, true) {
 		t.reset(c.cfg.MaxDelay)
@@ -213,7 +218,11 @@ func (c *PacketConn) onTimer() {
 	}
 	if wait > 0 {
 		if w.armed.CompareAndSwap(false, true) {
-			w.timer.Load().reset(time.Duration(wait))
+			if t := w.timer.Load(); t != nil {
+				t.reset(time.Duration(wait))
+			} else {
+				w.armed.Store(false) // retired meanwhile: the next queued datagram makes a new one
+			}
 		}
 		return
 	}

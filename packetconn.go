@@ -84,6 +84,8 @@ type Config struct {
 	kernel string
 	// idleGap overrides defaultIdleGap; tests make every write queue.
 	idleGap time.Duration
+	// timerIdle overrides the constant; tests see the timer go sooner.
+	timerIdle time.Duration
 }
 
 const (
@@ -135,6 +137,9 @@ func (c *Config) resolve() Config {
 	r.QueueBytes = min(max(r.QueueBytes, maxDatagram), maxQueueBytes)
 	if r.idleGap <= 0 {
 		r.idleGap = defaultIdleGap
+	}
+	if r.timerIdle <= 0 {
+		r.timerIdle = timerIdle
 	}
 	return r
 }
@@ -273,6 +278,7 @@ func (c *PacketConn) Close() error {
 		err = cerr
 	}
 	if t := w.timer.Load(); t != nil {
+		unwatchTimer(c)
 		t.stop()
 		w.mu.Unlock()
 		t.wait() // its function takes w.mu

@@ -21,6 +21,7 @@ type writer struct {
 	used     int         // bytes of blk.arena in use
 	msgs     []txMsg     // queued datagrams, in WriteTo order, in blk
 	lastSend int64       // monoNow at the end of the last send, queued or direct
+	lastArm  int64       // monoNow when a datagram last entered the empty queue
 	failed   error       // first flush-time failure not yet reported by Flush or Close
 
 	// Read without mu by readers, the timer and deadline setters.
