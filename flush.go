@@ -75,6 +75,9 @@ func (c *PacketConn) flushLocked(cause flushCause) error {
 		return nil
 	}
 	c.stats.flushes[cause].Add(1)
+	if cause == causeTimer && w.afterSend && len(w.msgs) <= 2 {
+		w.eager = eagerRun
+	}
 	pending := w.msgs
 	if c.cfg.GroupByDestination && c.bio.segments() {
 		pending = groupByDestination(pending, &w.blk.fan) // fanout.go
@@ -156,6 +159,7 @@ func (c *PacketConn) sendPlain(m *txMsg) (int, error) {
 // empty drops what the queue holds and gives its block back; w.mu is
 // held.
 func (w *writer) empty() {
+	w.afterSend = false
 	if w.blk != nil {
 		w.pool.Put(w.blk)
 		w.blk = nil

@@ -82,7 +82,8 @@ type Config struct {
 	// kernel, if set, is the kernel release the offload gates are decided
 	// from instead of the running kernel's: tests pretend to run on others.
 	kernel string
-	// idleGap overrides defaultIdleGap; tests make every write queue.
+	// idleGap overrides defaultIdleGap; tests make every write queue
+	// (and no eagerRun undoes it).
 	idleGap time.Duration
 	// timerIdle overrides the constant; tests see the timer go sooner.
 	timerIdle time.Duration

@@ -16,13 +16,15 @@ type writer struct {
 	mu sync.Mutex // held while the queue is sent, as plain holds its fd's write lock
 
 	// guarded by mu
-	blk      *writeBlock // room for the queue, from the pool while it holds datagrams
-	pool     *sync.Pool  // where blocks come from: the pool for this Config
-	used     int         // bytes of blk.arena in use
-	msgs     []txMsg     // queued datagrams, in WriteTo order, in blk
-	lastSend int64       // monoNow at the end of the last send, queued or direct
-	lastArm  int64       // monoNow when a datagram last entered the empty queue
-	failed   error       // first flush-time failure not yet reported by Flush or Close
+	blk       *writeBlock // room for the queue, from the pool while it holds datagrams
+	pool      *sync.Pool  // where blocks come from: the pool for this Config
+	used      int         // bytes of blk.arena in use
+	msgs      []txMsg     // queued datagrams, in WriteTo order, in blk
+	lastSend  int64       // monoNow at the end of the last send, queued or direct
+	lastArm   int64       // monoNow when a datagram last entered the empty queue
+	eager     int         // datagrams still to send at once though a send just ended (eagerRun)
+	afterSend bool        // the queue began because a send had just ended, not for a full queue or requests in the ring
+	failed    error       // first flush-time failure not yet reported by Flush or Close
 
 	// Read without mu by readers, the timer and deadline setters.
 	timer  atomic.Pointer[timerBox] // set by the first queued datagram
@@ -213,12 +215,17 @@ func (c *PacketConn) write(p []byte, d *dest) (int, error) {
 			now = monoNow()
 		}
 		since := now - w.lastSend
-		if c.cfg.BatchSize == 1 || since >= int64(c.cfg.idleGap) && (c.r.buffered.Load() == 0 || since >= int64(c.cfg.MaxDelay)) {
+		recent := since < int64(c.cfg.idleGap)
+		if recent && w.eager > 0 && c.r.buffered.Load() == 0 && c.cfg.idleGap == defaultIdleGap {
+			recent = false // recent sends were not a loop's: see eagerRun
+			w.eager--
+		}
+		if c.cfg.BatchSize == 1 || !recent && (c.r.buffered.Load() == 0 || since >= int64(c.cfg.MaxDelay)) {
 			n, err := c.sendNow(p, d, true)
 			w.lastSend = monoNow()
 			return n, err
 		}
-		w.oldest.Store(now)
+		w.afterSend = recent
 	}
 	limit := c.bio.batchLimit()
 	if len(w.msgs) >= limit || w.blk != nil && w.used+len(p) > len(w.blk.arena) {
@@ -228,6 +235,10 @@ func (c *PacketConn) write(p []byte, d *dest) (int, error) {
 	}
 	w.push(p, d.ap, c.cfg)
 	if len(w.msgs) == 1 {
+		if now == 0 { // the queue was full, not empty, when this call began
+			now = monoNow()
+		}
+		w.oldest.Store(now)
 		w.arm(c)
 	}
 	switch {
@@ -242,6 +253,15 @@ func (c *PacketConn) write(p []byte, d *dest) (int, error) {
 	}
 	return len(p), nil
 }
+
+// eagerRun is how many datagrams a conn sends at once, though a send
+// ended moments ago, after its timer found only one or two datagrams in a
+// queue that began because a send had just ended: what made them wait was
+// not a writer's loop but writers taking turns (a server answering from a
+// goroutine per request), whom waiting only delays. A loop's datagrams
+// come back within the idle gap and fill the queue again once the run is
+// spent.
+const eagerRun = 256
 
 // sendNow sends one datagram through plain, counting it in Stats; idle
 // tells a datagram sent at once for want of company from one plain had to
