@@ -43,7 +43,11 @@
 // requests left to answer). Otherwise its
 // datagram goes out at once, in the caller's goroutine, as on plain: an
 // isolated datagram, or the reply of a request/response loop, waits for no
-// timer and no other goroutine.
+// timer and no other goroutine. Where the timer finds that a queue begun
+// because a send had just ended held only one or two datagrams, the sends
+// were not a loop's but writers taking turns (a server answering from a
+// goroutine per request): the conn then sends the next such datagrams at
+// once.
 //
 // # Segmentation offload
 //
