@@ -169,7 +169,7 @@ type rxHeader struct {
 	hdrs  []mmsghdr
 	iovs  []unix.Iovec
 	names []unix.RawSockaddrInet6
-	oob   []byte // rxOOBSpace a header; nil where no slot may receive GRO
+	oob   []byte // rxOOBSpace a header; for the lone header, only once control data is asked for
 }
 
 // wire makes the headers for ring's slots, once per block.
@@ -361,7 +361,9 @@ func (m *mmsgIO) watchDrops() {
 		return
 	}
 	m.drops = true
-	m.one.oob = make([]byte, rxOOBSpace)
+	if m.one.oob == nil { // a wildcard socket's has one already
+		m.one.oob = make([]byte, rxOOBSpace)
+	}
 	m.rc.Control(func(fd uintptr) {
 		unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RXQ_OVFL, 1)
 	})
