@@ -2,7 +2,6 @@ package batchconn
 
 import (
 	"errors"
-	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -275,6 +274,8 @@ func (c *PacketConn) Close() error {
 		w.empty()
 	}
 	c.closed.Store(true)
+	c.readDeadline.stop()
+	c.writeDeadline.stop()
 	if cerr := c.pc.Close(); err == nil && !early {
 		err = cerr
 	}
@@ -423,36 +424,6 @@ func unwrapRaw(err error) error {
 		return oe.Err
 	}
 	return err
-}
-
-// deadline is a deadline that the hot path can test without a lock: the
-// time on a monotonic clock, or 0 for none.
-type deadline struct{ at atomic.Int64 }
-
-var monoStart = time.Now()
-
-// monoNow is the time on the clock deadline uses; it never goes back.
-func monoNow() int64 { return int64(time.Since(monoStart)) + 1 }
-
-func (d *deadline) set(t time.Time) {
-	if t.IsZero() {
-		d.at.Store(0)
-		return
-	}
-	// Measure from now, as the runtime's poller does, so that a step of
-	// the wall clock moves neither. A deadline centuries ahead (year 9999)
-	// saturates, as the poller's does, rather than overflow into the past.
-	now, until := monoNow(), int64(time.Until(t))
-	if until > math.MaxInt64-now {
-		d.at.Store(math.MaxInt64)
-		return
-	}
-	d.at.Store(max(now+until, 1))
-}
-
-func (d *deadline) passed() bool {
-	at := d.at.Load()
-	return at != 0 && monoNow() >= at
 }
 
 // udpAddr converts a received address to the *net.UDPAddr plain returns:

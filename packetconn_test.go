@@ -418,6 +418,44 @@ var diffCases = []diffCase{
 		e.peerSend([]byte("after"))
 		e.read(16)
 	}},
+	{name: "ReadDeadlinePassesWithDatagramsBuffered", run: func(e *env) {
+		// The deadline comes while the first read's batch is still being
+		// handed out; then it is moved later twice, the first time after
+		// batchconn set a timer for it (the second read tests it).
+		for _, p := range []string{"a", "b", "c", "d", "e"} {
+			e.peerSend([]byte(p))
+		}
+		first := time.Now().Add(100 * time.Millisecond)
+		e.conn.SetReadDeadline(first)
+		e.read(16)
+		e.read(16)
+		second := time.Now().Add(300 * time.Millisecond)
+		e.conn.SetReadDeadline(second)
+		time.Sleep(time.Until(first) + 50*time.Millisecond)
+		e.read(16) // the first deadline passed, the second has not
+		time.Sleep(time.Until(second) + 50*time.Millisecond)
+		e.read(16)
+		e.conn.SetReadDeadline(time.Now().Add(time.Hour))
+		e.read(16)
+		e.read(16)
+	}},
+	{name: "WriteDeadlinePassesBetweenWrites", run: func(e *env) {
+		end := time.Now().Add(50 * time.Millisecond)
+		e.conn.SetWriteDeadline(end)
+		for _, p := range []string{"a", "b", "c"} {
+			e.write([]byte(p), e.peerAddr())
+		}
+		time.Sleep(time.Until(end) + 50*time.Millisecond)
+		e.write([]byte("d"), e.peerAddr())
+		e.write([]byte("e"), e.peerAddr())
+		for range 3 {
+			e.peerRead()
+		}
+		e.conn.SetWriteDeadline(time.Time{})
+		e.write([]byte("f"), e.peerAddr())
+		e.peerRead()
+		e.peerExpectNothing()
+	}},
 	{name: "SetReadDeadlineNowWakesBlockedReader", run: func(e *env) {
 		wait := e.readAsync(16)
 		waitBlocked()

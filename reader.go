@@ -157,10 +157,13 @@ func (c *PacketConn) readAs(p []byte, syscallName string) (int, netip.AddrPort, 
 	if c.closed.Load() {
 		return 0, netip.AddrPort{}, false, c.opError("read", c.raddr, net.ErrClosed)
 	}
-	if c.readDeadline.passed() {
-		return 0, netip.AddrPort{}, false, c.opError("read", c.raddr, os.ErrDeadlineExceeded)
-	}
-	if r.head == r.n {
+	if r.head < r.n {
+		// The ring holds datagrams; an empty ring is refilled through the
+		// poller, which tests plain's own deadline.
+		if c.readDeadline.passed() {
+			return 0, netip.AddrPort{}, false, c.opError("read", c.raddr, os.ErrDeadlineExceeded)
+		}
+	} else {
 		if c.plainReads.Load() {
 			return c.readPlain(p, syscallName)
 		}

@@ -202,7 +202,7 @@ func (c *PacketConn) write(p []byte, d *dest) (int, error) {
 	}
 	w.lockForCaller()
 	defer w.mu.Unlock()
-	if c.closed.Load() || c.writeDeadline.passed() || c.plainWrites.Load() {
+	if c.closed.Load() || c.plainWrites.Load() {
 		return c.writePlainLocked(p, d)
 	}
 	if len(w.msgs) == 0 {
@@ -210,7 +210,8 @@ func (c *PacketConn) write(p []byte, d *dest) (int, error) {
 		// last send ended moments ago, or is still going, as in a loop,
 		// or the ring holds requests still to answer, and answers come
 		// faster than MaxDelay), waiting gains nothing: send now, in this
-		// goroutine, exactly as plain would.
+		// goroutine, exactly as plain would (and through the poller,
+		// which tests plain's own deadline).
 		if now == 0 {
 			now = monoNow()
 		}
@@ -226,6 +227,9 @@ func (c *PacketConn) write(p []byte, d *dest) (int, error) {
 			return n, err
 		}
 		w.afterSend = recent
+	}
+	if c.writeDeadline.passed() {
+		return c.writePlainLocked(p, d)
 	}
 	limit := c.bio.batchLimit()
 	if len(w.msgs) >= limit || w.blk != nil && w.used+len(p) > len(w.blk.arena) {
@@ -276,7 +280,7 @@ func (c *PacketConn) sendNow(p []byte, d *dest, idle bool) (int, error) {
 		n, err = d.plain(c.uc, p)
 	}
 	c.w.plainSending.Store(false)
-	if idle {
+	if idle && (err == nil || !connError(err)) {
 		c.stats.flushIdle.Add(1)
 	}
 	var se *os.SyscallError
