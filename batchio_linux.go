@@ -27,6 +27,7 @@ type mmsgIO struct {
 	connected bool // datagrams go to the socket's peer: no destination in the headers
 	stats     *counters
 	batch     int  // Config.BatchSize: the most messages one call moves
+	factor    int  // Config.queueFactor: the queue gathers batch*factor datagrams with GSO
 	offload   bool // offload may be used: not turned off by Config or by the system
 
 	// Read side, owned by the reader (reader.mu).
@@ -110,6 +111,7 @@ func newBatchIO(uc *net.UDPConn, cfg Config, stats *counters) (batchIO, sockInfo
 		connected:   uc.RemoteAddr() != nil,
 		stats:       stats,
 		batch:       cfg.BatchSize,
+		factor:      cfg.queueFactor,
 		offload:     !cfg.NoOffload && !off.noGSO() && gates.gso,
 		equalUnsafe: gates.equalRunsUnsafe,
 		rctl:        rxOOBSpace,
@@ -421,7 +423,7 @@ func (m *mmsgIO) batchLimit() int {
 		m.prepareWrite()
 	}
 	if m.gso {
-		return m.batch * gsoQueueFactor
+		return m.batch * m.factor
 	}
 	return m.batch
 }
@@ -475,10 +477,11 @@ type txHeader struct {
 	runs  []int  // datagrams in each message of this call
 }
 
-// make sizes the headers for messages of up to batch datagrams each.
-func (h *txHeader) make(batch int) {
+// make sizes the headers for batch messages, of a queue of up to
+// batch*factor datagrams.
+func (h *txHeader) make(batch, factor int) {
 	h.hdrs = make([]mmsghdr, batch)
-	h.iovs = make([]unix.Iovec, batch*gsoQueueFactor)
+	h.iovs = make([]unix.Iovec, batch*factor)
 	h.names = make([]unix.RawSockaddrInet6, batch)
 	h.oob = make([]byte, batch*oobSpace)
 	h.runs = make([]int, batch)

@@ -18,5 +18,5 @@ type (
 	txHeader struct{}
 )
 
-func (*rxHeader) wire([]rxMsg) {}
-func (*txHeader) make(int)     {}
+func (*rxHeader) wire([]rxMsg)  {}
+func (*txHeader) make(int, int) {}

@@ -28,7 +28,14 @@ const (
 
 // gsoQueueFactor is how many more datagrams the queue gathers with
 // segmentation offload than without: each message then carries a run.
-var gsoQueueFactor = 8
+// A queue grouped by destination (fanout.go) gathers twice as many, and
+// in up to groupedQueueBytes: its runs are each destination's share of
+// the queue, so that 1200-byte datagrams to 16 peers in turn leave in
+// runs of up to 64 rather than 13 (what 256 KiB holds; a fast writer's
+// queue leaves after MaxDelay with about 600). BenchmarkFanout, grouped,
+// 5 interleaved runs: 861 -> 723 ns a datagram; with receivers that have
+// GRO, whose kernel does not cut the runs up, 490 -> 304 (3 runs).
+const gsoQueueFactor = 8
 
 // coalesce returns how many of msgs, from the first, leave as one
 // message, and the segment size to send it with: 0 for a lone datagram,

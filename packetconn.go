@@ -72,7 +72,9 @@ type Config struct {
 	// different destinations may, which a receiver reached at two
 	// addresses sees (a socket on this host written to at 127.0.0.1 and
 	// at 0.0.0.0, say). Off by default: plain keeps WriteTo order across
-	// destinations, and so does batchconn unless asked.
+	// destinations, and so does batchconn unless asked. A grouped queue
+	// gathers twice as many datagrams, so that each destination's share
+	// makes a long run, and its QueueBytes default is 2 MiB.
 	GroupByDestination bool
 
 	// noBatch serves the conn one datagram at a time, as on systems
@@ -86,6 +88,10 @@ type Config struct {
 	idleGap time.Duration
 	// timerIdle overrides the constant; tests see the timer go sooner.
 	timerIdle time.Duration
+	// queueFactor is how many times BatchSize datagrams the queue
+	// gathers with segmentation offload: gsoQueueFactor, twice that for
+	// a queue grouped by destination.
+	queueFactor int
 }
 
 const (
@@ -94,6 +100,7 @@ const (
 	maxDatagram       = 65535
 	defaultMaxDelay   = 50 * time.Microsecond
 	defaultQueueBytes = 256 << 10
+	groupedQueueBytes = 2 << 20  // GroupByDestination's: see gsoQueueFactor
 	maxQueueBytes     = 64 << 20 // more than the largest batch, 1024 messages of 65535 B
 
 	// defaultIdleGap is how long after the last send ended a WriteTo on an
@@ -131,8 +138,15 @@ func (c *Config) resolve() Config {
 	if r.MaxDelay <= 0 {
 		r.MaxDelay = defaultMaxDelay
 	}
+	r.queueFactor = gsoQueueFactor
+	if r.GroupByDestination {
+		r.queueFactor *= 2
+	}
 	if r.QueueBytes <= 0 {
 		r.QueueBytes = defaultQueueBytes
+		if r.GroupByDestination {
+			r.QueueBytes = groupedQueueBytes
+		}
 	}
 	r.QueueBytes = min(max(r.QueueBytes, maxDatagram), maxQueueBytes)
 	if r.idleGap <= 0 {

@@ -349,20 +349,20 @@ type writeBlock struct {
 // writePools holds a pool of blocks for each shape of queue.
 var writePools sync.Map // writeShape -> *sync.Pool
 
-type writeShape struct{ queueBytes, batch int }
+type writeShape struct{ queueBytes, batch, factor int }
 
 // take gives the empty queue a block; w.mu is held.
 func (w *writer) take(cfg Config) {
 	if w.pool == nil {
-		shape := writeShape{cfg.QueueBytes, cfg.BatchSize}
+		shape := writeShape{cfg.QueueBytes, cfg.BatchSize, cfg.queueFactor}
 		p, ok := writePools.Load(shape)
 		if !ok {
 			p, _ = writePools.LoadOrStore(shape, &sync.Pool{New: func() any {
 				b := &writeBlock{
 					arena: make([]byte, shape.queueBytes),
-					msgs:  make([]txMsg, 0, shape.batch*gsoQueueFactor),
+					msgs:  make([]txMsg, 0, shape.batch*shape.factor),
 				}
-				b.hdrs.make(shape.batch)
+				b.hdrs.make(shape.batch, shape.factor)
 				return b
 			}})
 		}
