@@ -334,7 +334,7 @@ func TestRecvLoss(t *testing.T) {
 // under test.
 func TestFeedersSendFromTheirGoroutine(t *testing.T) {
 	for _, feed := range []*batchconn.Config{{NoOffload: true}, nil} {
-		sk, err := startSinks(1, 1200)
+		sk, err := startSinks(1, 1200, plainSinks)
 		if err != nil {
 			t.Fatal(err)
 		}

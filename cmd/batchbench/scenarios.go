@@ -143,7 +143,7 @@ var allScenarios = []scenario{
 	{name: "send16", about: "the same, round-robin to 16 receivers (a server answering many peers: no two datagrams in a row to one)",
 		unit: "datagram", modes: loopModes, remoteOK: true, run: runSend16},
 	{name: "fanout", about: "1200 B datagrams round-robin to 16 receivers (a media relay or game server sending each packet to many peers)",
-		unit: "datagram", modes: fanoutModes, fixedSize: fanoutSize, remoteOK: true, run: runSend16},
+		unit: "datagram", modes: fanoutModes, fixedSize: fanoutSize, remoteOK: true, run: runFanout},
 	{name: "recv", about: "one goroutine reads while two senders keep its queue full (a busy server's reads)",
 		unit: "datagram", modes: loopModes, run: runRecv},
 	{name: "recvgso", about: "the same, from one sender that sends with GSO, as quic-go, wireguard-go and batchconn do",
@@ -221,6 +221,7 @@ type sample struct {
 	// the receivers' full queues, where dropsKnown.
 	offered, arrived, drops uint64
 	arrivals, dropsKnown    bool
+	coalescedDrops          bool // drops counts runs as one (receivers with GRO): a lower bound
 
 	p50, p99 time.Duration // latency scenarios
 	allocs   float64       // heap objects allocated in the process, per count
