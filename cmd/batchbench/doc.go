@@ -93,8 +93,14 @@
 //     state to its players. With its defaults batchconn keeps WriteTo
 //     order across destinations, so that its GSO finds runs of one
 //     datagram, as in send16; grouped lets each destination's datagrams
-//     leave together, as runs GSO carries. The receivers check, as
-//     everywhere, that each gets its datagrams in the order sent.
+//     leave together, as runs GSO carries. The 16 receivers read
+//     through batchconn, as a peer running batchconn or quic-go reads
+//     (batches, and GRO once runs come from one sender), in every mode:
+//     on two cores, receivers that pay a system call a datagram, with
+//     the kernel cutting GSO runs up for them on the sender's CPU, take
+//     most of the machine and measure themselves, where in the field the
+//     peers are other machines. The receivers check, as everywhere, that
+//     each gets its datagrams in the order sent.
 //   - recv: one goroutine drains the conn under test with ReadFrom for the
 //     duration, while two feeders (batchconn conns with offload off, each
 //     on a goroutine and a CPU of its own, the same in every mode) keep
