@@ -190,11 +190,15 @@
 //
 // With GRO on, every datagram goes through a slot (a coalesced buffer
 // needs 64 KiB), so that a conn receiving bulk holds its slots while it
-// has datagrams to hand out, and none while it waits.
+// has datagrams to hand out, and one while it waits. While the kernel
+// hands over coalesced runs, a refill takes at most 8 slots (512 KiB,
+// some 400 datagrams of 1200 B): the datagrams stay in the CPU's cache
+// between the kernel's copy and ReadFrom's, which made ReadFrom from a
+// GSO sender 15% faster than with 64.
 //
 // Writes: a datagram queued on an empty queue takes a block of QueueBytes
-// (256 KiB) and the system call's headers from a pool, and the queue
-// gives it back once sent. A conn whose writes go out at once, as isolated
+// (256 KiB; 2 MiB with GroupByDestination) and the system call's headers
+// from a pool, and the queue gives it back once sent. A conn whose writes go out at once, as isolated
 // datagrams and replies do, never takes one. The flush timer (on Linux a
 // timerfd and a goroutine parked on it) is made by the first queued
 // datagram and let go once the queue has been unused for a second; one
