@@ -55,16 +55,24 @@
 //     costs per datagram (batchconn's queue, ring and lock; x/net's
 //     messages and addresses); batchconn with offload can pass it, since
 //     GSO and GRO carry many datagrams through the kernel as one.
+//   - rawgro (Linux only, recvgso only): raw's receive loop on a socket
+//     with UDP_GRO: recvmmsg of 64 messages, each a 64 KiB buffer that
+//     the kernel fills with a run of datagrams coalesced at the size its
+//     UDP_GRO control message gives, split into them in place, no copy.
+//     It is what the kernel's GRO delivers in this harness with nothing in
+//     between: the ceiling for batchconn, which turns GRO on, where raw,
+//     without it, is none.
 //
-// xnet and raw wait in the runtime's poller, so the socket's deadlines
-// hold for them as for the conns.
+// xnet, raw and rawgro wait in the runtime's poller, so the socket's
+// deadlines hold for them as for the conns.
 //
-// send, send16, recv and recvgso run in plain, batchconn, nooffload, xnet
-// and raw; fanout in plain, batchconn, grouped and nooffload; echo in
-// plain, batchconn, nooffload and xnet; pingpong in plain, batchconn and
-// xnet; fresh in plain, batchconn and nooffload; lone, allocs and idle in
-// plain and batchconn. The modes of a scenario run interleaved (plain,
-// batchconn, grouped, nooffload, xnet, raw, plain, ...: those it has),
+// send, send16 and recv run in plain, batchconn, nooffload, xnet and raw;
+// recvgso in those and rawgro; fanout in plain, batchconn, grouped and
+// nooffload; echo in plain, batchconn, nooffload and xnet; pingpong in
+// plain, batchconn and xnet; fresh in plain, batchconn and nooffload;
+// lone, allocs and idle in plain and batchconn. The modes of a scenario
+// run interleaved (plain, batchconn, grouped, nooffload, xnet, raw,
+// rawgro, plain, ...: those it has),
 // for -rounds rounds of -duration each, so that the machine's drift hits
 // them alike; each figure is the median of its mode's rounds. Only the
 // conn under test changes between the modes: the code that drives it is
@@ -103,19 +111,20 @@
 //     each gets its datagrams in the order sent.
 //   - recv: one goroutine drains the conn under test with ReadFrom for the
 //     duration, while two feeders (batchconn conns with offload off, each
-//     on a goroutine and a CPU of its own, the same in every mode) keep
-//     its receive queue full of ordinary datagrams. DELIVERED/S is the
-//     rate ReadFrom returned datagrams at (xnet: ReadBatch, raw:
-//     recvmmsg). Then the feeders stop and the receiver reads what its
-//     queue still holds, so that the drops are counted exactly. The
-//     feeders are meant to outpace every receiver: the drops show how far
-//     each falls behind. Where none are dropped (a short run, a busy
-//     machine, two cores shared by three goroutines), the feeders set the
-//     pace, and DELIVERED/S only bounds the receiver from below.
+//     on a goroutine and a CPU of its own, the same in every mode) keep its
+//     receive queue full of ordinary datagrams. DELIVERED/S is the rate
+//     ReadFrom returned datagrams at (xnet: ReadBatch, raw and rawgro:
+//     recvmmsg, rawgro's datagrams counted after it splits them). Then the
+//     feeders stop and the receiver reads what its queue still holds, so
+//     that the drops are counted exactly. The feeders are meant to outpace
+//     every receiver: the drops show how far each falls behind. Where none
+//     are dropped (a short run, a busy machine, two cores shared by three
+//     goroutines), the feeders set the pace, and DELIVERED/S only bounds
+//     the receiver from below.
 //   - recvgso: recv with one feeder that sends with offload (batchconn's
 //     defaults): each message it sends carries up to 64 or 128 datagrams.
-//     A receiver with GRO (batchconn) gets them as one buffer, one
-//     without as datagrams the kernel cut up for it. One such feeder
+//     A receiver with GRO (batchconn, rawgro) gets them as one buffer,
+//     one without as datagrams the kernel cut up for it. One such feeder
 //     outpaces any receiver, and on two cores leaves the receiver a core
 //     of its own.
 //   - echo: an echo server (ReadFrom, then WriteTo back to the sender; for
@@ -214,8 +223,8 @@
 // bytes_vs_plain, sent, arrived, dropped and the kernel's own count
 // (kernel_drops; for a receiver with GRO it counts a coalesced run as
 // one), the datagrams per system call, the batchconn modes' summed Stats
-// (stats, its counters in snake_case) and their offload shares, and xnet's
-// and raw's counts of their batch calls (batch_calls).
+// (stats, its counters in snake_case) and their offload shares, and
+// xnet's, raw's and rawgro's counts of their batch calls (batch_calls).
 //
 // -svg FILE also writes a chart of every mode's figures over plain's
 // (delivered per second, CPU time per datagram, median delay, memory),
@@ -260,17 +269,18 @@
 // (loopback keeps in order what one CPU sends, and each recv feeder keeps
 // to one CPU; gaps are drops), and the scenarios check that every datagram
 // sent either arrived or was counted as dropped by the kernel, that
-// batchconn's Stats agree with what its caller saw, and that nooffload
-// used no offload. xnet and raw stamp their datagrams, and are checked, as
-// the other modes are; fresh and idle check that each reply is the echo of
-// its request. One exception: a receiver with GRO (recvgso's batchconn) is
-// handed a run of datagrams as one buffer, and where that buffer finds no
-// room the kernel counts one drop, not one per datagram; there the
-// kernel's count only bounds the loss from below, and the drops are
-// counted from what was read. Whatever breaks that, or an unexpected
-// error, is listed under PROBLEMS, and the exit status is 1; otherwise it
-// is 0. A run that does not end by itself (a hang in the conn under test)
-// prints every goroutine's stack and exits with status 3.
+// batchconn's Stats agree with what its caller saw, and that nooffload used
+// no offload. xnet and raw stamp their datagrams, and they and rawgro (each
+// datagram it splits out) are checked as the other modes are; fresh and
+// idle check that each reply is the echo of its request. One exception: a
+// receiver with GRO (recvgso's batchconn and rawgro) is handed a run of
+// datagrams as one buffer, and where that buffer finds no room the kernel
+// counts one drop, not one per datagram; there the kernel's count only
+// bounds the loss from below, and the drops are counted from what was read.
+// Whatever breaks that, or an unexpected error, is listed under PROBLEMS,
+// and the exit status is 1; otherwise it is 0. A run that does not end by
+// itself (a hang in the conn under test) prints every goroutine's stack and
+// exits with status 3.
 //
 // # Two machines
 //

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -14,9 +15,19 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// rawAvailable says whether the raw mode runs here: on Linux, which has
-// sendmmsg and recvmmsg.
+// rawAvailable says whether the raw modes, raw and rawgro, run here: on
+// Linux, which has sendmmsg, recvmmsg and UDP_GRO.
 const rawAvailable = true
+
+// groSlot is a rawgro message's buffer: room for the most GRO coalesces
+// into one message, UDP's 64 KiB.
+const groSlot = 65535
+
+// groControl is a rawgro message's control buffer: room for the UDP_GRO
+// cmsg, an int, the only one its socket asks for. A multiple of the
+// cmsg's alignment, so that each message's control buffer, cut from one
+// block, is aligned.
+var groControl = unix.CmsgSpace(4)
 
 // mmsghdr is the kernel's struct mmsghdr; Go pads it as C does.
 type mmsghdr struct {
@@ -46,6 +57,12 @@ type rawConn struct {
 	// Receiving: the senders' socket addresses, one a message, which the
 	// kernel fills in as for any read that returns the sender.
 	from []unix.RawSockaddrInet6
+
+	// rawgro: the socket has UDP_GRO, and each message a control buffer
+	// (groControl bytes of ctrl) where the kernel says at what size it
+	// coalesced the message's datagrams.
+	gro  bool
+	ctrl []byte
 
 	// The call under way, set by the poller's callback (fn: sendmmsg or
 	// recvmmsg, a method value made once, so that a call allocates nothing).
@@ -101,8 +118,38 @@ func newRawSender(uc *net.UDPConn, dsts []netip.AddrPort, size int) (*rawConn, e
 }
 
 // newRawReceiver prepares uc to receive datagrams of any size.
-func newRawReceiver(uc *net.UDPConn) (*rawConn, error) {
-	r, err := newRawConn(uc, maxDatagram)
+func newRawReceiver(uc *net.UDPConn) (*rawConn, error) { return newRawReceiverSlot(uc, maxDatagram) }
+
+// newRawGROReceiver is newRawReceiver for rawgro: it turns UDP_GRO on
+// for uc and gives each message a buffer that holds what GRO coalesces,
+// and a control buffer for its segment size. The messages are laid out
+// once: a call resets only what the kernel wrote (recv).
+func newRawGROReceiver(uc *net.UDPConn) (*rawConn, error) {
+	r, err := newRawReceiverSlot(uc, groSlot)
+	if err != nil {
+		return nil, err
+	}
+	var serr error
+	if err := r.rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_UDP, unix.UDP_GRO, 1)
+	}); err != nil {
+		return nil, err
+	}
+	if serr != nil {
+		return nil, os.NewSyscallError("setsockopt UDP_GRO", serr)
+	}
+	r.gro = true
+	r.ctrl = make([]byte, batchSize*groControl)
+	for i := range r.hdrs {
+		r.hdrs[i].hdr.Control = &r.ctrl[i*groControl]
+		r.hdrs[i].hdr.SetControllen(groControl)
+	}
+	return r, nil
+}
+
+// newRawReceiverSlot prepares uc to receive into buffers of slot bytes.
+func newRawReceiverSlot(uc *net.UDPConn, slot int) (*rawConn, error) {
+	r, err := newRawConn(uc, slot)
 	if err != nil {
 		return nil, err
 	}
@@ -232,6 +279,9 @@ func (r *rawConn) sendmmsg(fd uintptr) bool {
 func (r *rawConn) recv() (int, error) {
 	for i := range r.n {
 		r.hdrs[i].hdr.Namelen = unix.SizeofSockaddrInet6 // the kernel wrote the length it used
+		if r.gro {
+			r.hdrs[i].hdr.SetControllen(groControl) // likewise
+		}
 	}
 	r.n, r.err = 0, nil
 	if err := r.rc.Read(r.fn); err != nil {
@@ -258,7 +308,9 @@ func (r *rawConn) recvmmsg(fd uintptr) bool {
 			return true
 		}
 		r.n = int(n)
-		r.calls.Read += uint64(n)
+		if !r.gro {
+			r.calls.Read += uint64(n) // rawgro's reader counts the datagrams in them
+		}
 		return true
 	}
 }
@@ -275,4 +327,62 @@ func (r *rawConn) reader(ord *order, size int) func() (uint64, error) {
 		}
 		return uint64(n), nil
 	}
+}
+
+// groReader is rawgro's read: one recv, each message's buffer split in
+// place into the datagrams GRO coalesced into it, each checked with ord.
+// A message whose control data the kernel truncated is an error: its
+// segment size is lost, and its datagrams would count as one.
+func (r *rawConn) groReader(ord *order, size int) func() (uint64, error) {
+	return func() (uint64, error) {
+		n, err := r.recv()
+		if err != nil {
+			return 0, err
+		}
+		var count uint64
+		for i := range n {
+			h := &r.hdrs[i]
+			if h.hdr.Flags&unix.MSG_CTRUNC != 0 {
+				return 0, errors.New("rawgro: recvmmsg truncated a message's control data (MSG_CTRUNC)")
+			}
+			off := i * groControl
+			seg, err := groSize(r.ctrl[off : off+int(h.hdr.Controllen)])
+			if err != nil {
+				return 0, err
+			}
+			b := r.bufs[i][:h.n]
+			for seg > 0 && len(b) > seg {
+				ord.see(b[:seg], size)
+				b = b[seg:]
+				count++
+			}
+			ord.see(b, size) // the last, which may be shorter; or the only one
+			count++
+		}
+		r.calls.Read += count
+		return count, nil
+	}
+}
+
+// groSize is the segment size in a message's control data, the UDP_GRO
+// cmsg's int; 0 where there is none, a message of one datagram.
+func groSize(ctrl []byte) (int, error) {
+	for len(ctrl) >= unix.SizeofCmsghdr {
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&ctrl[0]))
+		if int(h.Len) < unix.CmsgLen(0) || int(h.Len) > len(ctrl) {
+			return 0, fmt.Errorf("rawgro: a control message of %d bytes in %d", h.Len, len(ctrl))
+		}
+		if h.Level == unix.SOL_UDP && h.Type == unix.UDP_GRO {
+			if int(h.Len) < unix.CmsgLen(4) {
+				return 0, fmt.Errorf("rawgro: a UDP_GRO control message of %d bytes", h.Len)
+			}
+			seg := int(*(*int32)(unsafe.Pointer(&ctrl[unix.CmsgLen(0)])))
+			if seg <= 0 {
+				return 0, fmt.Errorf("rawgro: UDP_GRO gives a segment size of %d", seg)
+			}
+			return seg, nil
+		}
+		ctrl = ctrl[min(len(ctrl), unix.CmsgSpace(int(h.Len)-unix.CmsgLen(0))):]
+	}
+	return 0, nil
 }

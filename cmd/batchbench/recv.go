@@ -96,16 +96,16 @@ func runRecvFrom(p params, feed *batchconn.Config, nfeed int) (s sample) {
 	if st := s.stats; st != nil && st.DatagramsRead > s.arrived {
 		s.arrived = st.DatagramsRead // the ring's rest, should the drain have stopped short
 	}
-	checkRecvLoss(&s, feed == nil && p.mode == modeBatch)
+	checkRecvLoss(&s, feed == nil && (p.mode == modeBatch || p.mode == modeRawGRO))
 	ord.check(&s)
 	return s
 }
 
 // receiver is the conn under test as the recv scenarios read it: read
 // reads what one call returns (a datagram from a net.PacketConn's
-// ReadFrom; a batch from x/net's ReadBatch or raw's recvmmsg), checks it
-// and says how many datagrams it got; setDeadline is the read deadline of
-// what it reads from.
+// ReadFrom; a batch from x/net's ReadBatch or raw's and rawgro's
+// recvmmsg), checks it and says how many datagrams it got; setDeadline is
+// the read deadline of what it reads from.
 type receiver struct {
 	setDeadline func(time.Time) error
 	read        func() (uint64, error)
@@ -125,6 +125,12 @@ func newReceiver(m mode, uc *net.UDPConn, ord *order, size int) (net.PacketConn,
 			return nil, receiver{}, nil, err
 		}
 		return uc, receiver{uc.SetReadDeadline, raw.reader(ord, size)}, raw.counts, nil
+	case modeRawGRO:
+		raw, err := newRawGROReceiver(uc)
+		if err != nil {
+			return nil, receiver{}, nil, err
+		}
+		return uc, receiver{uc.SetReadDeadline, raw.groReader(ord, size)}, raw.counts, nil
 	}
 	pc := wrap(uc, m)
 	buf := make([]byte, maxDatagram)

@@ -52,6 +52,9 @@ func testReport(targets bool) *report {
 	add("recv", "", modeRaw, sample{count: 240})       // ceiling 2.40x, missed too; nooffload at 104%
 	add("recvgso", "", modePlain, sample{count: 100})
 	add("recvgso", "", modeBatch, sample{count: 790}) // 7.90x: missed
+	// rawgro, recvgso's ceiling: 820 datagrams in 4 calls, split out of
+	// what GRO coalesced.
+	add("recvgso", "", modeRawGRO, sample{count: 820, calls: &callCounts{Read: 820, ReadCalls: 4}})
 	add("echo", "", modePlain, sample{count: 100})
 	add("echo", "", modeBatch, sample{count: 200})     // 1.00x of nooffload: not above, missed
 	add("echo", "", modeNoOffload, sample{count: 200}) // 2.00x: met
@@ -125,6 +128,7 @@ func TestReportIsForUsers(t *testing.T) {
 		"send: one goroutine writes",
 		"DELIVERED/S", "CPU µs/DG", "KERNEL DROPS", "RESPONSES/S",
 		"MODES", "xnet", "golang.org/x/net", "raw", "the batch system calls alone",
+		"rawgro", "the ceiling for batchconn in recvgso",
 		"fanout: 1200 B datagrams round-robin to 16 receivers", "GroupByDestination: true",
 		"allocs: heap objects", "ReadFrom                  2.00      2.00",
 	} {
@@ -142,6 +146,7 @@ func TestReportIsForUsers(t *testing.T) {
 		{"send:", modePlain, "64 plain 100 1.00x 0.0 7.00 1.00x 0.00 0"},
 		{"send:", modeBatch, "64 batchconn 200 2.00x 0.0 1.00 0.14x 0.00 600 (75.0%)"},
 		{"send:", modeXnet, "64 xnet 250 2.50x 0.0 4.00 0.57x 0.00 0"},
+		{"recvgso:", modeRawGRO, "64 rawgro 820 8.20x 0.1 0.00 - 0.00 -"},
 		// fresh: queries a second, bytes allocated a query, CPU a query.
 		{"fresh:", modePlain, "plain 1,000 1.00x 360 B 1.00x 60.0 1.00x"},
 		{"fresh:", modeBatch, "batchconn 900 0.90x 2409 B 6.69x 100 1.67x"},
@@ -217,7 +222,8 @@ func TestJSON(t *testing.T) {
 	walk(v)
 	for _, want := range []string{`"mode": "raw"`, `"per_sec": 200`, `"sent_per_sec": 800`, `"cpu_us_per_unit": 1`,
 		`"dropped": 600`, `"targets": [`, `"ceiling_ratio": 4`, `"share_of_ceiling": 0.75`, `"write_calls": 7`,
-		`"offload_sent": 3`, `"machine": {`, `"mode": "grouped"`, `"set": "fanout"`} {
+		`"offload_sent": 3`, `"machine": {`, `"mode": "grouped"`, `"set": "fanout"`,
+		`"mode": "rawgro"`, `"read_calls": 4`, `"datagrams_per_read_call": 205`} {
 		if !strings.Contains(js.String(), want) {
 			t.Errorf("the JSON lacks %s:\n%s", want, js.String())
 		}
@@ -226,7 +232,7 @@ func TestJSON(t *testing.T) {
 
 // TestSVG: the chart is well-formed, has a bar for each row of each of
 // its panels, and a caption that says what it shows and why a figure
-// sits under raw's.
+// sits under raw's, or in recvgso under rawgro's.
 func TestSVG(t *testing.T) {
 	rep := testReport(false)
 	var svg strings.Builder
@@ -251,7 +257,7 @@ func TestSVG(t *testing.T) {
 			bars += len(g)
 		}
 	}
-	if want := 1 + 6 + bars; rects != want { // background, key, bars
+	if want := 1 + 7 + bars; rects != want { // background, key, bars
 		t.Errorf("the SVG has %d rects, want %d", rects, want)
 	}
 	// The key: every mode once, in lines that fit across the chart.
@@ -266,7 +272,7 @@ func TestSVG(t *testing.T) {
 			t.Errorf("a line of the key, %v, is %d pixels wide", line, width)
 		}
 	}
-	if want := []mode{modePlain, modeBatch, modeGrouped, modeNoOffload, modeXnet, modeRaw}; !slices.Equal(keyed, want) {
+	if want := []mode{modePlain, modeBatch, modeGrouped, modeNoOffload, modeXnet, modeRaw, modeRawGRO}; !slices.Equal(keyed, want) {
 		t.Errorf("the key has %v, want %v", keyed, want)
 	}
 	for _, want := range []string{"Delivered per second", "CPU time per datagram", "Median delay", "Memory",
@@ -276,7 +282,7 @@ func TestSVG(t *testing.T) {
 		}
 	}
 	for _, want := range []string{"plain is 1", "not what the sender's kernel accepted", "the batch system calls alone", "sit under it by what",
-		"grouped is batchconn with Config.GroupByDestination"} {
+		"grouped is batchconn with Config.GroupByDestination", "rawgro (outlined too)", "the ceiling for batchconn"} {
 		if caption := chartCaption(rep); !strings.Contains(caption, want) {
 			t.Errorf("the caption lacks %q: %s", want, caption)
 		}

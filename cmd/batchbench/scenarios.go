@@ -33,8 +33,8 @@ const (
 // mode is the conn under test: plain *net.UDPConn, or batchconn over one,
 // with its defaults (UDP segmentation offload on where the kernel has it),
 // with each destination's datagrams grouped, or with offload off; or, for
-// xnet and raw, no conn at all but the scenario's loop written with batch
-// calls on the socket.
+// xnet, raw and rawgro, no conn at all but the scenario's loop written
+// with batch calls on the socket.
 type mode string
 
 const (
@@ -59,17 +59,27 @@ const (
 	// calls alone reach in this harness, on this machine, with nothing in
 	// between.
 	modeRaw mode = "raw"
+
+	// modeRawGRO is recvgso's ceiling, that of batching with offload: raw's
+	// receive loop on a socket with UDP_GRO, each message a 64 KiB buffer
+	// split into its datagrams in place (raw_linux.go). batchconn turns
+	// GRO on; raw, without it, cannot say how close batchconn comes to
+	// what the kernel delivers.
+	modeRawGRO mode = "rawgro"
 )
 
 // The modes a scenario runs, in the order each round runs them:
 // loopModes where a loop written with batch calls can stand in for the
-// conn (raw too where it is available), serverModes for the echo server,
+// conn (raw too where it is available), groModes for recvgso, whose
+// sender's runs GRO can keep whole (loopModes and rawgro where it is
+// available), serverModes for the echo server,
 // latencyModes for one request at a time, fanoutModes for the choice a
 // fan-out server makes (batchconn's defaults or GroupByDestination),
 // twoModes elsewhere.
 var (
 	serverModes  = []mode{modePlain, modeBatch, modeNoOffload, modeXnet}
 	loopModes    = withRaw(serverModes)
+	groModes     = withRawGRO(loopModes)
 	latencyModes = []mode{modePlain, modeBatch, modeXnet}
 	fanoutModes  = []mode{modePlain, modeBatch, modeGrouped, modeNoOffload}
 	twoModes     = []mode{modePlain, modeBatch}
@@ -83,9 +93,17 @@ func withRaw(ms []mode) []mode {
 	return append(slices.Clip(ms), modeRaw)
 }
 
+// withRawGRO is ms and then rawgro, or ms alone where it is not available.
+func withRawGRO(ms []mode) []mode {
+	if !rawAvailable {
+		return ms
+	}
+	return append(slices.Clip(ms), modeRawGRO)
+}
+
 // loop reports whether the mode is a loop written with batch calls on the
 // socket rather than a net.PacketConn.
-func (m mode) loop() bool { return m == modeXnet || m == modeRaw }
+func (m mode) loop() bool { return m == modeXnet || m == modeRaw || m == modeRawGRO }
 
 // batched reports whether the conn under test is a batchconn.
 func (m mode) batched() bool { return m == modeBatch || m == modeGrouped || m == modeNoOffload }
@@ -129,7 +147,7 @@ type scenario struct {
 	about     string // what it does, in a user's terms: the report's heading
 	unit      string // what its count counts: datagram, response, round trip
 	kind      kind
-	modes     []mode   // loopModes, serverModes, latencyModes, fanoutModes or twoModes
+	modes     []mode   // loopModes, groModes, serverModes, latencyModes, fanoutModes or twoModes
 	fixedSize int      // the one payload size it uses; 0: each of -sizes
 	ops       []string // allocs: the calls it measures, a row each
 	remoteOK  bool     // it runs against a -target
@@ -147,7 +165,7 @@ var allScenarios = []scenario{
 	{name: "recv", about: "one goroutine reads while two senders keep its queue full (a busy server's reads)",
 		unit: "datagram", modes: loopModes, run: runRecv},
 	{name: "recvgso", about: "the same, from one sender that sends with GSO, as quic-go, wireguard-go and batchconn do",
-		unit: "datagram", modes: loopModes, run: runRecvGSO},
+		unit: "datagram", modes: groModes, run: runRecvGSO},
 	{name: "echo", about: "an echo server on the conn, its client keeping 64 requests in flight (a DNS or game server under load)",
 		unit: "response", modes: serverModes, fixedSize: requestSize, remoteOK: true, run: runEcho},
 	{name: "pingpong", about: "the echo server again, one request at a time (a quiet request/response service): round trip",
@@ -231,14 +249,15 @@ type sample struct {
 	allocBytes, heapBytes float64
 
 	stats    *batchconn.Stats // the conn under test's, in the batchconn modes
-	calls    *callCounts      // xnet's and raw's own count of their batch calls
+	calls    *callCounts      // xnet's, raw's and rawgro's own count of their batch calls
 	problems []string         // anything that should not have happened
 }
 
-// callCounts are what xnet's and raw's batch calls moved, counted by
-// their loops as batchconn's Stats count them: a call is one that
-// returned (datagrams or an error), not one that found the socket not
-// ready and waited (raw; x/net does not tell).
+// callCounts are what xnet's, raw's and rawgro's batch calls moved,
+// counted by their loops as batchconn's Stats count them: a call is one
+// that returned (datagrams or an error), not one that found the socket
+// not ready and waited (raw, rawgro; x/net does not tell); rawgro counts
+// the datagrams in its coalesced messages.
 type callCounts struct {
 	Read       uint64 `json:"datagrams_read"`
 	ReadCalls  uint64 `json:"read_calls"` // recvmmsg, ReadBatch

@@ -25,8 +25,8 @@ const (
 	captionWrap = 140 // characters a caption line
 )
 
-// modeColors fill each mode's bars; raw, the ceiling, is drawn as an
-// outline.
+// modeColors fill each mode's bars; the ceilings, raw and recvgso's
+// rawgro, are drawn as outlines (ceiling).
 var modeColors = map[mode]string{
 	modePlain:     "#9e9e9e",
 	modeBatch:     "#1565c0",
@@ -34,7 +34,12 @@ var modeColors = map[mode]string{
 	modeNoOffload: "#64b5f6",
 	modeXnet:      "#ef6c00",
 	modeRaw:       "none",
+	modeRawGRO:    "none",
 }
+
+// ceiling reports whether m is a ceiling, drawn as an outline: what the
+// batch calls alone reach, without offload (raw) or with GRO (rawgro).
+func (m mode) ceiling() bool { return m == modeRaw || m == modeRawGRO }
 
 // chartPanel is one figure of the rows against plain's, a group of bars
 // per scenario and size.
@@ -165,6 +170,13 @@ func chartCaption(rep *report) string {
 			"(in send, the plain receiver caps what any sender delivers). batchconn with offload can pass raw: UDP GSO and GRO " +
 			"carry up to 64 datagrams through the kernel as one."
 	}
+	if hasMode(rep, modeRawGRO) {
+		c += " In recvgso, rawgro (outlined too) is raw's loop with UDP GRO on the socket, each 64 KiB buffer split into its " +
+			"datagrams in place: what the kernel's GRO delivers here with nothing in between, the ceiling for batchconn, which " +
+			"turns GRO on. batchconn sits under it by what its ring and ReadFrom cost per datagram. Where the two are level or " +
+			"batchconn comes out above, the feeder set the pace: one GSO sender can leave a receiver this fast idle part of the " +
+			"time, and both then deliver what it sends, up to the run's noise."
+	}
 	if hasMode(rep, modeGrouped) {
 		c += " grouped is batchconn with Config.GroupByDestination: each destination's queued datagrams leave together, so that " +
 			"GSO carries datagrams sent to many peers in turn (fanout) as runs, where batchconn's defaults, which keep WriteTo order " +
@@ -223,7 +235,7 @@ func (p chartPanel) drawBar(w io.Writer, r *row, y int, scale float64) {
 	}
 	end := plotLeft + int(math.Round(*v*scale))
 	stroke := ""
-	if r.Mode == modeRaw {
+	if r.Mode.ceiling() {
 		stroke = ` stroke="#212121" stroke-width="1.5"`
 	}
 	fmt.Fprintf(w, `<rect x="%d" y="%d" width="%d" height="%d" fill="%s"%s/>`+"\n",
@@ -258,7 +270,7 @@ const keyLine = 20
 func keyLines(rep *report) [][]mode {
 	var lines [][]mode
 	x := svgWidth // no line yet
-	for _, m := range []mode{modePlain, modeBatch, modeGrouped, modeNoOffload, modeXnet, modeRaw} {
+	for _, m := range []mode{modePlain, modeBatch, modeGrouped, modeNoOffload, modeXnet, modeRaw, modeRawGRO} {
 		if !hasMode(rep, m) {
 			continue
 		}
@@ -282,7 +294,7 @@ func drawKey(w io.Writer, lines [][]mode, y int) {
 		x := groupLeft
 		for _, m := range line {
 			stroke := ""
-			if m == modeRaw {
+			if m.ceiling() {
 				stroke = ` stroke="#212121" stroke-width="1.5"`
 			}
 			fmt.Fprintf(w, `<rect x="%d" y="%d" width="14" height="12" fill="%s"%s/>`+"\n", x, y-10, modeColors[m], stroke)
@@ -301,6 +313,7 @@ var keyLabels = map[mode]string{
 	modeNoOffload: "nooffload (batching alone)",
 	modeXnet:      "xnet (x/net by hand)",
 	modeRaw:       "raw (batch calls alone)",
+	modeRawGRO:    "rawgro (batch calls with GRO)",
 }
 
 // wrapWords cuts s into lines of at most width characters, at spaces.

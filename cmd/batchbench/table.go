@@ -246,6 +246,9 @@ func legend(rep *report) string {
 		{modeRaw, "the same loop calling sendmmsg/recvmmsg directly, 64 a call, no offload, nothing else:\n" +
 			"the batch system calls alone, what batching without offload can reach here (up to the\n" +
 			"run's noise: a mode above raw got lucky, or the receiver set the pace)"},
+		{modeRawGRO, "the same loop as raw with UDP GRO on the socket: recvmmsg of 64 KiB buffers, each\n" +
+			"split into its datagrams in place, no copy: what the kernel's GRO delivers here with\n" +
+			"nothing in between, the ceiling for batchconn in recvgso"},
 	} {
 		if hasMode(rep, m.mode) {
 			fmt.Fprintf(&b, "  %-10s %s\n", m.mode, strings.ReplaceAll(m.text, "\n", "\n             "))

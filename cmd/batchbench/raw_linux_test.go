@@ -1,0 +1,150 @@
+package main
+
+import (
+	"errors"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestRawGROSplit sends rawgro one GSO message on loopback, 3 datagrams
+// of 100 B and one of 40, then one datagram alone: the kernel keeps the
+// message whole for a socket with UDP_GRO, and rawgro must split it at
+// the size UDP_GRO gives, in order, the last one shorter, and take the
+// datagram alone, which has no UDP_GRO cmsg, for one.
+func TestRawGROSplit(t *testing.T) {
+	rx, r, tx := groPair(t)
+	defer rx.Close()
+	defer tx.Close()
+	sendGSO(t, tx, rx, 100, 3, 40)
+	alone := make([]byte, 100)
+	stamp(alone, 4)
+	if _, err := tx.WriteToUDP(alone, rx.LocalAddr().(*net.UDPAddr)); err != nil {
+		t.Fatal(err)
+	}
+	if err := rx.SetReadDeadline(time.Now().Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	var ord order
+	read := r.groReader(&ord, 100)
+	var total uint64
+	for total < 5 {
+		n, err := read()
+		if err != nil {
+			t.Fatalf("after %d datagrams: %v", total, err)
+		}
+		if total == 0 && r.hdrs[0].n != 340 {
+			t.Fatalf("the first message has %d bytes, want the 340 sent as one", r.hdrs[0].n)
+		}
+		total += n
+	}
+	c := r.counts()
+	if total != 5 || c.Read != 5 || c.ReadCalls > 2 || ord.next[0] != 5 || ord.resize != 1 || ord.backwards+ord.corrupt != 0 {
+		t.Errorf("read %d datagrams, counts %+v, order %+v; want 5 in 1 or 2 calls, the 4th short", total, c, ord)
+	}
+}
+
+// TestRawGROTruncated: a message whose control buffer cannot hold the
+// UDP_GRO cmsg (MSG_CTRUNC) is an error, not one datagram.
+func TestRawGROTruncated(t *testing.T) {
+	rx, r, tx := groPair(t)
+	defer rx.Close()
+	defer tx.Close()
+	r.hdrs[0].hdr.SetControllen(unix.SizeofCmsghdr - 1) // room for no cmsg
+	sendGSO(t, tx, rx, 100, 3, 0)
+	if err := rx.SetReadDeadline(time.Now().Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	var ord order
+	if _, err := r.groReader(&ord, 100)(); err == nil || !strings.Contains(err.Error(), "MSG_CTRUNC") {
+		t.Errorf("err = %v, want MSG_CTRUNC's", err)
+	}
+}
+
+func TestGROSize(t *testing.T) {
+	cmsg := func(level, typ int32, data []byte) []byte {
+		b := make([]byte, unix.CmsgSpace(len(data)))
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&b[0]))
+		h.Level, h.Type = level, typ
+		h.SetLen(unix.CmsgLen(len(data)))
+		copy(b[unix.CmsgLen(0):], data)
+		return b
+	}
+	seg := make([]byte, 4)
+	*(*int32)(unsafe.Pointer(&seg[0])) = 1200
+	other := cmsg(unix.SOL_SOCKET, unix.SO_RXQ_OVFL, make([]byte, 4))
+	for _, c := range []struct {
+		name string
+		ctrl []byte
+		want int
+		ok   bool
+	}{
+		{"none", nil, 0, true},
+		{"gro", cmsg(unix.SOL_UDP, unix.UDP_GRO, seg), 1200, true},
+		{"after another", append(other, cmsg(unix.SOL_UDP, unix.UDP_GRO, seg)...), 1200, true},
+		{"another alone", other, 0, true},
+		{"gro too short", cmsg(unix.SOL_UDP, unix.UDP_GRO, seg[:2]), 0, false},
+		{"length past the buffer", cmsg(unix.SOL_UDP, unix.UDP_GRO, seg)[:unix.CmsgLen(2)], 0, false},
+		{"zero", cmsg(unix.SOL_UDP, unix.UDP_GRO, make([]byte, 4)), 0, false},
+	} {
+		got, err := groSize(c.ctrl)
+		if got != c.want || (err == nil) != c.ok {
+			t.Errorf("%s: groSize = %d, %v; want %d, ok %v", c.name, got, err, c.want, c.ok)
+		}
+	}
+}
+
+// groPair is a rawgro receiver on loopback and a socket to send it from.
+func groPair(t *testing.T) (*net.UDPConn, *rawConn, *net.UDPConn) {
+	t.Helper()
+	rx, err := listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := newRawGROReceiver(rx)
+	if errors.Is(err, unix.ENOPROTOOPT) {
+		rx.Close()
+		t.Skip("this kernel has no UDP_GRO")
+	}
+	if err != nil {
+		rx.Close()
+		t.Fatal(err)
+	}
+	tx, err := listen()
+	if err != nil {
+		rx.Close()
+		t.Fatal(err)
+	}
+	return rx, r, tx
+}
+
+// sendGSO sends to rx, as one message with UDP_SEGMENT, n datagrams of
+// seg bytes stamped 0 to n-1, and one of last bytes after them (none if
+// 0), stamped n.
+func sendGSO(t *testing.T, tx, rx *net.UDPConn, seg, n, last int) {
+	t.Helper()
+	p := make([]byte, seg*n+last)
+	for i := range n {
+		stamp(p[i*seg:(i+1)*seg], uint64(i))
+	}
+	if last > 0 {
+		stamp(p[n*seg:], uint64(n))
+	}
+	oob := make([]byte, unix.CmsgSpace(2))
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
+	h.Level, h.Type = unix.SOL_UDP, unix.UDP_SEGMENT
+	h.SetLen(unix.CmsgLen(2))
+	*(*uint16)(unsafe.Pointer(&oob[unix.CmsgLen(0)])) = uint16(seg)
+	_, _, err := tx.WriteMsgUDP(p, oob, rx.LocalAddr().(*net.UDPAddr))
+	if errors.Is(err, unix.EIO) || errors.Is(err, unix.EINVAL) {
+		t.Skipf("this kernel sends no UDP GSO here: %v", err)
+	}
+	if err != nil {
+		t.Fatal(os.NewSyscallError("sendmsg", err))
+	}
+}
