@@ -124,6 +124,9 @@ func newRawReceiver(uc *net.UDPConn) (*rawConn, error) { return newRawReceiverSl
 // for uc and gives each message a buffer that holds what GRO coalesces,
 // and a control buffer for its segment size. The messages are laid out
 // once: a call resets only what the kernel wrote (recv).
+// groMessages is how many 64 KiB buffers one of rawgro's calls offers.
+const groMessages = 8
+
 func newRawGROReceiver(uc *net.UDPConn) (*rawConn, error) {
 	r, err := newRawReceiverSlot(uc, groSlot)
 	if err != nil {
@@ -139,7 +142,11 @@ func newRawGROReceiver(uc *net.UDPConn) (*rawConn, error) {
 		return nil, os.NewSyscallError("setsockopt UDP_GRO", serr)
 	}
 	r.gro = true
-	r.ctrl = make([]byte, batchSize*groControl)
+	// 8 buffers a call, as batchconn's refill takes while runs come
+	// coalesced: 64 of them, 4 MiB, leave the cache between the kernel's
+	// copy and the reader's look, and the loop delivered less.
+	r.hdrs = r.hdrs[:groMessages]
+	r.ctrl = make([]byte, groMessages*groControl)
 	for i := range r.hdrs {
 		r.hdrs[i].hdr.Control = &r.ctrl[i*groControl]
 		r.hdrs[i].hdr.SetControllen(groControl)

@@ -111,6 +111,7 @@ func TestBars(t *testing.T) {
 	want = []string{
 		"1 send 64 B raw 4.00 true 0.75",
 		"3 recv 64 B raw 2.40 false 1.04",
+		"G3 recvgso 64 B rawgro 8.20 true 0.96",
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("ceilings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
