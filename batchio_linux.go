@@ -24,10 +24,10 @@ import (
 type mmsgIO struct {
 	rc        syscall.RawConn
 	ipv6      bool
-	connected bool // datagrams go to the socket's peer: no destination in the headers
+	connected bool  // datagrams go to the socket's peer: no destination in the headers
+	factor    uint8 // Config.queueFactor: the queue gathers batch*factor datagrams with GSO
 	stats     *counters
 	batch     int  // Config.BatchSize: the most messages one call moves
-	factor    int  // Config.queueFactor: the queue gathers batch*factor datagrams with GSO
 	offload   bool // offload may be used: not turned off by Config or by the system
 
 	// Read side, owned by the reader (reader.mu).
@@ -111,7 +111,7 @@ func newBatchIO(uc *net.UDPConn, cfg Config, stats *counters) (batchIO, sockInfo
 		connected:   uc.RemoteAddr() != nil,
 		stats:       stats,
 		batch:       cfg.BatchSize,
-		factor:      cfg.queueFactor,
+		factor:      uint8(cfg.queueFactor),
 		offload:     !cfg.NoOffload && !off.noGSO() && gates.gso,
 		equalUnsafe: gates.equalRunsUnsafe,
 		rctl:        rxOOBSpace,
@@ -423,7 +423,7 @@ func (m *mmsgIO) batchLimit() int {
 		m.prepareWrite()
 	}
 	if m.gso {
-		return m.batch * m.factor
+		return m.batch * int(m.factor)
 	}
 	return m.batch
 }
