@@ -43,9 +43,10 @@ type Config struct {
 
 	// QueueBytes bounds the payload bytes the write queue holds; a WriteTo
 	// that finds the queue full sends it first, blocking as a plain
-	// WriteTo blocks on a full socket buffer. Default 256 KiB; values below
-	// 65535 are raised to it so that any datagram fits, values above 64 MiB
-	// lowered to it (no batch carries more).
+	// WriteTo blocks on a full socket buffer. Default 256 KiB (2 MiB with
+	// GroupByDestination); values below 65535 are raised to it so that any
+	// datagram fits, values above 64 MiB lowered to it (no batch carries
+	// more).
 	QueueBytes int
 
 	// NoOffload turns UDP segmentation offload off: no GSO on send (runs
