@@ -160,7 +160,7 @@ var allScenarios = []scenario{
 		unit: "datagram", modes: loopModes, remoteOK: true, run: runSend},
 	{name: "send16", about: "the same, round-robin to 16 receivers (a server answering many peers: no two datagrams in a row to one)",
 		unit: "datagram", modes: loopModes, remoteOK: true, run: runSend16},
-	{name: "fanout", about: "1200 B datagrams round-robin to 16 receivers (a media relay or game server sending each packet to many peers)",
+	{name: "fanout", about: "1200 B datagrams round-robin to 16 receivers that read through batchconn, as batching peers do (a media relay or game server sending each packet to many peers)",
 		unit: "datagram", modes: fanoutModes, fixedSize: fanoutSize, remoteOK: true, run: runFanout},
 	{name: "recv", about: "one goroutine reads while two senders keep its queue full (a busy server's reads)",
 		unit: "datagram", modes: loopModes, run: runRecv},
