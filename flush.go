@@ -96,6 +96,7 @@ func (c *PacketConn) flushLocked(cause flushCause) error {
 			retried = false
 		case connError(err):
 			w.msgs = w.msgs[:copy(w.msgs, pending)]
+			w.runs = len(w.msgs) // at most: full sends them again soon
 			w.queued.Store(int32(len(w.msgs)))
 			return err
 		case !retried:
@@ -165,7 +166,7 @@ func (w *writer) empty() {
 		w.blk = nil
 	}
 	w.msgs = nil
-	w.used = 0
+	w.used, w.runs = 0, 0
 	w.queued.Store(0)
 }
 

@@ -20,6 +20,8 @@ type writer struct {
 	pool      *sync.Pool  // where blocks come from: the pool for this Config
 	used      int         // bytes of blk.arena in use
 	msgs      []txMsg     // queued datagrams, in WriteTo order, in blk
+	runs      int         // about the messages msgs make in WriteTo order: see full
+	runSeg    int         // the size of the last run's datagrams
 	lastSend  int64       // monoNow at the end of the last send, queued or direct
 	lastArm   int64       // monoNow when a datagram last entered the empty queue
 	eager     int         // datagrams still to send at once though a send just ended (eagerRun)
@@ -232,7 +234,7 @@ func (c *PacketConn) write(p []byte, d *dest) (int, error) {
 		return c.writePlainLocked(p, d)
 	}
 	limit := c.bio.batchLimit()
-	if len(w.msgs) >= limit || w.blk != nil && w.used+len(p) > len(w.blk.arena) {
+	if w.full(limit, c.cfg) || w.blk != nil && w.used+len(p) > len(w.blk.arena) {
 		if err := c.flushLocked(causeFull); err != nil {
 			return 0, c.opError("write", c.errAddr(d), unwrapRaw(err))
 		}
@@ -246,7 +248,7 @@ func (c *PacketConn) write(p []byte, d *dest) (int, error) {
 		w.arm(c)
 	}
 	switch {
-	case len(w.msgs) >= limit:
+	case w.full(limit, c.cfg):
 		// A full batch leaves now. If it cannot (a passed deadline), p
 		// stays queued and was accepted: this WriteTo still succeeds.
 		c.flushLocked(causeFull)
@@ -322,10 +324,30 @@ func (w *writer) lockForCaller() {
 	}
 }
 
+// full reports whether the queue holds a batch: limit datagrams, or, in
+// WriteTo order, as many runs as one call sends as messages. With
+// segmentation offload the queue gathers limit = 8 x BatchSize datagrams
+// so that runs fill the messages; where no two datagrams in a row make a
+// run (a server answering many peers in turn) it would only hold them
+// longer, in more memory, for as many messages as without offload
+// (batchbench fanout, ungrouped, 1200 B: 0.87-0.98x plain, where
+// nooffload went 1.05-1.12x). A queue grouped by destination makes its
+// runs when it is sent: only its datagrams count. w.mu is held.
+func (w *writer) full(limit int, cfg Config) bool {
+	return len(w.msgs) >= limit || w.runs >= cfg.BatchSize && !cfg.GroupByDestination
+}
+
 // push appends a datagram to the queue; the caller made room.
 func (w *writer) push(p []byte, ap netip.AddrPort, cfg Config) {
 	if w.blk == nil {
 		w.take(cfg)
+	}
+	// A datagram starts a run unless it follows one to the same
+	// destination that it is no longer than, and that has not ended with
+	// a shorter one: about what coalesce decides, for full.
+	if n := len(w.msgs); n == 0 || w.msgs[n-1].addr != ap || len(p) > w.runSeg || len(w.msgs[n-1].buf) < w.runSeg {
+		w.runs++
+		w.runSeg = len(p)
 	}
 	buf := w.blk.arena[w.used : w.used+len(p) : w.used+len(p)]
 	copyUnseen(buf, p)
