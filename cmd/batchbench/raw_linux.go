@@ -120,13 +120,13 @@ func newRawSender(uc *net.UDPConn, dsts []netip.AddrPort, size int) (*rawConn, e
 // newRawReceiver prepares uc to receive datagrams of any size.
 func newRawReceiver(uc *net.UDPConn) (*rawConn, error) { return newRawReceiverSlot(uc, maxDatagram) }
 
+// groMessages is how many 64 KiB buffers one of rawgro's calls offers.
+const groMessages = 8
+
 // newRawGROReceiver is newRawReceiver for rawgro: it turns UDP_GRO on
 // for uc and gives each message a buffer that holds what GRO coalesces,
 // and a control buffer for its segment size. The messages are laid out
 // once: a call resets only what the kernel wrote (recv).
-// groMessages is how many 64 KiB buffers one of rawgro's calls offers.
-const groMessages = 8
-
 func newRawGROReceiver(uc *net.UDPConn) (*rawConn, error) {
 	r, err := newRawReceiverSlot(uc, groSlot)
 	if err != nil {
