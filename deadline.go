@@ -77,6 +77,10 @@ func (d *deadline) watch() bool {
 	if at == 0 || d.expired.Load() {
 		return at != 0
 	}
+	if at == never { // a timer fired for an earlier deadline since set
+		d.watched.Store(true)
+		return false
+	}
 	now := monoNow()
 	if now >= at {
 		d.expired.Store(true)
