@@ -26,7 +26,7 @@ var negativeConfig = Config{BatchSize: -1, ReadSlotSize: -5, MaxDelay: -1, Queue
 // with negative Config values, last.
 var hostileKinds = append(append([]kind(nil), kinds...),
 	kind{"queued-held", func(uc *net.UDPConn) net.PacketConn {
-		return New(uc, &Config{idleGap: time.Hour, MaxDelay: time.Hour})
+		return newConn(uc, &Config{MaxDelay: time.Hour}, hooks{idleGap: time.Hour})
 	}},
 	kind{"negative-config", func(uc *net.UDPConn) net.PacketConn {
 		cfg := negativeConfig
@@ -287,25 +287,25 @@ func TestHostileCalls(t *testing.T) {
 
 func TestNegativeConfigBehavesAsDefaults(t *testing.T) {
 	cfg := negativeConfig
-	got, want := cfg.resolve(), (*Config)(nil).resolve()
+	got, want := cfg.resolve(hooks{}), (*Config)(nil).resolve(hooks{})
 	if got != want {
 		t.Fatalf("Config%+v resolves to %+v, want the defaults %+v", negativeConfig, got, want)
 	}
-	if zero := (&Config{}).resolve(); zero != want {
+	if zero := (&Config{}).resolve(hooks{}); zero != want {
 		t.Fatalf("Config{} resolves to %+v, want the defaults %+v", zero, want)
 	}
 	// Too large is lowered to the limits, too small a queue raised.
-	huge := (&Config{BatchSize: 1 << 30, ReadSlotSize: 1 << 30, QueueBytes: 1}).resolve()
+	huge := (&Config{BatchSize: 1 << 30, ReadSlotSize: 1 << 30, QueueBytes: 1}).resolve(hooks{})
 	if huge.BatchSize != maxBatchSize || huge.ReadSlotSize != maxDatagram || huge.QueueBytes != maxDatagram {
 		t.Fatalf("out-of-range Config resolves to %+v", huge)
 	}
-	if q := (&Config{QueueBytes: math.MaxInt}).resolve().QueueBytes; q != maxQueueBytes {
+	if q := (&Config{QueueBytes: math.MaxInt}).resolve(hooks{}).QueueBytes; q != maxQueueBytes {
 		t.Fatalf("Config{QueueBytes: MaxInt} resolves to a %d B queue, want %d", q, maxQueueBytes)
 	}
 	// A conn with the largest queue allocates it and works.
 	{
 		uc, peer := diffCase{}.listen(t)
-		c := New(uc, &Config{QueueBytes: math.MaxInt, idleGap: time.Hour})
+		c := newConn(uc, &Config{QueueBytes: math.MaxInt}, hooks{idleGap: time.Hour})
 		if _, err := c.WriteTo([]byte("big queue"), peer.LocalAddr()); err != nil {
 			t.Fatalf("WriteTo with QueueBytes MaxInt: %v", err)
 		}

@@ -10,13 +10,13 @@ type batchIO interface {
 	// readBatch receives what the kernel holds, up to a batch: with GRO
 	// off the first datagram into p and the rest into blk's slots (blk
 	// may be nil: p alone), with GRO on all into blk's slots (blk must
-	// not be nil). Where the kernel holds nothing it gives blk back to
-	// pool, waits (res.waited), and then receives one datagram: into p
-	// with GRO off, into a block of one slot from pool with GRO on. It
-	// returns the block that holds what it received in slots, if any. The
-	// error is the poller's (net.ErrClosed, os.ErrDeadlineExceeded) or the
-	// system call's errno.
-	readBatch(p []byte, blk *readBlock, pool *readPool) (rxResult, *readBlock, error)
+	// not be nil). Where the kernel holds nothing it trades blk through
+	// blocks (waitBlocks), waits (res.waited), and then receives one
+	// datagram: into p with GRO off, into the traded block's one slot
+	// with GRO on. It returns the block that holds what it received in
+	// slots, if any. The error is the poller's (net.ErrClosed,
+	// os.ErrDeadlineExceeded) or the system call's errno.
+	readBatch(p []byte, blk *readBlock, blocks waitBlocks) (rxResult, *readBlock, error)
 
 	// gro reports whether the kernel coalesces received datagrams;
 	// enableGRO turns that on where it may be, once a conn shows it
@@ -54,6 +54,14 @@ type batchIO interface {
 	// socket bound to a wildcard address (srcaddr.go), and returns its
 	// length: 0 where the kernel is to choose.
 	putSourceFor(oob []byte, dst netip.AddrPort) int
+}
+
+// waitBlocks is the read pool's policy, as a read call about to wait for
+// the network meets it: forWait takes back the call's block (nil: none)
+// and returns the one to read into after the wait, nil for the caller's
+// buffer alone; gro says every datagram needs a slot.
+type waitBlocks interface {
+	forWait(blk *readBlock, gro bool) *readBlock
 }
 
 // groState is where a conn stands with UDP GRO.

@@ -6,7 +6,7 @@ import "net"
 
 // newBatchIO: only Linux has recvmmsg and sendmmsg here; elsewhere the conn
 // is served one datagram at a time.
-func newBatchIO(*net.UDPConn, Config, *counters) (batchIO, sockInfo) { return nil, sockInfo{} }
+func newBatchIO(*net.UDPConn, *settings, *counters) (batchIO, sockInfo) { return nil, sockInfo{} }
 
 // msgTrunc: nothing is batched here, and ReadMsgUDP goes to the wrapped
 // conn.
@@ -18,5 +18,6 @@ type (
 	txHeader struct{}
 )
 
-func (*rxHeader) wire([]rxMsg)  {}
-func (*txHeader) make(int, int) {}
+func (*rxHeader) wire([]rxMsg)    {}
+func (*rxHeader) aim(int, []byte) {}
+func (*txHeader) make(int, int)   {}

@@ -81,7 +81,7 @@ func TestFanOutKeepsEachDestinationsOrder(t *testing.T) {
 		{},
 	} {
 		t.Run(fmt.Sprintf("group=%v,nooffload=%v", cfg.GroupByDestination, cfg.NoOffload), func(t *testing.T) {
-			cfg.idleGap, cfg.MaxDelay = time.Hour, time.Hour
+			cfg.MaxDelay = time.Hour // queuedPair queues every write
 			c, peer := queuedPair(t, cfg)
 			rx := []*net.UDPConn{peer}
 			for range 15 {

@@ -23,7 +23,7 @@ func TestEqualRunsGoOneByOneOnKernelsThatMangleThem(t *testing.T) {
 		{"6.18.0", 10, 11},
 	} {
 		t.Run(tc.kernel, func(t *testing.T) {
-			c, peer := queuedPair(t, Config{kernel: tc.kernel})
+			c, peer := queuedPair(t, Config{}, hooks{kernel: tc.kernel})
 			equal := repeat(10, 1200)
 			sendRun(t, c, peer.LocalAddr(), equal)
 			expectRun(t, peer, equal)
@@ -53,10 +53,10 @@ func TestOffloadFollowsTheKernelsGates(t *testing.T) {
 		{"garbage", false, false},
 	} {
 		t.Run(tc.kernel, func(t *testing.T) {
-			c, _ := queuedPair(t, Config{kernel: tc.kernel})
+			c, _ := queuedPair(t, Config{}, hooks{kernel: tc.kernel})
 			m := c.bio.(*mmsgIO)
-			if m.offload != tc.gso || (m.gro() != groNever) != tc.gro {
-				t.Fatalf("GSO %v, GRO state %v; want GSO %v, GRO possible %v", m.offload, m.gro(), tc.gso, tc.gro)
+			if m.tx.gso.allowed != tc.gso || (m.gro() != groNever) != tc.gro {
+				t.Fatalf("GSO %v, GRO state %v; want GSO %v, GRO possible %v", m.tx.gso.allowed, m.gro(), tc.gso, tc.gro)
 			}
 		})
 	}
@@ -67,7 +67,7 @@ func TestOffloadFollowsTheKernelsGates(t *testing.T) {
 func TestOperatorSwitchTurnsFeaturesOff(t *testing.T) {
 	if v, ok := os.LookupEnv("BATCHCONN_TEST_SWITCH"); ok {
 		c, peer := diffCase{}.listen(t)
-		conn := New(c, &Config{idleGap: time.Hour, MaxDelay: time.Hour})
+		conn := newConn(c, &Config{MaxDelay: time.Hour}, hooks{idleGap: time.Hour})
 		defer conn.Close()
 		defer peer.Close()
 		got := "batching"
@@ -75,7 +75,7 @@ func TestOperatorSwitchTurnsFeaturesOff(t *testing.T) {
 			got = "one at a time"
 		} else {
 			m := conn.bio.(*mmsgIO)
-			if !m.offload {
+			if !m.tx.gso.allowed {
 				got += ", no gso"
 			}
 			if m.gro() == groNever {

@@ -1,7 +1,6 @@
 package batchconn
 
 import (
-	"encoding/binary"
 	"net/netip"
 )
 
@@ -27,14 +26,11 @@ const (
 )
 
 // gsoQueueFactor is how many more datagrams the queue gathers with
-// segmentation offload than without: each message then carries a run.
-// A queue grouped by destination (fanout.go) gathers twice as many, and
-// in up to groupedQueueBytes: its runs are each destination's share of
-// the queue, so that 1200-byte datagrams to 16 peers in turn leave in
-// runs of up to 64 rather than 13 (what 256 KiB holds; a fast writer's
-// queue leaves after MaxDelay with about 600). BenchmarkFanout, grouped,
-// 5 interleaved runs: 861 -> 723 ns a datagram; with receivers that have
-// GRO, whose kernel does not cut the runs up, 490 -> 304 (3 runs).
+// segmentation offload than without, so that each message carries a run.
+// A queue grouped by destination (fanout.go) gathers twice as many, in up
+// to groupedQueueBytes: its runs are each destination's share of the
+// queue, so that 1200-byte datagrams to 16 peers in turn leave in runs of
+// up to 64 rather than the 13 that 256 KiB holds.
 const gsoQueueFactor = 8
 
 // coalesce returns how many of msgs, from the first, leave as one
@@ -90,75 +86,38 @@ func segment(n, seg, off int) (end int) {
 	return off + seg
 }
 
-// Control message layout (linux/socket.h), for the 64-bit and 32-bit
-// systems Go supports: a header of length (size_t), level and type (int),
-// then the data, each aligned to size_t.
-
-// cmsgUint finds the control message of level and typ in oob and returns
-// the unsigned integer it carries (UDP_GRO's segment size, SO_RXQ_OVFL's
-// drop count), or 0 when there is none.
-func cmsgUint(oob []byte, wordSize int, level, typ int32) int {
-	data := cmsgData(oob, wordSize, level, typ)
-	switch {
-	case len(data) >= 4:
-		return int(binary.NativeEndian.Uint32(data))
-	case len(data) >= 2:
-		return int(binary.NativeEndian.Uint16(data))
+// gsoRunMustSplit reports whether a run of datagrams, of these sizes in
+// order, that coalesce would send as one segmented message must instead
+// leave one datagram a message on a kernel whose gates say
+// equalRunsUnsafe.
+//
+// The broken shape is a segmented message of two or more segments all of
+// one length; a run whose last datagram is shorter than the others is
+// safe as it is. A run of n equal datagrams cannot be mended by sending
+// n-1 of them segmented and the last alone: for n >= 3 those n-1 are
+// still two or more segments of one length, the broken shape (for n = 2
+// it is the same as sending both alone). Nor can a following shorter
+// datagram be pulled in ahead of the last equal one without reordering.
+// So an equal run goes one datagram a message: still in the same
+// sendmmsg call, so batching is kept, and only that run loses offload.
+// Runs that end short (a burst whose last packet is smaller) keep GSO; a
+// bulk stream of one size loses it, as if GSO were off for it.
+// (tailscale instead appends a 1-byte sentinel datagram to each equal
+// run; a wrapper cannot add datagrams the caller did not write, and the
+// sentinel crashes some Broadcom bnxt_en firmware, tailscale#20994.)
+//
+// run is expected in coalesce's shape (every datagram but the last as
+// long as the first, the last no longer); any other run is judged by the
+// same rule: it must split when it has two or more datagrams, all of one
+// size.
+func gsoRunMustSplit(run []txMsg) bool {
+	if len(run) < 2 {
+		return false // a lone datagram goes without UDP_SEGMENT
 	}
-	return 0
-}
-
-// cmsgData finds the control message of level and typ in oob and returns
-// its data, or nil when there is none. It does not allocate, and returns
-// nil for any malformed control data rather than trusting a length field.
-func cmsgData(oob []byte, wordSize int, level, typ int32) []byte {
-	hdrLen := align(wordSize+8, wordSize)
-	for len(oob) >= hdrLen {
-		var cmsgLen uint64
-		if wordSize == 8 {
-			cmsgLen = binary.NativeEndian.Uint64(oob)
-		} else {
-			cmsgLen = uint64(binary.NativeEndian.Uint32(oob))
+	for _, m := range run[1:] {
+		if len(m.buf) != len(run[0].buf) {
+			return false
 		}
-		if cmsgLen < uint64(hdrLen) || cmsgLen > uint64(len(oob)) {
-			return nil
-		}
-		lvl := int32(binary.NativeEndian.Uint32(oob[wordSize:]))
-		t := int32(binary.NativeEndian.Uint32(oob[wordSize+4:]))
-		if lvl == level && t == typ {
-			return oob[hdrLen:cmsgLen]
-		}
-		next := align(int(cmsgLen), wordSize)
-		if next >= len(oob) {
-			return nil
-		}
-		oob = oob[next:]
 	}
-	return nil
+	return true
 }
-
-// putSegSize writes a UDP_SEGMENT control message for seg into oob and
-// returns its length, padded.
-func putSegSize(oob []byte, wordSize int, level, typ int32, seg uint16) int {
-	var data [2]byte
-	binary.NativeEndian.PutUint16(data[:], seg)
-	return putCmsg(oob, wordSize, level, typ, data[:])
-}
-
-// putCmsg writes a control message of level and typ carrying data into
-// oob, which must have room, and returns its length, padded to the word.
-func putCmsg(oob []byte, wordSize int, level, typ int32, data []byte) int {
-	hdrLen := align(wordSize+8, wordSize)
-	cmsgLen := hdrLen + len(data)
-	if wordSize == 8 {
-		binary.NativeEndian.PutUint64(oob, uint64(cmsgLen))
-	} else {
-		binary.NativeEndian.PutUint32(oob, uint32(cmsgLen))
-	}
-	binary.NativeEndian.PutUint32(oob[wordSize:], uint32(level))
-	binary.NativeEndian.PutUint32(oob[wordSize+4:], uint32(typ))
-	copy(oob[hdrLen:], data)
-	return align(cmsgLen, wordSize)
-}
-
-func align(n, word int) int { return (n + word - 1) &^ (word - 1) }

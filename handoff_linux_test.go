@@ -23,7 +23,7 @@ func TestReaderHandingItsBufferToADecoderIsNoRace(t *testing.T) {
 			a, b := diffCase{}.listen(t)
 			conn := k.wrap(a)
 			defer conn.Close()
-			peer := New(b, &Config{idleGap: time.Hour, MaxDelay: time.Hour})
+			peer := newConn(b, &Config{MaxDelay: time.Hour}, hooks{idleGap: time.Hour})
 			defer peer.Close()
 			warmGRO(t, conn, peer) // every datagram through the ring's slots
 			conn.SetReadDeadline(time.Now().Add(10 * time.Second))

@@ -91,7 +91,7 @@ func refusingPair(t *testing.T) (*PacketConn, *net.UDPConn) {
 	if _, err := plain.WriteTo([]byte("x"), unreachable); !errors.Is(err, syscall.ENETUNREACH) {
 		t.Fatalf("premise: plain WriteTo to %v = %v, want ENETUNREACH", unreachable, err)
 	}
-	c := New(uc, &Config{idleGap: time.Hour, MaxDelay: time.Hour})
+	c := newConn(uc, &Config{MaxDelay: time.Hour}, hooks{idleGap: time.Hour})
 	t.Cleanup(func() { c.Close(); peer.Close() })
 	return c, peer
 }

@@ -119,7 +119,7 @@ func TestGROOnlyForRunsFromOneSender(t *testing.T) {
 		t.Fatalf("premise: the bursts were read about a datagram a call: %+v", s)
 	}
 
-	tx := New(peer, &Config{idleGap: time.Hour, MaxDelay: time.Hour})
+	tx := newConn(peer, &Config{MaxDelay: time.Hour}, hooks{idleGap: time.Hour})
 	defer tx.Close()
 	for range 3 { // a GSO sender's bulk
 		sendRun(t, tx, c.LocalAddr(), repeat(64, 1200))
@@ -176,7 +176,7 @@ func TestGROReadsLikePlain(t *testing.T) {
 			a, b := diffCase{}.listen(t)
 			rx := k.wrap(b)
 			defer rx.Close()
-			tx := New(a, &Config{idleGap: time.Hour, MaxDelay: time.Hour})
+			tx := newConn(a, &Config{MaxDelay: time.Hour}, hooks{idleGap: time.Hour})
 			defer tx.Close()
 			warmGRO(t, rx, tx)
 			sendRun(t, tx, rx.LocalAddr(), sizes)
@@ -214,7 +214,7 @@ func TestGSOFallsBackWhenSegmentExceedsMTU(t *testing.T) {
 	ns.setMTU(t, "lo", 1280)
 	uc, peer := ns.listen(t), ns.listen(t)
 	defer peer.Close()
-	c := New(uc, &Config{idleGap: time.Hour, MaxDelay: time.Hour})
+	c := newConn(uc, &Config{MaxDelay: time.Hour}, hooks{idleGap: time.Hour})
 	defer c.Close()
 
 	sizes := repeat(10, 1400)
@@ -245,7 +245,7 @@ func TestGSOFallsBackOnInjectedRefusal(t *testing.T) {
 		t.Run(errno.Error(), func(t *testing.T) {
 			c, peer := queuedPair(t, Config{})
 			refused := 0
-			c.bio.(*mmsgIO).fault = func(h *mmsghdr) syscall.Errno {
+			c.bio.(*mmsgIO).tx.fault = func(h *mmsghdr) syscall.Errno {
 				if h.Hdr.Controllen > 0 {
 					refused++
 					return errno
@@ -308,9 +308,9 @@ func TestGSOOffForOneDestinationOnly(t *testing.T) {
 	defer good.Close()
 	narrow := v.b.listen(t, "udp4", small.String()+":0")
 	defer narrow.Close()
-	c := New(v.a.listen(t, "udp4", v.aIP.String()+":0"), &Config{idleGap: time.Hour, MaxDelay: time.Hour})
+	c := newConn(v.a.listen(t, "udp4", v.aIP.String()+":0"), &Config{MaxDelay: time.Hour}, hooks{idleGap: time.Hour})
 	defer c.Close()
-	if !c.bio.(*mmsgIO).offload {
+	if !c.bio.(*mmsgIO).tx.gso.allowed {
 		t.Skip("this kernel has no UDP GSO")
 	}
 
@@ -388,7 +388,7 @@ func TestOffloadAcrossFamilies(t *testing.T) {
 	} {
 		t.Run(fam.name, func(t *testing.T) {
 			a, b := fam.dc.listen(t)
-			tx := New(a, &Config{idleGap: time.Hour, MaxDelay: time.Hour})
+			tx := newConn(a, &Config{MaxDelay: time.Hour}, hooks{idleGap: time.Hour})
 			defer tx.Close()
 			requireBatching(t, tx)
 			rx := New(b, nil)
@@ -453,10 +453,10 @@ func TestOptionsSetBeforeWrappingKeepGRODatagramsApart(t *testing.T) {
 			rx := New(b, nil)
 			defer rx.Close()
 			requireBatching(t, rx)
-			tx := New(a, &Config{idleGap: time.Hour, MaxDelay: time.Hour})
+			tx := newConn(a, &Config{MaxDelay: time.Hour}, hooks{idleGap: time.Hour})
 			defer tx.Close()
 			warmGRO(t, rx, tx)
-			rx.bio.(*mmsgIO).rctl = room
+			rx.bio.(*mmsgIO).rx.ctlRoom = room
 
 			sizes := repeat(9, 1000)
 			sendRun(t, tx, rx.LocalAddr(), sizes)

@@ -31,9 +31,9 @@ var kinds = []kind{
 	{"batchconn", func(uc *net.UDPConn) net.PacketConn { return New(uc, nil) }},
 	// Every write queued, none sent at once: the batching path, whatever
 	// the timing.
-	{"queued", func(uc *net.UDPConn) net.PacketConn { return New(uc, &Config{idleGap: time.Hour}) }},
+	{"queued", func(uc *net.UDPConn) net.PacketConn { return newConn(uc, &Config{}, hooks{idleGap: time.Hour}) }},
 	// One datagram at a time, as on systems without recvmmsg/sendmmsg.
-	{"single", func(uc *net.UDPConn) net.PacketConn { return New(uc, &Config{noBatch: true}) }},
+	{"single", func(uc *net.UDPConn) net.PacketConn { return newConn(uc, &Config{}, hooks{noBatch: true}) }},
 }
 
 // An env is one run of a differential case: the conn under test and a
@@ -717,21 +717,29 @@ func TestBehavesLikeUDPConn(t *testing.T) {
 
 // queuedPair returns a batchconn that queues every write, and a plain peer.
 // Unless cfg says otherwise, the timer never sends the queue.
-func queuedPair(t *testing.T, cfg Config) (*PacketConn, *net.UDPConn) {
+func queuedPair(t *testing.T, cfg Config, h ...hooks) (*PacketConn, *net.UDPConn) {
 	t.Helper()
-	cfg.idleGap = time.Hour
+	hk := hooks{}
+	if len(h) > 0 {
+		hk = h[0]
+	}
+	hk.idleGap = time.Hour
 	if cfg.MaxDelay == 0 {
 		cfg.MaxDelay = time.Hour
 	}
-	return batchedPair(t, cfg)
+	return batchedPair(t, cfg, hk)
 }
 
 // batchedPair is a batched conn with cfg and a plain peer on loopback,
 // both closed when the test ends; it skips where nothing is batched.
-func batchedPair(t *testing.T, cfg Config) (*PacketConn, *net.UDPConn) {
+func batchedPair(t *testing.T, cfg Config, h ...hooks) (*PacketConn, *net.UDPConn) {
 	t.Helper()
 	uc, peer := diffCase{}.listen(t)
-	c := New(uc, &cfg)
+	hk := hooks{}
+	if len(h) > 0 {
+		hk = h[0]
+	}
+	c := newConn(uc, &cfg, hk)
 	t.Cleanup(func() { c.Close(); peer.Close() })
 	requireBatching(t, c)
 	return c, peer
@@ -1085,9 +1093,12 @@ func TestMain(m *testing.M) {
 
 func TestNoGoroutineLeftAfterClose(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	for _, cfg := range []Config{{}, {idleGap: time.Hour}, {idleGap: time.Hour, MaxDelay: time.Nanosecond}} {
+	for _, k := range []struct {
+		cfg Config
+		h   hooks
+	}{{}, {h: hooks{idleGap: time.Hour}}, {Config{MaxDelay: time.Nanosecond}, hooks{idleGap: time.Hour}}} {
 		a, b := diffCase{}.listen(t)
-		src, dst := New(a, &cfg), New(b, &cfg)
+		src, dst := newConn(a, &k.cfg, k.h), newConn(b, &k.cfg, k.h)
 		wait := make(chan struct{})
 		go func() {
 			defer close(wait)
@@ -1180,7 +1191,7 @@ func TestCloseRacesEverything(t *testing.T) {
 	}()
 	for round := range rounds {
 		a, b := diffCase{}.listen(t)
-		src := New(a, &Config{idleGap: time.Duration(round%3) * time.Hour, BatchSize: 1 + round%8})
+		src := newConn(a, &Config{BatchSize: 1 + round%8}, hooks{idleGap: time.Duration(round%3) * time.Hour})
 		dst := New(b, nil)
 		var wg sync.WaitGroup
 		run := func(f func()) { wg.Add(1); go func() { defer wg.Done(); f() }() }
@@ -1295,7 +1306,7 @@ func TestRingGrowsWithLoad(t *testing.T) {
 // goroutine), as an idle plain socket holds none; the next queued datagram
 // makes a new one, and leaves on time.
 func TestQuietConnLetsItsTimerGo(t *testing.T) {
-	c, peer := batchedPair(t, Config{idleGap: time.Hour, MaxDelay: 200 * time.Microsecond, timerIdle: 20 * time.Millisecond})
+	c, peer := batchedPair(t, Config{MaxDelay: 200 * time.Microsecond}, hooks{idleGap: time.Hour, timerIdle: 20 * time.Millisecond})
 	for round := range 3 {
 		c.WriteTo([]byte(fmt.Sprint(round)), peer.LocalAddr())
 		if got := readN(t, peer, 1); got[0] != fmt.Sprint(round) {

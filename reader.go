@@ -238,7 +238,7 @@ func (c *PacketConn) refill(p []byte) (rxResult, error) {
 		if slots := r.want; gro || slots > 0 && c.cfg.BatchSize > 1 {
 			blk = r.pool.get(max(slots, 1), gro)
 		}
-		res, blk, err := c.bio.readBatch(p, blk, r.pool)
+		res, blk, err := c.bio.readBatch(p, blk, r)
 		if err == nil && res.msgs == 0 {
 			// Every buffer was discarded (ReadDiscards): read again.
 			if blk != nil {
@@ -338,6 +338,21 @@ func (c *PacketConn) countRead(res rxResult) int {
 	return coalesced
 }
 
+// forWait gives a read call's block back to the pool as the call is
+// about to wait for the network, so that a waiting conn holds no slots,
+// and takes the block it reads into after the wait: none (the caller's
+// buffer) without GRO, one slot with GRO on, which may bring a
+// coalesced 64 KiB. r.mu is held.
+func (r *reader) forWait(blk *readBlock, gro bool) *readBlock {
+	if blk != nil {
+		r.pool.put(blk)
+	}
+	if gro {
+		return r.pool.get(1, true)
+	}
+	return nil
+}
+
 // release gives the drained ring's slots back to the pool; r.mu is held.
 func (r *reader) release() {
 	if r.blk != nil {
@@ -345,4 +360,25 @@ func (r *reader) release() {
 		r.blk = nil
 	}
 	r.head, r.off, r.n = 0, 0, 0
+}
+
+// udpAddr converts a received address to the *net.UDPAddr plain returns:
+// a 4-byte IP from an IPv4 socket, a 16-byte one from an IPv6 socket. The
+// address and its IP come in one allocation, where plain makes two.
+func udpAddr(ap netip.AddrPort) *net.UDPAddr {
+	box := new(struct {
+		a  net.UDPAddr
+		ip [16]byte
+	})
+	ip := ap.Addr()
+	if ip.Is4() {
+		*(*[4]byte)(box.ip[:4]) = ip.As4()
+		box.a.IP = box.ip[:4]
+	} else {
+		box.ip = ip.As16()
+		box.a.IP = box.ip[:]
+		box.a.Zone = ip.Zone()
+	}
+	box.a.Port = int(ap.Port())
+	return &box.a
 }

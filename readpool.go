@@ -180,3 +180,21 @@ func newReadBlock(slots, slotSize int) *readBlock {
 	b.hdrs.wire(b.ring)
 	return b
 }
+
+// compact moves the first n slots that hold a datagram (n >= 0) ahead of
+// those discarded (n < 0), in order, keeping each header on its slot's
+// memory.
+func (b *readBlock) compact(n int) {
+	j := 0
+	for i := range n {
+		if b.ring[i].n < 0 {
+			continue
+		}
+		if i != j {
+			b.ring[i], b.ring[j] = b.ring[j], b.ring[i]
+			b.hdrs.aim(i, b.ring[i].buf)
+			b.hdrs.aim(j, b.ring[j].buf)
+		}
+		j++
+	}
+}

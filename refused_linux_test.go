@@ -44,7 +44,7 @@ func refusedChild(t *testing.T, name string) {
 	// Conns made before the filter find out at their first batch call,
 	// conns made after it from the process's memory of the refusal.
 	a, peer := diffCase{}.listen(t)
-	c := New(a, &Config{idleGap: time.Hour, MaxDelay: time.Hour})
+	c := newConn(a, &Config{MaxDelay: time.Hour}, hooks{idleGap: time.Hour})
 	defer c.Close()
 	defer peer.Close()
 	refuseBatchCallsWith(t, errno)

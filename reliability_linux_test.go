@@ -413,7 +413,7 @@ func TestCloseSendsTheQueueTheTimerWaitsToSend(t *testing.T) {
 	uc := v.a.listen(t, "udp4", "198.18.0.1:0")
 	// Every write queued; one datagram a message, so that the socket
 	// buffer fills a datagram at a time.
-	c := New(uc, &Config{idleGap: time.Hour, NoOffload: true})
+	c := newConn(uc, &Config{NoOffload: true}, hooks{idleGap: time.Hour})
 	if c.bio == nil {
 		t.Skip("no batch I/O here")
 	}
@@ -532,20 +532,21 @@ func TestBadDatagramsInsideBatch(t *testing.T) {
 	for _, c := range []struct {
 		name   string
 		cfg    Config
+		hooks  hooks
 		queued bool // every write is queued: no failure can show at once
 	}{
-		{"queued", Config{idleGap: time.Hour, MaxDelay: time.Hour}, true},
-		{"queued-no-offload", Config{idleGap: time.Hour, MaxDelay: time.Hour, NoOffload: true}, true},
-		{"queued-batch-of-4", Config{idleGap: time.Hour, MaxDelay: time.Hour, BatchSize: 4}, true},
-		{"queued-batch-of-4-no-offload", Config{idleGap: time.Hour, MaxDelay: time.Hour, BatchSize: 4, NoOffload: true}, true},
-		{"default", Config{}, false},
-		{"single", Config{noBatch: true}, false},
+		{"queued", Config{MaxDelay: time.Hour}, hooks{idleGap: time.Hour}, true},
+		{"queued-no-offload", Config{MaxDelay: time.Hour, NoOffload: true}, hooks{idleGap: time.Hour}, true},
+		{"queued-batch-of-4", Config{MaxDelay: time.Hour, BatchSize: 4}, hooks{idleGap: time.Hour}, true},
+		{"queued-batch-of-4-no-offload", Config{MaxDelay: time.Hour, BatchSize: 4, NoOffload: true}, hooks{idleGap: time.Hour}, true},
+		{"default", Config{}, hooks{}, false},
+		{"single", Config{}, hooks{noBatch: true}, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			rx := v.b.listen(t, "udp4", "198.18.0.2:0")
 			rxAddr.Port = rx.LocalAddr().(*net.UDPAddr).Port
 			cfg := c.cfg
-			conn := New(listenDF(t, v), &cfg)
+			conn := newConn(listenDF(t, v), &cfg, c.hooks)
 			defer conn.Close()
 			local := conn.LocalAddr().String()
 
@@ -579,7 +580,7 @@ func TestBadDatagramsInsideBatch(t *testing.T) {
 			s := conn.Stats()
 			t.Logf("%d bad of %d: %d refused at once, %d at flush; Flush = %v; Stats = %+v",
 				bad, len(plan), syncFailed, s.WriteFailures, ferr, s)
-			if c.cfg.noBatch {
+			if c.hooks.noBatch {
 				if syncFailed != bad {
 					t.Errorf("one datagram at a time: %d of %d bad datagrams refused at once", syncFailed, bad)
 				}

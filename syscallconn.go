@@ -44,12 +44,3 @@ type controlOnly struct{ rc syscall.RawConn }
 func (r controlOnly) Control(f func(fd uintptr)) error { return r.rc.Control(f) }
 func (controlOnly) Read(func(fd uintptr) bool) error   { return errBehindRing }
 func (controlOnly) Write(func(fd uintptr) bool) error  { return errBehindRing }
-
-// Batching reports whether the conn moves datagrams in batches. It is
-// false for a conn served one datagram at a time through the wrapped
-// conn's own methods: on systems without recvmmsg and sendmmsg, for a conn
-// that is not a *net.UDPConn, and where the kernel or a sandbox refused
-// the batch calls (then only once a call was refused).
-func (c *PacketConn) Batching() bool {
-	return c.bio != nil && !(c.plainReads.Load() && c.plainWrites.Load())
-}

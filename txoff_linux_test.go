@@ -43,10 +43,10 @@ func TestGSOOverDeviceWithoutChecksumOffload(t *testing.T) {
 	// comes: a reader the race detector or the machine's load holds back
 	// must not make the kernel drop.
 	setsockoptInt(t, rx, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 32<<20)
-	c := New(v.a.listen(t, "udp4", v.aIP.String()+":0"), &Config{idleGap: time.Hour, MaxDelay: time.Hour})
+	c := newConn(v.a.listen(t, "udp4", v.aIP.String()+":0"), &Config{MaxDelay: time.Hour}, hooks{idleGap: time.Hour})
 	defer c.Close()
 	requireBatching(t, c)
-	if !c.bio.(*mmsgIO).offload { // whether the kernel takes GSO is learnt at the first write
+	if !c.bio.(*mmsgIO).tx.gso.allowed { // whether the kernel takes GSO is learnt at the first write
 		t.Skip("batchconn keeps GSO off here (Config, BATCHCONN_DISABLE or the kernel's release)")
 	}
 

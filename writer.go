@@ -234,12 +234,12 @@ func (c *PacketConn) write(p []byte, d *dest) (int, error) {
 		return c.writePlainLocked(p, d)
 	}
 	limit := c.bio.batchLimit()
-	if w.full(limit, c.cfg) || w.blk != nil && w.used+len(p) > len(w.blk.arena) {
+	if w.full(limit, &c.cfg) || w.blk != nil && w.used+len(p) > len(w.blk.arena) {
 		if err := c.flushLocked(causeFull); err != nil {
 			return 0, c.opError("write", c.errAddr(d), unwrapRaw(err))
 		}
 	}
-	w.push(p, d.ap, c.cfg)
+	w.push(p, d.ap, &c.cfg)
 	if len(w.msgs) == 1 {
 		if now == 0 { // the queue was full, not empty, when this call began
 			now = monoNow()
@@ -248,7 +248,7 @@ func (c *PacketConn) write(p []byte, d *dest) (int, error) {
 		w.arm(c)
 	}
 	switch {
-	case w.full(limit, c.cfg):
+	case w.full(limit, &c.cfg):
 		// A full batch leaves now. If it cannot (a passed deadline), p
 		// stays queued and was accepted: this WriteTo still succeeds.
 		c.flushLocked(causeFull)
@@ -333,12 +333,12 @@ func (w *writer) lockForCaller() {
 // (batchbench fanout, ungrouped, 1200 B: 0.87-0.98x plain, where
 // nooffload went 1.05-1.12x). A queue grouped by destination makes its
 // runs when it is sent: only its datagrams count. w.mu is held.
-func (w *writer) full(limit int, cfg Config) bool {
+func (w *writer) full(limit int, cfg *settings) bool {
 	return len(w.msgs) >= limit || w.runs >= cfg.BatchSize && !cfg.GroupByDestination
 }
 
 // push appends a datagram to the queue; the caller made room.
-func (w *writer) push(p []byte, ap netip.AddrPort, cfg Config) {
+func (w *writer) push(p []byte, ap netip.AddrPort, cfg *settings) {
 	if w.blk == nil {
 		w.take(cfg)
 	}
@@ -356,60 +356,5 @@ func (w *writer) push(p []byte, ap netip.AddrPort, cfg Config) {
 	w.queued.Store(int32(len(w.msgs)))
 }
 
-// A writeBlock is the room for a queue: the arena its payloads are copied
-// into, its entries and the system call's headers. A conn takes one from a
-// process-wide pool when a datagram enters its empty queue and gives it
-// back when the queue has gone out, so that a conn whose writes go out at
-// once, or that is idle, holds none.
-type writeBlock struct {
-	arena []byte
-	msgs  []txMsg
-	hdrs  txHeader
-	fan   fanout
-}
-
-// writePools holds a pool of blocks for each shape of queue.
-var writePools sync.Map // writeShape -> *sync.Pool
-
-type writeShape struct{ queueBytes, batch, factor int }
-
-// take gives the empty queue a block; w.mu is held.
-func (w *writer) take(cfg Config) {
-	if w.pool == nil {
-		shape := writeShape{cfg.QueueBytes, cfg.BatchSize, cfg.queueFactor}
-		p, ok := writePools.Load(shape)
-		if !ok {
-			p, _ = writePools.LoadOrStore(shape, &sync.Pool{New: func() any {
-				b := &writeBlock{
-					arena: make([]byte, shape.queueBytes),
-					msgs:  make([]txMsg, 0, shape.batch*shape.factor),
-				}
-				b.hdrs.make(shape.batch, shape.factor)
-				return b
-			}})
-		}
-		w.pool = p.(*sync.Pool)
-	}
-	w.blk = w.pool.Get().(*writeBlock)
-	w.msgs = w.blk.msgs[:0]
-}
-
 // oobSpaceDirect is room for one source address control message.
 const oobSpaceDirect = 48
-
-// addrOf is the address to put in an error about a datagram for ap.
-func addrOf(ap netip.AddrPort) net.Addr {
-	if !ap.IsValid() {
-		return nil
-	}
-	return net.UDPAddrFromAddrPort(ap)
-}
-
-// sendError is the error Flush and Close report for a queued datagram the
-// kernel refused.
-func (c *PacketConn) sendError(m *txMsg, err error) error {
-	if e, ok := err.(interface{ Timeout() bool }); ok && e.Timeout() {
-		return c.opError("write", addrOf(m.addr), err)
-	}
-	return c.opError("write", addrOf(m.addr), os.NewSyscallError("sendmmsg", err))
-}

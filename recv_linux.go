@@ -1,0 +1,293 @@
+package batchconn
+
+import (
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// receiver is the receiving half of mmsgIO: one call's headers and
+// results, and what the socket was asked to report. Owned by the reader:
+// guarded by reader.mu.
+type receiver struct {
+	// This call.
+	hdr       *rxHeader     // its headers, from first on
+	first     int           // 0: message 0 goes into the caller's buffer; 1: all go into slots
+	offered   int           // messages offered
+	buf       []byte        // the caller's buffer
+	blk       *readBlock    // the block of slots, until a wait trades it
+	blocks    waitBlocks    // where the block goes when the call waits
+	received  int           // messages received
+	errno     syscall.Errno // the call's failure
+	callback  func(fd uintptr) bool
+	lone      rxHeader // the headers of a read into the caller's buffer alone
+	loneHdr   [1]mmsghdr
+	loneIov   [1]unix.Iovec
+	loneName  [1]unix.RawSockaddrInet6
+	zones     zoneNames
+	ctlRoom   int      // control room given a message: rxOOBSpace, less in tests
+	groState  groState // whether the kernel coalesces received datagrams (UDP_GRO), or may
+	dropCount bool     // the kernel reports its receive-queue drops (SO_RXQ_OVFL)
+	waited    bool     // this call found the socket empty: it waits for it to become readable
+}
+
+// rxOOBSpace is the control buffer of one received message: room for
+// UDP_GRO's segment size and for whatever else the socket's owner turned
+// on before wrapping it (timestamps, TOS, TTL, packet info, drop counts),
+// which the kernel writes ahead of it. A control message cut short is
+// detected all the same (MSG_CTRUNC).
+const rxOOBSpace = 256
+
+// initRecv sets up the receiving half. GRO may come later only where the
+// Config, the operator (BATCHCONN_DISABLE) and the kernel's release
+// (kernel.go) allow it, and on slots that hold a coalesced 64 KiB.
+func (m *mmsgIO) initRecv(cfg *settings) {
+	rx := &m.rx
+	rx.ctlRoom = rxOOBSpace
+	if !cfg.NoOffload && !cfg.disabled.noGRO() && cfg.gates.gro && cfg.ReadSlotSize >= maxDatagram {
+		rx.groState = groOff
+	}
+	rx.lone.hdrs, rx.lone.iovs, rx.lone.names = rx.loneHdr[:], rx.loneIov[:], rx.loneName[:]
+	rx.lone.link()
+	rx.callback = m.recv // a method value made once: no allocation per call
+}
+
+// wantControl gives the lone header room for control data, once some is
+// asked for.
+func (rx *receiver) wantControl() {
+	if rx.lone.oob == nil {
+		rx.lone.oob = make([]byte, rxOOBSpace)
+	}
+}
+
+// rxHeader is recvmmsg's view of a read block: header 0 reads into the
+// caller's buffer, header i into slot i-1, each with room for the sender's
+// address and for control messages.
+type rxHeader struct {
+	hdrs  []mmsghdr
+	iovs  []unix.Iovec
+	names []unix.RawSockaddrInet6
+	oob   []byte // rxOOBSpace a header; for the lone header, only once control data is asked for
+}
+
+// wire makes the headers for ring's slots, once per block.
+func (h *rxHeader) wire(ring []rxMsg) {
+	k := len(ring) + 1
+	h.hdrs = make([]mmsghdr, k)
+	h.iovs = make([]unix.Iovec, k)
+	h.names = make([]unix.RawSockaddrInet6, k)
+	h.oob = make([]byte, k*rxOOBSpace)
+	for i, m := range ring {
+		h.aim(i, m.buf)
+	}
+	h.link()
+}
+
+// aim points slot's header at buf.
+func (h *rxHeader) aim(slot int, buf []byte) {
+	h.iovs[slot+1].Base = unsafe.SliceData(buf)
+	h.iovs[slot+1].SetLen(len(buf))
+}
+
+// link points each header at its iovec and address.
+func (h *rxHeader) link() {
+	for i := range h.hdrs {
+		h.hdrs[i].Hdr.Iov = &h.iovs[i]
+		h.hdrs[i].Hdr.SetIovlen(1)
+		h.hdrs[i].Hdr.Name = (*byte)(unsafe.Pointer(&h.names[i]))
+	}
+}
+
+func (m *mmsgIO) gro() groState { return m.rx.groState }
+
+// enableGRO turns UDP GRO on. Turning it on for the first socket of the
+// machine flips a kernel-wide switch (the UDP encapsulation static key,
+// code patched on every CPU), which costs about a millisecond here, and
+// closing the last such socket flips it back: a price only a conn that
+// receives bulk from one sender repays.
+func (m *mmsgIO) enableGRO() {
+	if m.rx.groState != groOff {
+		return
+	}
+	m.rx.groState = groNever // refused: never ask again
+	if m.setsockopt(unix.IPPROTO_UDP, unix.UDP_GRO, 1) {
+		m.rx.groState = groOn
+	}
+}
+
+// watchDrops asks the kernel for its count of datagrams dropped on the
+// socket's full receive queue (SO_RXQ_OVFL), which it then attaches to
+// each datagram received after a drop: free while nothing is dropped. It
+// is asked once a conn finds datagrams waiting, the first sign of a queue
+// that can overflow; the count covers the socket's whole life.
+func (m *mmsgIO) watchDrops() {
+	if m.rx.dropCount {
+		return
+	}
+	m.rx.dropCount = true
+	m.rx.wantControl()
+	m.setsockopt(unix.SOL_SOCKET, unix.SO_RXQ_OVFL, 1)
+}
+
+func (m *mmsgIO) readBatch(p []byte, blk *readBlock, blocks waitBlocks) (rxResult, *readBlock, error) {
+	rx := &m.rx
+	rx.waited = false
+	rx.buf, rx.blk, rx.blocks = p, blk, blocks
+	m.layout(p, blk)
+	res, err := m.receive()
+	blk = rx.blk
+	rx.buf, rx.blk, rx.blocks = nil, nil, nil
+	return res, blk, err
+}
+
+// wait prepares the call for a socket that had nothing to read: the
+// reader trades the block (for none, or one slot with GRO on, which may
+// bring a coalesced 64 KiB), and the call after the wait asks for one
+// datagram. The wait says the socket had nothing a moment ago, so most
+// likely one datagram woke it; asking for more would cost the kernel a
+// second, failing attempt on every request/response round trip, and
+// datagrams that came together are read by the next call, which finds
+// them waiting.
+func (m *mmsgIO) wait() {
+	rx := &m.rx
+	rx.waited = true
+	rx.blk = rx.blocks.forWait(rx.blk, rx.groState == groOn)
+	m.layout(rx.buf, rx.blk)
+}
+
+// layout sets the headers of the next call: the caller's buffer first
+// unless GRO is on, then blk's slots, up to a batch.
+func (m *mmsgIO) layout(p []byte, blk *readBlock) {
+	rx := &m.rx
+	h, first, slots, gro := &rx.lone, 0, 0, rx.groState == groOn
+	if blk != nil {
+		h, slots = &blk.hdrs, len(blk.ring)
+	}
+	if gro {
+		first = 1
+	} else {
+		h.iovs[0].Base = unsafe.SliceData(p)
+		h.iovs[0].SetLen(len(p))
+		slots++
+	}
+	rx.hdr, rx.first, rx.offered = h, first, min(slots, m.batch)
+	control := gro || rx.dropCount || m.sources != nil
+	for i := first; i < first+rx.offered; i++ {
+		hdr := &h.hdrs[i].Hdr
+		hdr.Namelen = unix.SizeofSockaddrInet6
+		if control {
+			hdr.Control = &h.oob[i*rxOOBSpace]
+			hdr.SetControllen(rx.ctlRoom)
+		} else {
+			hdr.Control = nil
+			hdr.SetControllen(0)
+		}
+	}
+}
+
+// receive makes the call the headers are laid out for and reads what it
+// received into the result and the block's ring.
+func (m *mmsgIO) receive() (rxResult, error) {
+	rx := &m.rx
+	err := m.rc.Read(rx.callback)
+	res := rxResult{msgs: rx.received, offered: rx.offered, waited: rx.waited}
+	if err != nil {
+		return res, unwrapRaw(err)
+	}
+	if rx.errno != 0 {
+		return res, rx.errno
+	}
+	blk := rx.blk
+	h, gro, cut := rx.hdr, rx.first == 1, 0
+	for i := range rx.received {
+		k := rx.first + i
+		hdr := &h.hdrs[k]
+		var oob []byte
+		if hdr.Hdr.Control != nil {
+			oob = h.oob[k*rxOOBSpace : k*rxOOBSpace+min(int(hdr.Hdr.Controllen), rxOOBSpace)]
+			if rx.dropCount {
+				if d := cmsgUint(oob, wordSize, unix.SOL_SOCKET, unix.SO_RXQ_OVFL); d > 0 {
+					m.stats.receiveDrops.Store(uint64(d))
+				}
+			}
+		}
+		addr := sockaddrAddrPort(&h.names[k], &rx.zones)
+		if m.sources != nil {
+			if src, ok := sourceOf(oob); ok {
+				m.sources.learn(addr, src)
+			}
+		}
+		if k == 0 {
+			res.direct, res.n, res.addr = true, int(hdr.Len), addr
+			res.trunc = hdr.Hdr.Flags&unix.MSG_TRUNC != 0
+			continue
+		}
+		slot := &blk.ring[k-1]
+		slot.n, slot.addr, slot.seg = int(hdr.Len), addr, 0
+		if gro {
+			if hdr.Hdr.Flags&unix.MSG_CTRUNC != 0 {
+				// The kernel had more control data than room, and may
+				// have dropped UDP_GRO's: a buffer of several datagrams
+				// could not be told from one. Discard it, counted.
+				slot.n = -1
+				cut++
+				continue
+			}
+			slot.seg = cmsgUint(oob, wordSize, unix.SOL_UDP, unix.UDP_GRO)
+		}
+	}
+	if cut > 0 {
+		m.stats.readDiscards.Add(uint64(cut))
+		blk.compact(res.slots())
+		res.msgs -= cut
+	}
+	return res, nil
+}
+
+// recv is the poller's callback: false means "wait until readable".
+func (m *mmsgIO) recv(fd uintptr) bool {
+	rx := &m.rx
+	for {
+		var n uintptr
+		var e syscall.Errno
+		switch {
+		case rx.offered == 1 && rx.hdr.hdrs[rx.first].Hdr.Control == nil:
+			h := &rx.hdr.hdrs[rx.first]
+			// One datagram and no control data: recvfrom, which costs the
+			// kernel less than recvmmsg (no headers to copy in and out),
+			// as a *net.UDPConn reads. MSG_TRUNC makes it return the
+			// datagram's length, so that a cut one is told as recvmmsg
+			// tells it.
+			iov := rx.hdr.iovs[rx.first]
+			n, _, e = unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(iov.Base)), uintptr(iov.Len),
+				unix.MSG_TRUNC, uintptr(unsafe.Pointer(h.Hdr.Name)), uintptr(unsafe.Pointer(&h.Hdr.Namelen)))
+			if e == 0 {
+				h.Hdr.Flags = 0
+				if n > uintptr(iov.Len) {
+					n, h.Hdr.Flags = uintptr(iov.Len), unix.MSG_TRUNC
+				}
+				h.Len = uint32(n)
+				n = 1
+			}
+		default:
+			n, _, e = unix.Syscall6(unix.SYS_RECVMMSG, fd,
+				uintptr(unsafe.Pointer(&rx.hdr.hdrs[rx.first])), uintptr(rx.offered), 0, 0, 0)
+		}
+		switch e {
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			rx.received, rx.errno = 0, 0
+			if !rx.waited {
+				m.wait()
+			}
+			return false
+		case 0:
+			rx.received, rx.errno = int(n), 0
+		default:
+			rx.received, rx.errno = 0, e
+		}
+		return true
+	}
+}

@@ -1,0 +1,186 @@
+package batchconn
+
+import (
+	"net/netip"
+	"sync/atomic"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// sender is the sending half of mmsgIO: segmentation offload as far as
+// this socket may use it (gsoroute_linux.go), and one call's headers and
+// results. Owned by the writer: guarded by writer.mu, but for waiting.
+type sender struct {
+	gso gsoState
+
+	// This call.
+	hdr      *txHeader     // its headers
+	messages int           // headers in use
+	sent     int           // messages the kernel took
+	errno    syscall.Errno // the failure of the message after them
+	callback func(fd uintptr) bool
+	waiting  atomic.Bool // the poller waits for the socket to take more; read by Close
+
+	// fault, set by tests, fails a message as the kernel would, before
+	// the kernel sees it: the errors this kernel no longer returns.
+	fault func(h *mmsghdr) syscall.Errno
+}
+
+// oobSpace is the control buffer of one sent message: room for
+// UDP_SEGMENT's and for a source address (IPV6_PKTINFO), on any word size.
+const oobSpace = 80
+
+// initSend sets up the sending half.
+func (m *mmsgIO) initSend(cfg *settings) {
+	tx := &m.tx
+	tx.gso.init(cfg)
+	tx.callback = m.send // a method value made once: no allocation per call
+}
+
+func (m *mmsgIO) writeWaiting() bool { return m.tx.waiting.Load() }
+
+func (m *mmsgIO) batchLimit() int {
+	if m.segments() {
+		return m.batch * int(m.queueFactor)
+	}
+	return m.batch
+}
+
+func (m *mmsgIO) segments() bool {
+	g := &m.tx.gso
+	if !g.probed {
+		g.probe(m)
+	}
+	return g.on
+}
+
+// putSourceFor writes the control message that sends a datagram to dst
+// from the address dst last wrote to, if this socket learns them and dst
+// was heard from, and returns its length.
+func (m *mmsgIO) putSourceFor(oob []byte, dst netip.AddrPort) int {
+	if m.sources == nil || !dst.IsValid() {
+		return 0
+	}
+	src, ok := m.sources.lookup(dst)
+	if !ok {
+		return 0
+	}
+	return putSource(oob, m.ipv6, src)
+}
+
+// txHeader is sendmmsg's view of a write block: a header, a destination
+// and a control buffer a message, an iovec a datagram.
+type txHeader struct {
+	hdrs  []mmsghdr
+	iovs  []unix.Iovec
+	names []unix.RawSockaddrInet6
+	oob   []byte // oobSpace a message, for UDP_SEGMENT
+	runs  []int  // datagrams in each message of this call
+}
+
+// make sizes the headers for batch messages, of a queue of up to
+// batch*factor datagrams.
+func (h *txHeader) make(batch, factor int) {
+	h.hdrs = make([]mmsghdr, batch)
+	h.iovs = make([]unix.Iovec, batch*factor)
+	h.names = make([]unix.RawSockaddrInet6, batch)
+	h.oob = make([]byte, batch*oobSpace)
+	h.runs = make([]int, batch)
+}
+
+func (m *mmsgIO) writeBatch(ms []txMsg, wh *txHeader) (int, error) {
+	tx, gso := &m.tx, m.segments()
+	k, iov := 0, 0 // messages and datagrams in this call
+	alone := 0     // datagrams of a run that must go one a message
+	for iov < len(ms) && k < len(wh.hdrs) && iov < len(wh.iovs) {
+		n, seg := 1, 0
+		if alone > 0 {
+			alone--
+		} else if gso && tx.gso.takes(ms[iov]) {
+			n, seg = coalesce(ms[iov:min(len(ms), len(wh.iovs))], tx.gso.maxSegs)
+			if tx.gso.equalRunsUnsafe && gsoRunMustSplit(ms[iov:iov+n]) {
+				alone, n, seg = n-1, 1, 0
+			}
+		}
+		h := &wh.hdrs[k].Hdr
+		h.Iov = &wh.iovs[iov]
+		h.SetIovlen(n)
+		for _, d := range ms[iov : iov+n] {
+			wh.iovs[iov].Base = unsafe.SliceData(d.buf)
+			wh.iovs[iov].SetLen(len(d.buf))
+			iov++
+		}
+		if dst := ms[iov-n].addr; !m.connected && dst.IsValid() {
+			h.Name = (*byte)(unsafe.Pointer(&wh.names[k]))
+			h.Namelen = putSockaddr(&wh.names[k], m.ipv6, dst)
+		} else {
+			h.Name, h.Namelen = nil, 0
+		}
+		oob, used := wh.oob[k*oobSpace:(k+1)*oobSpace], 0
+		if seg > 0 {
+			used = putSegSize(oob, wordSize, unix.SOL_UDP, unix.UDP_SEGMENT, uint16(seg))
+		}
+		used += m.putSourceFor(oob[used:], ms[iov-n].addr)
+		if used > 0 {
+			h.Control = &oob[0]
+			h.SetControllen(used)
+		} else {
+			h.Control = nil
+			h.SetControllen(0)
+		}
+		wh.runs[k] = n
+		k++
+	}
+	tx.hdr, tx.messages = wh, k
+	err := m.rc.Write(tx.callback)
+	tx.waiting.Store(false)
+	if err != nil {
+		return 0, unwrapRaw(err)
+	}
+	sent, segmented := 0, 0
+	for _, n := range wh.runs[:tx.sent] {
+		sent += n
+		if n > 1 {
+			segmented += n
+		}
+	}
+	if segmented > 0 {
+		m.stats.offloadSent.Add(uint64(segmented))
+	}
+	if tx.errno != 0 && wh.runs[tx.sent] > 1 && tx.gso.refused(ms[sent].addr, tx.errno, len(ms[sent].buf)) {
+		m.stats.offloadFallbacks.Add(1)
+	}
+	if m.sources != nil && (tx.errno == unix.EINVAL || tx.errno == unix.EADDRNOTAVAIL) {
+		m.sources.forget(ms[sent].addr) // a source gone since: the retry lets the kernel choose
+	}
+	return sent, errnoErr(tx.errno)
+}
+
+// send is the poller's callback: false means "wait until writable".
+func (m *mmsgIO) send(fd uintptr) bool {
+	tx := &m.tx
+	if tx.fault != nil {
+		if e := tx.fault(&tx.hdr.hdrs[0]); e != 0 {
+			tx.sent, tx.errno = 0, e
+			return true
+		}
+	}
+	for {
+		n, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd,
+			uintptr(unsafe.Pointer(&tx.hdr.hdrs[0])), uintptr(tx.messages), 0, 0, 0)
+		switch e {
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			tx.waiting.Store(true)
+			return false
+		}
+		tx.sent, tx.errno = int(n), e
+		if e != 0 {
+			tx.sent = 0 // the kernel returns -1
+		}
+		return true
+	}
+}
