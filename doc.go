@@ -29,7 +29,7 @@
 // caller's goroutine, as plain would, unless more datagrams are evidently
 // coming: the last send ended microseconds ago or is still under way (a
 // writer in a loop, or several), or the read ring holds requests still to
-// answer. So an isolated datagram, or the reply of a request/response
+// answer and the last send ended less than MaxDelay ago. So an isolated datagram, or the reply of a request/response
 // loop, waits for nothing. Otherwise the datagram is queued, and the
 // queue leaves, in WriteTo order:
 //   - when it holds a full batch or has no room for the next datagram
@@ -108,9 +108,9 @@
 // about a millisecond), which only bulk from one sender repays. GRO
 // changes what the socket itself returns: read it only through the conn.
 //
-// Where the kernel refuses a segmented message, its datagrams are resent
-// without it, none lost or doubled, and Stats.OffloadFallbacks counts the
-// refusal. A destination whose route refuses segments of some length (an
+// Where the kernel refuses segmentation offload for a message, its
+// datagrams are resent without it, none lost or doubled, and
+// Stats.OffloadFallbacks counts the refusal. A destination whose route refuses segments of some length (an
 // MTU below them, as for a path-MTU probe) gets segments that long and
 // longer one a message, shorter ones still segmented; a third refusal,
 // or EIO (IPsec, a device without checksum offload), turns GSO off for
@@ -194,9 +194,7 @@
 //     and WriteTo, and are batched. SyscallConn and ReadMsgUDP let
 //     golang.org/x/net/ipv4 and ipv6 set options on the conn (JoinGroup,
 //     SetTOS), and quic-go set don't-fragment and discover the path MTU;
-//   - Flush, Stats, Batching and Unwrap are the conn's own. Unwrap
-//     returns the socket; reading or writing it directly bypasses the
-//     ring and the queue.
+//   - Flush, Stats, Batching and Unwrap are the conn's own.
 //
 // # Platforms
 //
@@ -208,6 +206,4 @@
 // or sendmmsg (ENOSYS, EPERM), the conn goes on one datagram at a time
 // through plain's calls, losing nothing, and so does every conn made
 // after it in the process. Batching tells whether a conn batches.
-// New(nil, cfg) gives a conn whose methods fail with syscall.EINVAL, as a
-// zero *net.UDPConn's do.
 package batchconn
