@@ -85,3 +85,41 @@ func TestThousandsOfIdleConnsHoldAboutWhatPlainHolds(t *testing.T) {
 		t.Fatalf("an idle batchconn holds %.0f bytes, plain %.0f: more than %d over", batched, plain, costBound)
 	}
 }
+
+func TestAllocations(t *testing.T) {
+	c, peer := queuedPair(t, Config{})
+	dst := peer.LocalAddr().(*net.UDPAddr)
+	p := make([]byte, 64)
+	if n := testing.AllocsPerRun(1000, func() { c.WriteTo(p, dst) }); n != 0 {
+		t.Errorf("WriteTo: %v allocations, want 0", n)
+	}
+	if n := testing.AllocsPerRun(1000, func() { c.WriteToUDPAddrPort(p, dst.AddrPort()) }); n != 0 {
+		t.Errorf("WriteToUDPAddrPort: %v allocations, want 0", n)
+	}
+	if n := testing.AllocsPerRun(1000, func() { c.WriteToUDP(p, dst) }); n != 0 {
+		t.Errorf("WriteToUDP: %v allocations, want 0", n)
+	}
+	c.Flush()
+
+	r := New(peer, nil)
+	buf := make([]byte, 64)
+	fill := func() {
+		for range 100 {
+			c.WriteTo(p, dst)
+		}
+		c.Flush()
+	}
+	fill()
+	r.ReadFrom(buf) // the first read allocates the ring
+	if n := testing.AllocsPerRun(50, func() { r.ReadFromUDPAddrPort(buf) }); n != 0 {
+		t.Errorf("ReadFromUDPAddrPort: %v allocations, want 0", n)
+	}
+	fill()
+	if n := testing.AllocsPerRun(50, func() { r.ReadFrom(buf) }); n > 1 {
+		t.Errorf("ReadFrom: %v allocations, want at most 1 (plain makes 2)", n)
+	}
+	fill()
+	if n := testing.AllocsPerRun(50, func() { r.ReadFromUDP(buf) }); n > 1 {
+		t.Errorf("ReadFromUDP: %v allocations, want at most 1 (plain makes 2)", n)
+	}
+}

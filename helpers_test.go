@@ -1,0 +1,108 @@
+package batchconn
+
+import (
+	"net"
+	"testing"
+	"time"
+)
+
+// Helpers shared by the tests of several rooms.
+
+// queuedPair returns a batchconn that queues every write, and a plain peer.
+// Unless cfg says otherwise, the timer never sends the queue.
+func queuedPair(t *testing.T, cfg Config) (*PacketConn, *net.UDPConn) {
+	t.Helper()
+	cfg.idleGap = time.Hour
+	if cfg.MaxDelay == 0 {
+		cfg.MaxDelay = time.Hour
+	}
+	return batchedPair(t, cfg)
+}
+
+// batchedPair is a batched conn with cfg and a plain peer on loopback,
+// both closed when the test ends; it skips where nothing is batched.
+func batchedPair(t *testing.T, cfg Config) (*PacketConn, *net.UDPConn) {
+	t.Helper()
+	uc, peer := diffCase{}.listen(t)
+	c := New(uc, &cfg)
+	t.Cleanup(func() { c.Close(); peer.Close() })
+	requireBatching(t, c)
+	return c, peer
+}
+
+// requireBatching skips a test of the batching path where the system has
+// none (it is only vetted there: CI runs on Linux, where it never skips).
+func requireBatching(t *testing.T, c *PacketConn) {
+	t.Helper()
+	if c.bio == nil {
+		t.Skip("this system has no recvmmsg/sendmmsg: conns are served one datagram at a time")
+	}
+}
+
+// readN reads n datagrams on peer, failing the test after a second without one.
+func readN(t *testing.T, peer *net.UDPConn, n int) []string {
+	t.Helper()
+	var got []string
+	p := make([]byte, 70000)
+	for range n {
+		peer.SetReadDeadline(time.Now().Add(time.Second))
+		m, _, err := peer.ReadFrom(p)
+		if err != nil {
+			t.Fatalf("after %d of %d datagrams: %v", len(got), n, err)
+		}
+		got = append(got, string(p[:m]))
+	}
+	return got
+}
+
+func listenLoopback(b testing.TB) *net.UDPConn {
+	b.Helper()
+	uc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return uc
+}
+
+// echoServer runs a plain echo server on loopback until the test ends.
+func echoServer(b testing.TB) *net.UDPAddr {
+	b.Helper()
+	srv := listenLoopback(b)
+	b.Cleanup(func() { srv.Close() })
+	echoOn(srv)
+	return srv.LocalAddr().(*net.UDPAddr)
+}
+
+// echoOn serves conn as an unchanged echo server, a reply to each
+// datagram, until conn is closed.
+func echoOn(conn net.PacketConn) {
+	go func() {
+		p := make([]byte, 2048)
+		for {
+			n, from, err := conn.ReadFrom(p)
+			if err != nil {
+				return
+			}
+			conn.WriteTo(p[:n], from)
+		}
+	}()
+}
+
+// exchange dials srv, wraps the socket as k does, sends one 40-byte query,
+// reads the reply and returns the conn, still open.
+func exchange(b testing.TB, k kind, srv *net.UDPAddr, q, p []byte) net.PacketConn {
+	uc, err := net.DialUDP("udp4", nil, srv)
+	if err != nil {
+		b.Fatal(err)
+	}
+	conn := k.wrap(uc)
+	c := conn.(net.Conn)
+	if _, err := c.Write(q); err != nil {
+		b.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(p); err != nil {
+		b.Fatal(err)
+	}
+	return conn
+}
