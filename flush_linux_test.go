@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"runtime"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -156,5 +157,161 @@ func (ns *netns) setMTU(t *testing.T, name string, mtu int) {
 	<-done
 	if err != nil {
 		t.Fatalf("set MTU of %s: %v", name, err)
+	}
+}
+
+// Bad datagrams inside a batch: one whose route MTU is too small for a
+// datagram that must not fragment (EMSGSIZE), one an nftables rule drops
+// on output (EPERM).
+
+var (
+	mtuDst = &net.UDPAddr{IP: net.IPv4(198, 18, 0, 3).To4(), Port: 9}
+	nftDst = &net.UDPAddr{IP: net.IPv4(198, 18, 0, 4).To4(), Port: 9}
+)
+
+// setupBadDestinations gives a a route with MTU 1280 to mtuDst and an
+// nftables rule that drops what it sends to nftDst.
+func setupBadDestinations(t *testing.T, v *vethPair) {
+	t.Helper()
+	v.a.ip(t, "route", "add", mtuDst.IP.String()+"/32", "dev", "va", "mtu", "1280")
+	v.a.nft(t, `table ip bctest {
+	chain output {
+		type filter hook output priority 0; policy accept;
+		ip daddr `+nftDst.IP.String()+` drop
+	}
+}
+`)
+}
+
+// listenDF opens a socket in a that never fragments (IP_PMTUDISC_DO).
+func listenDF(t *testing.T, v *vethPair) *net.UDPConn {
+	uc := v.a.listen(t, "udp4", "198.18.0.1:0")
+	setsockoptInt(t, uc, unix.IPPROTO_IP, unix.IP_MTU_DISCOVER, unix.IP_PMTUDISC_DO)
+	return uc
+}
+
+type planned struct {
+	dst   net.Addr
+	size  int
+	errno syscall.Errno // what the kernel refuses it with; 0 for a good one
+}
+
+func TestBadDatagramsInsideBatch(t *testing.T) {
+	v := newVethPair(t)
+	setupBadDestinations(t, v)
+
+	// The plan: good datagrams to the receiver, with bad ones among them,
+	// alone and in runs, first, last and in the middle.
+	rxAddr := &net.UDPAddr{IP: v.bIP, Port: 0} // port set per run
+	g := func(size int) planned { return planned{rxAddr, size, 0} }
+	M := planned{mtuDst, 1400, syscall.EMSGSIZE}
+	N := planned{nftDst, 1400, syscall.EPERM}
+	n := planned{nftDst, 100, syscall.EPERM}
+	plan := []planned{M, g(1400), g(1400), g(1400), M, g(1400), g(1400), N, g(1400), g(600), g(1400),
+		M, M, g(1400), g(1400), n, g(100), g(100), N, M, g(1400), g(1400), g(1400), g(1400), n}
+
+	// The premise, on plain: each bad datagram is refused at once.
+	plain := listenDF(t, v)
+	plainErr := map[planned]string{}
+	for _, d := range []planned{M, N, n} {
+		_, err := plain.WriteTo(make([]byte, d.size), d.dst)
+		if !errors.Is(err, d.errno) {
+			t.Fatalf("premise: plain WriteTo(%d bytes, %v) = %v, want %v", d.size, d.dst, err, d.errno)
+		}
+		plainErr[d] = strings.Replace(describe(err), plain.LocalAddr().String(), "LOCAL", -1)
+	}
+	if _, err := plain.WriteTo(make([]byte, 1400), &net.UDPAddr{IP: v.bIP, Port: 9}); err != nil {
+		t.Fatalf("premise: plain WriteTo(1400 bytes) to the receiver = %v", err)
+	}
+
+	for _, c := range []struct {
+		name   string
+		cfg    Config
+		queued bool // every write is queued: no failure can show at once
+	}{
+		{"queued", Config{idleGap: time.Hour, MaxDelay: time.Hour}, true},
+		{"queued-no-offload", Config{idleGap: time.Hour, MaxDelay: time.Hour, NoOffload: true}, true},
+		{"queued-batch-of-4", Config{idleGap: time.Hour, MaxDelay: time.Hour, BatchSize: 4}, true},
+		{"queued-batch-of-4-no-offload", Config{idleGap: time.Hour, MaxDelay: time.Hour, BatchSize: 4, NoOffload: true}, true},
+		{"default", Config{}, false},
+		{"single", Config{noBatch: true}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			rx := v.b.listen(t, "udp4", "198.18.0.2:0")
+			rxAddr.Port = rx.LocalAddr().(*net.UDPAddr).Port
+			cfg := c.cfg
+			conn := New(listenDF(t, v), &cfg)
+			defer conn.Close()
+			local := conn.LocalAddr().String()
+
+			var good [][]byte
+			bad, syncFailed := 0, 0
+			var firstAsync *planned
+			for i, d := range plan {
+				p := numbered(i, d.size)
+				_, err := conn.WriteTo(p, d.dst)
+				switch {
+				case d.errno == 0 && err != nil:
+					t.Fatalf("WriteTo %d (good) = %v", i, err)
+				case d.errno == 0:
+					good = append(good, p)
+				case err == nil && firstAsync == nil:
+					firstAsync = &plan[i]
+				case err != nil:
+					syncFailed++
+					if c.queued {
+						t.Fatalf("WriteTo %d = %v: a queued datagram must not fail at once", i, err)
+					}
+					if got := strings.Replace(describe(err), local, "LOCAL", -1); got != plainErr[d] {
+						t.Errorf("WriteTo %d failed at once with\n  %s\nplain:\n  %s", i, got, plainErr[d])
+					}
+				}
+				if d.errno != 0 {
+					bad++
+				}
+			}
+			ferr := conn.Flush()
+			s := conn.Stats()
+			t.Logf("%d bad of %d: %d refused at once, %d at flush; Flush = %v; Stats = %+v",
+				bad, len(plan), syncFailed, s.WriteFailures, ferr, s)
+			if c.cfg.noBatch {
+				if syncFailed != bad {
+					t.Errorf("one datagram at a time: %d of %d bad datagrams refused at once", syncFailed, bad)
+				}
+			} else {
+				if syncFailed+int(s.WriteFailures) != bad {
+					t.Errorf("%d refused at once + %d WriteFailures, want %d bad datagrams counted", syncFailed, s.WriteFailures, bad)
+				}
+				if s.DatagramsWritten != uint64(len(good)) {
+					t.Errorf("DatagramsWritten = %d, want %d", s.DatagramsWritten, len(good))
+				}
+			}
+			if firstAsync == nil {
+				if ferr != nil {
+					t.Errorf("Flush = %v, want nil: every failure was reported at once", ferr)
+				}
+			} else {
+				var oe *net.OpError
+				if !errors.Is(ferr, firstAsync.errno) || !errors.As(ferr, &oe) || oe.Op != "write" ||
+					oe.Addr == nil || oe.Addr.String() != firstAsync.dst.String() {
+					t.Errorf("Flush = %v, want a write *net.OpError for %v wrapping %v (the first queued failure)",
+						ferr, firstAsync.dst, firstAsync.errno)
+				}
+			}
+			if err := conn.Flush(); err != nil {
+				t.Errorf("second Flush = %v, want nil: a failure is reported once", err)
+			}
+			// Every good datagram arrives, once, in order.
+			got := readN(t, rx, len(good))
+			for i := range good {
+				if got[i] != string(good[i]) {
+					t.Fatalf("good datagram %d: got %.10q..., want %.10q...", i, got[i], good[i])
+				}
+			}
+			rx.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+			if n, _, err := rx.ReadFrom(make([]byte, 2000)); err == nil {
+				t.Fatalf("an extra %d-byte datagram arrived", n)
+			}
+		})
 	}
 }
