@@ -1,6 +1,8 @@
 package batchconn
 
 import (
+	"bytes"
+	"fmt"
 	"net"
 	"testing"
 	"time"
@@ -105,4 +107,43 @@ func exchange(b testing.TB, k kind, srv *net.UDPAddr, q, p []byte) net.PacketCon
 		b.Fatal(err)
 	}
 	return conn
+}
+
+// numbered returns datagram i of a run: size bytes that say which it is.
+func numbered(i, size int) []byte {
+	p := bytes.Repeat([]byte{byte('a' + i%26)}, size)
+	copy(p, fmt.Sprintf("%d:", i))
+	return p
+}
+
+// sendRun queues sizes as numbered datagrams from c to dst and flushes.
+func sendRun(t *testing.T, c *PacketConn, dst net.Addr, sizes []int) {
+	t.Helper()
+	for i, size := range sizes {
+		if _, err := c.WriteTo(numbered(i, size), dst); err != nil {
+			t.Fatalf("WriteTo %d: %v", i, err)
+		}
+	}
+	if err := c.Flush(); err != nil {
+		t.Fatalf("Flush: %v", err)
+	}
+}
+
+// expectRun reads len(sizes) datagrams on peer and checks each one.
+func expectRun(t *testing.T, peer *net.UDPConn, sizes []int) {
+	t.Helper()
+	got := readN(t, peer, len(sizes))
+	for i, size := range sizes {
+		if got[i] != string(numbered(i, size)) {
+			t.Fatalf("datagram %d: got %d bytes %.12q..., want %d bytes %.12q...", i, len(got[i]), got[i], size, numbered(i, size))
+		}
+	}
+}
+
+func repeat(n, size int) []int {
+	s := make([]int, n)
+	for i := range s {
+		s[i] = size
+	}
+	return s
 }

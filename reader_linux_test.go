@@ -13,6 +13,64 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// GRO costs a kernel-wide switch the first time a socket turns it on, and
+// again when the last one closes: only a conn that receives runs from one
+// sender turns it on. One that reads a reply at a time, or that receives
+// bursts from many senders one datagram each, never does.
+func TestGROOnlyForRunsFromOneSender(t *testing.T) {
+	c, peer := batchedPair(t, Config{})
+	p := make([]byte, 64)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for i := range 20 { // replies one at a time
+		go func() {
+			time.Sleep(100 * time.Microsecond)
+			peer.WriteTo([]byte{byte(i)}, c.LocalAddr())
+		}()
+		if _, _, err := c.ReadFrom(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	many := make([]*net.UDPConn, 16)
+	for i := range many {
+		many[i], _ = diffCase{}.listen(t)
+		defer many[i].Close()
+	}
+	before := c.Stats()
+	for range 8 { // bursts, one datagram from each of 16 senders
+		for _, s := range many {
+			s.WriteTo([]byte("x"), c.LocalAddr())
+		}
+		for range many {
+			if _, _, err := c.ReadFrom(p); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if v := groSockopt(t, c); v != 0 {
+		t.Fatalf("UDP_GRO = %d after single replies and interleaved bursts, want 0", v)
+	}
+	if s := c.Stats(); s.DatagramsRead-before.DatagramsRead < 2*(s.ReadCalls-before.ReadCalls) {
+		t.Fatalf("premise: the bursts were read about a datagram a call: %+v", s)
+	}
+
+	tx := New(peer, &Config{idleGap: time.Hour, MaxDelay: time.Hour})
+	defer tx.Close()
+	for range 3 { // a GSO sender's bulk
+		sendRun(t, tx, c.LocalAddr(), repeat(64, 1200))
+		for range 64 {
+			if _, _, err := c.ReadFrom(p); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if v := groSockopt(t, c); v != 1 {
+		t.Fatalf("UDP_GRO = %d after a GSO sender's bulk, want 1", v)
+	}
+	if s := c.Stats(); s.OffloadReceived == 0 {
+		t.Fatalf("Stats = %+v: nothing received coalesced once GRO was on", s)
+	}
+}
+
 // Errors the kernel reports on reads: ICMP errors a peer's firewall
 // answers with, on connected sockets and on unconnected ones that asked
 // for them (IP_RECVERR).
