@@ -81,7 +81,7 @@ func (o *orderCheck) check(t *testing.T) {
 // datagrams, or stop changing: delivery on loopback may finish in softirq
 // context after the send returns. It returns the counters' growth since
 // before.
-func settle(t *testing.T, ns *namedNetns, before kernelCounters, n int64, delivered func() int64) (kernelCounters, int64) {
+func settle(t *testing.T, ns *netns, before kernelCounters, n int64, delivered func() int64) (kernelCounters, int64) {
 	t.Helper()
 	var k kernelCounters
 	var got, last int64 = 0, -1

@@ -3,7 +3,6 @@ package batchconn
 import (
 	"errors"
 	"net"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -12,74 +11,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// A netns is a network namespace of the test's own, with only a loopback
-// device: sockets made in it can reach nothing else, so a destination
-// outside 127.0.0.0/8 is refused by the kernel with ENETUNREACH and no
-// traffic leaves the machine.
-type netns struct{ do chan func() }
-
-// newNetns makes a namespace; it needs root (CAP_SYS_ADMIN) and skips the
-// test where it cannot have it.
-func newNetns(t *testing.T) *netns {
-	t.Helper()
-	ns := &netns{do: make(chan func())}
-	errc := make(chan error)
-	go func() {
-		// The thread stays locked: it lives in the namespace and ends
-		// with this goroutine, never serving another.
-		runtime.LockOSThread()
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			errc <- err
-			return
-		}
-		errc <- linkUp("lo")
-		for f := range ns.do {
-			f()
-		}
-	}()
-	if err := <-errc; errors.Is(err, unix.EPERM) {
-		t.Skipf("creating a network namespace needs root: %v", err)
-	} else if err != nil {
-		t.Fatalf("network namespace: %v", err)
-	}
-	t.Cleanup(func() { close(ns.do) })
-	return ns
-}
-
-func linkUp(name string) error {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(fd)
-	ifr, err := unix.NewIfreq(name)
-	if err != nil {
-		return err
-	}
-	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
-		return err
-	}
-	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
-	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
-}
-
-// listen opens a UDP socket on 127.0.0.1 inside the namespace.
-func (ns *netns) listen(t *testing.T) *net.UDPConn {
-	t.Helper()
-	var uc *net.UDPConn
-	var err error
-	done := make(chan struct{})
-	ns.do <- func() {
-		uc, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		close(done)
-	}
-	<-done
-	if err != nil {
-		t.Fatal(err)
-	}
-	return uc
-}
-
 // unreachable is refused by the kernel of a netns: it has no route there.
 var unreachable = &net.UDPAddr{IP: net.IPv4(198, 18, 0, 1), Port: 9}
 
@@ -87,7 +18,7 @@ var unreachable = &net.UDPAddr{IP: net.IPv4(198, 18, 0, 1), Port: 9}
 // batchconn that queues every write and a plain peer.
 func refusingPair(t *testing.T) (*PacketConn, *net.UDPConn) {
 	ns := newNetns(t)
-	plain, uc, peer := ns.listen(t), ns.listen(t), ns.listen(t)
+	plain, uc, peer := ns.listenLoopback(t), ns.listenLoopback(t), ns.listenLoopback(t)
 	defer plain.Close()
 	if _, err := plain.WriteTo([]byte("x"), unreachable); !errors.Is(err, syscall.ENETUNREACH) {
 		t.Fatalf("premise: plain WriteTo to %v = %v, want ENETUNREACH", unreachable, err)
@@ -132,31 +63,6 @@ func TestCloseReportsRefusedDatagram(t *testing.T) {
 	}
 	if got := readN(t, peer, 1); got[0] != "a" {
 		t.Fatalf("peer got %q, want [a]", got)
-	}
-}
-
-// setMTU sets a device's MTU inside the namespace.
-func (ns *netns) setMTU(t *testing.T, name string, mtu int) {
-	t.Helper()
-	var err error
-	done := make(chan struct{})
-	ns.do <- func() {
-		defer close(done)
-		var fd int
-		if fd, err = unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0); err != nil {
-			return
-		}
-		defer unix.Close(fd)
-		var ifr *unix.Ifreq
-		if ifr, err = unix.NewIfreq(name); err != nil {
-			return
-		}
-		ifr.SetUint32(uint32(mtu))
-		err = unix.IoctlIfreq(fd, unix.SIOCSIFMTU, ifr)
-	}
-	<-done
-	if err != nil {
-		t.Fatalf("set MTU of %s: %v", name, err)
 	}
 }
 

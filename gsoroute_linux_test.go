@@ -19,7 +19,7 @@ import (
 func TestGSOFallsBackWhenSegmentExceedsMTU(t *testing.T) {
 	ns := newNetns(t)
 	ns.setMTU(t, "lo", 1280)
-	uc, peer := ns.listen(t), ns.listen(t)
+	uc, peer := ns.listenLoopback(t), ns.listenLoopback(t)
 	defer peer.Close()
 	c := New(uc, &Config{idleGap: time.Hour, MaxDelay: time.Hour})
 	defer c.Close()
@@ -275,14 +275,14 @@ func TestGSOOverDeviceWithoutChecksumOffload(t *testing.T) {
 }
 
 // ethtool runs ethtool in the namespace.
-func (ns *namedNetns) ethtool(t *testing.T, args ...string) string {
+func (ns *netns) ethtool(t *testing.T, args ...string) string {
 	t.Helper()
 	return runCmd(t, "ip", append([]string{"netns", "exec", ns.name, "ethtool"}, args...)...)
 }
 
 // ethtoolFeature returns the state `ethtool -k dev` gives for feature:
 // "on", "off", "off [fixed]"...
-func (ns *namedNetns) ethtoolFeature(t *testing.T, dev, feature string) string {
+func (ns *netns) ethtoolFeature(t *testing.T, dev, feature string) string {
 	t.Helper()
 	out := ns.ethtool(t, "-k", dev)
 	for _, line := range strings.Split(out, "\n") {

@@ -19,14 +19,18 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Named network namespaces made with iproute2, for tests that need more
-// than a loopback device: two namespaces joined by a veth pair, a tbf
-// qdisc, routes with their own MTU, nftables rules. Sockets are opened in
-// a namespace from a goroutine locked to a thread that joined it with
-// setns; that thread lives in the namespace and ends with the goroutine.
+// Network namespaces of the test's own, made with iproute2: one with
+// only its loopback, or two joined by a veth pair, with what tests add (a
+// tbf qdisc, routes with their own MTU, nftables rules, a device's MTU).
+// Sockets are opened in a namespace from a goroutine locked to a thread
+// that joined it with setns; that thread lives in the namespace and ends
+// with the goroutine.
 
-// A namedNetns is a network namespace made with `ip netns add`.
-type namedNetns struct {
+// A netns is a network namespace made with `ip netns add`. With only its
+// loopback, sockets made in it can reach nothing else: a destination
+// outside 127.0.0.0/8 is refused by the kernel with ENETUNREACH, and no
+// traffic leaves the machine.
+type netns struct {
 	name string
 	do   chan func()
 }
@@ -68,15 +72,16 @@ func sweepStaleNetns() {
 	}
 }
 
-// newNamedNetns makes a namespace with its loopback up; t.Cleanup deletes
-// it, and with it every device, route, qdisc and nftables table in it.
-func newNamedNetns(t *testing.T) *namedNetns {
+// newNetns makes a namespace with its loopback up; t.Cleanup deletes
+// it, and with it every device, route, qdisc and nftables table in it. It
+// needs root and iproute2, and skips the test where it has neither.
+func newNetns(t *testing.T) *netns {
 	t.Helper()
 	requireIproute2(t)
 	sweepStaleNetns()
 	name := fmt.Sprintf("%s%d-%d", netnsNamePrefix, os.Getpid(), netnsSeq.Add(1))
 	runCmd(t, "ip", "netns", "add", name)
-	ns := &namedNetns{name: name, do: make(chan func())}
+	ns := &netns{name: name, do: make(chan func())}
 	t.Cleanup(func() {
 		if ns.do != nil {
 			close(ns.do)
@@ -122,13 +127,13 @@ func runCmd(t *testing.T, name string, args ...string) string {
 }
 
 // ip runs `ip -n <ns> args...`.
-func (ns *namedNetns) ip(t *testing.T, args ...string) string {
+func (ns *netns) ip(t *testing.T, args ...string) string {
 	t.Helper()
 	return runCmd(t, "ip", append([]string{"-n", ns.name}, args...)...)
 }
 
 // tc runs `tc -n <ns> args...`.
-func (ns *namedNetns) tc(t *testing.T, args ...string) string {
+func (ns *netns) tc(t *testing.T, args ...string) string {
 	t.Helper()
 	requireIproute2(t, "tc")
 	return runCmd(t, "tc", append([]string{"-n", ns.name}, args...)...)
@@ -136,7 +141,7 @@ func (ns *namedNetns) tc(t *testing.T, args ...string) string {
 
 // nft loads an nftables ruleset into the namespace (`nft -f -`). Tables
 // go with the namespace; the test skips where nft is missing.
-func (ns *namedNetns) nft(t *testing.T, ruleset string) {
+func (ns *netns) nft(t *testing.T, ruleset string) {
 	t.Helper()
 	requireIproute2(t, "nft")
 	cmd := exec.Command("ip", "netns", "exec", ns.name, "nft", "-f", "-")
@@ -147,14 +152,14 @@ func (ns *namedNetns) nft(t *testing.T, ruleset string) {
 }
 
 // inNetns runs f on the namespace's thread and returns its error.
-func (ns *namedNetns) inNetns(f func() error) error {
+func (ns *netns) inNetns(f func() error) error {
 	errc := make(chan error, 1)
 	ns.do <- func() { errc <- f() }
 	return <-errc
 }
 
 // listen opens a UDP socket in the namespace.
-func (ns *namedNetns) listen(t *testing.T, network, addr string) *net.UDPConn {
+func (ns *netns) listen(t *testing.T, network, addr string) *net.UDPConn {
 	t.Helper()
 	var uc *net.UDPConn
 	err := ns.inNetns(func() error {
@@ -173,7 +178,7 @@ func (ns *namedNetns) listen(t *testing.T, network, addr string) *net.UDPConn {
 }
 
 // snmp reads the namespace's own UDP counters.
-func (ns *namedNetns) snmp(t *testing.T) kernelCounters {
+func (ns *netns) snmp(t *testing.T) kernelCounters {
 	t.Helper()
 	var k kernelCounters
 	if err := ns.inNetns(func() (err error) { k, err = readKernelCounters(); return }); err != nil {
@@ -189,7 +194,7 @@ func (ns *namedNetns) snmp(t *testing.T) kernelCounters {
 // over on another CPU whose backlog is processed first, it overtakes. On
 // an idle machine that is rare; under load it happens. Tests that check
 // order must not count the kernel's reordering as batchconn's.
-func (ns *namedNetns) steerToOneCPU(t *testing.T, dev string) {
+func (ns *netns) steerToOneCPU(t *testing.T, dev string) {
 	t.Helper()
 	// `ip netns exec` mounts a sysfs that shows the namespace's devices.
 	cmd := exec.Command("ip", "netns", "exec", ns.name, "sh", "-c",
@@ -201,29 +206,54 @@ func (ns *namedNetns) steerToOneCPU(t *testing.T, dev string) {
 
 // newLoopbackNetns makes a namespace with only its loopback, which keeps
 // the order of datagrams (steerToOneCPU).
-func newLoopbackNetns(t *testing.T) *namedNetns {
+func newLoopbackNetns(t *testing.T) *netns {
 	t.Helper()
-	ns := newNamedNetns(t)
+	ns := newNetns(t)
 	ns.steerToOneCPU(t, "lo")
 	return ns
 }
 
 // listenLoopback opens a UDP socket on 127.0.0.1 in the namespace.
-func (ns *namedNetns) listenLoopback(t *testing.T) *net.UDPConn {
+func (ns *netns) listenLoopback(t *testing.T) *net.UDPConn {
 	t.Helper()
 	return ns.listen(t, "udp4", "127.0.0.1:0")
+}
+
+// setMTU sets a device's MTU inside the namespace.
+func (ns *netns) setMTU(t *testing.T, name string, mtu int) {
+	t.Helper()
+	var err error
+	done := make(chan struct{})
+	ns.do <- func() {
+		defer close(done)
+		var fd int
+		if fd, err = unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0); err != nil {
+			return
+		}
+		defer unix.Close(fd)
+		var ifr *unix.Ifreq
+		if ifr, err = unix.NewIfreq(name); err != nil {
+			return
+		}
+		ifr.SetUint32(uint32(mtu))
+		err = unix.IoctlIfreq(fd, unix.SIOCSIFMTU, ifr)
+	}
+	<-done
+	if err != nil {
+		t.Fatalf("set MTU of %s: %v", name, err)
+	}
 }
 
 // A vethPair is two namespaces joined by a veth pair: device "va" with
 // address aIP in a, "vb" with bIP in b, both in 198.18.0.0/24.
 type vethPair struct {
-	a, b     *namedNetns
+	a, b     *netns
 	aIP, bIP net.IP
 }
 
 func newVethPair(t *testing.T) *vethPair {
 	t.Helper()
-	a, b := newNamedNetns(t), newNamedNetns(t)
+	a, b := newNetns(t), newNetns(t)
 	v := &vethPair{a: a, b: b, aIP: net.IPv4(198, 18, 0, 1).To4(), bIP: net.IPv4(198, 18, 0, 2).To4()}
 	const macA, macB = "02:00:c6:12:00:01", "02:00:c6:12:00:02"
 	runCmd(t, "ip", "link", "add", "va", "address", macA, "netns", a.name, "type", "veth",
