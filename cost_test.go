@@ -11,26 +11,6 @@ import (
 // quiet. The bound is the one doc.go's Memory section gives.
 const costBound = 2 << 10 // bytes more than plain, per query or per idle conn
 
-// heapInUse is the heap's live bytes once nothing is left that only waits
-// for collections: the read pool lets blocks nobody took go after two
-// ages (done here at once, rather than by the cleanup after collections),
-// and sync.Pool's victim cache empties at the second.
-func heapInUse() int64 {
-	readPools.Range(func(_, v any) bool {
-		p := v.(*readPool)
-		p.mu.Lock()
-		p.age()
-		p.age()
-		p.mu.Unlock()
-		return true
-	})
-	var ms runtime.MemStats
-	runtime.GC()
-	runtime.GC()
-	runtime.ReadMemStats(&ms)
-	return int64(ms.HeapAlloc)
-}
-
 // bytesPerQuery is the bytes allocated per fresh conn that dials, wraps
 // as k does, exchanges one query with srv and closes.
 func bytesPerQuery(t *testing.T, k kind, srv *net.UDPAddr) float64 {

@@ -12,19 +12,6 @@ import (
 // say one conn holds (BatchSize × ReadSlotSize for the ring, QueueBytes
 // for the queue) and the read pool keeps, and no goroutine is left.
 
-type memFigures struct{ heapInuse, sys uint64 }
-
-func memNow(gc bool) memFigures {
-	if gc {
-		heapInUse()
-	}
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return memFigures{m.HeapInuse, m.Sys}
-}
-
-const mib = 1 << 20
-
 func TestFloodOfMaxSizeDatagramsStaysWithinBound(t *testing.T) {
 	ns := newLoopbackNetns(t)
 	peer, uc := ns.listenLoopback(t), ns.listenLoopback(t)
@@ -151,5 +138,3 @@ func TestFloodOfMaxSizeDatagramsStaysWithinBound(t *testing.T) {
 		t.Errorf("heap in use %.2f MiB above the start after Close", mb(uint64(grow)))
 	}
 }
-
-func mb(n uint64) float64 { return float64(n) / mib }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -147,3 +148,41 @@ func repeat(n, size int) []int {
 	}
 	return s
 }
+
+// heapInUse is the heap's live bytes once nothing is left that only waits
+// for collections: the read pool lets blocks nobody took go after two
+// ages (done here at once, rather than by the cleanup after collections),
+// and sync.Pool's victim cache empties at the second.
+func heapInUse() int64 {
+	readPools.Range(func(_, v any) bool {
+		p := v.(*readPool)
+		p.mu.Lock()
+		p.age()
+		p.age()
+		p.mu.Unlock()
+		return true
+	})
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapAlloc)
+}
+
+// memFigures are the heap in use and the memory taken from the OS.
+type memFigures struct{ heapInuse, sys uint64 }
+
+// memNow takes the figures now; with gc, once nothing is left that only
+// waits for collections (heapInUse), so that what counts is live.
+func memNow(gc bool) memFigures {
+	if gc {
+		heapInUse()
+	}
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return memFigures{m.HeapInuse, m.Sys}
+}
+
+const mib = 1 << 20
+
+func mb(n uint64) float64 { return float64(n) / mib }
