@@ -37,11 +37,7 @@ var soakNetwork func(t *testing.T) soakNet
 func loopbackNet() soakNet {
 	return soakNet{listen: func(t *testing.T) *net.UDPConn {
 		t.Helper()
-		uc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return uc
+		return listenLoopback(t)
 	}}
 }
 
