@@ -33,30 +33,6 @@ var hostileKinds = append(append([]kind(nil), kinds...),
 		return New(uc, &cfg)
 	}})
 
-// diffLogs runs c on each of ks and returns the logs, plain's first.
-func diffLogs(t *testing.T, c diffCase, ks []kind) (names []string, logs [][]string) {
-	t.Helper()
-	for _, k := range ks {
-		names = append(names, k.name)
-		logs = append(logs, runKind(t, c, k))
-	}
-	return names, logs
-}
-
-// runDiffKinds is runDiff over ks, whose first kind is plain.
-func runDiffKinds(t *testing.T, c diffCase, ks []kind) {
-	t.Helper()
-	names, logs := diffLogs(t, c, ks)
-	for i := 1; i < len(logs); i++ {
-		if strings.Join(logs[i], "\n") != strings.Join(logs[0], "\n") {
-			t.Errorf("%s differs from plain:\n%s", names[i], lineDiff(logs[0], logs[i]))
-		}
-	}
-	if testing.Verbose() {
-		t.Logf("observed:\n  %s", strings.Join(logs[0], "\n  "))
-	}
-}
-
 // A hostile call, made between good traffic both ways.
 type hostile struct {
 	name   string

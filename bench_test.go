@@ -16,15 +16,6 @@ var benchKinds = []kind{kinds[0], kinds[1]}
 
 var benchSizes = []int{64, 1200}
 
-func listenLoopback(b testing.TB) *net.UDPConn {
-	b.Helper()
-	uc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	return uc
-}
-
 func reportRate(b *testing.B, n int) {
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "datagrams/s")
 }
@@ -202,49 +193,6 @@ func BenchmarkPingPong(b *testing.B) {
 			reportRate(b, b.N)
 		})
 	}
-}
-
-// echoServer runs a plain echo server on loopback until the test ends.
-func echoServer(b testing.TB) *net.UDPAddr {
-	b.Helper()
-	srv := listenLoopback(b)
-	b.Cleanup(func() { srv.Close() })
-	echoOn(srv)
-	return srv.LocalAddr().(*net.UDPAddr)
-}
-
-// echoOn serves conn as an unchanged echo server, a reply to each
-// datagram, until conn is closed.
-func echoOn(conn net.PacketConn) {
-	go func() {
-		p := make([]byte, 2048)
-		for {
-			n, from, err := conn.ReadFrom(p)
-			if err != nil {
-				return
-			}
-			conn.WriteTo(p[:n], from)
-		}
-	}()
-}
-
-// exchange dials srv, wraps the socket as k does, sends one 40-byte query,
-// reads the reply and returns the conn, still open.
-func exchange(b testing.TB, k kind, srv *net.UDPAddr, q, p []byte) net.PacketConn {
-	uc, err := net.DialUDP("udp4", nil, srv)
-	if err != nil {
-		b.Fatal(err)
-	}
-	conn := k.wrap(uc)
-	c := conn.(net.Conn)
-	if _, err := c.Write(q); err != nil {
-		b.Fatal(err)
-	}
-	c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if _, err := c.Read(p); err != nil {
-		b.Fatal(err)
-	}
-	return conn
 }
 
 // BenchmarkFreshConn: the commonest UDP client, a fresh socket per query

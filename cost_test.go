@@ -11,26 +11,6 @@ import (
 // quiet. The bound is the one doc.go's Memory section gives.
 const costBound = 2 << 10 // bytes more than plain, per query or per idle conn
 
-// heapInUse is the heap's live bytes once nothing is left that only waits
-// for collections: the read pool lets blocks nobody took go after two
-// ages (done here at once, rather than by the cleanup after collections),
-// and sync.Pool's victim cache empties at the second.
-func heapInUse() int64 {
-	readPools.Range(func(_, v any) bool {
-		p := v.(*readPool)
-		p.mu.Lock()
-		p.age()
-		p.age()
-		p.mu.Unlock()
-		return true
-	})
-	var ms runtime.MemStats
-	runtime.GC()
-	runtime.GC()
-	runtime.ReadMemStats(&ms)
-	return int64(ms.HeapAlloc)
-}
-
 // bytesPerQuery is the bytes allocated per fresh conn that dials, wraps
 // as k does, exchanges one query with srv and closes.
 func bytesPerQuery(t *testing.T, k kind, srv *net.UDPAddr) float64 {
@@ -83,5 +63,43 @@ func TestThousandsOfIdleConnsHoldAboutWhatPlainHolds(t *testing.T) {
 	t.Logf("heap held per idle conn, %d conns: plain %.0f bytes, batchconn %.0f", n, plain, batched)
 	if batched > plain+costBound {
 		t.Fatalf("an idle batchconn holds %.0f bytes, plain %.0f: more than %d over", batched, plain, costBound)
+	}
+}
+
+func TestAllocations(t *testing.T) {
+	c, peer := queuedPair(t, Config{})
+	dst := peer.LocalAddr().(*net.UDPAddr)
+	p := make([]byte, 64)
+	if n := testing.AllocsPerRun(1000, func() { c.WriteTo(p, dst) }); n != 0 {
+		t.Errorf("WriteTo: %v allocations, want 0", n)
+	}
+	if n := testing.AllocsPerRun(1000, func() { c.WriteToUDPAddrPort(p, dst.AddrPort()) }); n != 0 {
+		t.Errorf("WriteToUDPAddrPort: %v allocations, want 0", n)
+	}
+	if n := testing.AllocsPerRun(1000, func() { c.WriteToUDP(p, dst) }); n != 0 {
+		t.Errorf("WriteToUDP: %v allocations, want 0", n)
+	}
+	c.Flush()
+
+	r := New(peer, nil)
+	buf := make([]byte, 64)
+	fill := func() {
+		for range 100 {
+			c.WriteTo(p, dst)
+		}
+		c.Flush()
+	}
+	fill()
+	r.ReadFrom(buf) // the first read allocates the ring
+	if n := testing.AllocsPerRun(50, func() { r.ReadFromUDPAddrPort(buf) }); n != 0 {
+		t.Errorf("ReadFromUDPAddrPort: %v allocations, want 0", n)
+	}
+	fill()
+	if n := testing.AllocsPerRun(50, func() { r.ReadFrom(buf) }); n > 1 {
+		t.Errorf("ReadFrom: %v allocations, want at most 1 (plain makes 2)", n)
+	}
+	fill()
+	if n := testing.AllocsPerRun(50, func() { r.ReadFromUDP(buf) }); n > 1 {
+		t.Errorf("ReadFromUDP: %v allocations, want at most 1 (plain makes 2)", n)
 	}
 }

@@ -2,6 +2,8 @@ package batchconn
 
 import (
 	"bytes"
+	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"testing"
 )
@@ -137,38 +139,86 @@ func TestSegment(t *testing.T) {
 	}
 }
 
-func TestSegSizeControlMessageRoundTrip(t *testing.T) {
-	for _, word := range []int{4, 8} {
-		oob := make([]byte, 64)
-		n := putSegSize(oob, word, 17, 103, 1200)
-		if got := cmsgUint(oob[:n], word, 17, 103); got != 1200 {
-			t.Errorf("word %d: read back %d, want 1200", word, got)
-		}
-		if got := cmsgUint(oob[:n], word, 17, 104); got != 0 {
-			t.Errorf("word %d: another type read as %d", word, got)
-		}
-		// A second message after one of another type.
-		m := putSegSize(oob, word, 1, 1, 7)
-		putSegSize(oob[m:], word, 17, 103, 1400)
-		if got := cmsgUint(oob[:m+n], word, 17, 103); got != 1400 {
-			t.Errorf("word %d: second message read as %d, want 1400", word, got)
+func TestKernelGSORunMustSplitOnlyWhenAllSegmentsAreEqual(t *testing.T) {
+	for _, tc := range []struct {
+		sizes []int
+		split bool
+	}{
+		{nil, false},
+		{[]int{1200}, false},             // alone: no UDP_SEGMENT at all
+		{[]int{1200, 1200}, true},        // two equal segments: the broken shape
+		{[]int{1200, 800}, false},        // last shorter: safe
+		{[]int{1200, 1200, 1200}, true},  // n-1 segmented would still be equal
+		{[]int{1200, 1200, 1199}, false}, // one byte short is enough
+		{[]int{1, 1}, true},
+		{[]int{1200, 1200, 1200, 1200, 1200, 1200, 1200, 1200, 1}, false},
+	} {
+		if got := gsoRunMustSplit(msgsOf(dstA, tc.sizes...)); got != tc.split {
+			t.Errorf("gsoRunMustSplit(%v) = %v, want %v", tc.sizes, got, tc.split)
 		}
 	}
 }
 
-func FuzzGROSegSize(f *testing.F) {
-	oob := make([]byte, 24)
-	putSegSize(oob, 8, 17, 104, 1200)
-	f.Add(oob, true)
-	f.Add([]byte{255, 255, 255, 255, 255, 255, 255, 255}, true)
-	f.Add([]byte{}, false)
-	f.Fuzz(func(t *testing.T, oob []byte, wide bool) {
-		word := 4
-		if wide {
-			word = 8
+// On a kernel where equal runs are unsafe, the plan coalesce and
+// gsoRunMustSplit make together sends every datagram once, in order, and
+// never a segmented message of equal segments; it keeps GSO for every run
+// whose last datagram is shorter.
+func TestKernelGSORunPlanNeverSendsEqualSegments(t *testing.T) {
+	rng := rand.New(rand.NewPCG(12, 7))
+	dst := netip.MustParseAddrPort("127.0.0.1:9")
+	var split, kept int
+	for round := range 2000 {
+		sizes := randomSizes(rng)
+		msgs := msgsOf(dst, sizes...)
+		var sent []int
+		for i := 0; i < len(msgs); {
+			n, _ := coalesce(msgs[i:], gsoMaxSegs)
+			run := sizes[i : i+n]
+			if gsoRunMustSplit(msgs[i : i+n]) {
+				sent = append(sent, run...) // one datagram a message
+				split++
+			} else {
+				if len(run) >= 2 && allEqual(run) {
+					t.Fatalf("round %d: a segmented message of equal segments %v from %v", round, run, sizes)
+				}
+				if len(run) >= 2 && run[len(run)-1] >= run[0] {
+					t.Fatalf("round %d: kept run %v does not end short", round, run)
+				}
+				sent = append(sent, run...)
+				if len(run) >= 2 {
+					kept++
+				}
+			}
+			i += n
 		}
-		if seg := cmsgUint(oob, word, 17, 104); seg < 0 {
-			t.Fatalf("negative segment size %d", seg)
+		if fmt.Sprint(sent) != fmt.Sprint(sizes) {
+			t.Fatalf("round %d: sent %v, want %v", round, sent, sizes)
 		}
-	})
+	}
+	if split == 0 || kept == 0 {
+		t.Errorf("the random runs were %d split and %d kept segmented: both must occur", split, kept)
+	}
+	t.Logf("%d runs split, %d kept segmented", split, kept)
+}
+
+func randomSizes(rng *rand.Rand) []int {
+	sizes := make([]int, 1+rng.IntN(200))
+	common := []int{1, 100, 1200, 1400}
+	for i := range sizes {
+		if rng.IntN(4) == 0 {
+			sizes[i] = 1 + rng.IntN(1500)
+		} else {
+			sizes[i] = common[rng.IntN(len(common))]
+		}
+	}
+	return sizes
+}
+
+func allEqual(s []int) bool {
+	for _, n := range s {
+		if n != s[0] {
+			return false
+		}
+	}
+	return true
 }

@@ -1,11 +1,6 @@
 package batchconn
 
-import (
-	"fmt"
-	"math/rand/v2"
-	"net/netip"
-	"testing"
-)
+import "testing"
 
 func TestKernelReleaseParses(t *testing.T) {
 	for _, tc := range []struct {
@@ -103,88 +98,4 @@ func TestKernelGatesForTheRunningKernelCanBeInjected(t *testing.T) {
 	if g := currentKernelGates(); g.gso || g.gro {
 		t.Errorf("on RHEL 8: %+v, want no offload", g)
 	}
-}
-
-func TestKernelGSORunMustSplitOnlyWhenAllSegmentsAreEqual(t *testing.T) {
-	for _, tc := range []struct {
-		sizes []int
-		split bool
-	}{
-		{nil, false},
-		{[]int{1200}, false},             // alone: no UDP_SEGMENT at all
-		{[]int{1200, 1200}, true},        // two equal segments: the broken shape
-		{[]int{1200, 800}, false},        // last shorter: safe
-		{[]int{1200, 1200, 1200}, true},  // n-1 segmented would still be equal
-		{[]int{1200, 1200, 1199}, false}, // one byte short is enough
-		{[]int{1, 1}, true},
-		{[]int{1200, 1200, 1200, 1200, 1200, 1200, 1200, 1200, 1}, false},
-	} {
-		if got := gsoRunMustSplit(msgsOf(dstA, tc.sizes...)); got != tc.split {
-			t.Errorf("gsoRunMustSplit(%v) = %v, want %v", tc.sizes, got, tc.split)
-		}
-	}
-}
-
-// On a kernel where equal runs are unsafe, the plan coalesce and
-// gsoRunMustSplit make together sends every datagram once, in order, and
-// never a segmented message of equal segments; it keeps GSO for every run
-// whose last datagram is shorter.
-func TestKernelGSORunPlanNeverSendsEqualSegments(t *testing.T) {
-	rng := rand.New(rand.NewPCG(12, 7))
-	dst := netip.MustParseAddrPort("127.0.0.1:9")
-	var split, kept int
-	for round := range 2000 {
-		sizes := randomSizes(rng)
-		msgs := msgsOf(dst, sizes...)
-		var sent []int
-		for i := 0; i < len(msgs); {
-			n, _ := coalesce(msgs[i:], gsoMaxSegs)
-			run := sizes[i : i+n]
-			if gsoRunMustSplit(msgs[i : i+n]) {
-				sent = append(sent, run...) // one datagram a message
-				split++
-			} else {
-				if len(run) >= 2 && allEqual(run) {
-					t.Fatalf("round %d: a segmented message of equal segments %v from %v", round, run, sizes)
-				}
-				if len(run) >= 2 && run[len(run)-1] >= run[0] {
-					t.Fatalf("round %d: kept run %v does not end short", round, run)
-				}
-				sent = append(sent, run...)
-				if len(run) >= 2 {
-					kept++
-				}
-			}
-			i += n
-		}
-		if fmt.Sprint(sent) != fmt.Sprint(sizes) {
-			t.Fatalf("round %d: sent %v, want %v", round, sent, sizes)
-		}
-	}
-	if split == 0 || kept == 0 {
-		t.Errorf("the random runs were %d split and %d kept segmented: both must occur", split, kept)
-	}
-	t.Logf("%d runs split, %d kept segmented", split, kept)
-}
-
-func randomSizes(rng *rand.Rand) []int {
-	sizes := make([]int, 1+rng.IntN(200))
-	common := []int{1, 100, 1200, 1400}
-	for i := range sizes {
-		if rng.IntN(4) == 0 {
-			sizes[i] = 1 + rng.IntN(1500)
-		} else {
-			sizes[i] = common[rng.IntN(len(common))]
-		}
-	}
-	return sizes
-}
-
-func allEqual(s []int) bool {
-	for _, n := range s {
-		if n != s[0] {
-			return false
-		}
-	}
-	return true
 }

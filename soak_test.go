@@ -37,11 +37,7 @@ var soakNetwork func(t *testing.T) soakNet
 func loopbackNet() soakNet {
 	return soakNet{listen: func(t *testing.T) *net.UDPConn {
 		t.Helper()
-		uc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return uc
+		return listenLoopback(t)
 	}}
 }
 
@@ -185,9 +181,9 @@ func TestSoakEcho(t *testing.T) {
 
 	// Memory and goroutines once warm, and at the end.
 	time.Sleep(dur / 4)
-	warm, gWarm := memSnapshot(), runtime.NumGoroutine()
+	warm, gWarm := memNow(true), runtime.NumGoroutine()
 	time.Sleep(dur - dur/4)
-	end, gEnd := memSnapshot(), runtime.NumGoroutine()
+	end, gEnd := memNow(true), runtime.NumGoroutine()
 	close(stop)
 	cwg.Wait()
 	<-fdone
@@ -225,7 +221,7 @@ func TestSoakEcho(t *testing.T) {
 		t.Logf("server %v: %+v", s.LocalAddr(), s.Stats())
 	}
 	t.Logf("heap in use once warm %.2f MiB, at the end %.2f MiB; Sys %.2f MiB, %.2f MiB; goroutines %d before, %d warm, %d at the end, %d after",
-		mb2(warm.heapInuse), mb2(end.heapInuse), mb2(warm.sys), mb2(end.sys), g0, gWarm, gEnd, gAfter)
+		mb(warm.heapInuse), mb(end.heapInuse), mb(warm.sys), mb(end.sys), g0, gWarm, gEnd, gAfter)
 
 	st.mu.Lock()
 	for _, e := range st.errs {
@@ -251,19 +247,8 @@ func TestSoakEcho(t *testing.T) {
 		t.Errorf("%d goroutines before, %d after everything was closed", g0, gAfter)
 	}
 	if grow := int64(end.heapInuse) - int64(warm.heapInuse); grow > 8<<20 {
-		t.Errorf("heap in use grew %.2f MiB from warm to the end", mb2(uint64(grow)))
+		t.Errorf("heap in use grew %.2f MiB from warm to the end", mb(uint64(grow)))
 	}
-}
-
-func mb2(n uint64) float64 { return float64(n) / (1 << 20) }
-
-type memSnap struct{ heapInuse, sys uint64 }
-
-func memSnapshot() memSnap {
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return memSnap{m.HeapInuse, m.Sys}
 }
 
 // soakServer echoes every datagram to its sender until the conn closes.

@@ -65,7 +65,7 @@ func TestRepliesLeaveFromTheAddressThePeerWroteTo(t *testing.T) {
 // The same in IPv6, on a loopback with two more addresses in a namespace
 // of the test's own.
 func TestIPv6RepliesLeaveFromTheAddressThePeerWroteTo(t *testing.T) {
-	ns := newNamedNetns(t)
+	ns := newNetns(t)
 	for _, a := range []string{"fd00::2/128", "fd00::3/128"} {
 		ns.ip(t, "-6", "addr", "add", a, "dev", "lo")
 	}
@@ -87,7 +87,7 @@ func TestIPv6RepliesLeaveFromTheAddressThePeerWroteTo(t *testing.T) {
 // x/net's ipv4 option helpers, answers a query sent to the group from the
 // receiving interface's own address: a group address is no source.
 func TestMulticastQueryIsAnsweredFromTheInterfacesAddress(t *testing.T) {
-	ns := newNamedNetns(t)
+	ns := newNetns(t)
 	ns.ip(t, "link", "set", "lo", "multicast", "on")
 	ns.ip(t, "route", "add", "224.0.0.0/4", "dev", "lo")
 	group := net.IPv4(239, 1, 2, 3)

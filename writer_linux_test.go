@@ -1,0 +1,52 @@
+package batchconn
+
+import (
+	"net"
+	"net/netip"
+	"testing"
+)
+
+// With offload, a queue whose datagrams make no runs (each to another
+// destination than the last) is sent at BatchSize datagrams, as without
+// offload; one whose datagrams make runs gathers more. Grouped, only the
+// datagram count decides.
+func TestQueueWithoutRunsIsSentAtABatch(t *testing.T) {
+	const batch = 16
+	sinks := make([]netip.AddrPort, 4)
+	for i := range sinks {
+		s := listenLoopback(t)
+		defer s.Close()
+		sinks[i] = s.LocalAddr().(*net.UDPAddr).AddrPort()
+	}
+	p := make([]byte, 100)
+	for _, tc := range []struct {
+		name   string
+		cfg    Config
+		dst    func(i int) netip.AddrPort
+		full   uint64 // sends of a full queue after 2*batch datagrams
+		queued int32
+	}{
+		{"round-robin", Config{}, func(i int) netip.AddrPort { return sinks[i%4] }, 2, 0},
+		{"runs of 4", Config{}, func(i int) netip.AddrPort { return sinks[i/4%4] }, 0, 2 * batch},
+		{"one destination", Config{}, func(int) netip.AddrPort { return sinks[0] }, 0, 2 * batch},
+		{"round-robin, grouped", Config{GroupByDestination: true}, func(i int) netip.AddrPort { return sinks[i%4] }, 0, 2 * batch},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := tc.cfg
+			cfg.BatchSize = batch
+			c, _ := queuedPair(t, cfg)
+			if !c.bio.segments() {
+				t.Skip("the kernel has no UDP GSO")
+			}
+			for i := range 2 * batch {
+				if _, err := c.WriteToUDPAddrPort(p, tc.dst(i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if s := c.Stats(); s.FlushFull != tc.full || c.w.queued.Load() != tc.queued {
+				t.Fatalf("after %d datagrams: %d full sends, %d queued; want %d, %d",
+					2*batch, s.FlushFull, c.w.queued.Load(), tc.full, tc.queued)
+			}
+		})
+	}
+}
