@@ -91,53 +91,31 @@ func (v kernelVersion) compare(w kernelVersion) int {
 
 // The boundaries, as versions.
 var (
-	// GSO from 5.0. UDP_SEGMENT exists from 4.18, but quic-go found
-	// segmentation offload there catastrophically slow in the field (RHEL
-	// 8's 4.18: https://github.com/quic-go/quic-go/issues/4394) and has
-	// since refused GSO on every kernel before 5
-	// (https://github.com/quic-go/quic-go/pull/4456, commit 12aa638,
-	// April 2024): bugs long fixed upstream live on in old kernels that
-	// will never be updated, and are hard to reproduce.
+	// GSO from 5.0. UDP_SEGMENT exists from 4.18, but segmentation
+	// offload there is catastrophically slow in the field (RHEL 8's 4.18,
+	// quic-go#4394), and quic-go refuses GSO before 5 (quic-go#4456):
+	// bugs fixed upstream live on in kernels that are never updated.
 	gsoFrom = kernelVersion{major: 5}
 
-	// GRO from 5.12, as wireguard-go (commit c92064f, "conn: don't
-	// enable GRO on Linux < 5.12", May 2025). Its reason: before Linux
-	// commit 98184612aca0 ("net: udp: Add support for getsockopt(..., ...,
-	// UDP_GRO, ...)", Norman Maurer, April 2021, in 5.12) the kernel
-	// took setsockopt(UDP_GRO) but getsockopt(UDP_GRO) failed, so a
-	// program that reads the option back to learn whether GRO is on (as
-	// wireguard-go's supportsUDPOffload does) believes it off while the
-	// kernel coalesces, and hands out several datagrams as one; and, in
-	// Jason Donenfeld's words in that commit, UDP_GRO is "kind of buggy
-	// anyway" on older kernels. batchconn takes setsockopt's own result,
-	// so that exact failure would not hit it; it keeps the 5.12 line
-	// for the second reason: a receive offload that goes wrong corrupts
-	// what the caller reads, and refusing it on kernels from before
-	// mid-2021 costs only speed. (The getsockopt fix was also queued for
-	// the 5.10 and 5.11 stable series in April 2021; a version number
-	// cannot tell which 5.10.y has it, so the line stays at 5.12.)
+	// GRO from 5.12, as wireguard-go (c92064f): before Linux 98184612aca0
+	// (5.12) getsockopt(UDP_GRO) failed while setsockopt took it, and
+	// UDP_GRO was "kind of buggy anyway" on older kernels. batchconn
+	// trusts setsockopt's result, so the first does not hit it; the
+	// second does, and a receive offload that goes wrong corrupts what
+	// the caller reads, where refusing it costs only speed. (5.10.y and
+	// 5.11.y got the getsockopt fix, but a version cannot tell which.)
 	groFrom = kernelVersion{major: 5, minor: 12}
 
-	// Equal-length GSO runs are mangled from 7.0-rc1 through 7.1.4. Linux
-	// commit b10b446 (in v7.0-rc1) made the kernel corrupt the UDP header
-	// and checksum of a segmented message whose segments all have the
-	// same length, on many NICs and virtio devices; the receiver drops
-	// them silently (https://github.com/tailscale/tailscale/issues/19777).
-	// Commits 78effd8 and 5f17ae0 fixed it (tailscale's workaround,
-	// https://github.com/tailscale/tailscale/pull/19918, names v7.1-rc5
-	// for them); tailscale turns its workaround on for v7.0.0 through
-	// v7.1.4 inclusive, fixed in v7.1.5 (as quoted in
-	// https://github.com/tailscale/tailscale/issues/21335), and so does
-	// this gate: a 7.1.y before 7.1.5 that has the fix only pays for the
-	// split. Ubuntu 26.04
-	// LTS and Proxmox 9 ship such kernels ("7.0.2-6-pve"). Some
-	// distribution kernels in the range carry the fix (Proxmox's
-	// 7.0.14-pve, tailscale#20994): they pay for a rule they no longer
-	// need, which is cheap (see gsoRunMustSplit). The same symptom, a
-	// ~180x collapse, was reported on 6.17 guests under KVM/virtio
-	// (tailscale#21335), suspected to come from the hypervisor's kernel,
-	// which a guest cannot see: no version gate can catch that,
-	// BATCHCONN_DISABLE=gso can.
+	// Equal-length GSO runs are mangled from 7.0-rc1 through 7.1.4: Linux
+	// b10b446 corrupts the UDP header and checksum of a segmented message
+	// whose segments all have one length, on many NICs and virtio
+	// devices, and the receiver drops it silently (tailscale#19777; fixed
+	// by 78effd8 and 5f17ae0, in 7.1.5 as tailscale#21335 quotes). Ubuntu
+	// 26.04 LTS and Proxmox 9 ship such kernels ("7.0.2-6-pve"); those
+	// that carry the fix (7.0.14-pve, tailscale#20994) pay for a cheap
+	// rule (gsoRunMustSplit). The same collapse on 6.17 KVM/virtio guests
+	// (tailscale#21335) comes from a kernel no version gate can see:
+	// BATCHCONN_DISABLE=gso is the answer there.
 	equalRunsFrom  = kernelVersion{major: 7, rc: 1}
 	equalRunsUntil = kernelVersion{major: 7, minor: 1, patch: 4}
 )
