@@ -32,13 +32,13 @@ func (g *gsoState) init(cfg *settings) {
 // segmentation offload (it knows UDP_SEGMENT from 4.18 on) and how many
 // segments a message may carry: a conn whose datagrams all go out at
 // once, one by one, never asks.
-func (g *gsoState) probe(m *mmsgIO) {
+func (g *gsoState) probe(rc syscall.RawConn) {
 	g.probed = true
 	if !g.allowed {
 		return
 	}
 	var err error
-	m.rc.Control(func(fd uintptr) {
+	rc.Control(func(fd uintptr) {
 		_, err = unix.GetsockoptInt(int(fd), unix.IPPROTO_UDP, unix.UDP_SEGMENT)
 	})
 	if g.on = err == nil; g.on {

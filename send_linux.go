@@ -51,7 +51,7 @@ func (m *mmsgIO) batchLimit() int {
 func (m *mmsgIO) segments() bool {
 	g := &m.tx.gso
 	if !g.probed {
-		g.probe(m)
+		g.probe(m.rc)
 	}
 	return g.on
 }
