@@ -24,6 +24,11 @@ type batchIO interface {
 	gro() groState
 	enableGRO()
 
+	// receiveDrops asks the kernel how many datagrams it has dropped on
+	// the socket's full receive queue, over the socket's life; false
+	// where it cannot tell (a closed socket).
+	receiveDrops() (uint64, bool)
+
 	// watchDrops makes the kernel report, with the datagrams it delivers,
 	// how many it dropped on the socket's full receive queue.
 	watchDrops()

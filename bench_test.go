@@ -241,10 +241,11 @@ func BenchmarkIdleConns(b *testing.B) {
 
 // BenchmarkFanout: 1200-byte datagrams round-robin to 16 destinations, as
 // a media relay or game server sends, on plain, on batchconn as it comes
-// and on batchconn with GroupByDestination. The sinks do not read.
+// (grouped by destination) and on batchconn with StrictOrder. The sinks do
+// not read.
 func BenchmarkFanout(b *testing.B) {
-	fanKinds := append(benchKinds[:2:2], kind{"grouped", func(uc *net.UDPConn) net.PacketConn {
-		return New(uc, &Config{GroupByDestination: true})
+	fanKinds := append(benchKinds[:2:2], kind{"strict", func(uc *net.UDPConn) net.PacketConn {
+		return New(uc, &Config{StrictOrder: true})
 	}})
 	for _, k := range fanKinds {
 		b.Run(k.name+"/1200B/16dst", func(b *testing.B) { benchRoundRobin(b, k, 1200, 16) })

@@ -38,9 +38,8 @@ type Config struct {
 	// QueueBytes bounds the payload bytes the write queue holds; a WriteTo
 	// that finds the queue full sends it first, blocking as a
 	// *net.UDPConn's WriteTo blocks on a full socket buffer. Default
-	// 256 KiB (2 MiB with GroupByDestination); values below 65535 are
-	// raised to it so that any datagram fits, values above 64 MiB lowered
-	// to it (no batch carries more).
+	// 256 KiB; values below 65535 are raised to it so that any datagram
+	// fits, values above 64 MiB lowered to it (no batch carries more).
 	QueueBytes int
 
 	// NoOffload turns UDP segmentation offload off: no GSO on send (runs
@@ -59,18 +58,16 @@ type Config struct {
 	// asked at (see the package documentation).
 	KernelChoosesSource bool
 
-	// GroupByDestination lets each destination's queued datagrams leave
-	// together when the queue is sent with segmentation offload, so that
-	// a server sending to many peers in turn (A B C A B C: a media relay,
-	// a game server) gets runs that GSO carries, as A A B B C C.
-	// Datagrams to one destination never change order; datagrams to
-	// different destinations may, which a receiver reached at two
-	// addresses sees (a socket on this host written to at 127.0.0.1 and
-	// at 0.0.0.0, say). Off by default: a *net.UDPConn keeps WriteTo order
-	// across destinations, and so does batchconn unless asked. A grouped
-	// queue gathers twice as many datagrams, so that each destination's
-	// share makes a long run, and its QueueBytes default is 2 MiB.
-	GroupByDestination bool
+	// StrictOrder sends queued datagrams in exactly the order they were
+	// written, across destinations, as a *net.UDPConn does. By default,
+	// when the queue goes out with segmentation offload, each
+	// destination's datagrams leave together (A B C A B C as A A B B C C),
+	// so that a server sending to many peers in turn gets runs that GSO
+	// carries. Each destination's datagrams keep their order either way,
+	// and so do datagrams to destinations that may be one socket on this
+	// host (see the package documentation): only a receiver on another
+	// host that is written to at two of its addresses can tell.
+	StrictOrder bool
 }
 
 const (
@@ -79,7 +76,6 @@ const (
 	maxDatagram       = 65535
 	defaultMaxDelay   = 50 * time.Microsecond
 	defaultQueueBytes = 256 << 10
-	groupedQueueBytes = 2 << 20  // GroupByDestination's: see gsoQueueFactor
 	maxQueueBytes     = 64 << 20 // more than the largest batch, 1024 messages of 65535 B
 
 	// defaultIdleGap is how long after the last send ended a WriteTo on an
@@ -141,14 +137,8 @@ func (c *Config) resolve(h hooks) settings {
 		s.MaxDelay = defaultMaxDelay
 	}
 	s.queueFactor = gsoQueueFactor
-	if s.GroupByDestination {
-		s.queueFactor *= 2
-	}
 	if s.QueueBytes <= 0 {
 		s.QueueBytes = defaultQueueBytes
-		if s.GroupByDestination {
-			s.QueueBytes = groupedQueueBytes
-		}
 	}
 	s.QueueBytes = min(max(s.QueueBytes, maxDatagram), maxQueueBytes)
 	s.idleGap = cmp.Or(max(h.idleGap, 0), defaultIdleGap)

@@ -60,18 +60,14 @@ func TestNegativeConfigBehavesAsDefaults(t *testing.T) {
 	}
 }
 
-// The seams tests set reach the resolved settings, and a Config's
-// GroupByDestination changes the queue's defaults.
+// The seams tests set reach the resolved settings.
 func TestResolveTakesHooksAndDerivesTheQueue(t *testing.T) {
-	s := (&Config{GroupByDestination: true}).resolve(hooks{idleGap: time.Hour, timerIdle: time.Minute, kernel: "4.19.0", noBatch: true})
+	s := (&Config{}).resolve(hooks{idleGap: time.Hour, timerIdle: time.Minute, kernel: "4.19.0", noBatch: true})
 	if s.idleGap != time.Hour || s.timerIdle != time.Minute || !s.noBatch {
 		t.Errorf("hooks not taken: idleGap %v timerIdle %v noBatch %v", s.idleGap, s.timerIdle, s.noBatch)
 	}
 	if s.gates != gatesFor("4.19.0") {
 		t.Errorf("gates %+v, want those of 4.19.0, %+v", s.gates, gatesFor("4.19.0"))
-	}
-	if s.queueFactor != 2*gsoQueueFactor || s.QueueBytes != groupedQueueBytes {
-		t.Errorf("grouped queue: factor %d, %d bytes; want %d, %d", s.queueFactor, s.QueueBytes, 2*gsoQueueFactor, groupedQueueBytes)
 	}
 	d := (*Config)(nil).resolve(hooks{})
 	if d.idleGap != defaultIdleGap || d.timerIdle != flushTimerIdle || d.queueFactor != gsoQueueFactor || d.QueueBytes != defaultQueueBytes {

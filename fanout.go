@@ -8,97 +8,148 @@ import (
 // Fan-out: a server that talks to many peers (a media relay forwarding
 // each packet to every subscriber, a game server, a TURN relay) queues
 // interleaved runs, A B C A B C, in which no two datagrams in a row go to
-// one destination, so segmentation offload never applies. Within one send
-// of the queue, groupByDestination brings each destination's datagrams
-// together, A A B B C C, keeping their WriteTo order, so that GSO carries
-// them as runs. Only datagrams to different destinations change places
-// relative to each other: UDP never promised their order, but a receiver
-// reached at two addresses sees it (the differential tests catch it for
-// a socket written to at 127.0.0.1 and at 0.0.0.0), so it is asked for
-// with Config.GroupByDestination rather than done by default.
+// one destination, so segmentation offload would never apply. Unless
+// Config.StrictOrder asks otherwise, a queue sent with offload brings each
+// destination's datagrams together, A A B B C C, keeping their WriteTo
+// order, so that GSO carries them as runs.
+//
+// Only datagrams that cannot reach one socket change places relative to
+// each other. Destinations that may (the same port on a loopback address,
+// the unspecified address, a multicast or broadcast address, or one of
+// this host's own addresses; an IPv4 address and its IPv4-mapped form)
+// share one group, in which WriteTo order holds: a socket on this host
+// written to at 127.0.0.1 and at 0.0.0.0, or at its LAN address, sees its
+// datagrams in the order they were written. Two hosts' sockets never see
+// each other's datagrams, so their relative order is nobody's to see.
+//
+// The grouping is done as datagrams are queued, so that the queue knows
+// how many messages it makes (a batch is BatchSize messages) and a send
+// only moves the entries.
 
-// fanoutTable maps destinations to groups for one send of the queue,
-// without allocating: open addressing over a fixed table, whose entries
-// from earlier sends are told apart by a generation number rather than
-// cleared.
-type fanoutTable struct {
-	gen   uint32
-	slots [fanoutSlots]struct {
-		gen uint32
-		id  int32
-		key netip.AddrPort
-	}
-}
-
-// fanoutSlots is the table's size; a queue with more than half as many
-// destinations is sent as it is.
-const fanoutSlots = 1024
-
-// fanout is the room groupByDestination works in, kept with a write block.
+// fanout is the grouping of one queue, kept with its write block. Guarded
+// by writer.mu.
 type fanout struct {
 	table  fanoutTable
-	ids    []int32 // each datagram's group
-	starts []int32 // where each group goes
-	out    []txMsg // the grouped queue
+	ids    []int32    // each queued datagram's group, in WriteTo order
+	groups []fanGroup // by group id, in the order of their first datagram
+	out    []txMsg    // the grouped queue, for one send
+
+	last     netip.AddrPort // the last datagram's destination
+	lastID   int32          // and its group
+	moves    bool           // a group's datagrams are not all together in WriteTo order
+	overflow bool           // more groups than the table holds: the queue goes as it is
 }
 
-// groupByDestination returns ms with each destination's datagrams
-// together, the destinations in the order of their first datagram and each
-// one's datagrams in the order of ms. An IPv4 address and its IPv4-mapped
-// IPv6 form are one destination. It returns ms itself where nothing would
-// move, or where more than fanoutSlots/2 destinations share the queue. It
-// decides from the queue alone: no socket, clock or lock.
-func groupByDestination(ms []txMsg, f *fanout) []txMsg {
-	if len(ms) < 3 {
+// fanGroup is one group of a queue: its datagrams, and the run its last
+// datagram is in.
+type fanGroup struct {
+	count int32
+	seg   int32          // the size of the run's datagrams
+	tail  int32          // the size of the group's last datagram: shorter than seg ends the run
+	addr  netip.AddrPort // the run's destination
+}
+
+// fanoutSlots is the table's size; a queue may have half as many groups.
+const fanoutSlots = 1024
+
+// reset readies f for a new queue.
+func (f *fanout) reset() {
+	f.table.clear()
+	f.ids, f.groups = f.ids[:0], f.groups[:0]
+	f.last, f.lastID = netip.AddrPort{}, -1
+	f.moves, f.overflow = false, false
+}
+
+// add groups the next queued datagram, of size bytes to ap, and reports
+// whether it starts a message of its own when the queue is sent: it does
+// unless it continues its group's run (the same destination, no longer
+// than the run's datagrams, after none shorter), about what coalesce
+// decides.
+func (f *fanout) add(ap netip.AddrPort, size int) bool {
+	if f.overflow {
+		return true
+	}
+	id := f.lastID
+	if id < 0 || ap != f.last {
+		id = f.table.group(orderKey(ap), int32(len(f.groups)))
+		if id < 0 {
+			f.overflow = true
+			return true
+		}
+		if int(id) < len(f.groups) && id != f.lastID {
+			f.moves = true // back to a group left before
+		}
+		f.last, f.lastID = ap, id
+	}
+	f.ids = append(f.ids, id)
+	if int(id) == len(f.groups) {
+		f.groups = append(f.groups, fanGroup{count: 1, seg: int32(size), tail: int32(size), addr: ap})
+		return true
+	}
+	g := &f.groups[id]
+	g.count++
+	if g.addr != ap || int32(size) > g.seg || g.tail < g.seg {
+		g.seg, g.tail, g.addr = int32(size), int32(size), ap
+		return true
+	}
+	g.tail = int32(size)
+	return false
+}
+
+// arrange returns the queue ms, whose datagrams f grouped as they were
+// queued, with each group's datagrams together, the groups in the order
+// of their first datagram. It returns ms itself where nothing would move.
+// It decides from the queue alone: no socket, clock or lock. The groups'
+// counts are spent: they become where each group goes.
+func (f *fanout) arrange(ms []txMsg) []txMsg {
+	if !f.moves || f.overflow || len(f.ids) != len(ms) {
 		return ms
 	}
-	t := &f.table
-	if t.gen++; t.gen == 0 { // wrapped: old entries could pass for new
-		t.slots = [fanoutSlots]struct {
-			gen uint32
-			id  int32
-			key netip.AddrPort
-		}{}
-		t.gen = 1
-	}
-	f.ids = f.ids[:0]
-	f.starts = f.starts[:0] // counts first, then starts
-	runs := 0
-	var prev netip.AddrPort
-	for i := range ms {
-		key := ms[i].addr
-		if a := key.Addr(); a.Is4In6() {
-			key = netip.AddrPortFrom(a.Unmap(), key.Port())
-		}
-		if i == 0 || key != prev {
-			runs++
-			prev = key
-		}
-		id := t.group(key, int32(len(f.starts)))
-		if id < 0 {
-			return ms // too many destinations to be worth it
-		}
-		if int(id) == len(f.starts) {
-			f.starts = append(f.starts, 0)
-		}
-		f.starts[id]++
-		f.ids = append(f.ids, id)
-	}
-	if runs == len(f.starts) {
-		return ms // each destination's datagrams are together already
-	}
 	at := int32(0)
-	for id, n := range f.starts {
-		f.starts[id] = at
-		at += n
+	for i := range f.groups {
+		g := &f.groups[i]
+		g.count, at = at, at+g.count
 	}
 	f.out = append(f.out[:0], ms...)
 	for i := range ms {
-		id := f.ids[i]
-		f.out[f.starts[id]] = ms[i]
-		f.starts[id]++
+		g := &f.groups[f.ids[i]]
+		f.out[g.count] = ms[i]
+		g.count++
 	}
 	return f.out
+}
+
+// orderKey is the group of a datagram to ap: ap itself, with an IPv4
+// address in one form, or, for a destination that may be a socket on
+// this host, the port alone.
+func orderKey(ap netip.AddrPort) netip.AddrPort {
+	ip := ap.Addr().Unmap()
+	if ip.IsLoopback() || ip.IsUnspecified() || ip.IsMulticast() || isHostAddr(ip) {
+		return netip.AddrPortFrom(netip.Addr{}, ap.Port())
+	}
+	return netip.AddrPortFrom(ip, ap.Port())
+}
+
+// fanoutTable maps keys to groups for one queue without allocating: open
+// addressing over a fixed table, whose entries from earlier queues are
+// told apart by a generation number rather than cleared.
+type fanoutTable struct {
+	gen   uint32
+	slots [fanoutSlots]fanoutSlot
+}
+
+type fanoutSlot struct {
+	gen uint32
+	id  int32
+	key netip.AddrPort
+}
+
+// clear empties the table for the next queue.
+func (t *fanoutTable) clear() {
+	if t.gen++; t.gen == 0 { // wrapped: old entries could pass for new
+		t.slots = [fanoutSlots]fanoutSlot{}
+		t.gen = 1
+	}
 }
 
 // group returns key's group, giving it next if it has none yet, or -1

@@ -11,11 +11,9 @@ import (
 
 // checkGrouped says what is wrong unless got holds ms's datagrams, each
 // destination's together and in ms's order, the destinations in order of
-// first appearance (IPv4 and IPv4-mapped forms being one).
+// first appearance (destinations that may be one socket being one).
 func checkGrouped(ms, got []txMsg) error {
-	key := func(ap netip.AddrPort) netip.AddrPort {
-		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-	}
+	key := orderKey
 	var order []netip.AddrPort
 	per := map[netip.AddrPort][]*byte{}
 	for i := range ms {
@@ -40,6 +38,15 @@ func checkGrouped(ms, got []txMsg) error {
 	return nil
 }
 
+// group queues ms through f, as the writer does, and arranges them.
+func group(f *fanout, ms []txMsg) []txMsg {
+	f.reset()
+	for _, m := range ms {
+		f.add(m.addr, len(m.buf))
+	}
+	return f.arrange(ms)
+}
+
 func TestGroupByDestination(t *testing.T) {
 	var f fanout
 	a, b := netip.MustParseAddrPort("127.0.0.1:1"), netip.MustParseAddrPort("127.0.0.2:1")
@@ -55,7 +62,7 @@ func TestGroupByDestination(t *testing.T) {
 		for i := range ms {
 			ms[i] = txMsg{buf: make([]byte, 1), addr: dsts[rng.IntN(len(dsts))]}
 		}
-		if err := checkGrouped(ms, groupByDestination(ms, &f)); err != nil {
+		if err := checkGrouped(ms, group(&f, ms)); err != nil {
 			t.Fatalf("round %d, %d datagrams to %d addresses: %v", round, n, len(dsts), err)
 		}
 	}
@@ -65,22 +72,22 @@ func TestGroupByDestination(t *testing.T) {
 		ms[i] = txMsg{buf: make([]byte, 1), addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), 9)}
 	}
 	ms[len(ms)-1].addr = ms[0].addr
-	if got := groupByDestination(ms, &f); &got[0] != &ms[0] {
+	if got := group(&f, ms); &got[0] != &ms[0] {
 		t.Fatal("a queue of more than fanoutSlots/2 destinations was regrouped")
 	}
 }
 
 // A fan-out stream: datagrams round-robin to 16 receivers, with and
-// without offload and grouping: each receiver gets exactly its datagrams,
+// without offload, grouped and in strict order: each receiver gets exactly its datagrams,
 // in order, none lost or doubled; grouped with offload, they go as
 // segments.
 func TestFanOutKeepsEachDestinationsOrder(t *testing.T) {
 	for _, cfg := range []Config{
-		{GroupByDestination: true},
-		{GroupByDestination: true, NoOffload: true},
 		{},
+		{NoOffload: true},
+		{StrictOrder: true},
 	} {
-		t.Run(fmt.Sprintf("group=%v,nooffload=%v", cfg.GroupByDestination, cfg.NoOffload), func(t *testing.T) {
+		t.Run(fmt.Sprintf("strict=%v,nooffload=%v", cfg.StrictOrder, cfg.NoOffload), func(t *testing.T) {
 			cfg.MaxDelay = time.Hour // queuedPair queues every write
 			c, peer := queuedPair(t, cfg)
 			rx := []*net.UDPConn{peer}
@@ -113,9 +120,57 @@ func TestFanOutKeepsEachDestinationsOrder(t *testing.T) {
 			}
 			s := c.Stats()
 			segmented := s.OffloadSent > 0
-			if want := cfg.GroupByDestination && !cfg.NoOffload; segmented != want || s.DatagramsWritten != 16*per {
+			if want := !cfg.StrictOrder && !cfg.NoOffload; segmented != want || s.DatagramsWritten != 16*per {
 				t.Fatalf("Stats = %+v: want %d written, segments %v", s, 16*per, want)
 			}
 		})
+	}
+}
+
+// Datagrams to destinations that may be one socket on this host keep
+// their WriteTo order while the rest of the queue is grouped: a socket
+// bound to 0.0.0.0, written to at 127.0.0.1, at the host's own address
+// (in a namespace of the test's own) and at 0.0.0.0, in turn with
+// datagrams to two other sockets, reads them as written.
+func TestOneSocketAtSeveralAddressesKeepsWriteOrder(t *testing.T) {
+	ns := newNetns(t)
+	ns.ip(t, "addr", "add", "198.18.44.1/32", "dev", "lo")
+	if err := ns.inNetns(func() error { readHostAddrs(); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(readHostAddrs) // the process's own namespace again
+	own := netip.MustParseAddr("198.18.44.1")
+	if !isHostAddr(own) {
+		t.Fatal("premise: the namespace's address is not known as the host's")
+	}
+	rx := ns.listen(t, "udp4", "0.0.0.0:0")
+	port := uint16(rx.LocalAddr().(*net.UDPAddr).Port)
+	var others [2]netip.AddrPort
+	for i := range others {
+		others[i] = ns.listen(t, "udp4", "127.0.0.1:0").LocalAddr().(*net.UDPAddr).AddrPort()
+	}
+	c := newConn(ns.listen(t, "udp4", "127.0.0.1:0"), &Config{MaxDelay: time.Hour}, hooks{idleGap: time.Hour})
+	defer c.Close()
+	requireBatching(t, c)
+	to := []netip.AddrPort{
+		netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port),
+		netip.AddrPortFrom(own, port),
+		netip.AddrPortFrom(netip.IPv4Unspecified(), port),
+	}
+	const n = 150 // within a new namespace's default receive buffer
+	for i := range n {
+		if _, err := c.WriteToUDPAddrPort(numbered(i, 100), to[i%len(to)]); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.WriteToUDPAddrPort(make([]byte, 1000), others[i%2]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	expectRun(t, rx, repeat(n, 100))
+	if s := c.Stats(); s.OffloadSent == 0 || s.DatagramsWritten != 2*n {
+		t.Fatalf("Stats %+v: want %d written, the other sockets' grouped into segments", s, 2*n)
 	}
 }

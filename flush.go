@@ -77,8 +77,8 @@ func (c *PacketConn) flushLocked(cause flushCause) error {
 		w.eager = eagerRun
 	}
 	pending := w.msgs
-	if c.cfg.GroupByDestination && c.bio.segments() {
-		pending = groupByDestination(pending, &w.blk.fan) // fanout.go
+	if w.grouped {
+		pending = w.blk.fan.arrange(pending)
 	}
 	retried := false
 	for len(pending) > 0 {
@@ -95,6 +95,7 @@ func (c *PacketConn) flushLocked(cause flushCause) error {
 		case connError(err):
 			w.msgs = w.msgs[:copy(w.msgs, pending)]
 			w.runs = len(w.msgs) // at most: full sends them again soon
+			w.grouped = false    // what is left goes as it is, grouped or not
 			w.queued.Store(int32(len(w.msgs)))
 			return err
 		case !retried:

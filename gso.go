@@ -27,10 +27,6 @@ const (
 
 // gsoQueueFactor is how many more datagrams the queue gathers with
 // segmentation offload than without, so that each message carries a run.
-// A queue grouped by destination (fanout.go) gathers twice as many, in up
-// to groupedQueueBytes: its runs are each destination's share of the
-// queue, so that 1200-byte datagrams to 16 peers in turn leave in runs of
-// up to 64 rather than the 13 that 256 KiB holds.
 const gsoQueueFactor = 8
 
 // coalesce returns how many of msgs, from the first, leave as one

@@ -116,6 +116,9 @@ func (c *PacketConn) Close() error {
 		c.stats.writeFailures.Add(uint64(n))
 		w.empty()
 	}
+	if d, ok := c.bio.receiveDrops(); ok { // as it stands at Close, for Stats
+		c.stats.noteDrops(d)
+	}
 	c.closed.Store(true)
 	c.readDeadline.stop()
 	c.writeDeadline.stop()

@@ -130,6 +130,22 @@ func (m *mmsgIO) watchDrops() {
 	m.setsockopt(unix.SOL_SOCKET, unix.SO_RXQ_OVFL, 1)
 }
 
+// receiveDrops reads the kernel's count of the socket's receive-queue
+// drops (SO_MEMINFO's SK_MEMINFO_DROPS: sk_drops, which /proc/net/udp
+// shows and SO_RXQ_OVFL reports), one getsockopt, at the moment asked.
+func (m *mmsgIO) receiveDrops() (uint64, bool) {
+	var mem [unix.SK_MEMINFO_VARS]uint32
+	size := uint32(unsafe.Sizeof(mem))
+	var e syscall.Errno
+	if err := m.rc.Control(func(fd uintptr) {
+		_, _, e = unix.Syscall6(unix.SYS_GETSOCKOPT, fd, unix.SOL_SOCKET, unix.SO_MEMINFO,
+			uintptr(unsafe.Pointer(&mem)), uintptr(unsafe.Pointer(&size)), 0)
+	}); err != nil || e != 0 || size < uint32(unsafe.Sizeof(mem)) {
+		return 0, false
+	}
+	return uint64(mem[unix.SK_MEMINFO_DROPS]), true
+}
+
 func (m *mmsgIO) readBatch(p []byte, blk *readBlock, blocks waitBlocks) (rxResult, *readBlock, error) {
 	rx := &m.rx
 	rx.waited = false
@@ -208,7 +224,7 @@ func (m *mmsgIO) receive() (rxResult, error) {
 			oob = h.oob[k*rxOOBSpace : k*rxOOBSpace+min(int(hdr.Hdr.Controllen), rxOOBSpace)]
 			if rx.dropCount {
 				if d := cmsgUint(oob, wordSize, unix.SOL_SOCKET, unix.SO_RXQ_OVFL); d > 0 {
-					m.stats.receiveDrops.Store(uint64(d))
+					m.stats.noteDrops(uint64(d))
 				}
 			}
 		}

@@ -32,10 +32,11 @@ type Stats struct {
 	OffloadReceived  uint64 // datagrams received coalesced with others (GRO)
 
 	// ReceiveDrops is the kernel's count of datagrams it dropped because
-	// the socket's receive queue was full, over the socket's whole life
-	// (SO_RXQ_OVFL): what /proc/net/udp shows for the socket, as of the
-	// last datagram read after a drop. It is asked for once the conn
-	// finds datagrams waiting, and is 0 until the kernel drops one.
+	// the socket's receive queue was full, over the socket's whole life:
+	// what the drops column of /proc/net/udp shows for the socket at the
+	// moment Stats is called (SO_MEMINFO), and after Close as it stood
+	// when the conn closed. With GRO on, the kernel counts a coalesced
+	// buffer it drops once, however many datagrams it held.
 	ReceiveDrops uint64
 	// ReadDiscards counts received buffers discarded because the kernel
 	// cut their control data short (MSG_CTRUNC) while GRO was on, so that
@@ -55,6 +56,11 @@ type Stats struct {
 // counts nothing.
 func (c *PacketConn) Stats() Stats {
 	s := &c.stats
+	if c.bio != nil && !c.closed.Load() {
+		if d, ok := c.bio.receiveDrops(); ok {
+			s.noteDrops(d)
+		}
+	}
 	return Stats{
 		DatagramsRead:    s.datagramsRead.Load(),
 		ReadCalls:        s.readCalls.Load(),
@@ -72,5 +78,16 @@ func (c *PacketConn) Stats() Stats {
 		FlushRead:        s.flushes[causeRead].Load(),
 		FlushExplicit:    s.flushes[causeExplicit].Load(),
 		FlushClose:       s.flushes[causeClose].Load(),
+	}
+}
+
+// noteDrops records the kernel's drop count d, which only grows: a count
+// read earlier and stored later must not hide a larger one.
+func (s *counters) noteDrops(d uint64) {
+	for {
+		old := s.receiveDrops.Load()
+		if d <= old || s.receiveDrops.CompareAndSwap(old, d) {
+			return
+		}
 	}
 }

@@ -37,5 +37,6 @@ func (w *writer) take(cfg *settings) {
 		w.pool = p.(*sync.Pool)
 	}
 	w.blk = w.pool.Get().(*writeBlock)
+	w.blk.fan.reset()
 	w.msgs = w.blk.msgs[:0]
 }

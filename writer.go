@@ -26,6 +26,7 @@ type writer struct {
 	lastArm   int64       // monoNow when a datagram last entered the empty queue
 	eager     int         // datagrams still to send at once though a send just ended (eagerRun)
 	afterSend bool        // the queue began because a send had just ended, not for a full queue or requests in the ring
+	grouped   bool        // the queue is grouped by destination as it fills (blk.fan, fanout.go)
 	failed    error       // first flush-time failure not yet reported by Flush or Close
 
 	// Read without mu by readers, the timer and deadline setters.
@@ -239,7 +240,11 @@ func (c *PacketConn) write(p []byte, d *dest) (int, error) {
 			return 0, c.opError("write", c.errAddr(d), unwrapRaw(err))
 		}
 	}
-	w.push(p, d.ap, &c.cfg)
+	if w.blk == nil {
+		w.take(&c.cfg)
+		w.grouped = !c.cfg.StrictOrder && c.bio.segments()
+	}
+	w.push(p, d.ap)
 	if len(w.msgs) == 1 {
 		if now == 0 { // the queue was full, not empty, when this call began
 			now = monoNow()
@@ -324,28 +329,27 @@ func (w *writer) lockForCaller() {
 	}
 }
 
-// full reports whether the queue holds a batch: limit datagrams, or, in
-// WriteTo order, as many runs as one call sends as messages. With
-// segmentation offload the queue gathers limit = 8 x BatchSize datagrams
-// so that runs fill the messages; where no two datagrams in a row make a
-// run (a server answering many peers in turn) it would only hold them
-// longer, in more memory, for as many messages as without offload
-// (batchbench fanout, ungrouped, 1200 B: 0.87-0.98x plain, where
-// nooffload went 1.05-1.12x). A queue grouped by destination makes its
-// runs when it is sent: only its datagrams count. w.mu is held.
+// full reports whether the queue holds a batch: limit datagrams, or as
+// many messages as one call sends. With segmentation offload the queue
+// gathers limit = 8 x BatchSize datagrams so that runs fill the messages;
+// where the datagrams make no runs (a server answering many peers, each
+// once) it would only hold them longer, in more memory, for as many
+// messages as without offload. w.mu is held.
 func (w *writer) full(limit int, cfg *settings) bool {
-	return len(w.msgs) >= limit || w.runs >= cfg.BatchSize && !cfg.GroupByDestination
+	return len(w.msgs) >= limit || w.runs >= cfg.BatchSize
 }
 
-// push appends a datagram to the queue; the caller made room.
-func (w *writer) push(p []byte, ap netip.AddrPort, cfg *settings) {
-	if w.blk == nil {
-		w.take(cfg)
-	}
-	// A datagram starts a run unless it follows one to the same
-	// destination that it is no longer than, and that has not ended with
-	// a shorter one: about what coalesce decides, for full.
-	if n := len(w.msgs); n == 0 || w.msgs[n-1].addr != ap || len(p) > w.runSeg || len(w.msgs[n-1].buf) < w.runSeg {
+// push appends a datagram to the queue, which has a block with room for
+// it, and counts the messages the queue makes (w.runs).
+func (w *writer) push(p []byte, ap netip.AddrPort) {
+	if w.grouped {
+		if w.blk.fan.add(ap, len(p)) {
+			w.runs++
+		}
+	} else if n := len(w.msgs); n == 0 || w.msgs[n-1].addr != ap || len(p) > w.runSeg || len(w.msgs[n-1].buf) < w.runSeg {
+		// A datagram starts a run unless it follows one to the same
+		// destination that it is no longer than, and that has not ended
+		// with a shorter one: about what coalesce decides.
 		w.runs++
 		w.runSeg = len(p)
 	}

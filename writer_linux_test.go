@@ -8,11 +8,11 @@ import (
 
 // With offload, a queue whose datagrams make no runs (each to another
 // destination than the last) is sent at BatchSize datagrams, as without
-// offload; one whose datagrams make runs gathers more. Grouped, only the
-// datagram count decides.
+// offload; one whose datagrams make runs, in WriteTo order or once
+// grouped by destination, gathers more.
 func TestQueueWithoutRunsIsSentAtABatch(t *testing.T) {
 	const batch = 16
-	sinks := make([]netip.AddrPort, 4)
+	sinks := make([]netip.AddrPort, 2*batch)
 	for i := range sinks {
 		s := listenLoopback(t)
 		defer s.Close()
@@ -26,10 +26,12 @@ func TestQueueWithoutRunsIsSentAtABatch(t *testing.T) {
 		full   uint64 // sends of a full queue after 2*batch datagrams
 		queued int32
 	}{
-		{"round-robin", Config{}, func(i int) netip.AddrPort { return sinks[i%4] }, 2, 0},
+		{"each to another destination", Config{}, func(i int) netip.AddrPort { return sinks[i] }, 2, 0},
+		{"round-robin", Config{}, func(i int) netip.AddrPort { return sinks[i%4] }, 0, 2 * batch},
+		{"round-robin, strict order", Config{StrictOrder: true}, func(i int) netip.AddrPort { return sinks[i%4] }, 2, 0},
 		{"runs of 4", Config{}, func(i int) netip.AddrPort { return sinks[i/4%4] }, 0, 2 * batch},
+		{"runs of 4, strict order", Config{StrictOrder: true}, func(i int) netip.AddrPort { return sinks[i/4%4] }, 0, 2 * batch},
 		{"one destination", Config{}, func(int) netip.AddrPort { return sinks[0] }, 0, 2 * batch},
-		{"round-robin, grouped", Config{GroupByDestination: true}, func(i int) netip.AddrPort { return sinks[i%4] }, 0, 2 * batch},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := tc.cfg
