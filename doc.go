@@ -31,12 +31,11 @@
 // writer in a loop, or several), or the read ring holds requests still to
 // answer and the last send ended less than MaxDelay ago. So an isolated datagram, or the reply of a request/response
 // loop, waits for nothing. Otherwise the datagram is queued, and the
-// queue leaves, in WriteTo order:
+// queue leaves:
 //   - when it holds a full batch or has no room for the next datagram
 //     (Config.QueueBytes), in the goroutine of the WriteTo that filled
 //     it. A batch is Config.BatchSize datagrams; with GSO, 8 times as
-//     many, or fewer where they make BatchSize runs (16 times as many with
-//     Config.GroupByDestination);
+//     many, or fewer where they make BatchSize runs;
 //   - when its oldest datagram has waited Config.MaxDelay, on a timer;
 //   - when a ReadFrom finds the ring empty and is about to wait for the
 //     network: a request leaves before the wait for its answer;
@@ -90,10 +89,17 @@
 // and leaves once it is moved.
 //
 // All methods are safe for concurrent use. Datagrams are read in the
-// order the kernel received them and leave in WriteTo order, across
-// destinations too. With Config.GroupByDestination, each destination's
-// queued datagrams leave together, so that datagrams to different
-// destinations may change order; datagrams to one destination never do.
+// order the kernel received them. Datagrams to one destination leave in
+// WriteTo order, and so do datagrams to destinations that may be one
+// socket on this host: the same port at a loopback, unspecified,
+// multicast or broadcast address or at one of the host's own addresses
+// (read from its interfaces, and again within about a second of a
+// change), an IPv4 address in either form. When the queue goes out with
+// GSO, each other destination's datagrams leave together, A B C A B C as
+// A A B B C C, so that a server sending to many peers in turn gets runs
+// that GSO carries; only a host written to at two of its addresses can
+// see the order change. Config.StrictOrder keeps WriteTo order across all
+// destinations.
 //
 // # Segmentation offload
 //
@@ -171,7 +177,7 @@
 // freed within seconds once unused.
 //
 // Writes: a datagram entering the empty queue takes a block of QueueBytes
-// (256 KiB; 2 MiB with GroupByDestination) and the system call's headers
+// (256 KiB by default) and the system call's headers
 // from a pool, given back once the queue is sent; a conn whose datagrams
 // all leave at once takes none. The flush timer (on Linux a timerfd and a
 // goroutine) is made by the first queued datagram and let go once the
@@ -180,8 +186,8 @@
 // # What differs from *net.UDPConn
 //
 // Besides when a queued datagram's failure is reported (Errors), where
-// replies leave from on a wildcard-bound socket (Source addresses) and,
-// when asked for, the order across destinations, the methods differ, by
+// replies leave from on a wildcard-bound socket (Source addresses) and
+// the order across destinations (above), the methods differ, by
 // design:
 //   - SyscallConn reaches the socket through Control, for options; its
 //     Read and Write fail with errors.ErrUnsupported. UDP_GRO and
