@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -80,10 +81,13 @@ func settledDrops(t *testing.T, port int) uint64 {
 }
 
 // procUDPDrops reads the drops column of /proc/net/udp for the IPv4
-// socket bound to port.
+// socket bound to port. It reads the calling thread's view: /proc/net is
+// the process leader's, which a namespace test may have moved.
 func procUDPDrops(t *testing.T, port int) uint64 {
 	t.Helper()
-	b, err := os.ReadFile("/proc/net/udp")
+	runtime.LockOSThread()
+	b, err := os.ReadFile("/proc/thread-self/net/udp")
+	runtime.UnlockOSThread()
 	if err != nil {
 		t.Fatal(err)
 	}
