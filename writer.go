@@ -257,12 +257,25 @@ func (c *PacketConn) write(p []byte, d *dest) (int, error) {
 		// A full batch leaves now. If it cannot (a passed deadline), p
 		// stays queued and was accepted: this WriteTo still succeeds.
 		c.flushLocked(causeFull)
-	case len(w.msgs)%16 == 0 && monoNow()-w.oldest.Load() >= int64(c.cfg.MaxDelay):
+	case w.ageDue() && monoNow()-w.oldest.Load() >= int64(c.cfg.MaxDelay):
 		// A writer too slow to fill a batch within MaxDelay sends it
-		// itself, sparing the timer's goroutine the lock it holds.
+		// itself, sparing the timer's goroutine the lock it holds, and not
+		// relying on it: where every CPU the process has is busy, the
+		// timer's goroutine waits for the scheduler to preempt one, up to
+		// tens of milliseconds (BenchmarkQueueWaitUnderContention).
 		c.flushLocked(causeTimer)
 	}
 	return len(p), nil
+}
+
+// ageDue reports whether a queued WriteTo looks at the queue's age: at
+// every datagram of a short queue, whose writer may stop at any one of
+// them (a burst), and at every 16th of a long one, whose writer is in a
+// loop that fills it well within MaxDelay: a clock reading costs about
+// a tenth of a queued datagram. w.mu is held.
+func (w *writer) ageDue() bool {
+	n := len(w.msgs)
+	return n > 1 && (n < 16 || n%16 == 0)
 }
 
 // eagerRun is how many datagrams a conn sends at once, though a send
