@@ -8,7 +8,7 @@
 //
 //	go run ./cmd/batchbench [-duration 300ms] [-rounds 3] [-sizes 64,1200]
 //	        [-scenarios send,send16,fanout,recv,recvgso,echo,pingpong,lone,allocs,fresh,idle]
-//	        [-idle-conns 2000] [-json] [-svg FILE] [-targets] [-target HOST:PORT]
+//	        [-idle-conns 2000] [-json] [-svg FILE] [-target HOST:PORT]
 //	go run ./cmd/batchbench -listen [HOST]:PORT
 //
 // With the defaults the whole run takes about a minute. A line on stderr
@@ -230,37 +230,6 @@
 // (delivered per second, CPU time per datagram, median delay, memory),
 // with a caption that says what it shows; stderr says where it wrote it.
 // View it in a browser or convert it (rsvg-convert -o chart.png FILE).
-//
-// # Targets
-//
-// -targets adds the project's own goals, from its issues, checked against
-// this run's medians (and to the JSON as "targets"): for batchconn's
-// developers, not for deciding whether to use it. A figure meets its
-// target if it does at the two decimals shown. A target missed never
-// changes the exit status.
-//
-// BARS, the performance issue's, for batching as such, checked on
-// nooffload: 1, send's rate, what the sender's kernel accepted, over
-// plain's, >= 3.0; 2, send16's >= 3.0; 3, recv's >= 2.5; 4, echo's
-// responses >= 2.0; and on batchconn: 5, pingpong's p50 ratio <= 1.05 and
-// p99 ratio <= 1.25; 6, lone's p50 ratio <= 1.05; 7, allocations per
-// datagram: 0 for WriteTo, WriteToUDPAddrPort and ReadFromUDPAddrPort, no
-// more than plain's for ReadFrom. Under bars 1 to 3 a "raw ceiling" line
-// shows raw's rate over plain's and the share of it nooffload reached: a
-// target raw misses too is out of reach in this harness.
-//
-// OFFLOAD BARS, for batchconn with offload on: G1, send's sending rate at
-// 1200 B over plain's, >= 8.0; G2, the same at 64 B; G3, recvgso's
-// rate >= 8.0; G4, echo's responses over nooffload's, above 1.0.
-//
-// COST BARS, "a conn costs nothing until it carries traffic": C1, fresh's
-// queries per second, batchconn over plain, >= 0.9; C2, fresh's bytes
-// allocated per query, batchconn, at most plain's plus 2 KiB; C3, idle's
-// heap held per conn, batchconn, at most plain's plus 2 KiB.
-//
-// FANOUT BARS, the fan-out issue's, for datagrams sent to many peers in
-// turn: F1, fanout's sending rate at 1200 B, what the sender's kernel
-// accepted, grouped over plain, >= 6.0.
 //
 // # Checks
 //

@@ -20,7 +20,6 @@ type options struct {
 	sizes     []int
 	scenarios []scenario
 	json      bool
-	targets   bool    // also check the project's own targets
 	svg       string  // file for the chart; none if empty
 	remote    *remote // -target
 	listen    string  // -listen: serve instead of measuring
@@ -67,7 +66,6 @@ func parseFlags() (options, error) {
 	flag.IntVar(&opts.rounds, "rounds", 3, "runs per scenario, size and mode; the median is reported (idle runs once)")
 	flag.IntVar(&opts.idleConns, "idle-conns", defaultIdleConns, "conns the idle scenario holds open")
 	flag.BoolVar(&opts.json, "json", false, "print the results as JSON (snake_case keys) instead of a table")
-	flag.BoolVar(&opts.targets, "targets", false, "also check the project's own performance targets against this run (for batchconn's developers)")
 	flag.StringVar(&opts.svg, "svg", "", "also write a chart of each mode against plain to `file` (SVG)")
 	flag.StringVar(&opts.listen, "listen", "", fmt.Sprintf("serve the `addr`'s port P and the %d after it for a -target client (see the package doc), until killed", remotePorts-1))
 	flag.Usage = func() {

@@ -29,11 +29,6 @@ type report struct {
 	ReadBuffer int      `json:"read_buffer"`      // asked of the measured receive queues
 	RmemMax    int      `json:"rmem_max,omitempty"`
 	Rows       []*row   `json:"results"`
-
-	// The project's own targets, checked against this run: with
-	// -targets only.
-	Targets []*barResult `json:"targets,omitempty"`
-	targets bool
 }
 
 // row is one scenario, size, op and mode over all its rounds: medians, and
@@ -123,7 +118,6 @@ func newReport(opts options) *report {
 		IdleConns:  opts.idleConns,
 		ReadBuffer: readBuffer,
 		RmemMax:    rmemMax(),
-		targets:    opts.targets,
 	}
 	if opts.remote != nil {
 		rep.Target = opts.remote.base.String()
@@ -155,7 +149,7 @@ func (rep *report) row(scenario, op string, size int, m mode) *row {
 }
 
 // summarize computes every row's figures from its samples, their ratios
-// to plain's, and with -targets the project's targets.
+// to plain's.
 func (rep *report) summarize() {
 	for _, r := range rep.Rows {
 		r.summarize()
@@ -164,9 +158,6 @@ func (rep *report) summarize() {
 		if base := rep.row(r.Scenario, r.Op, r.Size, modePlain); base != nil {
 			r.versus(base)
 		}
-	}
-	if rep.targets {
-		rep.Targets = checkBars(rep)
 	}
 }
 
@@ -276,7 +267,7 @@ func (rep *report) hasProblems() bool {
 }
 
 // exitCode is the process's exit status for rep: 1 if anything went wrong
-// in the measurement (PROBLEMS), else 0. A target missed is no failure.
+// in the measurement (PROBLEMS), else 0.
 func (rep *report) exitCode() int {
 	if rep.hasProblems() {
 		return 1

@@ -10,8 +10,7 @@ import (
 
 // writeTable writes the report for a reader deciding whether to use
 // batchconn: a block per scenario, each mode's figures beside plain's,
-// then what the columns and modes mean. The project's own targets follow
-// only with -targets.
+// then what the columns and modes mean.
 func writeTable(w io.Writer, rep *report) error {
 	var b strings.Builder
 	writeHeader(&b, rep)
@@ -41,9 +40,6 @@ func writeTable(w io.Writer, rep *report) error {
 				fmt.Fprintf(&b, "  %s %s\n", r.label(), p)
 			}
 		}
-	}
-	if rep.targets {
-		writeBars(&b, rep)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
