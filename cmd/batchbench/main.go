@@ -20,6 +20,7 @@ type options struct {
 	sizes     []int
 	scenarios []scenario
 	json      bool
+	verbose   bool    // a progress line per run
 	svg       string  // file for the chart; none if empty
 	remote    *remote // -target
 	listen    string  // -listen: serve instead of measuring
@@ -36,7 +37,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "batchbench:", err)
 		os.Exit(1)
 	}
-	rep := run(opts, newProgress(os.Stderr))
+	rep := run(opts, newProgress(os.Stderr, opts.verbose))
 	if opts.json {
 		err = writeJSON(os.Stdout, rep)
 	} else {
@@ -66,6 +67,7 @@ func parseFlags() (options, error) {
 	flag.IntVar(&opts.rounds, "rounds", 3, "runs per scenario, size and mode; the median is reported (idle runs once)")
 	flag.IntVar(&opts.idleConns, "idle-conns", defaultIdleConns, "conns the idle scenario holds open")
 	flag.BoolVar(&opts.json, "json", false, "print the results as JSON (snake_case keys) instead of a table")
+	flag.BoolVar(&opts.verbose, "v", false, "print a line per run and its result on stderr")
 	flag.StringVar(&opts.svg, "svg", "", "also write a chart of each mode against plain to `file` (SVG)")
 	flag.StringVar(&opts.listen, "listen", "", fmt.Sprintf("serve the `addr`'s port P and the %d after it for a -target client (see the package doc), until killed", remotePorts-1))
 	flag.Usage = func() {
@@ -201,7 +203,7 @@ func run(opts options, prog *progress) *report {
 			}
 		}
 	}
-	prog.finish()
+	prog.clear()
 	m.end(cpuStart)
 	rep.Machine = m
 	rep.summarize()

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"reflect"
 	"runtime"
 	"slices"
@@ -354,49 +353,3 @@ func ptr[T any](v T) *T { return &v }
 
 // micros is d in microseconds.
 func micros(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
-
-// progress reports on stderr which run is under way: one line rewritten in
-// place on a terminal, a line per finished run otherwise.
-type progress struct {
-	w       io.Writer
-	tty     bool
-	n       int
-	total   int
-	current string
-}
-
-func newProgress(f *os.File) *progress {
-	fi, err := f.Stat()
-	return &progress{w: f, tty: err == nil && fi.Mode()&os.ModeCharDevice != 0}
-}
-
-// note writes a line of its own.
-func (p *progress) note(line string) {
-	if p.tty {
-		fmt.Fprint(p.w, "\r\033[K")
-	}
-	fmt.Fprintln(p.w, line)
-}
-
-func (p *progress) start(label string) {
-	p.n++
-	p.current = fmt.Sprintf("batchbench: [%d/%d] %s", p.n, p.total, label)
-	if p.tty {
-		fmt.Fprintf(p.w, "\r\033[K%s ...", p.current)
-	}
-}
-
-func (p *progress) done(result string) {
-	if p.tty {
-		fmt.Fprintf(p.w, "\r\033[K%s: %s", p.current, result)
-		return
-	}
-	fmt.Fprintf(p.w, "%s: %s\n", p.current, result)
-}
-
-// finish clears the line on a terminal.
-func (p *progress) finish() {
-	if p.tty {
-		fmt.Fprint(p.w, "\r\033[K")
-	}
-}

@@ -32,7 +32,7 @@ func writeTable(w io.Writer, rep *report) error {
 		writeBlock(&b, columnsFor(sc, rows), rows)
 	}
 	writeNotes(&b, rep)
-	b.WriteString(legend(rep))
+	b.WriteString(legend)
 	if rep.hasProblems() {
 		b.WriteString("\nPROBLEMS (the measurement went wrong; the exit status is 1):\n")
 		for _, r := range rep.Rows {
@@ -222,79 +222,14 @@ func writeNotes(b *strings.Builder, rep *report) {
 	}
 }
 
-// legend explains the modes and columns that rep's blocks show.
-func legend(rep *report) string {
-	var b strings.Builder
-	b.WriteString("\nMODES\n")
-	for _, m := range []struct {
-		mode mode
-		text string
-	}{
-		{modePlain, "*net.UDPConn: one system call per datagram"},
-		{modeBatch, "batchconn.New(conn, nil): batches, with UDP GSO/GRO where the kernel has them"},
-		{modeGrouped, "batchconn.New(conn, &batchconn.Config{GroupByDestination: true}): as batchconn, and\n" +
-			"each destination's queued datagrams leave together, so that GSO carries traffic sent to\n" +
-			"many peers in turn; datagrams to different destinations may change order, which only a\n" +
-			"receiver reached at two addresses sees (off by default for that)"},
-		{modeNoOffload, "batchconn.New(conn, &batchconn.Config{NoOffload: true}): batches alone"},
-		{modeXnet, "the same loop written by hand with golang.org/x/net's ipv4.PacketConn ReadBatch and\n" +
-			"WriteBatch, 64 datagrams a call: what you would write instead of using batchconn"},
-		{modeRaw, "the same loop calling sendmmsg/recvmmsg directly, 64 a call, no offload, nothing else:\n" +
-			"the batch system calls alone, what batching without offload can reach here (up to the\n" +
-			"run's noise: a mode above raw got lucky, or the receiver set the pace)"},
-		{modeRawGRO, "the same loop as raw with UDP GRO on the socket: recvmmsg of 64 KiB buffers, each\n" +
-			"split into its datagrams in place, no copy: what the kernel's GRO delivers here with\n" +
-			"nothing in between, the ceiling for batchconn in recvgso"},
-	} {
-		if hasMode(rep, m.mode) {
-			fmt.Fprintf(&b, "  %-10s %s\n", m.mode, strings.ReplaceAll(m.text, "\n", "\n             "))
-		}
-	}
-	b.WriteString("COLUMNS\n")
-	for _, c := range columnNotes {
-		if slices.ContainsFunc(rep.Rows, func(r *row) bool { return slices.Contains(c.kinds, r.kind) }) {
-			b.WriteString(c.text)
-		}
-	}
-	return b.String()
-}
-
-// columnNotes explain the columns, each for the kinds of scenario whose
-// blocks show it.
-var columnNotes = []struct {
-	kinds []kind
-	text  string
-}{
-	{[]kind{kindRate}, `  DELIVERED/S  datagrams that reached the receiving code, per second: for send, send16 and
-               fanout those the receivers read, not those the sender's kernel accepted; for recv
-               those ReadFrom returned. RESPONSES/S: responses the echo client read. SENT/S
-               (-target): what the sender's kernel accepted; nothing counts the far end.
-`},
-	{[]kind{kindRate, kindLatency, kindFresh, kindIdle}, `  VS PLAIN     the mode's figure over plain's in the same run: for DELIVERED/S and QUERIES/S
-               above 1.00x is better; for CPU time, delays and memory below 1.00x is better.
-`},
-	{[]kind{kindRate, kindLatency, kindFresh}, `  CPU µs/DG    CPU time of the whole process (user and system, getrusage), while it measured, per
-               datagram delivered (per response, round trip, query). Both ends of the traffic run in
-               this process: sender and receivers; in recv and recvgso also the senders, which run
-               flat out in every mode.
-`},
-	{[]kind{kindRate, kindLatency}, `  ALLOCS/DG    heap objects allocated in the process, per datagram delivered: garbage for the GC.
-  KERNEL DROPS datagrams sent that never reached the receiving code, dropped by the kernel at a
-               full receive queue, and their share of those sent: a sender faster than its
-               receiver. recv's and recvgso's senders are meant to outpace every receiver: the drops
-               show how far each falls behind; with none, the senders set the pace, and DELIVERED/S
-               only bounds the receiver from below. echo, pingpong: requests without a reply.
-`},
-	{[]kind{kindLatency}, `  P50, P99     the median and the 99th percentile of the delays: pingpong's round trips, lone's
-               one-way delays from WriteTo to the receiver's read.
-`},
-	{[]kind{kindFresh}, `  QUERIES/S    fresh: queries answered per second, each on a socket of its own, one at a time.
-  ALLOCATED/QUERY  fresh: heap bytes the process allocated per query (the server allocates none).
-`},
-	{[]kind{kindIdle}, `  HEAP/CONN    idle: Go heap held per open conn after two garbage collections (the kernel's
-               socket buffers are not counted), and ALL CONNS for all of them.
-`},
-}
+// legend is what it takes to read the blocks; the package doc says more.
+const legend = `
+VS PLAIN: the figure over plain's in this run; for rates higher is better, for CPU, delay and memory lower.
+CPU µs: the whole process's CPU time (both ends of the traffic) per unit delivered; ALLOCS: heap objects per unit.
+KERNEL DROPS: datagrams sent that a full receive queue dropped (echo, pingpong: requests without a reply).
+Modes: batchconn = New(conn, nil); grouped = GroupByDestination; nooffload = NoOffload; xnet = a loop over
+x/net's ReadBatch/WriteBatch; raw = sendmmsg/recvmmsg directly; rawgro = raw with UDP GRO (go doc ./cmd/batchbench).
+`
 
 // hasMode reports whether rep has a row of mode m.
 func hasMode(rep *report, m mode) bool {

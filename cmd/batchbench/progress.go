@@ -1,0 +1,53 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+// progress tells on stderr which run is under way: on a terminal, one
+// line rewritten in place; with -v, a line per finished run with its
+// result; otherwise nothing, so that a log holds only what matters.
+type progress struct {
+	w        io.Writer
+	tty      bool // rewrite one line in place
+	verbose  bool // a line per run
+	n, total int
+	current  string
+}
+
+func newProgress(f *os.File, verbose bool) *progress {
+	fi, err := f.Stat()
+	tty := err == nil && fi.Mode()&os.ModeCharDevice != 0
+	return &progress{w: f, tty: tty && !verbose, verbose: verbose}
+}
+
+// note writes a line that stays, unless quiet.
+func (p *progress) note(line string) {
+	if p.tty || p.verbose {
+		p.clear()
+		fmt.Fprintln(p.w, line)
+	}
+}
+
+func (p *progress) start(label string) {
+	p.n++
+	p.current = fmt.Sprintf("batchbench: [%d/%d] %s", p.n, p.total, label)
+	if p.tty {
+		fmt.Fprintf(p.w, "\r\033[K%s", p.current)
+	}
+}
+
+func (p *progress) done(result string) {
+	if p.verbose {
+		fmt.Fprintf(p.w, "%s: %s\n", p.current, result)
+	}
+}
+
+// clear empties the terminal's line.
+func (p *progress) clear() {
+	if p.tty {
+		fmt.Fprint(p.w, "\r\033[K")
+	}
+}
