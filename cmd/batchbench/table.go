@@ -231,11 +231,6 @@ Modes: batchconn = New(conn, nil); grouped = GroupByDestination; nooffload = NoO
 x/net's ReadBatch/WriteBatch; raw = sendmmsg/recvmmsg directly; rawgro = raw with UDP GRO (go doc ./cmd/batchbench).
 `
 
-// hasMode reports whether rep has a row of mode m.
-func hasMode(rep *report, m mode) bool {
-	return slices.ContainsFunc(rep.Rows, func(r *row) bool { return r.Mode == m })
-}
-
 // label names the row in PROBLEMS and NOTES.
 func (r *row) label() string {
 	return strings.Join(strings.Fields(fmt.Sprintf("%s %s %d B %s,", r.Scenario, r.Op, r.Size, r.Mode)), " ")
