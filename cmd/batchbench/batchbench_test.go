@@ -133,116 +133,39 @@ func checkRun(t *testing.T, j job, p params) {
 	}
 }
 
-// TestBatchLoops runs the loop modes, xnet, raw and rawgro, at a size of
-// their own (TestScenarios runs them at another): each must measure
-// something, see nothing wrong, and count its batch calls consistently.
-// No timing is asserted.
-func TestBatchLoops(t *testing.T) {
+// TestModes: each scenario runs plain first, then the modes that fit
+// it: the loops where they stand in for the conn, rawgro where runs come
+// coalesced, grouped where a server sends to many peers in turn.
+func TestModes(t *testing.T) {
 	loops := []string{"send", "send16", "recv", "recvgso"}
 	for _, sc := range allScenarios {
-		runs := map[mode]bool{
-			modeXnet:   slices.Contains(loops, sc.name) || sc.name == "echo" || sc.name == "pingpong",
-			modeRaw:    slices.Contains(loops, sc.name) && rawAvailable,
-			modeRawGRO: sc.name == "recvgso" && rawAvailable,
+		want := map[mode]bool{
+			modeXnet:    slices.Contains(loops, sc.name) || sc.name == "echo" || sc.name == "pingpong",
+			modeRaw:     slices.Contains(loops, sc.name) && rawAvailable,
+			modeRawGRO:  sc.name == "recvgso" && rawAvailable,
+			modeGrouped: sc.name == "fanout",
 		}
-		for m, want := range runs {
+		for m, want := range want {
 			if has := slices.Contains(sc.modes, m); has != want {
 				t.Errorf("%s runs %s: %v, want %v", sc.name, m, has, want)
 			}
 		}
+		if sc.modes[0] != modePlain || !slices.Contains(sc.modes, modeBatch) {
+			t.Errorf("%s runs %v", sc.name, sc.modes)
+		}
 	}
-	scs := must(parseScenarios("send,send16,recv,recvgso", false))
 	for _, m := range []mode{modeXnet, modeRaw, modeRawGRO} {
-		for _, j := range jobs(options{scenarios: scs, sizes: []int{1200}}) {
-			t.Run(string(m)+"/"+strings.ReplaceAll(j.String(), " ", "_"), func(t *testing.T) {
-				if !slices.Contains(j.scenario.modes, m) {
-					t.Skipf("%s does not run here", m)
-				}
-				checkCalls(t, j, params{mode: m, size: j.size, duration: durationFor(j.scenario)})
-			})
-		}
-	}
-}
-
-// TestRawGROMode: rawgro, recvgso's ceiling with GRO, runs in recvgso
-// alone, after its other modes (raw's loop without offload last among
-// them), where the raw modes are available; nowhere where they are not.
-func TestRawGROMode(t *testing.T) {
-	for _, sc := range allScenarios {
-		want := sc.name == "recvgso" && rawAvailable
-		if has := slices.Contains(sc.modes, modeRawGRO); has != want {
-			t.Errorf("%s runs rawgro: %v, want %v", sc.name, has, want)
-		}
-		if sc.name == "recvgso" {
-			if want := withRawGRO(loopModes); !slices.Equal(sc.modes, want) {
-				t.Errorf("recvgso runs %v, want %v", sc.modes, want)
-			}
-			if rawAvailable && sc.modes[len(sc.modes)-2] != modeRaw {
-				t.Errorf("recvgso runs %v: rawgro not after raw", sc.modes)
-			}
-		}
-	}
-	if !modeRawGRO.loop() || modeRawGRO.batched() {
-		t.Errorf("rawgro: loop %v, batched %v", modeRawGRO.loop(), modeRawGRO.batched())
-	}
-	if slices.Contains(loopModes, modeRawGRO) {
-		t.Errorf("loopModes, which send, send16 and recv run, has rawgro: %v", loopModes)
-	}
-}
-
-// TestGroupedMode: grouped, batchconn with GroupByDestination, runs where
-// a server sends to many peers in turn (fanout), beside batchconn's
-// defaults and plain, and nowhere else.
-func TestGroupedMode(t *testing.T) {
-	for _, sc := range allScenarios {
-		want := sc.name == "fanout"
-		if has := slices.Contains(sc.modes, modeGrouped); has != want {
-			t.Errorf("%s runs grouped: %v, want %v", sc.name, has, want)
-		}
-		if want && (!slices.Contains(sc.modes, modePlain) || !slices.Contains(sc.modes, modeBatch)) {
-			t.Errorf("%s runs %v: not beside plain and batchconn", sc.name, sc.modes)
+		if !m.loop() || m.batched() {
+			t.Errorf("%s: loop %v, batched %v", m, m.loop(), m.batched())
 		}
 	}
 	if cfg := modeGrouped.config(); !modeGrouped.batched() || cfg == nil || !cfg.GroupByDestination || cfg.NoOffload {
 		t.Errorf("grouped: batched %v, config %+v", modeGrouped.batched(), cfg)
 	}
 	for _, m := range []mode{modeBatch, modeNoOffload} {
-		if cfg := m.config(); cfg != nil && cfg.GroupByDestination {
-			t.Errorf("%s groups by destination", m)
+		if cfg := m.config(); !m.batched() || cfg != nil && cfg.GroupByDestination {
+			t.Errorf("%s: batched %v, config %+v", m, m.batched(), cfg)
 		}
-	}
-}
-
-// checkCalls runs a loop mode and checks its count of its calls.
-func checkCalls(t *testing.T, j job, p params) {
-	t.Helper()
-	s := j.scenario.measure(p)
-	if len(s.problems) > 0 {
-		t.Fatalf("problems: %q", s.problems)
-	}
-	c := s.calls
-	if c == nil || s.stats != nil {
-		t.Fatalf("calls %v, stats %v", c, s.stats)
-	}
-	if s.arrived == 0 {
-		t.Fatalf("nothing arrived: %+v", s)
-	}
-	receiving := strings.HasPrefix(j.scenario.name, "recv")
-	moved, calls := c.Written, c.WriteCalls
-	want := s.sent // what the kernel took; the receivers may have dropped some
-	if receiving {
-		moved, calls = c.Read, c.ReadCalls
-		want = s.arrived // read in the duration and after
-	}
-	most := calls * batchSize // a datagram a message
-	if p.mode == modeRawGRO {
-		most = calls * ringHolds(j.size) // a message of as many as GRO coalesces
-	}
-	if moved != want || calls == 0 || moved > most || moved < calls {
-		t.Errorf("%s moved %d datagrams in %d calls; the run counted %d", p.mode, moved, calls, want)
-	}
-	if !receiving && (s.count == 0 || s.rate() <= 0) {
-		t.Errorf("measured nothing: %+v", s)
 	}
 }
 

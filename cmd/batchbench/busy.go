@@ -1,67 +1,72 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"runtime"
 	"strconv"
 	"strings"
 )
 
-// What makes the machine too busy for steady figures: a load average,
-// before the run, above busyLoad per CPU (other programs wanted CPU time),
-// or more than busySteal of the CPU time stolen by the hypervisor during
-// the run (the virtual CPUs waited for real ones).
+// The machine is too busy for steady figures when its load average before
+// the run is above busyLoad per CPU (other programs want CPU time), or
+// when the hypervisor stole more than busySteal of the CPU time during
+// the run (the virtual CPUs waited for real ones). Linux tells; elsewhere
+// only the CPU count is known.
 const (
 	busyLoad  = 0.5
 	busySteal = 0.02
 )
 
-// machine is what the report tells of the machine's other load, from
-// Linux's /proc; elsewhere only the CPU count is known.
 type machine struct {
 	CPUs     int      `json:"cpus"`
-	LoadAvg  *float64 `json:"load_average,omitempty"` // over the last minute, before the run
+	LoadAvg  *float64 `json:"load_average,omitempty"` // over the minute before the run
 	StealPct *float64 `json:"steal_pct,omitempty"`    // of the CPU time during the run
-	Busy     bool     `json:"busy"`                   // either is above its limit: the figures will be noisy
+	Busy     bool     `json:"busy"`
 }
 
-// watch starts watching the machine: its load now, and the CPU time
-// counters that end compares.
+// watch notes the load now, and the CPU time counters that end compares.
 func watch() (*machine, cpuTimes) {
 	m := &machine{CPUs: runtime.NumCPU()}
 	if data, err := os.ReadFile("/proc/loadavg"); err == nil {
-		if load, ok := parseLoadAvg(string(data)); ok {
-			m.LoadAvg = &load
+		if f := strings.Fields(string(data)); len(f) > 0 {
+			if load, err := strconv.ParseFloat(f[0], 64); err == nil {
+				m.LoadAvg = &load
+			}
 		}
 	}
 	t, _ := readCPUTimes()
 	return m, t
 }
 
-// end notes the share of CPU time stolen since start and decides whether
-// the machine was busy.
+// end notes the share of CPU time stolen since start.
 func (m *machine) end(start cpuTimes) {
 	if now, ok := readCPUTimes(); ok && start.total > 0 && now.total > start.total {
 		m.StealPct = ptr(100 * float64(now.steal-start.steal) / float64(now.total-start.total))
 	}
-	m.Busy = m.loadBusy() || (m.StealPct != nil && *m.StealPct > 100*busySteal)
+	m.Busy = m.loadBusy() || m.stealBusy()
 }
 
-// loadBusy reports whether the load average before the run says the
-// machine is busy.
-func (m *machine) loadBusy() bool {
-	return m.LoadAvg != nil && *m.LoadAvg > busyLoad*float64(m.CPUs)
-}
+func (m *machine) loadBusy() bool { return m.LoadAvg != nil && *m.LoadAvg > busyLoad*float64(m.CPUs) }
 
-// parseLoadAvg reads the one-minute load average from /proc/loadavg's
-// contents ("0.52 0.58 0.59 1/467 12345").
-func parseLoadAvg(s string) (float64, bool) {
-	f := strings.Fields(s)
-	if len(f) == 0 {
-		return 0, false
+func (m *machine) stealBusy() bool { return m.StealPct != nil && *m.StealPct > 100*busySteal }
+
+// busyWarning is the report's warning that other programs took CPU time
+// from the run, or "".
+func busyWarning(m *machine) string {
+	if m == nil || !m.Busy {
+		return ""
 	}
-	load, err := strconv.ParseFloat(f[0], 64)
-	return load, err == nil
+	var why []string
+	if m.loadBusy() {
+		why = append(why, fmt.Sprintf("load average %.2f on %d CPUs before the run", *m.LoadAvg, m.CPUs))
+	}
+	if m.stealBusy() {
+		why = append(why, fmt.Sprintf("%.1f%% of CPU time stolen by the hypervisor during it", *m.StealPct))
+	}
+	return "WARNING: this machine is busy (" + strings.Join(why, "; ") + ").\n" +
+		"  Other programs took CPU time from the benchmark, so its figures will be noisy: compare\n" +
+		"  rows of this run only, and rerun on a quiet machine before drawing conclusions.\n"
 }
 
 // cpuTimes are the machine's CPU time counters, all CPUs together, in

@@ -46,6 +46,17 @@ func udpQueues(ports ...int) (qs []udpQueue, ok bool) {
 	return qs, true
 }
 
+// queued reports whether the kernel holds datagrams for any of ports.
+func queued(ports ...int) bool {
+	qs, _ := udpQueues(ports...)
+	for _, q := range qs {
+		if q.queued > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // kernelDrops sums the datagrams the kernel dropped at the queues of the
 // sockets bound to ports.
 func kernelDrops(ports ...int) (drops uint64, ok bool) {

@@ -6,22 +6,30 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/batchconn/batchconn"
 )
 
-// The -listen side's ports, from the port P it is given.
+// The -listen side's ports, from the port P it is given: an echo server
+// per mode of remoteEchoes at P, P+1, P+18 and P+19, and sinks that read
+// and discard at P+2 to P+17.
 const (
-	offEchoPlain     = 0                      // P: echo on a plain *net.UDPConn
-	offEchoBatch     = 1                      // P+1: echo on batchconn, offload on
-	offSinks         = 2                      // P+2 ... P+17: plain sinks, which read and discard
-	offEchoNoOffload = offSinks + send16Dests // P+18: echo on batchconn, offload off
-	offEchoXnet      = offEchoNoOffload + 1   // P+19: echo written with x/net's ReadBatch and WriteBatch
-	remotePorts      = offEchoXnet + 1
+	offSinks    = 2
+	remotePorts = offSinks + send16Dests + 2
 )
+
+var remoteEchoes = []mode{modePlain, modeBatch, modeNoOffload, modeXnet}
+
+// echoOffset is the offset from P of mode m's echo server.
+func echoOffset(m mode) int {
+	i := max(slices.Index(remoteEchoes, m), 0)
+	if i >= offSinks {
+		i += send16Dests
+	}
+	return i
+}
 
 // remote is the -listen server a -target client drives.
 type remote struct{ base netip.AddrPort }
@@ -44,20 +52,9 @@ func (r *remote) at(off int) netip.AddrPort {
 	return netip.AddrPortFrom(r.base.Addr(), r.base.Port()+uint16(off))
 }
 
-// echo is the address of the server's echo loop on the conn of mode m.
-func (r *remote) echo(m mode) netip.AddrPort {
-	switch m {
-	case modeBatch:
-		return r.at(offEchoBatch)
-	case modeNoOffload:
-		return r.at(offEchoNoOffload)
-	case modeXnet:
-		return r.at(offEchoXnet)
-	}
-	return r.at(offEchoPlain)
-}
+// echo is the address of the server's echo on mode m's conn.
+func (r *remote) echo(m mode) netip.AddrPort { return r.at(echoOffset(m)) }
 
-// sinkAddrs are the addresses of n of the server's sinks.
 func (r *remote) sinkAddrs(n int) []netip.AddrPort {
 	aps := make([]netip.AddrPort, n)
 	for i := range aps {
@@ -74,17 +71,16 @@ func (r *remote) network() string {
 	return "udp6"
 }
 
-// server is the -listen side: the echo loops and the sinks, on
-// consecutive ports, each in a goroutine of its own.
+// server is the -listen side: the echo servers and the sinks, each in a
+// goroutine of its own.
 type server struct {
 	conns  []net.PacketConn
-	echoed [4]atomic.Uint64 // by the plain, batchconn, nooffload and xnet echo loops
+	echoed [4]atomic.Uint64 // by the echo servers of remoteEchoes
 	sunk   atomic.Uint64    // by the sinks
-	errs   chan error       // the loops' failures
+	errs   chan error
 	loops  sync.WaitGroup
 }
 
-// startServer opens the ports from addr's on and starts serving them.
 func startServer(addr string) (*server, error) {
 	ua, err := net.ResolveUDPAddr("udp", addr)
 	if err != nil {
@@ -108,37 +104,25 @@ func startServer(addr string) (*server, error) {
 			srv.close()
 			return nil, err
 		}
-		srv.start(uc, off)
+		pc := net.PacketConn(uc)
+		loop := func() error { return discard(uc, &srv.sunk) }
+		for i, m := range remoteEchoes {
+			if echoOffset(m) == off {
+				pc = wrap(uc, m)
+				loop = func() error { return echo(pc, &srv.echoed[i]) }
+				if m == modeXnet {
+					loop = func() error { return xnetEcho(uc, &srv.echoed[i]) }
+				}
+			}
+		}
+		srv.conns = append(srv.conns, pc)
+		srv.loops.Go(func() {
+			if err := loop(); err != nil {
+				srv.errs <- fmt.Errorf("%v: %w", pc.LocalAddr(), err)
+			}
+		})
 	}
 	return srv, nil
-}
-
-// start serves the port at offset off from P.
-func (srv *server) start(uc *net.UDPConn, off int) {
-	var pc net.PacketConn = uc
-	var loop func() error
-	switch {
-	case off == offEchoPlain:
-		loop = func() error { return echo(uc, &srv.echoed[0]) }
-	case off == offEchoBatch:
-		bc := batchconn.New(uc, modeBatch.config())
-		pc = bc
-		loop = func() error { return echo(bc, &srv.echoed[1]) }
-	case off == offEchoNoOffload:
-		bc := batchconn.New(uc, modeNoOffload.config())
-		pc = bc
-		loop = func() error { return echo(bc, &srv.echoed[2]) }
-	case off == offEchoXnet:
-		loop = func() error { return xnetEcho(uc, &srv.echoed[3]) }
-	default:
-		loop = func() error { return discard(uc, &srv.sunk) }
-	}
-	srv.conns = append(srv.conns, pc)
-	srv.loops.Go(func() {
-		if err := loop(); err != nil {
-			srv.errs <- fmt.Errorf("%v: %w", pc.LocalAddr(), err)
-		}
-	})
 }
 
 // close closes every port and waits for the loops to end.
@@ -157,10 +141,10 @@ func serve(addr string, log io.Writer) error {
 		return err
 	}
 	defer srv.close()
-	first := srv.conns[0].LocalAddr().(*net.UDPAddr)
-	fmt.Fprintf(log, "batchbench: serving on %v: echo on plain :%d, on batchconn :%d, on batchconn without offload :%d, with x/net's batches :%d; sinks :%d-%d\n",
-		first, first.Port+offEchoPlain, first.Port+offEchoBatch, first.Port+offEchoNoOffload, first.Port+offEchoXnet,
-		first.Port+offSinks, first.Port+offSinks+send16Dests-1)
+	p := srv.conns[0].LocalAddr().(*net.UDPAddr).Port
+	fmt.Fprintf(log, "batchbench: serving on %v: echo on plain :%d, batchconn :%d, nooffload :%d, xnet :%d; sinks :%d-%d\n",
+		srv.conns[0].LocalAddr(), p, p+echoOffset(modeBatch), p+echoOffset(modeNoOffload), p+echoOffset(modeXnet),
+		p+offSinks, p+offSinks+send16Dests-1)
 	tick := time.NewTicker(10 * time.Second)
 	defer tick.Stop()
 	var last [5]uint64
@@ -179,14 +163,13 @@ func serve(addr string, log io.Writer) error {
 	}
 }
 
-// discard reads and drops datagrams until uc is closed, counting them in n.
+// discard reads and drops datagrams until uc is closed, counting them.
 func discard(uc *net.UDPConn, n *atomic.Uint64) error {
 	buf := make([]byte, maxDatagram)
 	for {
-		if _, _, err := uc.ReadFromUDPAddrPort(buf); err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return nil
-			}
+		if _, _, err := uc.ReadFromUDPAddrPort(buf); errors.Is(err, net.ErrClosed) {
+			return nil
+		} else if err != nil {
 			return err
 		}
 		n.Add(1)

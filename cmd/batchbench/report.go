@@ -14,8 +14,8 @@ import (
 	"github.com/batchconn/batchconn"
 )
 
-// report is a whole run's results: what -json prints, and what the table
-// shows. Every JSON key is snake_case.
+// report is a whole run's results: what -json prints, every key in
+// snake_case, and what the table and the chart show.
 type report struct {
 	GoVersion  string   `json:"go_version"`
 	Platform   string   `json:"platform"`
@@ -23,16 +23,15 @@ type report struct {
 	Machine    *machine `json:"machine"`
 	Target     string   `json:"target,omitempty"` // the -listen server measured against; loopback if empty
 	Duration   string   `json:"duration"`         // of one run
-	Rounds     int      `json:"rounds"`           // runs per scenario, size and mode
-	IdleConns  int      `json:"idle_conns"`       // conns the idle scenario holds open
-	ReadBuffer int      `json:"read_buffer"`      // asked of the measured receive queues
+	Rounds     int      `json:"rounds"`
+	IdleConns  int      `json:"idle_conns"`
+	ReadBuffer int      `json:"read_buffer"` // asked of the measured receive queues
 	RmemMax    int      `json:"rmem_max,omitempty"`
 	Rows       []*row   `json:"results"`
 }
 
-// row is one scenario, size, op and mode over all its rounds: medians, and
-// counts summed over the rounds. Its figures count the scenario's unit:
-// datagrams delivered, responses, round trips.
+// row is one scenario, size, op and mode over its rounds: medians, and
+// counts summed over the rounds, of the scenario's unit.
 type row struct {
 	Scenario string `json:"scenario"`
 	Op       string `json:"op,omitempty"` // allocs: the call measured
@@ -40,64 +39,49 @@ type row struct {
 	Mode     mode   `json:"mode"`
 	Unit     string `json:"unit"` // what per_sec and the figures "per_unit" count
 
-	// Units a second: datagrams delivered to the receiving code,
-	// responses, round trips; sent_only: datagrams the sender's kernel
-	// took, where nothing counts what the far end got (-target).
+	// Units delivered a second; sent_only: datagrams the sender's kernel
+	// took, where nothing counts the far end (-target).
 	PerSec        float64   `json:"per_sec"`
-	RoundsPerSec  []float64 `json:"rounds_per_sec"` // each round's per_sec
+	RoundsPerSec  []float64 `json:"rounds_per_sec"`
 	SentOnly      bool      `json:"sent_only,omitempty"`
 	MBPerSec      float64   `json:"mb_per_sec"` // payload, 10^6 bytes
 	PerSecVsPlain *float64  `json:"per_sec_vs_plain,omitempty"`
+	SentPerSec    *float64  `json:"sent_per_sec,omitempty"` // send, send16, fanout: what the kernel took
 
-	// send, send16, fanout: the datagrams a second the sender handed the
-	// kernel, delivered or not.
-	SentPerSec *float64 `json:"sent_per_sec,omitempty"`
-
-	// The process's CPU time (user and system) per unit, in µs, and over
-	// plain's.
+	// The process's CPU time per unit, in µs.
 	CPUus      *float64 `json:"cpu_us_per_unit,omitempty"`
 	CPUVsPlain *float64 `json:"cpu_vs_plain,omitempty"`
 
-	// Latency scenarios: the percentiles in µs, and over plain's.
 	P50us      *float64 `json:"p50_us,omitempty"`
 	P99us      *float64 `json:"p99_us,omitempty"`
 	P50VsPlain *float64 `json:"p50_vs_plain,omitempty"`
 	P99VsPlain *float64 `json:"p99_vs_plain,omitempty"`
 
-	// Heap objects allocated in the whole process while it measured, per
-	// unit; for allocs, those of the one call measured, per datagram.
+	// Heap objects the process allocated per unit; allocs: the call's.
 	AllocsPerUnit float64 `json:"allocs_per_unit"`
 
-	// fresh: heap bytes the process allocated per query; idle: heap bytes
-	// held per open conn (of conns) after two collections; either over
-	// plain's.
-	AllocBytesPerQuery *float64 `json:"alloc_bytes_per_query,omitempty"`
-	HeapBytesPerConn   *float64 `json:"heap_bytes_per_conn,omitempty"`
+	AllocBytesPerQuery *float64 `json:"alloc_bytes_per_query,omitempty"` // fresh
+	HeapBytesPerConn   *float64 `json:"heap_bytes_per_conn,omitempty"`   // idle
 	BytesVsPlain       *float64 `json:"bytes_vs_plain,omitempty"`
 	Conns              uint64   `json:"conns,omitempty"`
 
-	// Datagrams (requests) sent and those that reached the receiver (got
-	// a reply), over all rounds; the rest were dropped on the way, on
-	// loopback by the kernel at a full receive queue; and the kernel's own
-	// count of those drops (for a receiver with GRO it counts a coalesced
-	// run as one).
+	// Datagrams (requests) sent and those that arrived (were answered),
+	// over all rounds; the rest were dropped; and the kernel's own count
+	// (a receiver with GRO has a dropped run counted as one).
 	Sent        uint64   `json:"sent,omitempty"`
 	Arrived     uint64   `json:"arrived,omitempty"`
 	Dropped     *uint64  `json:"dropped,omitempty"`
 	DroppedPct  *float64 `json:"dropped_pct,omitempty"`
 	KernelDrops *uint64  `json:"kernel_drops,omitempty"`
 
-	// batchconn, grouped and nooffload: datagrams per system call, the
-	// shares of the datagrams received coalesced (GRO) and sent as
-	// segments (GSO), in percent, and the summed Stats. xnet and raw have
-	// the datagrams per call too, from their own count of their calls
-	// (batch_calls).
+	// The batchconn modes: datagrams per system call, the shares in
+	// percent received coalesced (GRO) and sent as segments (GSO), and
+	// the summed Stats.
 	ReadPerCall       *float64          `json:"datagrams_per_read_call,omitempty"`
 	WritePerCall      *float64          `json:"datagrams_per_write_call,omitempty"`
 	OffloadReadPct    *float64          `json:"offload_received_pct,omitempty"`
 	OffloadWrittenPct *float64          `json:"offload_sent_pct,omitempty"`
 	Stats             map[string]uint64 `json:"stats,omitempty"`
-	Calls             *callCounts       `json:"batch_calls,omitempty"`
 
 	Problems []string `json:"problems,omitempty"`
 
@@ -147,47 +131,36 @@ func (rep *report) row(scenario, op string, size int, m mode) *row {
 	return rep.Rows[i]
 }
 
-// summarize computes every row's figures from its samples, their ratios
-// to plain's.
+// summarize computes every row's figures, and their ratios to plain's.
 func (rep *report) summarize() {
 	for _, r := range rep.Rows {
 		r.summarize()
 	}
 	for _, r := range rep.Rows {
 		if base := rep.row(r.Scenario, r.Op, r.Size, modePlain); base != nil {
-			r.versus(base)
+			if r.kind == kindLatency {
+				r.P50VsPlain = ratioOf(r.P50us, base.P50us)
+				r.P99VsPlain = ratioOf(r.P99us, base.P99us)
+			} else {
+				r.PerSecVsPlain = ratio(r.PerSec, base.PerSec)
+			}
+			r.CPUVsPlain = ratioOf(r.CPUus, base.CPUus)
+			r.BytesVsPlain = ratioOf(r.bytes(), base.bytes())
 		}
 	}
 }
 
-// versus sets r's ratios to base, plain's row.
-func (r *row) versus(base *row) {
-	if r.kind == kindLatency {
-		r.P50VsPlain = ratioOf(r.P50us, base.P50us)
-		r.P99VsPlain = ratioOf(r.P99us, base.P99us)
-	} else {
-		r.PerSecVsPlain = ratio(r.PerSec, base.PerSec)
-	}
-	r.CPUVsPlain = ratioOf(r.CPUus, base.CPUus)
-	r.BytesVsPlain = ratioOf(r.bytes(), base.bytes())
-}
-
-// bytes is the row's memory figure: bytes allocated per query (fresh) or
-// held per conn (idle); nil for the other scenarios.
+// bytes is fresh's and idle's memory figure; nil elsewhere.
 func (r *row) bytes() *float64 {
-	switch r.kind {
-	case kindFresh:
+	if r.kind == kindFresh {
 		return r.AllocBytesPerQuery
-	case kindIdle:
-		return r.HeapBytesPerConn
 	}
-	return nil
+	return r.HeapBytesPerConn
 }
 
 func (r *row) summarize() {
 	var p50s, p99s, allocs, cpus, sentRates, memory []float64
 	var stats batchconn.Stats
-	var calls callCounts
 	var drops uint64
 	arrivals, dropsKnown := true, true
 	_, cpuKnown := processCPU()
@@ -217,10 +190,6 @@ func (r *row) summarize() {
 		if s.stats != nil {
 			addStats(&stats, s.stats)
 			r.stats = &stats
-		}
-		if s.calls != nil {
-			calls.add(s.calls)
-			r.Calls = &calls
 		}
 	}
 	r.PerSec = median(r.RoundsPerSec)
@@ -255,20 +224,11 @@ func (r *row) summarize() {
 		r.OffloadReadPct = ratio(100*float64(stats.OffloadReceived), float64(stats.DatagramsRead))
 		r.OffloadWrittenPct = ratio(100*float64(stats.OffloadSent), float64(stats.DatagramsWritten))
 	}
-	if r.Calls != nil {
-		r.ReadPerCall = ratio(float64(calls.Read), float64(calls.ReadCalls))
-		r.WritePerCall = ratio(float64(calls.Written), float64(calls.WriteCalls))
-	}
 }
 
-func (rep *report) hasProblems() bool {
-	return slices.ContainsFunc(rep.Rows, func(r *row) bool { return len(r.Problems) > 0 })
-}
-
-// exitCode is the process's exit status for rep: 1 if anything went wrong
-// in the measurement (PROBLEMS), else 0.
+// exitCode is 1 if anything went wrong in the measurement, else 0.
 func (rep *report) exitCode() int {
-	if rep.hasProblems() {
+	if slices.ContainsFunc(rep.Rows, func(r *row) bool { return len(r.Problems) > 0 }) {
 		return 1
 	}
 	return 0
@@ -280,8 +240,7 @@ func writeJSON(w io.Writer, rep *report) error {
 	return enc.Encode(rep)
 }
 
-// addStats adds s to sum. Every field of Stats is a count: they are added
-// one by one, whatever fields the library has.
+// addStats adds s to sum, field by field, whatever counts Stats has.
 func addStats(sum, s *batchconn.Stats) {
 	dst, src := reflect.ValueOf(sum).Elem(), reflect.ValueOf(s).Elem()
 	for i := range dst.NumField() {
@@ -291,8 +250,7 @@ func addStats(sum, s *batchconn.Stats) {
 	}
 }
 
-// snakeStats is st's counts by their field names in snake_case, the
-// JSON's key style: DatagramsRead is datagrams_read.
+// snakeStats is st's counts by their names in snake_case.
 func snakeStats(st *batchconn.Stats) map[string]uint64 {
 	v := reflect.ValueOf(st).Elem()
 	m := make(map[string]uint64, v.NumField())
@@ -304,8 +262,7 @@ func snakeStats(st *batchconn.Stats) map[string]uint64 {
 	return m
 }
 
-// snake is a Go name in snake_case: "OffloadSent" is "offload_sent",
-// "ReadGROCalls" "read_gro_calls".
+// snake is a Go name in snake_case: "ReadGROCalls" is "read_gro_calls".
 func snake(name string) string {
 	rs := []rune(name)
 	var b strings.Builder
@@ -319,13 +276,11 @@ func snake(name string) string {
 	return b.String()
 }
 
-// median returns the median of xs; 0 for none.
 func median(xs []float64) float64 {
 	if len(xs) == 0 {
 		return 0
 	}
-	xs = slices.Clone(xs)
-	slices.Sort(xs)
+	xs = slices.Sorted(slices.Values(xs))
 	mid := len(xs) / 2
 	if len(xs)%2 == 0 {
 		return (xs[mid-1] + xs[mid]) / 2
@@ -341,7 +296,6 @@ func ratio(a, b float64) *float64 {
 	return ptr(a / b)
 }
 
-// ratioOf is ratio of *a and *b, nil where either is.
 func ratioOf(a, b *float64) *float64 {
 	if a == nil || b == nil {
 		return nil
@@ -351,5 +305,4 @@ func ratioOf(a, b *float64) *float64 {
 
 func ptr[T any](v T) *T { return &v }
 
-// micros is d in microseconds.
 func micros(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }

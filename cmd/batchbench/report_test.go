@@ -43,17 +43,14 @@ func testReport() *report {
 	add("send", "", modeBatch, sent(800, 200, 200*time.Microsecond))
 	add("send", "", modeNoOffload, sent(300, 150, 600*time.Microsecond))
 	add("send", "", modeXnet, sent(250, 250, time.Millisecond))
-	s := sent(400, 400, time.Millisecond)
-	s.calls = &callCounts{Written: 400, WriteCalls: 7}
-	add("send", "", modeRaw, s)
+	add("send", "", modeRaw, sent(400, 400, time.Millisecond))
 	add("recv", "", modePlain, sample{count: 100})
 	add("recv", "", modeNoOffload, sample{count: 249})
 	add("recv", "", modeBatch, sample{count: 900})
 	add("recv", "", modeRaw, sample{count: 240})
 	add("recvgso", "", modePlain, sample{count: 100})
 	add("recvgso", "", modeBatch, sample{count: 790})
-	// rawgro: 820 datagrams in 4 calls, split out of what GRO coalesced.
-	add("recvgso", "", modeRawGRO, sample{count: 820, calls: &callCounts{Read: 820, ReadCalls: 4}})
+	add("recvgso", "", modeRawGRO, sample{count: 820})
 	add("echo", "", modePlain, sample{count: 100})
 	add("echo", "", modeBatch, sample{count: 200})
 	add("echo", "", modeNoOffload, sample{count: 200})
@@ -161,9 +158,9 @@ func TestJSON(t *testing.T) {
 	}
 	walk(v)
 	for _, want := range []string{`"mode": "raw"`, `"per_sec": 200`, `"sent_per_sec": 800`, `"cpu_us_per_unit": 1`,
-		`"dropped": 600`, `"write_calls": 7`,
+		`"dropped": 600`,
 		`"offload_sent": 3`, `"machine": {`, `"mode": "grouped"`,
-		`"mode": "rawgro"`, `"read_calls": 4`, `"datagrams_per_read_call": 205`} {
+		`"mode": "rawgro"`} {
 		if !strings.Contains(js.String(), want) {
 			t.Errorf("the JSON lacks %s:\n%s", want, js.String())
 		}
@@ -224,9 +221,6 @@ func TestSVG(t *testing.T) {
 }
 
 func TestBusyWarning(t *testing.T) {
-	if load, ok := parseLoadAvg("1.52 0.58 0.59 1/467 12345\n"); !ok || load != 1.52 {
-		t.Errorf("parseLoadAvg = %v, %v", load, ok)
-	}
 	ct, ok := parseCPUTimes("cpu  10 1 5 100 2 0 1 3 7 0\ncpu0 1 2 3 4 5 6 7 8 9 10\n")
 	if !ok || ct != (cpuTimes{steal: 3, total: 122}) {
 		t.Errorf("parseCPUTimes = %+v, %v", ct, ok)

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"sync/atomic"
@@ -12,40 +14,21 @@ import (
 )
 
 const (
-	// send16Dests is how many destinations send16 and fanout write to in
-	// turn.
-	send16Dests = 16
-
-	// checkEvery is how many writes the send loops make between two reads
-	// of the clock.
-	checkEvery = 64
+	send16Dests = 16 // destinations send16 and fanout write to in turn
+	checkEvery  = 64 // writes between two looks at the clock
 )
 
-// runSend measures the conn under test as a sender: one goroutine calls
-// WriteTo in a loop, to one destination.
-func runSend(p params) sample { return runSendTo(p, 1, false) }
-
-// runSend16 is runSend round-robin over 16 destinations, through
-// WriteToUDPAddrPort.
-func runSend16(p params) sample { return runSendTo(p, send16Dests, true) }
-
-// runFanout is send16's loop at 1200 B to receivers that read as a
-// batching peer does (batchSinks), so that the figure is the sender's.
-func runFanout(p params) sample { return runSendToSinks(p, send16Dests, true, batchSinks) }
+func runSend(p params) sample   { return runSendTo(p, 1, false, plainSinks) }
+func runSend16(p params) sample { return runSendTo(p, send16Dests, true, plainSinks) }
+func runFanout(p params) sample { return runSendTo(p, send16Dests, true, batchSinks) }
 
 // runSendTo writes as fast as the conn under test takes datagrams, to
-// ndst plain receivers in turn, for the duration, then closes it, which
-// sends what batchconn still queues. It counts what the receivers read,
-// over the time until they read the last of it; with -target, what the
-// kernel took, until Close returned. In the loop modes the socket sends
-// with x/net's WriteBatch or with sendmmsg instead (batchSender.send),
-// byAddrPort or not.
-func runSendTo(p params, ndst int, byAddrPort bool) sample {
-	return runSendToSinks(p, ndst, byAddrPort, plainSinks)
-}
-
-// runSendToSinks is runSendTo with receivers of the kind given.
-func runSendToSinks(p params, ndst int, byAddrPort bool, kind sinkKind) (s sample) {
+// ndst receivers of kind in turn (through WriteToUDPAddrPort where
+// byAddrPort), for the duration, then closes it, which sends what
+// batchconn still queues. It counts what the receivers read, until they
+// read the last of it; with -target, what the kernel took, until Close
+// returned.
+func runSendTo(p params, ndst int, byAddrPort bool, kind sinkKind) (s sample) {
 	var sk *sinks
 	var dsts []netip.AddrPort
 	if p.remote != nil {
@@ -56,19 +39,18 @@ func runSendToSinks(p params, ndst int, byAddrPort bool, kind sinkKind) (s sampl
 			s.problem("%v", err)
 			return s
 		}
-		defer sk.close() // a no-op once settle closed them
+		defer sk.close() // a no-op once settled
 		dsts = sk.addrs
 	}
-
 	txc, err := p.listen()
 	if err != nil {
 		s.problem("listen: %v", err)
 		return s
 	}
 	var tx net.PacketConn = txc
-	var bs batchSender // a loop mode's, on txc's descriptor
+	var loop batchLoop
 	if p.mode.loop() {
-		if bs, err = newBatchSender(p.mode, txc, dsts, p.size); err != nil {
+		if loop, err = newSendLoop(p.mode, txc, dsts, p.size); err != nil {
 			txc.Close()
 			s.problem("%v", err)
 			return s
@@ -83,8 +65,8 @@ func runSendToSinks(p params, ndst int, byAddrPort bool, kind sinkKind) (s sampl
 		s.problem("SetWriteDeadline: %v", err)
 	}
 	var sent uint64
-	if bs != nil {
-		sent, err = bs.send(end)
+	if loop != nil {
+		sent, err = sendBatches(loop, p.size, len(dsts), end)
 	} else {
 		sent, err = blast(tx, newDests(dsts, byAddrPort), p.size, 0, end, nil)
 	}
@@ -96,18 +78,12 @@ func runSendToSinks(p params, ndst int, byAddrPort bool, kind sinkKind) (s sampl
 	}
 	s.sent, s.sendTime, s.offered = sent, time.Since(start), sent
 	s.stats = statsOf(tx)
-	if bs != nil {
-		c := bs.counts()
-		s.calls = &c
-	}
-
 	if sk == nil { // -target: nothing counts what the far end got
 		m.stop(&s, sent)
 		s.count, s.elapsed, s.sentOnly = sent, s.sendTime, true
 	} else {
 		s.arrived, s.drops, s.dropsKnown = sk.settle()
-		s.coalescedDrops = kind == batchSinks
-		s.arrivals = true
+		s.arrivals, s.coalescedDrops = true, kind == batchSinks
 		m.stop(&s, s.arrived)
 		s.count, s.elapsed = s.arrived, sk.lastRead().Sub(start)
 		sk.check(&s)
@@ -116,38 +92,16 @@ func runSendToSinks(p params, ndst int, byAddrPort bool, kind sinkKind) (s sampl
 	return s
 }
 
-// batchSender is a loop mode's sender: xnet's or raw's.
-type batchSender interface {
-	send(end time.Time) (uint64, error)
-	counts() callCounts
-}
-
-func newBatchSender(m mode, uc *net.UDPConn, dsts []netip.AddrPort, size int) (batchSender, error) {
-	if m == modeXnet {
-		return newXnetSender(uc, dsts, size), nil
-	}
-	raw, err := newRawSender(uc, dsts, size)
-	if err != nil {
-		return nil, err
-	}
-	return raw, nil
-}
-
 // checkSent compares what a batchconn sender says it sent with what its
 // caller handed it, and what arrived with what the kernel dropped.
 func checkSent(s *sample) {
-	if st := s.stats; st != nil {
-		if st.DatagramsWritten != s.offered || st.WriteFailures != 0 {
-			s.problem("the writes accepted %d datagrams, Stats says %d written, %d failed",
-				s.offered, st.DatagramsWritten, st.WriteFailures)
-		}
+	if st := s.stats; st != nil && (st.DatagramsWritten != s.offered || st.WriteFailures != 0) {
+		s.problem("the writes accepted %d datagrams, Stats says %d written, %d failed",
+			s.offered, st.DatagramsWritten, st.WriteFailures)
 	}
 	if !s.arrivals || !s.dropsKnown {
 		return
 	}
-	// A receiver with GRO is handed a GSO sender's run as one buffer,
-	// which the kernel counts as one drop when it finds no room: then the
-	// count is only a lower bound.
 	if lost := int64(s.offered) - int64(s.arrived) - int64(s.drops); lost < 0 || lost > 0 && !s.coalescedDrops {
 		s.problem("%d sent, %d arrived, %d dropped by the kernel: %d unaccounted for",
 			s.offered, s.arrived, s.drops, lost)
@@ -171,8 +125,8 @@ func newDests(aps []netip.AddrPort, byAddrPort bool) dests {
 }
 
 // blast writes datagrams of size numbered 0, 1, ... in stream to ds in
-// turn, as fast as pc takes them, until end or until quit is set, and
-// returns how many pc accepted.
+// turn, as fast as pc takes them, until end or quit, and returns how
+// many pc accepted.
 func blast(pc net.PacketConn, ds dests, size int, stream uint64, end time.Time, quit *atomic.Bool) (uint64, error) {
 	apw, ok := pc.(addrPortWriter)
 	if ds.byAddrPort && !ok {
@@ -199,6 +153,24 @@ func blast(pc net.PacketConn, ds dests, size int, stream uint64, end time.Time, 
 	return seq, nil
 }
 
+// sinkKind is how receivers read.
+type sinkKind int
+
+const (
+	// plainSinks read with *net.UDPConn, a system call a datagram, as
+	// most programs do.
+	plainSinks sinkKind = iota
+	// batchSinks read through batchconn, as a peer running batchconn or
+	// quic-go does: batches, and GRO, so that the kernel hands a GSO run
+	// over whole. On a machine of two cores, 16 receivers paying a system
+	// call a datagram, and the kernel cutting runs up for them on the
+	// sender's CPU, would take most of the CPU and measure themselves.
+	batchSinks
+	// timedSinks read as plainSinks do and note each datagram's delay
+	// from the time it carries after its sequence number (lone).
+	timedSinks
+)
+
 // sinks are receivers, each drained by a goroutine of its own that
 // counts and checks what it reads.
 type sinks struct {
@@ -207,32 +179,12 @@ type sinks struct {
 	unquiet bool // settle gave up waiting for the queues to empty
 }
 
-// sinkKind is how the receivers read.
-type sinkKind int
-
-const (
-	// plainSinks read with *net.UDPConn's ReadFromUDPAddrPort, a system
-	// call a datagram: a receiver as most programs are.
-	plainSinks sinkKind = iota
-	// batchSinks read through batchconn with its defaults, as a peer
-	// running batchconn or quic-go reads: batches, and GRO once runs
-	// come from one sender, so that the kernel hands a GSO sender's run
-	// over whole instead of cutting it up into datagrams on the sender's
-	// CPU. The cheapest receiver loopback offers: on a machine of two
-	// cores, 16 receivers that each pay a system call a datagram, and
-	// the kernel's work of cutting runs up for them, take most of the
-	// CPU and measure themselves, where in the field the peers are
-	// other machines. Every mode sends to the same kind.
-	batchSinks
-)
-
 func startSinks(n, size int, kind sinkKind) (*sinks, error) {
 	sk := &sinks{}
 	for range n {
 		uc, err := listen()
 		if err == nil {
-			err = uc.SetReadBuffer(readBuffer)
-			if err != nil {
+			if err = uc.SetReadBuffer(readBuffer); err != nil {
 				uc.Close()
 			}
 		}
@@ -264,20 +216,14 @@ func (sk *sinks) read() uint64 {
 	return n
 }
 
-func (sk *sinks) ports() []int {
+// settle waits, once the sender is done, until the receivers have read
+// what their queues hold, then closes them. It returns how many datagrams
+// they read, and how many the kernel dropped at their queues if known.
+func (sk *sinks) settle() (read, drops uint64, dropsKnown bool) {
 	ports := make([]int, len(sk.list))
 	for i, s := range sk.list {
 		ports[i] = port(s.conn)
 	}
-	return ports
-}
-
-// settle waits, once the sender is done, until the receivers have read
-// all that their queues hold, then closes them. It returns how many
-// datagrams they read, and how many the kernel dropped at their queues if
-// known.
-func (sk *sinks) settle() (read, drops uint64, dropsKnown bool) {
-	ports := sk.ports()
 	last, still := sk.read(), 0
 	for end := time.Now().Add(grace); still < 3; {
 		if !time.Now().Before(end) {
@@ -285,7 +231,7 @@ func (sk *sinks) settle() (read, drops uint64, dropsKnown bool) {
 			break
 		}
 		time.Sleep(5 * time.Millisecond)
-		if n := sk.read(); n != last || queued(ports) {
+		if n := sk.read(); n != last || queued(ports...) {
 			last, still = n, 0
 			continue
 		}
@@ -296,58 +242,49 @@ func (sk *sinks) settle() (read, drops uint64, dropsKnown bool) {
 	return sk.read(), drops, dropsKnown
 }
 
-// queued reports whether the kernel holds datagrams for any of ports.
-func queued(ports []int) bool {
-	qs, _ := udpQueues(ports...)
-	for _, q := range qs {
-		if q.queued > 0 {
-			return true
-		}
-	}
-	return false
-}
-
-// close closes the receivers and waits for their goroutines.
 func (sk *sinks) close() {
 	for _, s := range sk.list {
 		s.close()
 	}
 }
 
-// check adds the receivers' problems to s.
 func (sk *sinks) check(s *sample) {
 	for _, k := range sk.list {
-		k.check(s)
+		if k.err != nil {
+			s.problem("receiver: %v", k.err)
+		}
+		k.ord.check(s)
 	}
 	if sk.unquiet {
 		s.problem("receivers still reading %v after the sender closed", grace)
 	}
 }
 
-// sink drains a receiver from its own goroutine, counting and checking
-// what it reads.
+// sink drains a receiver from its own goroutine.
 type sink struct {
-	conn   *net.UDPConn // the socket
-	rd     sinkReader
+	conn *net.UDPConn
+	rd   interface {
+		addrPortReader
+		io.Closer
+	}
 	size   int
 	n      atomic.Uint64 // datagrams read so far
 	last   atomic.Int64  // when the last was read, since epoch
 	ord    order
+	delays []time.Duration // timedSinks
+	timed  bool
 	err    error // the read error that stopped it, other than Close
 	done   chan struct{}
 	closed bool
 }
 
-// sinkReader is what a sink reads through: its socket, or a batchconn.
-type sinkReader interface {
-	addrPortReader
-	Close() error
-}
-
 func startSink(conn *net.UDPConn, size int, kind sinkKind) *sink {
-	s := &sink{conn: conn, rd: conn, size: size, done: make(chan struct{})}
+	s := &sink{conn: conn, rd: conn, size: size, done: make(chan struct{}), timed: kind == timedSinks}
 	if kind == batchSinks {
 		s.rd = batchconn.New(conn, nil)
+	}
+	if s.timed {
+		s.delays = make([]time.Duration, 0, 1<<16) // so that lone's receiver allocates nothing
 	}
 	go s.drain()
 	return s
@@ -358,14 +295,18 @@ func (s *sink) drain() {
 	buf := make([]byte, maxDatagram)
 	for {
 		n, _, err := s.rd.ReadFromUDPAddrPort(buf)
+		at := time.Since(epoch)
 		if err != nil {
 			if !errors.Is(err, net.ErrClosed) {
 				s.err = err
 			}
 			return
 		}
-		s.last.Store(int64(time.Since(epoch)))
+		s.last.Store(int64(at))
 		s.ord.see(buf[:n], s.size)
+		if s.timed && n == s.size {
+			s.delays = append(s.delays, at-time.Duration(binary.BigEndian.Uint64(buf[8:])))
+		}
 		s.n.Add(1)
 	}
 }
@@ -377,11 +318,4 @@ func (s *sink) close() {
 		s.rd.Close()
 		<-s.done
 	}
-}
-
-func (s *sink) check(smp *sample) {
-	if s.err != nil {
-		smp.problem("receiver: %v", s.err)
-	}
-	s.ord.check(smp)
 }

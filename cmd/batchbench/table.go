@@ -8,38 +8,54 @@ import (
 	"strings"
 )
 
-// writeTable writes the report for a reader deciding whether to use
-// batchconn: a block per scenario, each mode's figures beside plain's,
-// then what the columns and modes mean.
+// legend is what it takes to read the blocks; the package doc says more.
+const legend = `
+VS PLAIN: the figure over plain's in this run; for rates higher is better, for CPU, delay and memory lower.
+CPU µs: the whole process's CPU time (both ends of the traffic) per unit delivered; ALLOCS: heap objects per unit.
+KERNEL DROPS: datagrams sent that a full receive queue dropped (echo, pingpong: requests without a reply).
+Modes: batchconn = New(conn, nil); grouped = GroupByDestination; nooffload = NoOffload; xnet = a loop over
+x/net's ReadBatch/WriteBatch; raw = sendmmsg/recvmmsg directly; rawgro = raw with UDP GRO (go doc ./cmd/batchbench).
+`
+
+// writeTable writes a block per scenario, each mode's figures beside
+// plain's, then the legend and what went wrong.
 func writeTable(w io.Writer, rep *report) error {
 	var b strings.Builder
 	writeHeader(&b, rep)
 	for _, sc := range allScenarios {
-		rows := rowsOf(rep, sc.name)
+		rows := slices.DeleteFunc(slices.Clone(rep.Rows), func(r *row) bool { return r.Scenario != sc.name })
 		if len(rows) == 0 {
-			continue
-		}
-		b.WriteString("\n")
-		if sc.kind == kindAllocs {
-			writeAllocs(&b, sc, rows)
 			continue
 		}
 		about := sc.about
 		if sc.kind == kindIdle {
 			about = fmt.Sprintf("%d %s", rep.IdleConns, about)
 		}
-		fmt.Fprintf(&b, "%s: %s\n", sc.name, about)
+		fmt.Fprintf(&b, "\n%s: %s", sc.name, about)
+		if sc.kind == kindAllocs {
+			fmt.Fprintf(&b, ", %d B datagrams\n", rows[0].Size)
+			writeAllocs(&b, rows)
+			continue
+		}
+		b.WriteString("\n")
 		writeBlock(&b, columnsFor(sc, rows), rows)
 	}
-	writeNotes(&b, rep)
-	b.WriteString(legend)
-	if rep.hasProblems() {
-		b.WriteString("\nPROBLEMS (the measurement went wrong; the exit status is 1):\n")
-		for _, r := range rep.Rows {
-			for _, p := range r.Problems {
-				fmt.Fprintf(&b, "  %s %s\n", r.label(), p)
-			}
+	var notes, problems []string
+	for _, r := range rep.Rows {
+		if r.stats != nil && r.stats.OffloadFallbacks > 0 {
+			notes = append(notes, fmt.Sprintf("%s the kernel refused segmentation offload %d time(s) (Stats.OffloadFallbacks);"+
+				" the socket went on without it", r.label(), r.stats.OffloadFallbacks))
 		}
+		for _, p := range r.Problems {
+			problems = append(problems, r.label()+" "+p)
+		}
+	}
+	if len(notes) > 0 {
+		b.WriteString("\nNOTES:\n  " + strings.Join(notes, "\n  ") + "\n")
+	}
+	b.WriteString(legend)
+	if len(problems) > 0 {
+		b.WriteString("\nPROBLEMS (the measurement went wrong; the exit status is 1):\n  " + strings.Join(problems, "\n  ") + "\n")
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
@@ -61,35 +77,6 @@ func writeHeader(b *strings.Builder, rep *report) {
 	}
 }
 
-// busyWarning is the report's warning that other programs took CPU time
-// from the run, or "" if they did not as far as this machine tells.
-func busyWarning(m *machine) string {
-	if m == nil || !m.Busy {
-		return ""
-	}
-	var why []string
-	if m.loadBusy() {
-		why = append(why, fmt.Sprintf("load average %.2f on %d CPUs before the run", *m.LoadAvg, m.CPUs))
-	}
-	if m.StealPct != nil && *m.StealPct > 100*busySteal {
-		why = append(why, fmt.Sprintf("%.1f%% of CPU time stolen by the hypervisor during it", *m.StealPct))
-	}
-	return "WARNING: this machine is busy (" + strings.Join(why, "; ") + ").\n" +
-		"  Other programs took CPU time from the benchmark, so its figures will be noisy: compare\n" +
-		"  rows of this run only, and rerun on a quiet machine before drawing conclusions.\n"
-}
-
-// rowsOf returns the scenario's rows, in the order they ran.
-func rowsOf(rep *report, scenario string) []*row {
-	var rows []*row
-	for _, r := range rep.Rows {
-		if r.Scenario == scenario {
-			rows = append(rows, r)
-		}
-	}
-	return rows
-}
-
 // column is one column of a block: its heading, its width (negative:
 // left-aligned) and its cell for a row.
 type column struct {
@@ -101,49 +88,48 @@ type column struct {
 // columnsFor are the columns of sc's block.
 func columnsFor(sc scenario, rows []*row) []column {
 	abbr := map[string]string{"datagram": "DG", "response": "RESP", "round trip": "RT", "query": "QUERY"}[sc.unit]
-	size := column{"SIZE", 5, func(r *row) string { return fmt.Sprint(r.Size) }}
 	mode := column{"MODE", -9, func(r *row) string { return string(r.Mode) }}
+	vs := func(v func(r *row) *float64) column {
+		return column{"VS PLAIN", 8, func(r *row) string { return format(v(r), times) }}
+	}
 	cpu := []column{
 		{"CPU µs/" + abbr, 11, func(r *row) string { return format(r.CPUus, compact) }},
-		{"VS PLAIN", 8, func(r *row) string { return format(r.CPUVsPlain, times) }},
+		vs(func(r *row) *float64 { return r.CPUVsPlain }),
 	}
-	bytesVs := column{"VS PLAIN", 8, func(r *row) string { return format(r.BytesVsPlain, times) }}
+	bytesVs := vs(func(r *row) *float64 { return r.BytesVsPlain })
+	perSec := vs(func(r *row) *float64 { return r.PerSecVsPlain })
+	tail := []column{
+		{"ALLOCS/" + abbr, 10, func(r *row) string { return fmt.Sprintf("%.2f", r.AllocsPerUnit) }},
+		{"KERNEL DROPS", -18, dropsCell},
+	}
 	switch sc.kind {
 	case kindFresh:
 		return append([]column{mode,
-			{"QUERIES/S", 10, func(r *row) string { return thousands(r.PerSec) }},
-			{"VS PLAIN", 8, func(r *row) string { return format(r.PerSecVsPlain, times) }},
-			{"ALLOCATED/QUERY", 15, func(r *row) string { return format(r.AllocBytesPerQuery, byteSize) }},
-			bytesVs,
+			{"QUERIES/S", 10, func(r *row) string { return thousands(r.PerSec) }}, perSec,
+			{"ALLOCATED/QUERY", 15, func(r *row) string { return format(r.AllocBytesPerQuery, byteSize) }}, bytesVs,
 		}, cpu...)
 	case kindIdle:
 		return []column{mode,
-			{"HEAP/CONN", 10, func(r *row) string { return format(r.HeapBytesPerConn, byteSize) }},
-			bytesVs,
+			{"HEAP/CONN", 10, func(r *row) string { return format(r.HeapBytesPerConn, byteSize) }}, bytesVs,
 			{"ALL CONNS", 10, func(r *row) string { return byteSize(*r.HeapBytesPerConn * float64(r.Conns)) }},
 		}
-	}
-	allocs := column{"ALLOCS/" + abbr, 10, func(r *row) string { return fmt.Sprintf("%.2f", r.AllocsPerUnit) }}
-	drops := column{"KERNEL DROPS", -18, dropsCell}
-	if sc.kind == kindLatency {
-		cols := []column{mode,
+	case kindLatency:
+		return slices.Concat([]column{mode,
 			{"P50 µs", 8, func(r *row) string { return format(r.P50us, compact) }},
-			{"VS PLAIN", 8, func(r *row) string { return format(r.P50VsPlain, times) }},
+			vs(func(r *row) *float64 { return r.P50VsPlain }),
 			{"P99 µs", 8, func(r *row) string { return format(r.P99us, compact) }},
-			{"VS PLAIN", 8, func(r *row) string { return format(r.P99VsPlain, times) }},
-		}
-		return append(append(cols, cpu...), allocs, drops)
+			vs(func(r *row) *float64 { return r.P99VsPlain }),
+		}, cpu, tail)
 	}
-	perSec := map[string]string{"datagram": "DELIVERED/S", "response": "RESPONSES/S"}[sc.unit]
+	head := map[string]string{"datagram": "DELIVERED/S", "response": "RESPONSES/S"}[sc.unit]
 	if slices.ContainsFunc(rows, func(r *row) bool { return r.SentOnly }) {
-		perSec = "SENT/S"
+		head = "SENT/S"
 	}
-	cols := []column{size, mode,
-		{perSec, 12, func(r *row) string { return thousands(r.PerSec) }},
-		{"VS PLAIN", 8, func(r *row) string { return format(r.PerSecVsPlain, times) }},
+	return slices.Concat([]column{
+		{"SIZE", 5, func(r *row) string { return fmt.Sprint(r.Size) }}, mode,
+		{head, 12, func(r *row) string { return thousands(r.PerSec) }}, perSec,
 		{"MB/S", 7, func(r *row) string { return fmt.Sprintf("%.1f", r.MBPerSec) }},
-	}
-	return append(append(cols, cpu...), allocs, drops)
+	}, cpu, tail)
 }
 
 // writeBlock writes a heading line of cols and a line per row.
@@ -161,8 +147,8 @@ func writeBlock(b *strings.Builder, cols []column, rows []*row) {
 	}
 }
 
-// dropsCell is the KERNEL DROPS cell: how many of the datagrams sent were
-// dropped, and their share; "-" where that is not known.
+// dropsCell is how many of the datagrams sent were dropped, and their
+// share; "-" where that is not known.
 func dropsCell(r *row) string {
 	switch {
 	case r.Dropped == nil:
@@ -173,9 +159,9 @@ func dropsCell(r *row) string {
 	return fmt.Sprintf("%s (%.1f%%)", thousands(float64(*r.Dropped)), *r.DroppedPct)
 }
 
-// writeAllocs shows the allocs scenario's rows: a call's allocations per
-// datagram, the modes side by side.
-func writeAllocs(b *strings.Builder, sc scenario, rows []*row) {
+// writeAllocs shows a call's allocations per datagram, a row per call
+// and a column per mode.
+func writeAllocs(b *strings.Builder, rows []*row) {
 	var ops []string
 	var modes []mode
 	for _, r := range rows {
@@ -186,14 +172,12 @@ func writeAllocs(b *strings.Builder, sc scenario, rows []*row) {
 			modes = append(modes, r.Mode)
 		}
 	}
-	fmt.Fprintf(b, "allocs: %s, %d B datagrams\n", sc.about, rows[0].Size)
 	fmt.Fprintf(b, "  %-20s", "CALL")
 	for _, m := range modes {
 		fmt.Fprintf(b, " %9s", m)
 	}
-	b.WriteString("\n")
 	for _, op := range ops {
-		fmt.Fprintf(b, "  %-20s", op)
+		fmt.Fprintf(b, "\n  %-20s", op)
 		for _, m := range modes {
 			cell := "-"
 			if i := slices.IndexFunc(rows, func(r *row) bool { return r.Op == op && r.Mode == m }); i >= 0 {
@@ -201,35 +185,9 @@ func writeAllocs(b *strings.Builder, sc scenario, rows []*row) {
 			}
 			fmt.Fprintf(b, " %9s", cell)
 		}
-		b.WriteString("\n")
 	}
+	b.WriteString("\n")
 }
-
-// writeNotes tells of batchconn's offload turning itself off, which
-// changes what a batchconn row measures.
-func writeNotes(b *strings.Builder, rep *report) {
-	first := true
-	for _, r := range rep.Rows {
-		if r.stats == nil || r.stats.OffloadFallbacks == 0 {
-			continue
-		}
-		if first {
-			b.WriteString("\nNOTES:\n")
-			first = false
-		}
-		fmt.Fprintf(b, "  %s the kernel refused segmentation offload %d time(s) (Stats.OffloadFallbacks):\n"+
-			"    offload went off for that socket, the rest of its run went without\n", r.label(), r.stats.OffloadFallbacks)
-	}
-}
-
-// legend is what it takes to read the blocks; the package doc says more.
-const legend = `
-VS PLAIN: the figure over plain's in this run; for rates higher is better, for CPU, delay and memory lower.
-CPU µs: the whole process's CPU time (both ends of the traffic) per unit delivered; ALLOCS: heap objects per unit.
-KERNEL DROPS: datagrams sent that a full receive queue dropped (echo, pingpong: requests without a reply).
-Modes: batchconn = New(conn, nil); grouped = GroupByDestination; nooffload = NoOffload; xnet = a loop over
-x/net's ReadBatch/WriteBatch; raw = sendmmsg/recvmmsg directly; rawgro = raw with UDP GRO (go doc ./cmd/batchbench).
-`
 
 // label names the row in PROBLEMS and NOTES.
 func (r *row) label() string {
@@ -247,7 +205,6 @@ func byteSize(v float64) string {
 	return fmt.Sprintf("%.1f MiB", v/(1<<20))
 }
 
-// times formats a ratio: "5.63x".
 func times(v float64) string { return fmt.Sprintf("%.2fx", v) }
 
 // compact formats v with three or four significant digits.
@@ -263,13 +220,11 @@ func compact(v float64) string {
 
 // thousands formats v rounded, its digits grouped by threes: "1,234,567".
 func thousands(v float64) string {
-	s := fmt.Sprintf("%.0f", math.Round(v))
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
+	s := fmt.Sprintf("%.0f", math.Abs(math.Round(v)))
 	for i := len(s) - 3; i > 0; i -= 3 {
 		s = s[:i] + "," + s[i:]
 	}
-	if neg {
+	if math.Round(v) < 0 {
 		s = "-" + s
 	}
 	return s

@@ -1,0 +1,61 @@
+package main
+
+import (
+	"net"
+	"net/netip"
+	"time"
+)
+
+// batchLoop is the socket of a loop mode, xnet or raw: batchSize
+// messages, each with a buffer of its own, moved a batch a call, as a
+// user who rewrote their I/O for batching would move them. Its waits go
+// through the runtime's poller, so that the socket's deadlines hold.
+type batchLoop interface {
+	buf(i int) []byte         // message i's buffer
+	to(i, dst int)            // addresses message i to the dst-th destination
+	writeBatch() (int, error) // sends every message, in as many calls as it takes
+	readBatch() (int, error)  // receives up to batchSize messages
+	msg(i int) []byte         // the datagram message i received
+}
+
+func newSendLoop(m mode, uc *net.UDPConn, dsts []netip.AddrPort, size int) (batchLoop, error) {
+	if m == modeXnet {
+		return newXnetConn(uc, size, dsts), nil
+	}
+	return newRawConn(uc, size, dsts)
+}
+
+// sendBatches is blast for a loop: it fills the batch, each message a copy
+// of the payload stamped with the next sequence number and addressed to
+// the next destination in turn, sends it, and so on until end (looked at
+// before each batch). It returns how many datagrams the kernel took.
+func sendBatches(l batchLoop, size, ndst int, end time.Time) (uint64, error) {
+	payload := make([]byte, size)
+	var seq uint64
+	for time.Now().Before(end) {
+		for i := range batchSize {
+			n := seq + uint64(i)
+			copy(l.buf(i), payload)
+			stamp(l.buf(i)[:size], n)
+			l.to(i, int(n%uint64(ndst)))
+		}
+		sent, err := l.writeBatch()
+		seq += uint64(sent)
+		if err != nil {
+			return seq, err
+		}
+	}
+	return seq, nil
+}
+
+// batchReader is a receiver's read for a loop: one readBatch, each
+// datagram checked with ord.
+func batchReader(l batchLoop, ord *order, size int) func() (uint64, error) {
+	return func() (uint64, error) {
+		n, err := l.readBatch()
+		for i := range n {
+			ord.see(l.msg(i), size)
+		}
+		return uint64(n), err
+	}
+}
