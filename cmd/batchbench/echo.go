@@ -20,34 +20,24 @@ const (
 // echo sends every datagram back to its sender until pc is closed,
 // counting them in n: the echo and pingpong server, the same code on
 // plain and on batchconn.
-func echo(pc net.PacketConn, n *atomic.Uint64) error {
-	buf := make([]byte, maxDatagram)
-	for {
-		k, addr, err := pc.ReadFrom(buf)
-		if errors.Is(err, net.ErrClosed) {
-			return nil
-		} else if err != nil {
-			return err
-		}
-		if _, err := pc.WriteTo(buf[:k], addr); err != nil {
-			return err
-		}
-		n.Add(1)
-	}
-}
+func echo(pc net.PacketConn, n *atomic.Uint64) error { return serveLoop(pc.ReadFrom, pc.WriteTo, n) }
 
-// echoAddrPort is echo through the calls that allocate nothing.
-func echoAddrPort(uc *net.UDPConn, n *atomic.Uint64) error {
+// serveLoop reads datagrams with read until the socket is closed,
+// counting them in n, and writes each back to its sender with write, if
+// any (none: a sink).
+func serveLoop[A any](read func([]byte) (int, A, error), write func([]byte, A) (int, error), n *atomic.Uint64) error {
 	buf := make([]byte, maxDatagram)
 	for {
-		k, from, err := uc.ReadFromUDPAddrPort(buf)
+		k, from, err := read(buf)
 		if errors.Is(err, net.ErrClosed) {
 			return nil
 		} else if err != nil {
 			return err
 		}
-		if _, err := uc.WriteToUDPAddrPort(buf[:k], from); err != nil {
-			return err
+		if write != nil {
+			if _, err := write(buf[:k], from); err != nil {
+				return err
+			}
 		}
 		n.Add(1)
 	}

@@ -118,7 +118,7 @@ func startQuerier() (*querier, error) {
 		return nil, err
 	}
 	q := &querier{srv: srv, done: make(chan error, 1), req: make([]byte, queryBytes), reply: make([]byte, maxDatagram)}
-	go func() { q.done <- echoAddrPort(srv, new(atomic.Uint64)) }()
+	go func() { q.done <- serveLoop(srv.ReadFromUDPAddrPort, srv.WriteToUDPAddrPort, new(atomic.Uint64)) }()
 	return q, nil
 }
 

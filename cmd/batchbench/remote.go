@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -105,7 +104,7 @@ func startServer(addr string) (*server, error) {
 			return nil, err
 		}
 		pc := net.PacketConn(uc)
-		loop := func() error { return discard(uc, &srv.sunk) }
+		loop := func() error { return serveLoop(uc.ReadFromUDPAddrPort, nil, &srv.sunk) }
 		for i, m := range remoteEchoes {
 			if echoOffset(m) == off {
 				pc = wrap(uc, m)
@@ -160,18 +159,5 @@ func serve(addr string, log io.Writer) error {
 				last = now
 			}
 		}
-	}
-}
-
-// discard reads and drops datagrams until uc is closed, counting them.
-func discard(uc *net.UDPConn, n *atomic.Uint64) error {
-	buf := make([]byte, maxDatagram)
-	for {
-		if _, _, err := uc.ReadFromUDPAddrPort(buf); errors.Is(err, net.ErrClosed) {
-			return nil
-		} else if err != nil {
-			return err
-		}
-		n.Add(1)
 	}
 }

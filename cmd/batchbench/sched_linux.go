@@ -1,0 +1,57 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// pinToCPU keeps the calling goroutine on its thread, and the thread on
+// the n-th (modulo their number) of the CPUs it may run on. Its caller
+// must not unlock the thread: the runtime ends the thread with the
+// goroutine, so that no other goroutine inherits the pinning.
+//
+// Loopback delivers a datagram through the backlog queue of the CPU that
+// sent it, usually before the send returns but not always (sendmmsg may
+// return with the last of its batch still queued), and a datagram sent
+// next from another CPU may then overtake them. A sender held on one CPU
+// has one queue, and its datagrams arrive in the order sent.
+func pinToCPU(n int) error {
+	runtime.LockOSThread()
+	var allowed unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &allowed); err != nil {
+		return os.NewSyscallError("sched_getaffinity", err)
+	}
+	if allowed.Count() == 0 {
+		return fmt.Errorf("sched_getaffinity: no CPU allowed")
+	}
+	n %= allowed.Count()
+	for cpu := 0; ; cpu++ {
+		if !allowed.IsSet(cpu) {
+			continue
+		}
+		if n > 0 {
+			n--
+			continue
+		}
+		var one unix.CPUSet
+		one.Set(cpu)
+		return os.NewSyscallError("sched_setaffinity", unix.SchedSetaffinity(0, &one))
+	}
+}
+
+// pause sleeps for d in nanosleep, which wakes within tens of
+// microseconds, where the runtime's timers, in an otherwise idle process,
+// wake about a millisecond late.
+func pause(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	ts := syscall.NsecToTimespec(int64(d))
+	for syscall.Nanosleep(&ts, &ts) == syscall.EINTR {
+	}
+}
