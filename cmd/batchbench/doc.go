@@ -76,13 +76,13 @@
 // objects per unit. P50 and P99 are delays in µs. ALLOCATED/QUERY (fresh)
 // is heap allocated per query; HEAP/CONN (idle) heap held per open conn.
 // -json has the same and more: each round's rate, what the sender's kernel
-// accepted, datagrams per system call and batchconn's Stats.
+// accepted, and the share of datagrams batchconn moved with offload.
 //
 // Every datagram carries a sequence number. Receivers check sizes and
 // order, and each run checks that every datagram sent arrived or was
-// counted as dropped by the kernel, and that batchconn's Stats agree with
-// what its caller saw. Anything amiss is listed under PROBLEMS and the
-// exit status is 1; a run that hangs prints the goroutines and exits 3.
+// counted as dropped by the kernel. Anything amiss is listed under
+// PROBLEMS and the exit status is 1; a run that hangs prints the
+// goroutines and exits 3.
 //
 // # Over a network
 //

@@ -17,14 +17,11 @@ const (
 	maxRoundTrips = 20000 // per pingpong run
 )
 
-// echo sends every datagram back to its sender until pc is closed,
-// counting them in n: the echo and pingpong server, the same code on
-// plain and on batchconn.
+// echo is the echo and pingpong server, the same code on every conn.
 func echo(pc net.PacketConn, n *atomic.Uint64) error { return serveLoop(pc.ReadFrom, pc.WriteTo, n) }
 
-// serveLoop reads datagrams with read until the socket is closed,
-// counting them in n, and writes each back to its sender with write, if
-// any (none: a sink).
+// serveLoop reads datagrams until the socket is closed, counting them,
+// and writes each back to its sender if write is not nil.
 func serveLoop[A any](read func([]byte) (int, A, error), write func([]byte, A) (int, error), n *atomic.Uint64) error {
 	buf := make([]byte, maxDatagram)
 	for {
@@ -43,9 +40,8 @@ func serveLoop[A any](read func([]byte) (int, A, error), write func([]byte, A) (
 	}
 }
 
-// echoServer runs echo on the conn under test (xnet: xnetEcho on the
-// socket) in a goroutine of its own; with -target it is the -listen
-// side's server for the mode.
+// echoServer runs echo on the conn under test (xnet: xnetEcho) in a
+// goroutine of its own; with -target, the -listen side's for the mode.
 type echoServer struct {
 	addr   netip.AddrPort
 	uc     *net.UDPConn // nil for a remote server
@@ -76,9 +72,8 @@ func startEchoServer(p params) (*echoServer, error) {
 	return srv, nil
 }
 
-// stop closes a local server, adds its Stats to s, and checks on
-// loopback that the requests without a reply are the datagrams the
-// kernel dropped at the server's and the client's (cl) queues.
+// stop closes a local server, and checks that the requests without a
+// reply are the datagrams the kernel dropped at its and cl's queues.
 func (srv *echoServer) stop(s *sample, cl *net.UDPConn) {
 	if srv.uc == nil {
 		return
@@ -98,9 +93,9 @@ func (srv *echoServer) stop(s *sample, cl *net.UDPConn) {
 	s.stats = statsOf(srv.conn)
 }
 
-// runEcho measures the conn under test as an echo server under a client
-// that keeps echoWindow requests in flight. The client is a batchconn
-// with its defaults in every mode, so that the server sets the pace.
+// runEcho drives the echo server with echoWindow requests in flight from
+// a batchconn client, the same in every mode, so that the server sets the
+// pace.
 func runEcho(p params) (s sample) {
 	srv, err := startEchoServer(p)
 	if err != nil {
@@ -136,12 +131,10 @@ type floodResult struct {
 	ord            order
 }
 
-// flood keeps echoWindow requests in flight from cl to srv for d: it
-// writes requests while the window has room, then reads a reply. When no
-// reply comes for lossTimeout, it takes the requests in flight for lost
-// and fills the window anew (their replies, should they come, count as
-// answered). After d it reads the replies still due, waiting lastWait at
-// most for the next.
+// flood keeps echoWindow requests in flight from cl to srv for d. When
+// no reply comes for lossTimeout, it takes those in flight for lost and
+// fills the window anew (late replies count as answered). After d it
+// reads the replies still due, waiting lastWait at most for each.
 func flood(cl *batchconn.PacketConn, srv netip.AddrPort, size int, d, lastWait time.Duration) (f floodResult, err error) {
 	req, reply := make([]byte, size), make([]byte, maxDatagram)
 	inFlight := 0
@@ -202,8 +195,8 @@ func sameAddr(from, srv netip.AddrPort) bool {
 	return from.Addr().Unmap() == srv.Addr() && from.Port() == srv.Port()
 }
 
-// runPingPong measures the conn under test as an echo server, one
-// request in flight at a time from a plain client.
+// runPingPong drives the echo server one request at a time from a plain
+// client.
 func runPingPong(p params) (s sample) {
 	srv, err := startEchoServer(p)
 	if err != nil {
@@ -230,10 +223,9 @@ func runPingPong(p params) (s sample) {
 	return s
 }
 
-// lastWait is how long the echo and pingpong clients wait, after the
-// duration, for the replies still due: on loopback, long, so that a
-// process starved of CPU for a while does not make late replies look
-// lost; over a network they give up sooner.
+// lastWait is how long the clients wait for the replies still due after
+// the duration: on loopback long, so that a process starved of CPU does
+// not make late replies look lost.
 func lastWait(p params) time.Duration {
 	if p.remote != nil {
 		return lossTimeout
@@ -249,9 +241,8 @@ type pingResult struct {
 }
 
 // pingFor sends one request at a time to srv and times its reply, for d
-// or maxRoundTrips round trips. A request with no reply within
-// lossTimeout is given up; should its reply come later, it counts as a
-// reply, with no round trip.
+// or maxRoundTrips. A request with no reply within lossTimeout is given
+// up; a reply that comes later counts, with no round trip.
 func pingFor(cl *net.UDPConn, srv netip.AddrPort, size int, d, lastWait time.Duration) (r pingResult, err error) {
 	req, reply := make([]byte, size), make([]byte, maxDatagram)
 	r.rtts = make([]time.Duration, 0, maxRoundTrips)
@@ -277,9 +268,8 @@ func pingFor(cl *net.UDPConn, srv netip.AddrPort, size int, d, lastWait time.Dur
 	return r, err
 }
 
-// readReplies reads replies until the read deadline or until every
-// request has one; with t0, the time the last request was sent, it stops
-// at that request's reply, whose round trip it notes.
+// readReplies reads until the deadline or every request has a reply;
+// with t0, when the last request left, it stops at that one's reply.
 func (r *pingResult) readReplies(cl *net.UDPConn, srv netip.AddrPort, buf []byte, size int, t0 time.Time) error {
 	for r.replies < r.sent {
 		n, from, err := cl.ReadFromUDPAddrPort(buf)

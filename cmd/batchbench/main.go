@@ -183,7 +183,7 @@ func run(opts options, prog *progress) *report {
 				prog.start(fmt.Sprintf("%v %s, round %d/%d", j, m, round, rounds))
 				p := params{mode: m, size: j.size, op: j.op, duration: opts.duration, conns: opts.idleConns, remote: opts.remote}
 				s := guarded(func() sample { return j.scenario.measure(p) }, j.scenario.limit(p))
-				prog.done(j.scenario.describe(s, j.size))
+				prog.done(j.scenario.describe(s))
 				rep.add(j, m, round, s)
 			}
 		}

@@ -7,9 +7,7 @@ import (
 	"reflect"
 	"runtime"
 	"slices"
-	"strings"
 	"time"
-	"unicode"
 
 	"github.com/batchconn/batchconn"
 )
@@ -74,14 +72,10 @@ type row struct {
 	DroppedPct  *float64 `json:"dropped_pct,omitempty"`
 	KernelDrops *uint64  `json:"kernel_drops,omitempty"`
 
-	// The batchconn modes: datagrams per system call, the shares in
-	// percent received coalesced (GRO) and sent as segments (GSO), and
-	// the summed Stats.
-	ReadPerCall       *float64          `json:"datagrams_per_read_call,omitempty"`
-	WritePerCall      *float64          `json:"datagrams_per_write_call,omitempty"`
-	OffloadReadPct    *float64          `json:"offload_received_pct,omitempty"`
-	OffloadWrittenPct *float64          `json:"offload_sent_pct,omitempty"`
-	Stats             map[string]uint64 `json:"stats,omitempty"`
+	// The batchconn modes: the shares, in percent, of the datagrams sent
+	// as GSO segments and received coalesced by GRO.
+	OffloadSentPct     *float64 `json:"offload_sent_pct,omitempty"`
+	OffloadReceivedPct *float64 `json:"offload_received_pct,omitempty"`
 
 	Problems []string `json:"problems,omitempty"`
 
@@ -218,11 +212,8 @@ func (r *row) summarize() {
 		}
 	}
 	if r.stats != nil {
-		r.Stats = snakeStats(r.stats)
-		r.ReadPerCall = ratio(float64(stats.DatagramsRead), float64(stats.ReadCalls))
-		r.WritePerCall = ratio(float64(stats.DatagramsWritten), float64(stats.WriteCalls))
-		r.OffloadReadPct = ratio(100*float64(stats.OffloadReceived), float64(stats.DatagramsRead))
-		r.OffloadWrittenPct = ratio(100*float64(stats.OffloadSent), float64(stats.DatagramsWritten))
+		r.OffloadSentPct = ratio(100*float64(stats.OffloadSent), float64(stats.DatagramsWritten))
+		r.OffloadReceivedPct = ratio(100*float64(stats.OffloadReceived), float64(stats.DatagramsRead))
 	}
 }
 
@@ -248,32 +239,6 @@ func addStats(sum, s *batchconn.Stats) {
 			f.SetUint(f.Uint() + src.Field(i).Uint())
 		}
 	}
-}
-
-// snakeStats is st's counts by their names in snake_case.
-func snakeStats(st *batchconn.Stats) map[string]uint64 {
-	v := reflect.ValueOf(st).Elem()
-	m := make(map[string]uint64, v.NumField())
-	for i := range v.NumField() {
-		if f := v.Field(i); f.Kind() == reflect.Uint64 && v.Type().Field(i).IsExported() {
-			m[snake(v.Type().Field(i).Name)] = f.Uint()
-		}
-	}
-	return m
-}
-
-// snake is a Go name in snake_case: "ReadGROCalls" is "read_gro_calls".
-func snake(name string) string {
-	rs := []rune(name)
-	var b strings.Builder
-	for i, r := range rs {
-		if unicode.IsUpper(r) && i > 0 &&
-			(!unicode.IsUpper(rs[i-1]) || (i+1 < len(rs) && unicode.IsLower(rs[i+1]))) {
-			b.WriteByte('_')
-		}
-		b.WriteRune(unicode.ToLower(r))
-	}
-	return b.String()
 }
 
 func median(xs []float64) float64 {

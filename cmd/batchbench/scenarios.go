@@ -27,9 +27,8 @@ const (
 	lossTimeout = 200 * time.Millisecond
 )
 
-// mode is what a run measures: a conn (plain, or batchconn in one of its
-// configurations) or, for the loop modes, the scenario's loop written
-// with batch calls on the socket.
+// mode is what a run measures: a conn, or for the loop modes the
+// scenario's loop written with batch calls on the socket.
 type mode string
 
 const (
@@ -42,8 +41,7 @@ const (
 	modeRawGRO    mode = "rawgro"    // raw's recvmmsg with UDP_GRO
 )
 
-// The modes each scenario runs, in the order each round runs them. The
-// raw modes only where the system has the calls.
+// The modes each scenario runs, in turn; raw's where the system has them.
 var (
 	serverModes  = []mode{modePlain, modeBatch, modeNoOffload, modeXnet}
 	loopModes    = withRaw(serverModes, modeRaw)
@@ -173,23 +171,20 @@ func scenarioNames(remoteOnly bool) []string {
 
 // sample is the outcome of one run.
 type sample struct {
-	// count units (datagrams delivered to the receiving code, responses,
-	// round trips, queries) in elapsed; sentOnly: datagrams the sender's
-	// kernel took, where nothing counts the far end (-target).
+	// count units delivered to the receiving code in elapsed; sentOnly:
+	// datagrams the sender's kernel took, nothing counting the far end.
 	count    uint64
 	elapsed  time.Duration
 	sentOnly bool
 
-	// send, send16, fanout: what the sender handed the kernel, and the
-	// time until Close returned.
+	// send, send16, fanout: what the kernel took, until Close returned.
 	sent     uint64
 	sendTime time.Duration
 
-	// Datagrams (requests) sent toward the receiver and those that
-	// reached it (were answered), where arrivals; the kernel's count of
-	// drops at the receivers' queues, where dropsKnown. A receiver with
-	// GRO counts a dropped coalesced run as one: then drops is a lower
-	// bound (coalescedDrops).
+	// Datagrams (requests) sent, and those that arrived (were answered)
+	// where arrivals; the kernel's drops at the receivers' queues where
+	// dropsKnown, only a lower bound where a receiver with GRO had a
+	// coalesced run dropped as one (coalescedDrops).
 	offered, arrived, drops              uint64
 	arrivals, dropsKnown, coalescedDrops bool
 
@@ -214,7 +209,7 @@ func (s *sample) rate() float64 {
 }
 
 // describe is a finished run's summary for -v.
-func (sc scenario) describe(s sample, size int) string {
+func (sc scenario) describe(s sample) string {
 	switch {
 	case len(s.problems) > 0:
 		return fmt.Sprintf("%d problem(s): %s", len(s.problems), s.problems[0])
@@ -222,14 +217,10 @@ func (sc scenario) describe(s sample, size int) string {
 		return fmt.Sprintf("%.2f allocs/datagram", s.allocs)
 	case sc.kind == kindLatency:
 		return fmt.Sprintf("p50 %.1f µs, p99 %.1f µs", micros(s.p50), micros(s.p99))
-	case sc.kind == kindFresh:
-		return fmt.Sprintf("%.0f queries/s, %.0f bytes allocated a query", s.rate(), s.allocBytes)
 	case sc.kind == kindIdle:
-		return fmt.Sprintf("%d conns, %.0f bytes of heap held a conn", s.count, s.heapBytes)
-	case s.sentOnly:
-		return fmt.Sprintf("%.0f sent/s", s.rate())
+		return fmt.Sprintf("%.0f bytes of heap held a conn", s.heapBytes)
 	}
-	return fmt.Sprintf("%.0f %ss/s, %.1f MB/s", s.rate(), sc.unit, s.rate()*float64(size)/1e6)
+	return fmt.Sprintf("%.0f %ss/s", s.rate(), sc.unit)
 }
 
 // percentile returns the p-quantile of ds (nearest rank); it sorts ds.
@@ -251,8 +242,7 @@ func memStats() runtime.MemStats {
 // epoch is a fixed time that receivers note their reads against.
 var epoch = time.Now()
 
-// meter measures what a run costs the whole process: heap objects
-// allocated and CPU time, both ends of the traffic where both are here.
+// meter measures the whole process's heap objects allocated and CPU time.
 type meter struct {
 	mallocs uint64
 	cpu     time.Duration
@@ -282,8 +272,7 @@ func listen() (*net.UDPConn, error) {
 	return net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 }
 
-// listen opens the run's client socket: on loopback, or on the family of
-// the -target.
+// listen opens the run's client socket, of the -target's family if any.
 func (p params) listen() (*net.UDPConn, error) {
 	if p.remote == nil {
 		return listen()
@@ -316,8 +305,7 @@ func statsOf(pc net.PacketConn) *batchconn.Stats {
 	return nil
 }
 
-// The methods *net.UDPConn and *batchconn.PacketConn share beyond
-// net.PacketConn.
+// Methods *net.UDPConn and *batchconn.PacketConn have beyond net.PacketConn.
 type (
 	addrPortWriter interface {
 		WriteToUDPAddrPort(p []byte, addr netip.AddrPort) (int, error)

@@ -92,13 +92,9 @@ func runSendTo(p params, ndst int, byAddrPort bool, kind sinkKind) (s sample) {
 	return s
 }
 
-// checkSent compares what a batchconn sender says it sent with what its
-// caller handed it, and what arrived with what the kernel dropped.
+// checkSent checks that every datagram sent arrived or was dropped by the
+// kernel.
 func checkSent(s *sample) {
-	if st := s.stats; st != nil && (st.DatagramsWritten != s.offered || st.WriteFailures != 0) {
-		s.problem("the writes accepted %d datagrams, Stats says %d written, %d failed",
-			s.offered, st.DatagramsWritten, st.WriteFailures)
-	}
 	if !s.arrivals || !s.dropsKnown {
 		return
 	}
