@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"slices"
 	"strings"
 )
 
@@ -36,50 +37,12 @@ var modeColors = map[mode]string{
 	modeRawGRO:    "#a1887f",
 }
 
-// chartColumn is one figure of a block: a row's figure over plain's,
-// and the figure itself, written beside the bar.
-type chartColumn struct {
-	head  string
-	ratio func(r *row) *float64
-	value func(r *row) string
-}
-
-// chartColumns are the figures a block of r's scenario shows; none for
-// allocs, whose counts are no ratios (plain's may be 0).
-func chartColumns(r *row) []chartColumn {
-	cpu := chartColumn{"CPU per " + r.Unit + ", × plain (lower is better)",
-		func(r *row) *float64 { return r.CPUVsPlain },
-		func(r *row) string { return format(r.CPUus, compact) + " µs" }}
-	switch r.kind {
-	case kindRate:
-		what := r.Unit + "s delivered"
-		if r.SentOnly {
-			what = "datagrams sent"
-		}
-		return []chartColumn{{what + " per second, × plain (higher is better)",
-			func(r *row) *float64 { return r.PerSecVsPlain },
-			func(r *row) string { return thousands(r.PerSec) + "/s" }}, cpu}
-	case kindLatency:
-		return []chartColumn{
-			{"median delay, × plain (lower is better)",
-				func(r *row) *float64 { return r.P50VsPlain },
-				func(r *row) string { return format(r.P50us, compact) + " µs" }},
-			{"99th percentile, × plain (lower is better)",
-				func(r *row) *float64 { return r.P99VsPlain },
-				func(r *row) string { return format(r.P99us, compact) + " µs" }}}
-	case kindFresh:
-		return []chartColumn{{"queries per second, × plain (higher is better)",
-			func(r *row) *float64 { return r.PerSecVsPlain },
-			func(r *row) string { return thousands(r.PerSec) + "/s" }},
-			{"heap allocated per query, × plain (lower is better)",
-				func(r *row) *float64 { return r.BytesVsPlain },
-				func(r *row) string { return format(r.AllocBytesPerQuery, byteSize) }}}
-	case kindIdle:
-		return []chartColumn{{"heap held per open conn, × plain (lower is better)",
-			func(r *row) *float64 { return r.BytesVsPlain },
-			func(r *row) string { return format(r.HeapBytesPerConn, byteSize) }}}
-	}
-	return nil
+// chartColumns are the figures a block of rows charts: the first two of
+// its table's compared with plain's; none for allocs, whose counts are no
+// ratios (plain's may be 0).
+func chartColumns(rows []*row) []column {
+	cols := slices.DeleteFunc(columnsFor(rows), func(c column) bool { return c.vs == nil })
+	return cols[:min(len(cols), 2)]
 }
 
 // chartBlocks are rep's rows a block per scenario and size, in the order
@@ -87,7 +50,7 @@ func chartColumns(r *row) []chartColumn {
 func chartBlocks(rep *report) [][]*row {
 	var blocks [][]*row
 	for _, r := range rep.Rows {
-		if chartColumns(r) == nil || rep.row(r.Scenario, r.Op, r.Size, modePlain) == nil {
+		if r.kind == kindAllocs || rep.row(r.Scenario, r.Op, r.Size, modePlain) == nil {
 			continue
 		}
 		if n := len(blocks); n > 0 && blocks[n-1][0].Scenario == r.Scenario && blocks[n-1][0].Size == r.Size {
@@ -146,10 +109,14 @@ func writeSVG(w io.Writer, rep *report) {
 // drawBlock draws one scenario and size's rows from y down and returns
 // where the next block starts.
 func drawBlock(w io.Writer, rows []*row, y int) int {
-	cols := chartColumns(rows[0])
+	cols := chartColumns(rows)
 	text(w, svgLeft, y+16, "start", 13, "bold", "#000", fmt.Sprintf("%s %d B", rows[0].Scenario, rows[0].Size))
 	for i, c := range cols {
-		text(w, columnX[i], y+16, "start", 11, "normal", "#555", c.head)
+		better := "higher"
+		if c.lower {
+			better = "lower"
+		}
+		text(w, columnX[i], y+16, "start", 11, "normal", "#555", c.head+", × plain ("+better+" is better)")
 	}
 	top := y + blockHead
 	for i, c := range cols {
@@ -168,10 +135,10 @@ func drawBlock(w io.Writer, rows []*row, y int) int {
 
 // blockEnd is the ratio the longest bar of a block's column stands for:
 // the largest, or plain's 1.
-func blockEnd(rows []*row, c chartColumn) float64 {
+func blockEnd(rows []*row, c column) float64 {
 	end := 1.0
 	for _, r := range rows {
-		if v := c.ratio(r); v != nil {
+		if v := c.vs(r); v != nil {
 			end = max(end, *v)
 		}
 	}
@@ -180,9 +147,9 @@ func blockEnd(rows []*row, c chartColumn) float64 {
 
 // drawBar draws r's bar of column c at x, in the bar row at y, with its
 // ratio and its figure beside it.
-func drawBar(w io.Writer, r *row, c chartColumn, x, y int, scale float64) {
+func drawBar(w io.Writer, r *row, c column, x, y int, scale float64) {
 	mid := y + barRow/2
-	v := c.ratio(r)
+	v := c.vs(r)
 	if v == nil {
 		text(w, x+4, mid+4, "start", 11, "normal", "#777", "not measured")
 		return
@@ -190,7 +157,7 @@ func drawBar(w io.Writer, r *row, c chartColumn, x, y int, scale float64) {
 	width := max(int(math.Round(*v*scale)), 1)
 	fmt.Fprintf(w, `<rect x="%d" y="%d" width="%d" height="%d" fill="%s"/>`+"\n", x, mid-barHeight/2, width, barHeight, modeColors[r.Mode])
 	// Beside the bar, or past plain's dashed line where it stops short.
-	text(w, x+max(width, int(math.Round(scale)))+6, mid+4, "start", 11, "normal", "#000", times(*v)+"  "+c.value(r))
+	text(w, x+max(width, int(math.Round(scale)))+6, mid+4, "start", 11, "normal", "#000", times(*v)+"  "+c.cell(r))
 }
 
 func text(w io.Writer, x, y int, anchor string, size int, weight, color, s string) {

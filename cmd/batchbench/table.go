@@ -31,14 +31,11 @@ func writeTable(w io.Writer, rep *report) error {
 		if sc.kind == kindIdle {
 			about = fmt.Sprintf("%d %s", rep.IdleConns, about)
 		}
-		fmt.Fprintf(&b, "\n%s: %s", sc.name, about)
 		if sc.kind == kindAllocs {
-			fmt.Fprintf(&b, ", %d B datagrams\n", rows[0].Size)
-			writeAllocs(&b, rows)
-			continue
+			about = fmt.Sprintf("%s, %d B datagrams", about, rows[0].Size)
 		}
-		b.WriteString("\n")
-		writeBlock(&b, columnsFor(sc, rows), rows)
+		fmt.Fprintf(&b, "\n%s: %s\n", sc.name, about)
+		writeBlock(&b, columnsFor(rows), rows)
 	}
 	var notes, problems []string
 	for _, r := range rep.Rows {
@@ -78,65 +75,72 @@ func writeHeader(b *strings.Builder, rep *report) {
 }
 
 // column is one column of a block: its heading, its width (negative:
-// left-aligned) and its cell for a row.
+// left-aligned) and its cell for a row. A figure compared with plain's
+// has vs, which a VS PLAIN column after it shows and the chart draws.
 type column struct {
 	head  string
 	width int
 	cell  func(r *row) string
+	vs    func(r *row) *float64
+	lower bool // for vs: lower is better
 }
 
-// columnsFor are the columns of sc's block.
-func columnsFor(sc scenario, rows []*row) []column {
-	abbr := map[string]string{"datagram": "DG", "response": "RESP", "round trip": "RT", "query": "QUERY"}[sc.unit]
-	mode := column{"MODE", -9, func(r *row) string { return string(r.Mode) }}
-	vs := func(v func(r *row) *float64) column {
-		return column{"VS PLAIN", 8, func(r *row) string { return format(v(r), times) }}
+// columnsFor are the columns of a scenario's block, rows.
+func columnsFor(rows []*row) []column {
+	k := rows[0].kind
+	abbr := map[string]string{"datagram": "DG", "response": "RESP", "round trip": "RT", "query": "QUERY"}[rows[0].Unit]
+	mode := column{head: "MODE", width: -9, cell: func(r *row) string { return string(r.Mode) }}
+	cpu := column{"CPU µs/" + abbr, 11, func(r *row) string { return format(r.CPUus, compact) },
+		func(r *row) *float64 { return r.CPUVsPlain }, true}
+	tail := []column{cpu,
+		{head: "ALLOCS/" + abbr, width: 10, cell: func(r *row) string { return fmt.Sprintf("%.2f", r.AllocsPerUnit) }},
+		{head: "KERNEL DROPS", width: -18, cell: dropsCell},
 	}
-	cpu := []column{
-		{"CPU µs/" + abbr, 11, func(r *row) string { return format(r.CPUus, compact) }},
-		vs(func(r *row) *float64 { return r.CPUVsPlain }),
-	}
-	bytesVs := vs(func(r *row) *float64 { return r.BytesVsPlain })
-	perSec := vs(func(r *row) *float64 { return r.PerSecVsPlain })
-	tail := []column{
-		{"ALLOCS/" + abbr, 10, func(r *row) string { return fmt.Sprintf("%.2f", r.AllocsPerUnit) }},
-		{"KERNEL DROPS", -18, dropsCell},
-	}
-	switch sc.kind {
+	bytesVs := func(r *row) *float64 { return r.BytesVsPlain }
+	perSecVs := func(r *row) *float64 { return r.PerSecVsPlain }
+	switch k {
 	case kindFresh:
-		return append([]column{mode,
-			{"QUERIES/S", 10, func(r *row) string { return thousands(r.PerSec) }}, perSec,
-			{"ALLOCATED/QUERY", 15, func(r *row) string { return format(r.AllocBytesPerQuery, byteSize) }}, bytesVs,
-		}, cpu...)
+		return []column{mode,
+			{"QUERIES/S", 10, func(r *row) string { return thousands(r.PerSec) }, perSecVs, false},
+			{"ALLOCATED/QUERY", 15, func(r *row) string { return format(r.AllocBytesPerQuery, byteSize) }, bytesVs, true},
+			cpu,
+		}
 	case kindIdle:
 		return []column{mode,
-			{"HEAP/CONN", 10, func(r *row) string { return format(r.HeapBytesPerConn, byteSize) }}, bytesVs,
-			{"ALL CONNS", 10, func(r *row) string { return byteSize(*r.HeapBytesPerConn * float64(r.Conns)) }},
+			{"HEAP/CONN", 10, func(r *row) string { return format(r.HeapBytesPerConn, byteSize) }, bytesVs, true},
+			{head: "ALL CONNS", width: 10, cell: func(r *row) string { return byteSize(*r.HeapBytesPerConn * float64(r.Conns)) }},
 		}
 	case kindLatency:
-		return slices.Concat([]column{mode,
-			{"P50 µs", 8, func(r *row) string { return format(r.P50us, compact) }},
-			vs(func(r *row) *float64 { return r.P50VsPlain }),
-			{"P99 µs", 8, func(r *row) string { return format(r.P99us, compact) }},
-			vs(func(r *row) *float64 { return r.P99VsPlain }),
-		}, cpu, tail)
+		return append([]column{mode,
+			{"P50 µs", 8, func(r *row) string { return format(r.P50us, compact) }, func(r *row) *float64 { return r.P50VsPlain }, true},
+			{"P99 µs", 8, func(r *row) string { return format(r.P99us, compact) }, func(r *row) *float64 { return r.P99VsPlain }, true},
+		}, tail...)
+	case kindAllocs:
+		return []column{{head: "CALL", width: -20, cell: func(r *row) string { return r.Op }}, mode,
+			{head: "ALLOCS/DG", width: 10, cell: func(r *row) string { return fmt.Sprintf("%.2f", r.AllocsPerUnit) }}}
 	}
-	head := map[string]string{"datagram": "DELIVERED/S", "response": "RESPONSES/S"}[sc.unit]
+	head := map[string]string{"datagram": "DELIVERED/S", "response": "RESPONSES/S"}[rows[0].Unit]
 	if slices.ContainsFunc(rows, func(r *row) bool { return r.SentOnly }) {
 		head = "SENT/S"
 	}
-	return slices.Concat([]column{
-		{"SIZE", 5, func(r *row) string { return fmt.Sprint(r.Size) }}, mode,
-		{head, 12, func(r *row) string { return thousands(r.PerSec) }}, perSec,
-		{"MB/S", 7, func(r *row) string { return fmt.Sprintf("%.1f", r.MBPerSec) }},
-	}, cpu, tail)
+	return append([]column{{head: "SIZE", width: 5, cell: func(r *row) string { return fmt.Sprint(r.Size) }}, mode,
+		{head, 12, func(r *row) string { return thousands(r.PerSec) }, perSecVs, false},
+		{head: "MB/S", width: 7, cell: func(r *row) string { return fmt.Sprintf("%.1f", r.MBPerSec) }},
+	}, tail...)
 }
 
 // writeBlock writes a heading line of cols and a line per row.
 func writeBlock(b *strings.Builder, cols []column, rows []*row) {
+	var all []column
+	for _, c := range cols {
+		all = append(all, c)
+		if c.vs != nil {
+			all = append(all, column{head: "VS PLAIN", width: 8, cell: func(r *row) string { return format(c.vs(r), times) }})
+		}
+	}
 	line := func(cell func(c column) string) {
 		var parts []string
-		for _, c := range cols {
+		for _, c := range all {
 			parts = append(parts, fmt.Sprintf("%*s", c.width, cell(c)))
 		}
 		b.WriteString(strings.TrimRight("  "+strings.Join(parts, "  "), " ") + "\n")
@@ -157,36 +161,6 @@ func dropsCell(r *row) string {
 		return "0"
 	}
 	return fmt.Sprintf("%s (%.1f%%)", thousands(float64(*r.Dropped)), *r.DroppedPct)
-}
-
-// writeAllocs shows a call's allocations per datagram, a row per call
-// and a column per mode.
-func writeAllocs(b *strings.Builder, rows []*row) {
-	var ops []string
-	var modes []mode
-	for _, r := range rows {
-		if !slices.Contains(ops, r.Op) {
-			ops = append(ops, r.Op)
-		}
-		if !slices.Contains(modes, r.Mode) {
-			modes = append(modes, r.Mode)
-		}
-	}
-	fmt.Fprintf(b, "  %-20s", "CALL")
-	for _, m := range modes {
-		fmt.Fprintf(b, " %9s", m)
-	}
-	for _, op := range ops {
-		fmt.Fprintf(b, "\n  %-20s", op)
-		for _, m := range modes {
-			cell := "-"
-			if i := slices.IndexFunc(rows, func(r *row) bool { return r.Op == op && r.Mode == m }); i >= 0 {
-				cell = fmt.Sprintf("%.2f", rows[i].AllocsPerUnit)
-			}
-			fmt.Fprintf(b, " %9s", cell)
-		}
-	}
-	b.WriteString("\n")
 }
 
 // label names the row in PROBLEMS and NOTES.
