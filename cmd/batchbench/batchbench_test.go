@@ -56,7 +56,7 @@ func TestRemote(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, j := range jobs(options{scenarios: must(parseScenarios("", true)), sizes: []int{100}}) {
-		for _, m := range j.scenario.modes {
+		for _, m := range j.scenario.modesFor(r) {
 			t.Run(strings.ReplaceAll(j.String(), " ", "_")+"/"+string(m), func(t *testing.T) {
 				checkRun(t, j, params{mode: m, size: j.size, duration: testDuration, remote: r})
 			})

@@ -35,9 +35,9 @@
 //   - xnet: no batchconn, the scenario's loop written by hand with x/net's
 //     ipv4.PacketConn ReadBatch and WriteBatch of 64 messages: the
 //     alternative to using batchconn.
-//   - raw (Linux): the same loop calling sendmmsg and recvmmsg directly,
-//     64 datagrams a call, no offload: the batch system calls with
-//     nothing in between.
+//   - raw (Linux, loopback): the same loop calling sendmmsg and recvmmsg
+//     directly, 64 datagrams a call, no offload: the batch system calls
+//     with nothing in between.
 //   - rawgro (Linux, recvgso): raw's receive loop on a socket with UDP_GRO,
 //     each buffer split in place: the kernel's GRO with nothing in between.
 //
@@ -91,6 +91,6 @@
 // ports from P: echo servers on plain at P, batchconn at P+1, nooffload at
 // P+18 and xnet at P+19, and sinks that read and discard at P+2 to P+17.
 // The client runs send, send16, fanout (counting what its kernel sent:
-// SENT/S), echo and pingpong against them; the other scenarios need both
-// ends in one process.
+// SENT/S), echo and pingpong against them, without the raw modes; the
+// other scenarios need both ends in one process.
 package main

@@ -169,7 +169,7 @@ func (j job) String() string {
 func run(opts options, prog *progress) *report {
 	js := jobs(opts)
 	for _, j := range js {
-		prog.total += j.scenario.rounds(opts.rounds) * len(j.scenario.modes)
+		prog.total += j.scenario.rounds(opts.rounds) * len(j.scenario.modesFor(opts.remote))
 	}
 	rep := newReport(opts)
 	m := watch()
@@ -179,7 +179,7 @@ func run(opts options, prog *progress) *report {
 	for _, j := range js {
 		rounds := j.scenario.rounds(opts.rounds)
 		for round := 1; round <= rounds; round++ {
-			for _, m := range j.scenario.modes {
+			for _, m := range j.scenario.modesFor(opts.remote) {
 				prog.start(fmt.Sprintf("%v %s, round %d/%d", j, m, round, rounds))
 				p := params{mode: m, size: j.size, op: j.op, duration: opts.duration, conns: opts.idleConns, remote: opts.remote}
 				s := guarded(func() sample { return j.scenario.measure(p) }, j.scenario.limit(p))

@@ -56,7 +56,7 @@ type rawConn struct {
 }
 
 // newRawConn prepares uc to move datagrams of up to slot bytes: to send
-// them to dsts, or to receive them if dsts is nil.
+// them to dsts, IPv4 on loopback, or to receive them if dsts is nil.
 func newRawConn(uc *net.UDPConn, slot int, dsts []netip.AddrPort) (*rawConn, error) {
 	rc, err := uc.SyscallConn()
 	if err != nil {
@@ -80,21 +80,13 @@ func newRawConn(uc *net.UDPConn, slot int, dsts []netip.AddrPort) (*rawConn, err
 		r.fn = r.recvmmsg
 		return r, nil
 	}
-	var sa unix.Sockaddr
-	var serr error
-	if err := rc.Control(func(fd uintptr) { sa, serr = unix.Getsockname(int(fd)) }); err != nil {
-		return nil, err
-	}
-	if serr != nil {
-		return nil, os.NewSyscallError("getsockname", serr)
-	}
-	_, v6 := sa.(*unix.SockaddrInet6)
 	for _, ap := range dsts {
-		name, namelen, err := sockaddr(ap, v6)
-		if err != nil {
-			return nil, err
+		if !ap.Addr().Is4() {
+			return nil, fmt.Errorf("raw: %v is not an IPv4 address", ap)
 		}
-		r.names, r.namelens = append(r.names, name), append(r.namelens, namelen)
+		sa := &unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: ap.Addr().As4()}
+		binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&sa.Port))[:], ap.Port())
+		r.names, r.namelens = append(r.names, (*byte)(unsafe.Pointer(sa))), append(r.namelens, unix.SizeofSockaddrInet4)
 	}
 	r.fn = r.sendmmsg
 	return r, nil
@@ -124,30 +116,6 @@ func newRawGROReceiver(uc *net.UDPConn) (*rawConn, error) {
 		r.hdrs[i].hdr.SetControllen(groControl)
 	}
 	return r, nil
-}
-
-// sockaddr is ap as the kernel takes it: a sockaddr_in for an IPv4
-// socket, a sockaddr_in6 for an IPv6 one.
-func sockaddr(ap netip.AddrPort, v6 bool) (*byte, uint32, error) {
-	a := ap.Addr()
-	if !v6 {
-		if !a.Is4() {
-			return nil, 0, fmt.Errorf("raw: %v is not an IPv4 address", ap)
-		}
-		sa := &unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: a.As4()}
-		binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&sa.Port))[:], ap.Port())
-		return (*byte)(unsafe.Pointer(sa)), unix.SizeofSockaddrInet4, nil
-	}
-	sa := &unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: a.As16()}
-	binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&sa.Port))[:], ap.Port())
-	if zone := a.Zone(); zone != "" {
-		ifi, err := net.InterfaceByName(zone)
-		if err != nil {
-			return nil, 0, fmt.Errorf("raw: %v: %w", ap, err)
-		}
-		sa.Scope_id = uint32(ifi.Index)
-	}
-	return (*byte)(unsafe.Pointer(sa)), unix.SizeofSockaddrInet6, nil
 }
 
 func (r *rawConn) buf(i int) []byte { return r.bufs[i] }
@@ -259,24 +227,18 @@ func (r *rawConn) groReader(ord *order, size int) func() (uint64, error) {
 }
 
 // groSize is the segment size in a message's control data, the UDP_GRO
-// cmsg's int; 0 where there is none, a message of one datagram.
+// cmsg's int, the only one the socket asks for; 0 where there is none, a
+// message of one datagram.
 func groSize(ctrl []byte) (int, error) {
-	for len(ctrl) >= unix.SizeofCmsghdr {
-		h := (*unix.Cmsghdr)(unsafe.Pointer(&ctrl[0]))
-		if int(h.Len) < unix.CmsgLen(0) || int(h.Len) > len(ctrl) {
-			return 0, fmt.Errorf("rawgro: a control message of %d bytes in %d", h.Len, len(ctrl))
-		}
-		if h.Level == unix.SOL_UDP && h.Type == unix.UDP_GRO {
-			if int(h.Len) < unix.CmsgLen(4) {
-				return 0, fmt.Errorf("rawgro: a UDP_GRO control message of %d bytes", h.Len)
-			}
-			seg := int(*(*int32)(unsafe.Pointer(&ctrl[unix.CmsgLen(0)])))
-			if seg <= 0 {
-				return 0, fmt.Errorf("rawgro: UDP_GRO gives a segment size of %d", seg)
-			}
-			return seg, nil
-		}
-		ctrl = ctrl[min(len(ctrl), unix.CmsgSpace(int(h.Len)-unix.CmsgLen(0))):]
+	if len(ctrl) < unix.SizeofCmsghdr {
+		return 0, nil
 	}
-	return 0, nil
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&ctrl[0]))
+	if h.Level != unix.SOL_UDP || h.Type != unix.UDP_GRO || int(h.Len) < unix.CmsgLen(4) || int(h.Len) > len(ctrl) {
+		return 0, fmt.Errorf("rawgro: a control message (level %d, type %d) of %d bytes, not UDP_GRO's", h.Level, h.Type, h.Len)
+	}
+	if seg := int(*(*int32)(unsafe.Pointer(&ctrl[unix.CmsgLen(0)]))); seg > 0 {
+		return seg, nil
+	}
+	return 0, errors.New("rawgro: UDP_GRO gives no segment size")
 }

@@ -67,8 +67,7 @@ func TestGROSize(t *testing.T) {
 	}{
 		{"none", nil, 0, true},
 		{"gro", cmsg(unix.SOL_UDP, unix.UDP_GRO, seg), 1200, true},
-		{"after another", append(other, cmsg(unix.SOL_UDP, unix.UDP_GRO, seg)...), 1200, true},
-		{"another alone", other, 0, true},
+		{"another", other, 0, false},
 		{"gro too short", cmsg(unix.SOL_UDP, unix.UDP_GRO, seg[:2]), 0, false},
 		{"length past the buffer", cmsg(unix.SOL_UDP, unix.UDP_GRO, seg)[:unix.CmsgLen(2)], 0, false},
 		{"zero", cmsg(unix.SOL_UDP, unix.UDP_GRO, make([]byte, 4)), 0, false},

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"time"
 )
 
 // The -listen side's ports, from the port P it is given: an echo server
@@ -132,8 +131,7 @@ func (srv *server) close() {
 	srv.loops.Wait()
 }
 
-// serve runs the -listen side until a loop fails, and every 10 seconds
-// with traffic logs what it echoed and discarded.
+// serve runs the -listen side until a loop fails.
 func serve(addr string, log io.Writer) error {
 	srv, err := startServer(addr)
 	if err != nil {
@@ -144,20 +142,5 @@ func serve(addr string, log io.Writer) error {
 	fmt.Fprintf(log, "batchbench: serving on %v: echo on plain :%d, batchconn :%d, nooffload :%d, xnet :%d; sinks :%d-%d\n",
 		srv.conns[0].LocalAddr(), p, p+echoOffset(modeBatch), p+echoOffset(modeNoOffload), p+echoOffset(modeXnet),
 		p+offSinks, p+offSinks+send16Dests-1)
-	tick := time.NewTicker(10 * time.Second)
-	defer tick.Stop()
-	var last [5]uint64
-	for {
-		select {
-		case err := <-srv.errs:
-			return err
-		case <-tick.C:
-			now := [5]uint64{srv.echoed[0].Load(), srv.echoed[1].Load(), srv.echoed[2].Load(), srv.echoed[3].Load(), srv.sunk.Load()}
-			if now != last {
-				fmt.Fprintf(log, "batchbench: %s echoed %d on plain, %d on batchconn, %d on nooffload, %d on xnet; %d discarded\n",
-					time.Now().Format(time.TimeOnly), now[0], now[1], now[2], now[3], now[4])
-				last = now
-			}
-		}
-	}
+	return <-srv.errs
 }

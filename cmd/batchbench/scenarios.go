@@ -134,6 +134,15 @@ var allScenarios = []scenario{
 		unit: "conn", kind: kindIdle, modes: twoModes, fixedSize: queryBytes, once: true, run: runIdle},
 }
 
+// modesFor are the modes sc runs; with -target, not the raw modes, which
+// are the batch calls on loopback.
+func (sc scenario) modesFor(remote *remote) []mode {
+	if remote == nil {
+		return sc.modes
+	}
+	return slices.DeleteFunc(slices.Clone(sc.modes), func(m mode) bool { return m == modeRaw || m == modeRawGRO })
+}
+
 func (sc scenario) rounds(asked int) int {
 	if sc.once {
 		return 1

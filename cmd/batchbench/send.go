@@ -23,11 +23,9 @@ func runSend16(p params) sample { return runSendTo(p, send16Dests, true, plainSi
 func runFanout(p params) sample { return runSendTo(p, send16Dests, true, batchSinks) }
 
 // runSendTo writes as fast as the conn under test takes datagrams, to
-// ndst receivers of kind in turn (through WriteToUDPAddrPort where
-// byAddrPort), for the duration, then closes it, which sends what
-// batchconn still queues. It counts what the receivers read, until they
-// read the last of it; with -target, what the kernel took, until Close
-// returned.
+// ndst receivers in turn, for the duration, then closes it, which sends
+// what batchconn still queues. It counts what the receivers read, until
+// the last; with -target, what the kernel took, until Close returned.
 func runSendTo(p params, ndst int, byAddrPort bool, kind sinkKind) (s sample) {
 	var sk *sinks
 	var dsts []netip.AddrPort
@@ -104,8 +102,8 @@ func checkSent(s *sample) {
 	}
 }
 
-// dests are where a send loop writes, in turn: through WriteTo, or
-// through WriteToUDPAddrPort where byAddrPort.
+// dests are where blast writes, in turn, through WriteToUDPAddrPort
+// where byAddrPort.
 type dests struct {
 	addrs      []net.Addr
 	addrPorts  []netip.AddrPort
@@ -120,9 +118,8 @@ func newDests(aps []netip.AddrPort, byAddrPort bool) dests {
 	return ds
 }
 
-// blast writes datagrams of size numbered 0, 1, ... in stream to ds in
-// turn, as fast as pc takes them, until end or quit, and returns how
-// many pc accepted.
+// blast writes datagrams of size numbered 0, 1, ... in stream to ds as
+// fast as pc takes them, until end or quit, and returns how many.
 func blast(pc net.PacketConn, ds dests, size int, stream uint64, end time.Time, quit *atomic.Bool) (uint64, error) {
 	apw, ok := pc.(addrPortWriter)
 	if ds.byAddrPort && !ok {
@@ -152,23 +149,20 @@ func blast(pc net.PacketConn, ds dests, size int, stream uint64, end time.Time, 
 // sinkKind is how receivers read.
 type sinkKind int
 
+// plainSinks read with *net.UDPConn, as most programs do. batchSinks
+// read through batchconn, as a peer running batchconn or quic-go does, so
+// that GRO hands a GSO run over whole: on two cores, 16 receivers paying
+// a system call a datagram, and the kernel cutting runs up for them,
+// would take most of the CPU and measure themselves. timedSinks are
+// plainSinks that note each datagram's delay from the time it carries
+// after its sequence number (lone).
 const (
-	// plainSinks read with *net.UDPConn, a system call a datagram, as
-	// most programs do.
 	plainSinks sinkKind = iota
-	// batchSinks read through batchconn, as a peer running batchconn or
-	// quic-go does: batches, and GRO, so that the kernel hands a GSO run
-	// over whole. On a machine of two cores, 16 receivers paying a system
-	// call a datagram, and the kernel cutting runs up for them on the
-	// sender's CPU, would take most of the CPU and measure themselves.
 	batchSinks
-	// timedSinks read as plainSinks do and note each datagram's delay
-	// from the time it carries after its sequence number (lone).
 	timedSinks
 )
 
-// sinks are receivers, each drained by a goroutine of its own that
-// counts and checks what it reads.
+// sinks are receivers, each drained by a goroutine of its own.
 type sinks struct {
 	list    []*sink
 	addrs   []netip.AddrPort
@@ -194,7 +188,6 @@ func startSinks(n, size int, kind sinkKind) (*sinks, error) {
 	return sk, nil
 }
 
-// lastRead is when the receivers read their last datagram so far.
 func (sk *sinks) lastRead() time.Time {
 	var last int64
 	for _, s := range sk.list {
@@ -203,7 +196,6 @@ func (sk *sinks) lastRead() time.Time {
 	return epoch.Add(time.Duration(last))
 }
 
-// read is how many datagrams the receivers read so far.
 func (sk *sinks) read() uint64 {
 	var n uint64
 	for _, s := range sk.list {
@@ -212,9 +204,8 @@ func (sk *sinks) read() uint64 {
 	return n
 }
 
-// settle waits, once the sender is done, until the receivers have read
-// what their queues hold, then closes them. It returns how many datagrams
-// they read, and how many the kernel dropped at their queues if known.
+// settle waits until the receivers have read what their queues hold,
+// then closes them, and returns what they read and the kernel dropped.
 func (sk *sinks) settle() (read, drops uint64, dropsKnown bool) {
 	ports := make([]int, len(sk.list))
 	for i, s := range sk.list {
@@ -307,7 +298,6 @@ func (s *sink) drain() {
 	}
 }
 
-// close closes the receiver and waits for its goroutine.
 func (s *sink) close() {
 	if !s.closed {
 		s.closed = true
