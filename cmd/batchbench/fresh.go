@@ -30,59 +30,43 @@ const (
 // modes, exchanges one query and closes it; one query after another, for
 // the duration or maxQueries. It counts the queries, and the CPU time
 // and bytes the process allocated meanwhile.
-func runFresh(p params) (s sample) {
+func runFresh(p params) sample { return runQueries(p, false) }
+
+// runIdle opens p.conns conns as fresh does, each staying open after its
+// query, and takes the Go heap held after two collections before and
+// after, per conn. Then it closes them.
+func runIdle(p params) sample { return runQueries(p, true) }
+
+func runQueries(p params, idle bool) (s sample) {
 	q, err := startQuerier()
 	if err != nil {
 		s.problem("echo server: %v", err)
 		return s
 	}
 	defer q.stop(&s)
-	allocated := memStats().TotalAlloc
+	var conns []net.Conn
+	held, allocated := heldHeap(), memStats().TotalAlloc
 	m := startMeter()
 	start := time.Now()
-	for s.count < maxQueries && time.Since(start) < p.duration {
+	for idle && len(conns) < p.conns || !idle && s.count < maxQueries && time.Since(start) < p.duration {
 		c, err := q.dial(p.mode)
-		if err == nil {
+		if err == nil && !idle {
 			err = c.Close()
 		}
 		if err != nil {
 			s.problem("query %d: %v", s.count, err)
 			break
 		}
+		if idle {
+			conns = append(conns, c)
+		}
 		s.count++
 	}
 	s.elapsed = time.Since(start)
 	m.stop(&s, s.count)
 	s.allocBytes = perUnit(memStats().TotalAlloc-allocated, s.count)
-	return s
-}
-
-// runIdle opens p.conns conns as fresh does, each exchanging one query
-// and staying open, and takes the Go heap held after two collections
-// before and after, per conn. Then it closes them.
-func runIdle(p params) (s sample) {
-	q, err := startQuerier()
-	if err != nil {
-		s.problem("echo server: %v", err)
-		return s
-	}
-	defer q.stop(&s)
-	conns := make([]net.Conn, 0, p.conns)
-	before := heldHeap()
-	m := startMeter()
-	start := time.Now()
-	for range p.conns {
-		c, err := q.dial(p.mode)
-		if err != nil {
-			s.problem("conn %d: %v", len(conns), err)
-			break
-		}
-		conns = append(conns, c)
-	}
-	s.count, s.elapsed = uint64(len(conns)), time.Since(start)
-	m.stop(&s, s.count)
-	if held := heldHeap(); len(conns) > 0 {
-		s.heapBytes = float64(int64(held)-int64(before)) / float64(len(conns))
+	if idle && s.count > 0 {
+		s.heapBytes, s.allocBytes = float64(int64(heldHeap())-int64(held))/float64(s.count), 0
 	}
 	var errs []error
 	for _, c := range conns {
