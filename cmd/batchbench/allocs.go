@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"testing"
 	"time"
 )
 
@@ -12,12 +13,12 @@ import (
 var allocOps = []string{"WriteTo", "WriteToUDPAddrPort", "ReadFrom", "ReadFromUDPAddrPort"}
 
 // runAllocs counts the heap objects one call of the conn under test
-// allocates per datagram, in batches of batchSize after one to warm up
-// (batchconn allocates its queue and ring then): 64 batches, or 8 for a
-// -duration under 100ms (the tests'). One stray allocation in the
-// process adds 1/4096 (or 1/512); one in each batch of the call, 1/64.
-// Writes go to a plain receiver that never reads; before each batch of
-// reads, a plain sender fills the queue, outside the count.
+// allocates per datagram, over 64 batches of batchSize (8 for a -duration
+// under 100ms, the tests'), after as many to warm up (batchconn allocates
+// its queue and ring then). One stray allocation in the process adds
+// 1/4096 (or 1/512); one in each batch of the call, 1/64. Writes go to a
+// plain receiver that never reads; before each batch of reads, a plain
+// sender, which allocates nothing, fills the queue.
 func runAllocs(p params) (s sample) {
 	batches := 64
 	if p.duration < 100*time.Millisecond {
@@ -43,53 +44,39 @@ func runAllocs(p params) (s sample) {
 	pc := wrap(measured, p.mode)
 	dst := addrPort(rxc)
 	call, err := opFunc(pc, p.op, dst)
-	if err != nil {
-		pc.Close()
-		s.problem("%v", err)
-		return s
-	}
-	// A datagram lost on the way must not leave the run waiting.
-	if err := pc.SetReadDeadline(time.Now().Add(grace)); reading && err != nil {
-		s.problem("SetReadDeadline: %v", err)
+	if err == nil && reading { // a datagram lost on the way must not leave the run waiting
+		err = pc.SetReadDeadline(time.Now().Add(2 * grace))
 	}
 	out, in := make([]byte, p.size), make([]byte, maxDatagram)
 	var ord order
-	var allocs, before uint64
+	var seq uint64
 	start := time.Now()
-	for batch := range batches + 1 {
-		if reading { // the sender fills the queue first
-			for i := range batchSize {
-				stamp(out, uint64(batch*batchSize+i))
-				if _, err := other.WriteToUDPAddrPort(out, dst); err != nil {
-					s.problem("sender: %v", err)
-					return s
+	allocs := testing.AllocsPerRun(1, func() {
+		for range batches * batchSize {
+			if seq%batchSize == 0 && reading {
+				for i := range uint64(batchSize) {
+					stamp(out, seq+i)
+					if _, e := other.WriteToUDPAddrPort(out, dst); e != nil && err == nil {
+						err = e
+					}
 				}
 			}
-		}
-		if reading || batch == 1 { // writes are counted over all batches at once
-			before = memStats().Mallocs
-		}
-		for i := range batchSize {
-			stamp(out, uint64(batch*batchSize+i))
-			n, err := call(out, in)
+			stamp(out, seq)
+			seq++
 			if err != nil {
-				s.problem("%s: %v", p.op, err)
-				pc.Close()
-				return s
+				return
 			}
-			if n > 0 {
+			n, e := call(out, in)
+			if err = e; n > 0 {
 				ord.see(in[:n], p.size)
 			}
 		}
-		if reading && batch > 0 {
-			allocs += memStats().Mallocs - before
-		}
-	}
-	if !reading {
-		allocs = memStats().Mallocs - before
+	})
+	if err != nil {
+		s.problem("%s: %v", p.op, err)
 	}
 	s.count, s.elapsed = uint64(batches*batchSize), time.Since(start)
-	s.allocs = perUnit(allocs, s.count)
+	s.allocs = allocs / float64(s.count)
 	if err := pc.Close(); err != nil {
 		s.problem("Close: %v", err)
 	}
