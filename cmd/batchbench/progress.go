@@ -7,20 +7,19 @@ import (
 )
 
 // progress tells on stderr which run is under way: on a terminal, one
-// line rewritten in place; with -v, a line per finished run with its
-// result; otherwise nothing, so that a log holds only what matters.
+// line rewritten in place; with -v, a line per run with its result;
+// otherwise nothing, so that a log holds only what matters.
 type progress struct {
-	w        io.Writer
-	tty      bool // rewrite one line in place
-	verbose  bool // a line per run
-	n, total int
-	current  string
+	w            io.Writer
+	tty, verbose bool
+	n, total     int
+	current      string
 }
 
 func newProgress(f *os.File, verbose bool) *progress {
 	fi, err := f.Stat()
-	tty := err == nil && fi.Mode()&os.ModeCharDevice != 0
-	return &progress{w: f, tty: tty && !verbose, verbose: verbose}
+	tty := err == nil && fi.Mode()&os.ModeCharDevice != 0 && !verbose
+	return &progress{w: f, tty: tty, verbose: verbose}
 }
 
 // note writes a line that stays, unless quiet.
@@ -33,8 +32,7 @@ func (p *progress) note(line string) {
 
 func (p *progress) start(label string) {
 	p.n++
-	p.current = fmt.Sprintf("batchbench: [%d/%d] %s", p.n, p.total, label)
-	if p.tty {
+	if p.current = fmt.Sprintf("batchbench: [%d/%d] %s", p.n, p.total, label); p.tty {
 		fmt.Fprintf(p.w, "\r\033[K%s", p.current)
 	}
 }
@@ -45,7 +43,6 @@ func (p *progress) done(result string) {
 	}
 }
 
-// clear empties the terminal's line.
 func (p *progress) clear() {
 	if p.tty {
 		fmt.Fprint(p.w, "\r\033[K")

@@ -47,38 +47,6 @@ func TestRawGROSplit(t *testing.T) {
 	}
 }
 
-func TestGROSize(t *testing.T) {
-	cmsg := func(level, typ int32, data []byte) []byte {
-		b := make([]byte, unix.CmsgSpace(len(data)))
-		h := (*unix.Cmsghdr)(unsafe.Pointer(&b[0]))
-		h.Level, h.Type = level, typ
-		h.SetLen(unix.CmsgLen(len(data)))
-		copy(b[unix.CmsgLen(0):], data)
-		return b
-	}
-	seg := make([]byte, 4)
-	*(*int32)(unsafe.Pointer(&seg[0])) = 1200
-	other := cmsg(unix.SOL_SOCKET, unix.SO_RXQ_OVFL, make([]byte, 4))
-	for _, c := range []struct {
-		name string
-		ctrl []byte
-		want int
-		ok   bool
-	}{
-		{"none", nil, 0, true},
-		{"gro", cmsg(unix.SOL_UDP, unix.UDP_GRO, seg), 1200, true},
-		{"another", other, 0, false},
-		{"gro too short", cmsg(unix.SOL_UDP, unix.UDP_GRO, seg[:2]), 0, false},
-		{"length past the buffer", cmsg(unix.SOL_UDP, unix.UDP_GRO, seg)[:unix.CmsgLen(2)], 0, false},
-		{"zero", cmsg(unix.SOL_UDP, unix.UDP_GRO, make([]byte, 4)), 0, false},
-	} {
-		got, err := groSize(c.ctrl)
-		if got != c.want || (err == nil) != c.ok {
-			t.Errorf("%s: groSize = %d, %v; want %d, ok %v", c.name, got, err, c.want, c.ok)
-		}
-	}
-}
-
 // groPair is a rawgro receiver on loopback and a socket to send it from.
 func groPair(t *testing.T) (*net.UDPConn, *rawConn, *net.UDPConn) {
 	t.Helper()

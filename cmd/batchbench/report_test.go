@@ -212,14 +212,6 @@ func TestBusyWarning(t *testing.T) {
 	}
 }
 
-func TestFormats(t *testing.T) {
-	for in, want := range map[float64]string{0: "0", 999: "999", 1000: "1,000", 1234567.4: "1,234,567", -12345: "-12,345"} {
-		if got := thousands(in); got != want {
-			t.Errorf("thousands(%v) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 func tableOf(t *testing.T, rep *report) string {
 	t.Helper()
 	var b strings.Builder
