@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -93,10 +94,11 @@ func (srv *echoServer) stop(s *sample, cl *net.UDPConn) {
 	s.stats = statsOf(srv.conn)
 }
 
-// runEcho drives the echo server with echoWindow requests in flight from
-// a batchconn client, the same in every mode, so that the server sets the
-// pace.
-func runEcho(p params) (s sample) {
+// runEchoed runs the echo server on the conn under test and drives it
+// with client from a socket of its own. client sets s's counts, the
+// replies in s.arrived, and returns what to close once the drops are
+// counted.
+func runEchoed(p params, client func(uc *net.UDPConn, srv netip.AddrPort, s *sample) (io.Closer, error)) (s sample) {
 	srv, err := startEchoServer(p)
 	if err != nil {
 		s.problem("server: %v", err)
@@ -108,19 +110,28 @@ func runEcho(p params) (s sample) {
 		srv.stop(&s, nil)
 		return s
 	}
-	cl := batchconn.New(uc, nil)
-	defer cl.Close()
 	m := startMeter()
-	f, err := flood(cl, srv.addr, p.size, p.duration, lastWait(p))
-	m.stop(&s, f.answered)
+	cl, err := client(uc, srv.addr, &s)
+	m.stop(&s, s.arrived)
 	if err != nil {
-		s.problem("client after %d replies: %v", f.answered, err)
+		s.problem("client after %d replies: %v", s.arrived, err)
 	}
-	s.count, s.elapsed = f.inTime, f.elapsed
-	s.offered, s.arrived, s.arrivals = f.sent, f.answered, true
+	s.arrivals = true
 	srv.stop(&s, uc)
-	f.ord.check(&s)
+	cl.Close()
 	return s
+}
+
+// runEcho keeps echoWindow requests in flight from a batchconn client,
+// the same in every mode, so that the server sets the pace.
+func runEcho(p params) sample {
+	return runEchoed(p, func(uc *net.UDPConn, srv netip.AddrPort, s *sample) (io.Closer, error) {
+		cl := batchconn.New(uc, nil)
+		f, err := flood(cl, srv, p.size, p.duration, lastWait(p))
+		s.count, s.elapsed, s.offered, s.arrived = f.inTime, f.elapsed, f.sent, f.answered
+		f.ord.check(s)
+		return cl, err
+	})
 }
 
 // floodResult is what the echo client saw.
@@ -195,32 +206,14 @@ func sameAddr(from, srv netip.AddrPort) bool {
 	return from.Addr().Unmap() == srv.Addr() && from.Port() == srv.Port()
 }
 
-// runPingPong drives the echo server one request at a time from a plain
-// client.
-func runPingPong(p params) (s sample) {
-	srv, err := startEchoServer(p)
-	if err != nil {
-		s.problem("server: %v", err)
-		return s
-	}
-	cl, err := p.listen()
-	if err != nil {
-		s.problem("listen: %v", err)
-		srv.stop(&s, nil)
-		return s
-	}
-	defer cl.Close()
-	m := startMeter()
-	r, err := pingFor(cl, srv.addr, p.size, p.duration, lastWait(p))
-	m.stop(&s, r.replies)
-	if err != nil {
-		s.problem("client after %d round trips: %v", len(r.rtts), err)
-	}
-	s.count, s.elapsed = uint64(len(r.rtts)), r.elapsed
-	s.p50, s.p99 = percentile(r.rtts, 0.50), percentile(r.rtts, 0.99)
-	s.offered, s.arrived, s.arrivals = r.sent, r.replies, true
-	srv.stop(&s, cl)
-	return s
+// runPingPong sends one request at a time from a plain client.
+func runPingPong(p params) sample {
+	return runEchoed(p, func(uc *net.UDPConn, srv netip.AddrPort, s *sample) (io.Closer, error) {
+		r, err := pingFor(uc, srv, p.size, p.duration, lastWait(p))
+		s.count, s.elapsed, s.offered, s.arrived = uint64(len(r.rtts)), r.elapsed, r.sent, r.replies
+		s.p50, s.p99 = percentile(r.rtts, 0.50), percentile(r.rtts, 0.99)
+		return uc, err
+	})
 }
 
 // lastWait is how long the clients wait for the replies still due after
