@@ -3,11 +3,13 @@ package main
 import (
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/batchconn/batchconn"
 	"go.uber.org/goleak"
 )
 
@@ -195,6 +197,21 @@ func TestStats(t *testing.T) {
 	}
 }
 
+func TestAddStats(t *testing.T) {
+	var one, sum batchconn.Stats
+	v := reflect.ValueOf(&one).Elem()
+	for i := range v.NumField() {
+		v.Field(i).SetUint(uint64(i + 1))
+	}
+	addStats(&sum, &one)
+	addStats(&sum, &one)
+	for i := range v.NumField() {
+		if got := reflect.ValueOf(sum).Field(i).Uint(); got != 2*uint64(i+1) {
+			t.Errorf("%s summed to %d, want %d", v.Type().Field(i).Name, got, 2*(i+1))
+		}
+	}
+}
+
 func TestParse(t *testing.T) {
 	sizes, err := parseSizes("64, 1200,64")
 	if err != nil || !slices.Equal(sizes, []int{64, 1200}) {
@@ -248,6 +265,32 @@ func TestRecvLoss(t *testing.T) {
 		checkRecvLoss(&s, c.coalesced)
 		if ok := len(s.problems) == 0; ok != c.ok {
 			t.Errorf("%+v: problems %q", c, s.problems)
+		}
+	}
+}
+
+// TestFeedersSendFromTheirGoroutine: every datagram of a recv feeder
+// leaves from its goroutine, held on one CPU, none from batchconn's timer,
+// which runs on any CPU, so that they arrive in order.
+func TestFeedersSendFromTheirGoroutine(t *testing.T) {
+	for _, feed := range []*batchconn.Config{{NoOffload: true}, nil} {
+		sk, err := startSinks(1, 1200, plainSinks)
+		if err != nil {
+			t.Fatal(err)
+		}
+		txc, err := listen()
+		if err != nil {
+			sk.close()
+			t.Fatal(err)
+		}
+		f := startFeeder(txc, feed, newDests(sk.addrs, false), 1200, 0, 100*time.Millisecond)
+		<-f.done // it stops by itself after 100ms
+		var s sample
+		sent := stopFeeders([]*feeder{f}, &s)
+		sk.settle()
+		sk.check(&s)
+		if st := f.conn.Stats(); len(s.problems) > 0 || sent == 0 || st.DatagramsWritten != sent || st.FlushTimer != 0 {
+			t.Errorf("feeder with %+v: sent %d, problems %q, %+v", feed, sent, s.problems, st)
 		}
 	}
 }

@@ -23,13 +23,21 @@ type machine struct {
 func watch() *machine {
 	m := &machine{CPUs: runtime.NumCPU()}
 	data, _ := os.ReadFile("/proc/loadavg")
-	if f := strings.Fields(string(data)); len(f) > 0 {
-		if load, err := strconv.ParseFloat(f[0], 64); err == nil {
-			m.LoadAvg = &load
-			m.Busy = load > busyLoad*float64(m.CPUs)
-		}
+	if load, ok := parseLoadAvg(string(data)); ok {
+		m.LoadAvg, m.Busy = &load, load > busyLoad*float64(m.CPUs)
 	}
 	return m
+}
+
+// parseLoadAvg reads the one-minute load average from /proc/loadavg's
+// contents ("0.52 0.58 0.59 1/467 12345").
+func parseLoadAvg(s string) (float64, bool) {
+	f := strings.Fields(s)
+	if len(f) == 0 {
+		return 0, false
+	}
+	load, err := strconv.ParseFloat(f[0], 64)
+	return load, err == nil
 }
 
 // busyWarning is the report's warning that other programs wanted CPU

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"strings"
 	"testing"
 	"time"
 	"unsafe"
@@ -44,6 +45,54 @@ func TestRawGROSplit(t *testing.T) {
 	}
 	if total != 5 || calls > 2 || ord.next[0] != 5 || ord.resize != 1 || ord.backwards+ord.corrupt != 0 {
 		t.Errorf("read %d datagrams in %d calls, order %+v; want 5 in 1 or 2 calls, the 4th short", total, calls, ord)
+	}
+}
+
+// TestRawGROTruncated: a message whose control buffer cannot hold the
+// UDP_GRO cmsg (MSG_CTRUNC) is an error, not one datagram.
+func TestRawGROTruncated(t *testing.T) {
+	rx, r, tx := groPair(t)
+	defer rx.Close()
+	defer tx.Close()
+	r.hdrs[0].hdr.SetControllen(unix.SizeofCmsghdr - 1) // room for no cmsg
+	sendGSO(t, tx, rx, 100, 3, 0)
+	if err := rx.SetReadDeadline(time.Now().Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	var ord order
+	if _, err := r.groReader(&ord, 100)(); err == nil || !strings.Contains(err.Error(), "MSG_CTRUNC") {
+		t.Errorf("err = %v, want MSG_CTRUNC's", err)
+	}
+}
+
+func TestGROSize(t *testing.T) {
+	cmsg := func(level, typ int32, data []byte) []byte {
+		b := make([]byte, unix.CmsgSpace(len(data)))
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&b[0]))
+		h.Level, h.Type = level, typ
+		h.SetLen(unix.CmsgLen(len(data)))
+		copy(b[unix.CmsgLen(0):], data)
+		return b
+	}
+	seg := make([]byte, 4)
+	*(*int32)(unsafe.Pointer(&seg[0])) = 1200
+	for _, c := range []struct {
+		name string
+		ctrl []byte
+		want int
+		ok   bool
+	}{
+		{"none", nil, 0, true},
+		{"gro", cmsg(unix.SOL_UDP, unix.UDP_GRO, seg), 1200, true},
+		{"another", cmsg(unix.SOL_SOCKET, unix.SO_RXQ_OVFL, seg), 0, false},
+		{"gro too short", cmsg(unix.SOL_UDP, unix.UDP_GRO, seg[:2]), 0, false},
+		{"length past the buffer", cmsg(unix.SOL_UDP, unix.UDP_GRO, seg)[:unix.CmsgLen(2)], 0, false},
+		{"zero", cmsg(unix.SOL_UDP, unix.UDP_GRO, make([]byte, 4)), 0, false},
+	} {
+		got, err := groSize(c.ctrl)
+		if got != c.want || (err == nil) != c.ok {
+			t.Errorf("%s: groSize = %d, %v; want %d, ok %v", c.name, got, err, c.want, c.ok)
+		}
 	}
 }
 

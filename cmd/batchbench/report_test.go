@@ -202,6 +202,9 @@ func TestSVG(t *testing.T) {
 }
 
 func TestBusyWarning(t *testing.T) {
+	if load, ok := parseLoadAvg("1.52 0.58 0.59 1/467 12345\n"); !ok || load != 1.52 {
+		t.Errorf("parseLoadAvg = %v, %v", load, ok)
+	}
 	rep := testReport()
 	if table := tableOf(t, rep); strings.Contains(table, "WARNING") {
 		t.Errorf("a warning on a quiet machine:\n%s", table)
@@ -209,6 +212,14 @@ func TestBusyWarning(t *testing.T) {
 	rep.Machine = &machine{CPUs: 2, LoadAvg: ptr(1.2), Busy: true}
 	if table := tableOf(t, rep); !strings.Contains(table, "WARNING: this machine is busy (load average 1.20 on 2 CPUs") {
 		t.Errorf("the table has no warning:\n%s", table)
+	}
+}
+
+func TestThousands(t *testing.T) {
+	for in, want := range map[float64]string{0: "0", 999: "999", 1000: "1,000", 1234567.4: "1,234,567", -12345: "-12,345"} {
+		if got := thousands(in); got != want {
+			t.Errorf("thousands(%v) = %q, want %q", in, got, want)
+		}
 	}
 }
 
