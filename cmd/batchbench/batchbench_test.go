@@ -34,7 +34,7 @@ func durationFor(sc scenario) time.Duration {
 // must end by itself, measure something and see nothing wrong.
 func TestScenarios(t *testing.T) {
 	for _, j := range jobs(options{scenarios: allScenarios, sizes: []int{200}}) {
-		for _, m := range j.scenario.modes {
+		for _, m := range j.scenario.modesFor(nil) {
 			t.Run(strings.ReplaceAll(j.String(), " ", "_")+"/"+string(m), func(t *testing.T) {
 				checkRun(t, j, params{mode: m, size: j.size, op: j.op, duration: durationFor(j.scenario), conns: testConns})
 			})
@@ -105,8 +105,8 @@ func checkRun(t *testing.T, j job, p params) {
 			t.Errorf("p50, p99 = %v, %v", s.p50, s.p99)
 		}
 	case kindFresh:
-		if s.allocBytes <= 0 || s.cpu <= 0 {
-			t.Errorf("%d queries allocated %.0f bytes each, took %v of CPU", s.count, s.allocBytes, s.cpu)
+		if s.bytes <= 0 || s.cpu <= 0 {
+			t.Errorf("%d queries allocated %.0f bytes each, took %v of CPU", s.count, s.bytes, s.cpu)
 		}
 	case kindIdle: // the heap held may even be below zero
 		if s.count != uint64(p.conns) {
@@ -134,13 +134,14 @@ func TestModes(t *testing.T) {
 			modeRawGRO:  sc.name == "recvgso" && rawAvailable,
 			modeGrouped: sc.name == "fanout",
 		}
+		modes := sc.modesFor(nil)
 		for m, want := range want {
-			if has := slices.Contains(sc.modes, m); has != want {
+			if has := slices.Contains(modes, m); has != want {
 				t.Errorf("%s runs %s: %v, want %v", sc.name, m, has, want)
 			}
 		}
-		if sc.modes[0] != modePlain || !slices.Contains(sc.modes, modeBatch) {
-			t.Errorf("%s runs %v", sc.name, sc.modes)
+		if modes[0] != modePlain || !slices.Contains(modes, modeBatch) || slices.Contains(sc.modesFor(&remote{}), modeRaw) {
+			t.Errorf("%s runs %v, with -target %v", sc.name, modes, sc.modesFor(&remote{}))
 		}
 	}
 	for _, m := range []mode{modeXnet, modeRaw, modeRawGRO} {
@@ -283,7 +284,7 @@ func TestFeedersSendFromTheirGoroutine(t *testing.T) {
 			sk.close()
 			t.Fatal(err)
 		}
-		f := startFeeder(txc, feed, newDests(sk.addrs, false), 1200, 0, 100*time.Millisecond)
+		f := startFeeder(txc, feed, sk.addrs[0], 1200, 0, 100*time.Millisecond)
 		<-f.done // it stops by itself after 100ms
 		var s sample
 		sent := stopFeeders([]*feeder{f}, &s)

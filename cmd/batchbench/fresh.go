@@ -65,9 +65,9 @@ func runQueries(p params, idle bool) (s sample) {
 	}
 	s.elapsed = time.Since(start)
 	m.stop(&s, s.count)
-	s.allocBytes = perUnit(memStats().TotalAlloc-allocated, s.count)
+	s.bytes = perUnit(memStats().TotalAlloc-allocated, s.count)
 	if idle && s.count > 0 {
-		s.heapBytes, s.allocBytes = float64(int64(heldHeap())-int64(held))/float64(s.count), 0
+		s.bytes = float64(int64(heldHeap())-int64(held)) / float64(s.count)
 	}
 	var errs []error
 	for _, c := range conns {

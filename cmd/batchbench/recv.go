@@ -43,7 +43,6 @@ func runRecvFrom(p params, feed *batchconn.Config, nfeed int) (s sample) {
 		return s
 	}
 	defer pc.Close()
-	dst := newDests([]netip.AddrPort{addrPort(rxc)}, false)
 	feeders := make([]*feeder, nfeed)
 	for i := range feeders {
 		txc, err := listen()
@@ -52,7 +51,7 @@ func runRecvFrom(p params, feed *batchconn.Config, nfeed int) (s sample) {
 			stopFeeders(feeders[:i], &s)
 			return s
 		}
-		feeders[i] = startFeeder(txc, feed, dst, p.size, uint64(i), p.duration+grace)
+		feeders[i] = startFeeder(txc, feed, addrPort(rxc), p.size, uint64(i), p.duration+grace)
 	}
 	m := startMeter()
 	s.count, s.elapsed, err = readFor(pc, read, p.duration)
@@ -178,7 +177,7 @@ type feeder struct {
 // They all leave from its goroutine, held on one CPU (pinToCPU), so that
 // they arrive in the order sent: its MaxDelay outlasts the run, so that
 // batchconn's timer, which runs on any CPU, never sends a queue.
-func startFeeder(txc *net.UDPConn, feed *batchconn.Config, dst dests, size int, stream uint64, limit time.Duration) *feeder {
+func startFeeder(txc *net.UDPConn, feed *batchconn.Config, dst netip.AddrPort, size int, stream uint64, limit time.Duration) *feeder {
 	var cfg batchconn.Config
 	if feed != nil {
 		cfg = *feed
@@ -192,7 +191,7 @@ func startFeeder(txc *net.UDPConn, feed *batchconn.Config, dst dests, size int, 
 		if err := f.conn.SetWriteDeadline(end.Add(grace)); err != nil {
 			errs = append(errs, err)
 		}
-		sent, err := blast(f.conn, dst, size, stream, end, &f.quit)
+		sent, err := blast(f.conn, []netip.AddrPort{dst}, false, size, stream, end, &f.quit)
 		f.sent, f.err = sent, errors.Join(append(errs, err, f.conn.Close())...)
 	}()
 	return f

@@ -35,37 +35,30 @@ type row struct {
 	Op       string `json:"op,omitempty"` // allocs: the call measured
 	Size     int    `json:"size"`
 	Mode     mode   `json:"mode"`
-	Unit     string `json:"unit"` // what per_sec and the figures "per_unit" count
+	Unit     string `json:"unit"` // what the figures per second and "per_unit" count
 
-	// Units delivered a second; sent_only: datagrams the sender's kernel
-	// took, where nothing counts the far end (-target).
-	PerSec        float64   `json:"per_sec"`
+	PerSec        float64   `json:"per_sec"` // delivered; sent_only: what the sender's kernel took (-target)
 	RoundsPerSec  []float64 `json:"rounds_per_sec"`
 	SentOnly      bool      `json:"sent_only,omitempty"`
 	MBPerSec      float64   `json:"mb_per_sec"` // payload, 10^6 bytes
 	PerSecVsPlain *float64  `json:"per_sec_vs_plain,omitempty"`
 	SentPerSec    *float64  `json:"sent_per_sec,omitempty"` // send, send16, fanout: what the kernel took
 
-	// The process's CPU time per unit, in µs.
-	CPUus      *float64 `json:"cpu_us_per_unit,omitempty"`
+	CPUus      *float64 `json:"cpu_us_per_unit,omitempty"` // the whole process's
 	CPUVsPlain *float64 `json:"cpu_vs_plain,omitempty"`
-
 	P50us      *float64 `json:"p50_us,omitempty"`
 	P99us      *float64 `json:"p99_us,omitempty"`
 	P50VsPlain *float64 `json:"p50_vs_plain,omitempty"`
 	P99VsPlain *float64 `json:"p99_vs_plain,omitempty"`
 
-	// Heap objects the process allocated per unit; allocs: the call's.
-	AllocsPerUnit float64 `json:"allocs_per_unit"`
+	AllocsPerUnit float64  `json:"allocs_per_unit"`          // heap objects; allocs: the call's
+	BytesPerUnit  *float64 `json:"bytes_per_unit,omitempty"` // fresh: heap allocated per query; idle: held per conn
+	BytesVsPlain  *float64 `json:"bytes_vs_plain,omitempty"`
+	Conns         uint64   `json:"conns,omitempty"`
 
-	AllocBytesPerQuery *float64 `json:"alloc_bytes_per_query,omitempty"` // fresh
-	HeapBytesPerConn   *float64 `json:"heap_bytes_per_conn,omitempty"`   // idle
-	BytesVsPlain       *float64 `json:"bytes_vs_plain,omitempty"`
-	Conns              uint64   `json:"conns,omitempty"`
-
-	// Datagrams (requests) sent and those that arrived (were answered),
-	// over all rounds; the rest were dropped; and the kernel's own count
-	// (a receiver with GRO has a dropped run counted as one).
+	// Datagrams (requests) sent and arrived (answered) over the rounds;
+	// the rest were dropped, as the kernel's own count tells (which
+	// counts a coalesced run dropped at a receiver with GRO as one).
 	Sent        uint64   `json:"sent,omitempty"`
 	Arrived     uint64   `json:"arrived,omitempty"`
 	Dropped     *uint64  `json:"dropped,omitempty"`
@@ -139,17 +132,9 @@ func (rep *report) summarize() {
 				r.PerSecVsPlain = ratio(r.PerSec, base.PerSec)
 			}
 			r.CPUVsPlain = ratioOf(r.CPUus, base.CPUus)
-			r.BytesVsPlain = ratioOf(r.bytes(), base.bytes())
+			r.BytesVsPlain = ratioOf(r.BytesPerUnit, base.BytesPerUnit)
 		}
 	}
-}
-
-// bytes is fresh's and idle's memory figure; nil elsewhere.
-func (r *row) bytes() *float64 {
-	if r.kind == kindFresh {
-		return r.AllocBytesPerQuery
-	}
-	return r.HeapBytesPerConn
 }
 
 func (r *row) summarize() {
@@ -161,7 +146,7 @@ func (r *row) summarize() {
 	for _, s := range r.samples {
 		r.RoundsPerSec = append(r.RoundsPerSec, s.rate())
 		allocs = append(allocs, s.allocs)
-		memory = append(memory, s.allocBytes+s.heapBytes) // one of them is 0
+		memory = append(memory, s.bytes)
 		if r.kind == kindIdle {
 			r.Conns = s.count
 		}
@@ -198,11 +183,8 @@ func (r *row) summarize() {
 	if len(p50s) > 0 {
 		r.P50us, r.P99us = ptr(median(p50s)), ptr(median(p99s))
 	}
-	switch r.kind {
-	case kindFresh:
-		r.AllocBytesPerQuery = ptr(median(memory))
-	case kindIdle:
-		r.HeapBytesPerConn = ptr(median(memory))
+	if r.kind == kindFresh || r.kind == kindIdle {
+		r.BytesPerUnit = ptr(median(memory))
 	}
 	if arrivals && r.Sent > 0 && r.Arrived <= r.Sent {
 		r.Dropped = ptr(r.Sent - r.Arrived)

@@ -41,23 +41,13 @@ const (
 	modeRawGRO    mode = "rawgro"    // raw's recvmmsg with UDP_GRO
 )
 
-// The modes each scenario runs, in turn; raw's where the system has them.
+// The modes each scenario runs, in turn (see modesFor).
 var (
-	serverModes  = []mode{modePlain, modeBatch, modeNoOffload, modeXnet}
-	loopModes    = withRaw(serverModes, modeRaw)
-	groModes     = withRaw(loopModes, modeRawGRO)
-	latencyModes = []mode{modePlain, modeBatch, modeXnet}
-	fanoutModes  = []mode{modePlain, modeBatch, modeGrouped, modeNoOffload}
-	freshModes   = []mode{modePlain, modeBatch, modeNoOffload}
-	twoModes     = []mode{modePlain, modeBatch}
+	serverModes = []mode{modePlain, modeBatch, modeNoOffload, modeXnet}
+	loopModes   = []mode{modePlain, modeBatch, modeNoOffload, modeXnet, modeRaw}
+	groModes    = []mode{modePlain, modeBatch, modeNoOffload, modeXnet, modeRaw, modeRawGRO}
+	twoModes    = []mode{modePlain, modeBatch}
 )
-
-func withRaw(ms []mode, m mode) []mode {
-	if !rawAvailable {
-		return ms
-	}
-	return append(slices.Clip(ms), m)
-}
 
 // loop reports whether the mode is a loop on the socket, not a conn.
 func (m mode) loop() bool { return m == modeXnet || m == modeRaw || m == modeRawGRO }
@@ -115,7 +105,7 @@ var allScenarios = []scenario{
 	{name: "send16", about: "the same, round-robin to 16 receivers (a server answering many peers: no two datagrams in a row to one)",
 		unit: "datagram", modes: loopModes, remoteOK: true, run: runSend16},
 	{name: "fanout", about: "1200 B datagrams round-robin to 16 receivers that read through batchconn, as batching peers do (a media relay or game server sending each packet to many peers)",
-		unit: "datagram", modes: fanoutModes, fixedSize: fanoutSize, remoteOK: true, run: runFanout},
+		unit: "datagram", modes: []mode{modePlain, modeBatch, modeGrouped, modeNoOffload}, fixedSize: fanoutSize, remoteOK: true, run: runFanout},
 	{name: "recv", about: "one goroutine reads while two senders keep its queue full (a busy server's reads)",
 		unit: "datagram", modes: loopModes, run: runRecv},
 	{name: "recvgso", about: "the same, from one sender that sends with GSO, as quic-go, wireguard-go and batchconn do",
@@ -123,24 +113,23 @@ var allScenarios = []scenario{
 	{name: "echo", about: "an echo server on the conn, its client keeping 64 requests in flight (a DNS or game server under load)",
 		unit: "response", modes: serverModes, fixedSize: requestSize, remoteOK: true, run: runEcho},
 	{name: "pingpong", about: "the echo server again, one request at a time (a quiet request/response service): round trip",
-		unit: "round trip", kind: kindLatency, modes: latencyModes, fixedSize: requestSize, remoteOK: true, run: runPingPong},
+		unit: "round trip", kind: kindLatency, modes: []mode{modePlain, modeBatch, modeXnet}, fixedSize: requestSize, remoteOK: true, run: runPingPong},
 	{name: "lone", about: "one datagram every 200µs to a receiver (sparse traffic): delay from WriteTo to the receiver's read",
 		unit: "datagram", kind: kindLatency, modes: twoModes, fixedSize: requestSize, run: runLone},
 	{name: "allocs", about: "heap objects each call allocates per datagram, steady state (garbage for the GC)",
 		unit: "datagram", kind: kindAllocs, modes: twoModes, fixedSize: requestSize, ops: allocOps, run: runAllocs},
 	{name: "fresh", about: "a new socket per query: dial a connected UDP socket, wrap it, write 40 B, read the reply, close (DNS, NTP, STUN clients)",
-		unit: "query", kind: kindFresh, modes: freshModes, fixedSize: queryBytes, run: runFresh},
+		unit: "query", kind: kindFresh, modes: []mode{modePlain, modeBatch, modeNoOffload}, fixedSize: queryBytes, run: runFresh},
 	{name: "idle", about: "conns that each exchanged one datagram with an echo server and stay open (many quiet peers)",
 		unit: "conn", kind: kindIdle, modes: twoModes, fixedSize: queryBytes, once: true, run: runIdle},
 }
 
-// modesFor are the modes sc runs; with -target, not the raw modes, which
-// are the batch calls on loopback.
+// modesFor are the modes sc runs: the raw modes only where the system
+// has their calls, and on loopback, where they are the calls alone.
 func (sc scenario) modesFor(remote *remote) []mode {
-	if remote == nil {
-		return sc.modes
-	}
-	return slices.DeleteFunc(slices.Clone(sc.modes), func(m mode) bool { return m == modeRaw || m == modeRawGRO })
+	return slices.DeleteFunc(slices.Clone(sc.modes), func(m mode) bool {
+		return (m == modeRaw || m == modeRawGRO) && (remote != nil || !rawAvailable)
+	})
 }
 
 func (sc scenario) rounds(asked int) int {
@@ -197,10 +186,10 @@ type sample struct {
 	offered, arrived, drops              uint64
 	arrivals, dropsKnown, coalescedDrops bool
 
-	p50, p99              time.Duration // latency scenarios
-	allocs                float64       // heap objects allocated in the process, per count
-	cpu                   time.Duration // the process's CPU time while it measured
-	allocBytes, heapBytes float64       // fresh: allocated per query; idle: held per conn
+	p50, p99 time.Duration // latency scenarios
+	allocs   float64       // heap objects allocated in the process, per count
+	cpu      time.Duration // the process's CPU time while it measured
+	bytes    float64       // fresh: heap allocated per query; idle: held per conn
 
 	stats    *batchconn.Stats // the conn under test's, in the batchconn modes
 	problems []string         // anything that should not have happened
@@ -227,7 +216,7 @@ func (sc scenario) describe(s sample) string {
 	case sc.kind == kindLatency:
 		return fmt.Sprintf("p50 %.1f µs, p99 %.1f µs", micros(s.p50), micros(s.p99))
 	case sc.kind == kindIdle:
-		return fmt.Sprintf("%.0f bytes of heap held a conn", s.heapBytes)
+		return fmt.Sprintf("%.0f bytes of heap held a conn", s.bytes)
 	}
 	return fmt.Sprintf("%.0f %ss/s", s.rate(), sc.unit)
 }

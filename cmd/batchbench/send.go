@@ -29,10 +29,10 @@ func runFanout(p params) sample { return runSendTo(p, send16Dests, true, batchSi
 func runSendTo(p params, ndst int, byAddrPort bool, kind sinkKind) (s sample) {
 	var sk *sinks
 	var dsts []netip.AddrPort
+	var err error
 	if p.remote != nil {
 		dsts = p.remote.sinkAddrs(ndst)
 	} else {
-		var err error
 		if sk, err = startSinks(ndst, p.size, kind); err != nil {
 			s.problem("%v", err)
 			return s
@@ -45,47 +45,40 @@ func runSendTo(p params, ndst int, byAddrPort bool, kind sinkKind) (s sample) {
 		s.problem("listen: %v", err)
 		return s
 	}
-	var tx net.PacketConn = txc
-	var loop batchLoop
+	tx := wrap(txc, p.mode)
+	send := func(end time.Time) (uint64, error) { return blast(tx, dsts, byAddrPort, p.size, 0, end, nil) }
 	if p.mode.loop() {
-		if loop, err = newSendLoop(p.mode, txc, dsts, p.size); err != nil {
+		loop, err := newSendLoop(p.mode, txc, dsts, p.size)
+		if err != nil {
 			txc.Close()
 			s.problem("%v", err)
 			return s
 		}
-	} else {
-		tx = wrap(txc, p.mode)
+		send = func(end time.Time) (uint64, error) { return sendBatches(loop, p.size, ndst, end) }
 	}
 	m := startMeter()
 	start := time.Now()
-	end := start.Add(p.duration)
-	if err := tx.SetWriteDeadline(end.Add(grace)); err != nil { // bounds Close's flush too
+	if err := tx.SetWriteDeadline(start.Add(p.duration + grace)); err != nil { // bounds Close's flush too
 		s.problem("SetWriteDeadline: %v", err)
 	}
-	var sent uint64
-	if loop != nil {
-		sent, err = sendBatches(loop, p.size, len(dsts), end)
-	} else {
-		sent, err = blast(tx, newDests(dsts, byAddrPort), p.size, 0, end, nil)
-	}
+	s.sent, err = send(start.Add(p.duration))
 	if err != nil {
-		s.problem("write after %d datagrams: %v", sent, err)
+		s.problem("write after %d datagrams: %v", s.sent, err)
 	}
 	if err := tx.Close(); err != nil {
 		s.problem("Close: %v", err)
 	}
-	s.sent, s.sendTime, s.offered = sent, time.Since(start), sent
-	s.stats = statsOf(tx)
+	s.sendTime, s.offered, s.stats = time.Since(start), s.sent, statsOf(tx)
 	if sk == nil { // -target: nothing counts what the far end got
-		m.stop(&s, sent)
-		s.count, s.elapsed, s.sentOnly = sent, s.sendTime, true
-	} else {
-		s.arrived, s.drops, s.dropsKnown = sk.settle()
-		s.arrivals, s.coalescedDrops = true, kind == batchSinks
-		m.stop(&s, s.arrived)
-		s.count, s.elapsed = s.arrived, sk.lastRead().Sub(start)
-		sk.check(&s)
+		m.stop(&s, s.sent)
+		s.count, s.elapsed, s.sentOnly = s.sent, s.sendTime, true
+		return s
 	}
+	s.arrived, s.drops, s.dropsKnown = sk.settle()
+	s.arrivals, s.coalescedDrops = true, kind == batchSinks
+	m.stop(&s, s.arrived)
+	s.count, s.elapsed = s.arrived, sk.lastRead().Sub(start)
+	sk.check(&s)
 	checkSent(&s)
 	return s
 }
@@ -97,36 +90,24 @@ func checkSent(s *sample) {
 		return
 	}
 	if lost := int64(s.offered) - int64(s.arrived) - int64(s.drops); lost < 0 || lost > 0 && !s.coalescedDrops {
-		s.problem("%d sent, %d arrived, %d dropped by the kernel: %d unaccounted for",
-			s.offered, s.arrived, s.drops, lost)
+		s.problem("%d sent, %d arrived, %d dropped by the kernel: %d unaccounted for", s.offered, s.arrived, s.drops, lost)
 	}
 }
 
-// dests are where blast writes, in turn, through WriteToUDPAddrPort
-// where byAddrPort.
-type dests struct {
-	addrs      []net.Addr
-	addrPorts  []netip.AddrPort
-	byAddrPort bool
-}
-
-func newDests(aps []netip.AddrPort, byAddrPort bool) dests {
-	ds := dests{addrPorts: aps, byAddrPort: byAddrPort}
-	for _, ap := range aps {
-		ds.addrs = append(ds.addrs, net.UDPAddrFromAddrPort(ap))
-	}
-	return ds
-}
-
-// blast writes datagrams of size numbered 0, 1, ... in stream to ds as
-// fast as pc takes them, until end or quit, and returns how many.
-func blast(pc net.PacketConn, ds dests, size int, stream uint64, end time.Time, quit *atomic.Bool) (uint64, error) {
+// blast writes datagrams of size numbered 0, 1, ... in stream to dsts in
+// turn (through WriteToUDPAddrPort where byAddrPort) as fast as pc takes
+// them, until end or quit, and returns how many.
+func blast(pc net.PacketConn, dsts []netip.AddrPort, byAddrPort bool, size int, stream uint64, end time.Time, quit *atomic.Bool) (uint64, error) {
 	apw, ok := pc.(addrPortWriter)
-	if ds.byAddrPort && !ok {
+	if byAddrPort && !ok {
 		return 0, errors.New("the conn has no WriteToUDPAddrPort")
 	}
+	var addrs []net.Addr
+	for _, ap := range dsts {
+		addrs = append(addrs, net.UDPAddrFromAddrPort(ap))
+	}
 	buf := make([]byte, size)
-	n := uint64(len(ds.addrPorts))
+	n := uint64(len(dsts))
 	var seq uint64
 	for ; quit == nil || !quit.Load(); seq++ {
 		if seq%checkEvery == 0 && !time.Now().Before(end) {
@@ -134,10 +115,10 @@ func blast(pc net.PacketConn, ds dests, size int, stream uint64, end time.Time, 
 		}
 		stamp(buf, stream<<streamShift|seq)
 		var err error
-		if ds.byAddrPort {
-			_, err = apw.WriteToUDPAddrPort(buf, ds.addrPorts[seq%n])
+		if byAddrPort {
+			_, err = apw.WriteToUDPAddrPort(buf, dsts[seq%n])
 		} else {
-			_, err = pc.WriteTo(buf, ds.addrs[seq%n])
+			_, err = pc.WriteTo(buf, addrs[seq%n])
 		}
 		if err != nil {
 			return seq, err
@@ -146,9 +127,6 @@ func blast(pc net.PacketConn, ds dests, size int, stream uint64, end time.Time, 
 	return seq, nil
 }
 
-// sinkKind is how receivers read.
-type sinkKind int
-
 // plainSinks read with *net.UDPConn, as most programs do. batchSinks
 // read through batchconn, as a peer running batchconn or quic-go does, so
 // that GRO hands a GSO run over whole: on two cores, 16 receivers paying
@@ -156,6 +134,8 @@ type sinkKind int
 // would take most of the CPU and measure themselves. timedSinks are
 // plainSinks that note each datagram's delay from the time it carries
 // after its sequence number (lone).
+type sinkKind int
+
 const (
 	plainSinks sinkKind = iota
 	batchSinks
@@ -182,8 +162,15 @@ func startSinks(n, size int, kind sinkKind) (*sinks, error) {
 			sk.close()
 			return nil, fmt.Errorf("receiver: %w", err)
 		}
-		sk.list = append(sk.list, startSink(uc, size, kind))
-		sk.addrs = append(sk.addrs, addrPort(uc))
+		s := &sink{conn: uc, rd: uc, size: size, done: make(chan struct{}), timed: kind == timedSinks}
+		if kind == batchSinks {
+			s.rd = batchconn.New(uc, nil)
+		}
+		if s.timed {
+			s.delays = make([]time.Duration, 0, 1<<16) // so that lone's receiver allocates nothing
+		}
+		go s.drain()
+		sk.list, sk.addrs = append(sk.list, s), append(sk.addrs, addrPort(uc))
 	}
 	return sk, nil
 }
@@ -196,8 +183,7 @@ func (sk *sinks) lastRead() time.Time {
 	return epoch.Add(time.Duration(last))
 }
 
-func (sk *sinks) read() uint64 {
-	var n uint64
+func (sk *sinks) read() (n uint64) {
 	for _, s := range sk.list {
 		n += s.n.Load()
 	}
@@ -207,22 +193,20 @@ func (sk *sinks) read() uint64 {
 // settle waits until the receivers have read what their queues hold,
 // then closes them, and returns what they read and the kernel dropped.
 func (sk *sinks) settle() (read, drops uint64, dropsKnown bool) {
-	ports := make([]int, len(sk.list))
-	for i, s := range sk.list {
-		ports[i] = port(s.conn)
+	var ports []int
+	for _, s := range sk.list {
+		ports = append(ports, port(s.conn))
 	}
 	last, still := sk.read(), 0
-	for end := time.Now().Add(grace); still < 3; {
+	for end := time.Now().Add(grace); still < 3; still++ {
 		if !time.Now().Before(end) {
 			sk.unquiet = true
 			break
 		}
 		time.Sleep(5 * time.Millisecond)
 		if n := sk.read(); n != last || queued(ports...) {
-			last, still = n, 0
-			continue
+			last, still = n, -1
 		}
-		still++
 	}
 	drops, dropsKnown = kernelDrops(ports...)
 	sk.close()
@@ -231,7 +215,11 @@ func (sk *sinks) settle() (read, drops uint64, dropsKnown bool) {
 
 func (sk *sinks) close() {
 	for _, s := range sk.list {
-		s.close()
+		if !s.closed {
+			s.closed = true
+			s.rd.Close()
+			<-s.done
+		}
 	}
 }
 
@@ -258,23 +246,11 @@ type sink struct {
 	n      atomic.Uint64 // datagrams read so far
 	last   atomic.Int64  // when the last was read, since epoch
 	ord    order
-	delays []time.Duration // timedSinks
 	timed  bool
-	err    error // the read error that stopped it, other than Close
+	delays []time.Duration // timedSinks
+	err    error           // the read error that stopped it, other than Close
 	done   chan struct{}
 	closed bool
-}
-
-func startSink(conn *net.UDPConn, size int, kind sinkKind) *sink {
-	s := &sink{conn: conn, rd: conn, size: size, done: make(chan struct{}), timed: kind == timedSinks}
-	if kind == batchSinks {
-		s.rd = batchconn.New(conn, nil)
-	}
-	if s.timed {
-		s.delays = make([]time.Duration, 0, 1<<16) // so that lone's receiver allocates nothing
-	}
-	go s.drain()
-	return s
 }
 
 func (s *sink) drain() {
@@ -295,13 +271,5 @@ func (s *sink) drain() {
 			s.delays = append(s.delays, at-time.Duration(binary.BigEndian.Uint64(buf[8:])))
 		}
 		s.n.Add(1)
-	}
-}
-
-func (s *sink) close() {
-	if !s.closed {
-		s.closed = true
-		s.rd.Close()
-		<-s.done
 	}
 }

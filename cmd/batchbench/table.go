@@ -102,13 +102,13 @@ func columnsFor(rows []*row) []column {
 	case kindFresh:
 		return []column{mode,
 			{"QUERIES/S", 10, func(r *row) string { return thousands(r.PerSec) }, perSecVs, false},
-			{"ALLOCATED/QUERY", 15, func(r *row) string { return format(r.AllocBytesPerQuery, byteSize) }, bytesVs, true},
+			{"ALLOCATED/QUERY", 15, func(r *row) string { return format(r.BytesPerUnit, byteSize) }, bytesVs, true},
 			cpu,
 		}
 	case kindIdle:
 		return []column{mode,
-			{"HEAP/CONN", 10, func(r *row) string { return format(r.HeapBytesPerConn, byteSize) }, bytesVs, true},
-			{head: "ALL CONNS", width: 10, cell: func(r *row) string { return byteSize(*r.HeapBytesPerConn * float64(r.Conns)) }},
+			{"HEAP/CONN", 10, func(r *row) string { return format(r.BytesPerUnit, byteSize) }, bytesVs, true},
+			{head: "ALL CONNS", width: 10, cell: func(r *row) string { return byteSize(*r.BytesPerUnit * float64(r.Conns)) }},
 		}
 	case kindLatency:
 		return append([]column{mode,
