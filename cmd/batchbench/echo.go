@@ -127,92 +127,14 @@ func runEchoed(p params, client func(uc *net.UDPConn, srv netip.AddrPort, s *sam
 func runEcho(p params) sample {
 	return runEchoed(p, func(uc *net.UDPConn, srv netip.AddrPort, s *sample) (io.Closer, error) {
 		cl := batchconn.New(uc, nil)
-		f, err := flood(cl, srv, p.size, p.duration, lastWait(p))
-		s.count, s.elapsed, s.offered, s.arrived = f.inTime, f.elapsed, f.sent, f.answered
-		f.ord.check(s)
-		return cl, err
+		return cl, flood(cl, srv, p.size, p.duration, lastWait(p), s)
 	})
-}
-
-// floodResult is what the echo client saw.
-type floodResult struct {
-	sent, answered uint64        // requests, and replies to them
-	inTime         uint64        // replies read within the duration
-	elapsed        time.Duration // the time inTime took
-	ord            order
-}
-
-// flood keeps echoWindow requests in flight from cl to srv for d. When
-// no reply comes for lossTimeout, it takes those in flight for lost and
-// fills the window anew (late replies count as answered). After d it
-// reads the replies still due, waiting lastWait at most for each.
-func flood(cl *batchconn.PacketConn, srv netip.AddrPort, size int, d, lastWait time.Duration) (f floodResult, err error) {
-	req, reply := make([]byte, size), make([]byte, maxDatagram)
-	inFlight := 0
-	var givenUp uint64 // requests numbered below it were taken for lost
-	start := time.Now()
-	end := start.Add(d)
-	var armed time.Time        // when the read deadline was last set
-	var armedFor time.Duration // and for how long
-	for {
-		now := time.Now()
-		open := now.Before(end)
-		if !open && f.elapsed == 0 {
-			f.elapsed = now.Sub(start)
-		}
-		for open && inFlight < echoWindow {
-			stamp(req, f.sent)
-			if _, err := cl.WriteToUDPAddrPort(req, srv); err != nil {
-				return f, err
-			}
-			f.sent++
-			inFlight++
-		}
-		if inFlight == 0 {
-			return f, nil
-		}
-		wait := lossTimeout
-		if !open {
-			wait = lastWait
-		}
-		if wait != armedFor || now.Sub(armed) > wait/4 { // a deadline set per reply would cost more than the echo
-			if err := cl.SetReadDeadline(now.Add(wait)); err != nil {
-				return f, err
-			}
-			armed, armedFor = now, wait
-		}
-		n, from, err := cl.ReadFromUDPAddrPort(reply)
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			inFlight, givenUp = 0, f.sent // lost: the kernel's drop counters say where
-			continue
-		} else if err != nil {
-			return f, err
-		}
-		if !sameAddr(from, srv) {
-			return f, fmt.Errorf("a reply from %v, not the server", from)
-		}
-		f.ord.see(reply[:n], size)
-		f.answered++
-		if n < 8 || seqOf(reply) >= givenUp {
-			inFlight--
-		}
-		if open {
-			f.inTime++
-		}
-	}
-}
-
-func sameAddr(from, srv netip.AddrPort) bool {
-	return from.Addr().Unmap() == srv.Addr() && from.Port() == srv.Port()
 }
 
 // runPingPong sends one request at a time from a plain client.
 func runPingPong(p params) sample {
 	return runEchoed(p, func(uc *net.UDPConn, srv netip.AddrPort, s *sample) (io.Closer, error) {
-		r, err := pingFor(uc, srv, p.size, p.duration, lastWait(p))
-		s.count, s.elapsed, s.offered, s.arrived = uint64(len(r.rtts)), r.elapsed, r.sent, r.replies
-		s.p50, s.p99 = percentile(r.rtts, 0.50), percentile(r.rtts, 0.99)
-		return uc, err
+		return uc, pingFor(uc, srv, p.size, p.duration, lastWait(p), s)
 	})
 }
 
@@ -226,60 +148,116 @@ func lastWait(p params) time.Duration {
 	return 5 * lossTimeout
 }
 
-// pingResult is what the pingpong client saw.
-type pingResult struct {
-	rtts          []time.Duration // of the requests answered in time
-	sent, replies uint64          // requests, and replies to them, late ones too
-	elapsed       time.Duration
-}
-
-// pingFor sends one request at a time to srv and times its reply, for d
-// or maxRoundTrips. A request with no reply within lossTimeout is given
-// up; a reply that comes later counts, with no round trip.
-func pingFor(cl *net.UDPConn, srv netip.AddrPort, size int, d, lastWait time.Duration) (r pingResult, err error) {
+// flood keeps echoWindow requests in flight from cl to srv for d, noting
+// in s the requests sent, the replies, and those within d. When no reply
+// comes for lossTimeout, it takes those in flight for lost and fills the
+// window anew (late replies count as answered). After d it reads the
+// replies still due, waiting lastWait at most for each.
+func flood(cl *batchconn.PacketConn, srv netip.AddrPort, size int, d, lastWait time.Duration, s *sample) error {
 	req, reply := make([]byte, size), make([]byte, maxDatagram)
-	r.rtts = make([]time.Duration, 0, maxRoundTrips)
+	var ord order
+	defer ord.check(s)
+	inFlight := 0
+	var givenUp uint64 // requests numbered below it were taken for lost
 	start := time.Now()
-	for err == nil && r.sent < maxRoundTrips && time.Since(start) < d {
-		stamp(req, r.sent)
-		if err = cl.SetReadDeadline(time.Now().Add(lossTimeout)); err != nil {
-			break
+	var armed time.Time        // when the read deadline was last set
+	var armedFor time.Duration // and for how long
+	for {
+		now := time.Now()
+		open := now.Before(start.Add(d))
+		if !open && s.elapsed == 0 {
+			s.elapsed = now.Sub(start)
 		}
-		t0 := time.Now()
-		if _, err = cl.WriteToUDPAddrPort(req, srv); err != nil {
-			break
+		for ; open && inFlight < echoWindow; inFlight++ {
+			stamp(req, s.offered)
+			if _, err := cl.WriteToUDPAddrPort(req, srv); err != nil {
+				return err
+			}
+			s.offered++
 		}
-		r.sent++
-		err = r.readReplies(cl, srv, reply, size, t0)
-	}
-	r.elapsed = time.Since(start)
-	if err == nil && r.replies < r.sent {
-		if err = cl.SetReadDeadline(time.Now().Add(lastWait)); err == nil {
-			err = r.readReplies(cl, srv, reply, size, time.Time{})
-		}
-	}
-	return r, err
-}
-
-// readReplies reads until the deadline or every request has a reply;
-// with t0, when the last request left, it stops at that one's reply.
-func (r *pingResult) readReplies(cl *net.UDPConn, srv netip.AddrPort, buf []byte, size int, t0 time.Time) error {
-	for r.replies < r.sent {
-		n, from, err := cl.ReadFromUDPAddrPort(buf)
-		rtt := time.Since(t0)
-		if errors.Is(err, os.ErrDeadlineExceeded) {
+		if inFlight == 0 {
 			return nil
+		}
+		wait := lossTimeout
+		if !open {
+			wait = lastWait
+		}
+		if wait != armedFor || now.Sub(armed) > wait/4 { // a deadline set per reply would cost more than the echo
+			if err := cl.SetReadDeadline(now.Add(wait)); err != nil {
+				return err
+			}
+			armed, armedFor = now, wait
+		}
+		n, from, err := cl.ReadFromUDPAddrPort(reply)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			inFlight, givenUp = 0, s.offered // lost: the kernel's drop counters say where
+			continue
 		} else if err != nil {
 			return err
 		}
-		if !sameAddr(from, srv) || n != size || seqOf(buf) >= r.sent {
-			return fmt.Errorf("a reply of %d bytes from %v is not the echo of a request", n, from)
+		if !sameAddr(from, srv) {
+			return fmt.Errorf("a reply from %v, not the server", from)
 		}
-		r.replies++
-		if !t0.IsZero() && seqOf(buf) == r.sent-1 {
-			r.rtts = append(r.rtts, rtt)
-			return nil
+		ord.see(reply[:n], size)
+		s.arrived++
+		if n < 8 || seqOf(reply) >= givenUp {
+			inFlight--
+		}
+		if open {
+			s.count++
 		}
 	}
-	return nil
+}
+
+func sameAddr(from, srv netip.AddrPort) bool {
+	return from.Addr().Unmap() == srv.Addr() && from.Port() == srv.Port()
+}
+
+// pingFor sends one request at a time to srv and times its reply, for d
+// or maxRoundTrips, noting in s the requests, the replies and the round
+// trips. A request with no reply within lossTimeout is given up; a reply
+// that comes later counts, with no round trip.
+func pingFor(cl *net.UDPConn, srv netip.AddrPort, size int, d, lastWait time.Duration, s *sample) (err error) {
+	req, reply := make([]byte, size), make([]byte, maxDatagram)
+	rtts := make([]time.Duration, 0, maxRoundTrips)
+	// replies reads until the deadline or every request has a reply; with
+	// t0, when the last request left, it stops at that one's reply.
+	replies := func(t0 time.Time) error {
+		for s.arrived < s.offered {
+			n, from, err := cl.ReadFromUDPAddrPort(reply)
+			rtt := time.Since(t0)
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return nil
+			} else if err != nil {
+				return err
+			}
+			if !sameAddr(from, srv) || n != size || seqOf(reply) >= s.offered {
+				return fmt.Errorf("a reply of %d bytes from %v is not the echo of a request", n, from)
+			}
+			if s.arrived++; !t0.IsZero() && seqOf(reply) == s.offered-1 {
+				rtts = append(rtts, rtt)
+				return nil
+			}
+		}
+		return nil
+	}
+	start := time.Now()
+	for err == nil && s.offered < maxRoundTrips && time.Since(start) < d {
+		stamp(req, s.offered)
+		if err = cl.SetReadDeadline(time.Now().Add(lossTimeout)); err == nil {
+			t0 := time.Now()
+			if _, err = cl.WriteToUDPAddrPort(req, srv); err == nil {
+				s.offered++
+				err = replies(t0)
+			}
+		}
+	}
+	s.elapsed = time.Since(start)
+	if err == nil && s.arrived < s.offered {
+		if err = cl.SetReadDeadline(time.Now().Add(lastWait)); err == nil {
+			err = replies(time.Time{})
+		}
+	}
+	s.count, s.p50, s.p99 = uint64(len(rtts)), percentile(rtts, 0.50), percentile(rtts, 0.99)
+	return err
 }

@@ -53,9 +53,12 @@ func sendBatches(l batchLoop, size, ndst int, end time.Time) (uint64, error) {
 func batchReader(l batchLoop, ord *order, size int) func() (uint64, error) {
 	return func() (uint64, error) {
 		n, err := l.readBatch()
+		if err != nil {
+			return 0, err // x/net's count is then -1
+		}
 		for i := range n {
 			ord.see(l.msg(i), size)
 		}
-		return uint64(n), err
+		return uint64(n), nil
 	}
 }

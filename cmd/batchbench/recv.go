@@ -54,13 +54,13 @@ func runRecvFrom(p params, feed *batchconn.Config, nfeed int) (s sample) {
 		feeders[i] = startFeeder(txc, feed, addrPort(rxc), p.size, uint64(i), p.duration+grace)
 	}
 	m := startMeter()
-	s.count, s.elapsed, err = readFor(pc, read, p.duration)
+	s.count, s.elapsed, err = readFor(pc, read, p.duration, 0)
 	m.stop(&s, s.count)
 	if err != nil {
 		s.problem("read after %d datagrams: %v", s.count, err)
 	}
 	s.offered = stopFeeders(feeders, &s)
-	rest, err := drain(pc, read, port(rxc))
+	rest, _, err := readFor(pc, read, 0, port(rxc))
 	if err != nil {
 		s.problem("read after the feeders stopped, after %d datagrams: %v", rest, err)
 	}
@@ -123,44 +123,30 @@ func checkRecvLoss(s *sample, coalesced bool) {
 	}
 }
 
-// readFor reads until d has passed, and returns how many datagrams.
-func readFor(pc net.PacketConn, read func() (uint64, error), d time.Duration) (uint64, time.Duration, error) {
+// readFor reads until d has passed; or with d 0, once the feeders have
+// stopped, until a read has waited drainIdle and the kernel holds no more
+// for port. It returns how many datagrams it read, and in what time.
+func readFor(pc net.PacketConn, read func() (uint64, error), d time.Duration, port int) (count uint64, elapsed time.Duration, err error) {
 	start := time.Now()
-	if err := pc.SetReadDeadline(start.Add(d)); err != nil {
-		return 0, 0, err
+	if d > 0 {
+		err = pc.SetReadDeadline(start.Add(d))
 	}
-	var count uint64
-	for {
-		n, err := read()
-		if err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				err = nil
+	for err == nil {
+		if d == 0 {
+			if err = pc.SetReadDeadline(time.Now().Add(drainIdle)); err != nil {
+				break
 			}
-			return count, time.Since(start), err
 		}
+		var n uint64
+		n, err = read()
 		count += n
-	}
-}
-
-// drain reads, once the feeders are done, until it has waited drainIdle
-// for a datagram and the kernel holds none for port.
-func drain(pc net.PacketConn, read func() (uint64, error), port int) (uint64, error) {
-	var count uint64
-	for {
-		if err := pc.SetReadDeadline(time.Now().Add(drainIdle)); err != nil {
-			return count, err
-		}
-		n, err := read()
 		if errors.Is(err, os.ErrDeadlineExceeded) {
-			if queued(port) {
-				continue
+			if err = nil; d > 0 || !queued(port) {
+				break
 			}
-			return count, nil
-		} else if err != nil {
-			return count, err
 		}
-		count += n
 	}
+	return count, time.Since(start), err
 }
 
 // feeder keeps a receiver's queue full from its own goroutine.
