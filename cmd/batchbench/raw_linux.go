@@ -38,15 +38,14 @@ type mmsghdr struct {
 // syscall.RawConn, nothing else. With gro (rawgro) the socket has UDP_GRO
 // and each message a 64 KiB buffer the kernel fills with a coalesced run.
 type rawConn struct {
-	rc       syscall.RawConn
-	hdrs     []mmsghdr
-	iovs     []unix.Iovec
-	bufs     [][]byte
-	names    []*byte  // sending: the destinations' socket addresses
-	namelens []uint32 // and their lengths
-	from     []unix.RawSockaddrInet6
-	gro      bool
-	ctrl     []byte // rawgro: groControl bytes a message
+	rc    syscall.RawConn
+	hdrs  []mmsghdr
+	iovs  []unix.Iovec
+	bufs  [][]byte
+	names []*byte // sending: the destinations' sockaddr_in
+	from  []unix.RawSockaddrInet6
+	gro   bool
+	ctrl  []byte // rawgro: groControl bytes a message
 
 	// The call under way, as the poller's callback leaves it. fn is a
 	// method value made once, so that a call allocates nothing.
@@ -63,6 +62,7 @@ func newRawConn(uc *net.UDPConn, slot int, dsts []netip.AddrPort) (*rawConn, err
 		return nil, err
 	}
 	r := &rawConn{rc: rc, hdrs: make([]mmsghdr, batchSize), iovs: make([]unix.Iovec, batchSize), bufs: make([][]byte, batchSize)}
+	r.fn = r.call
 	mem := make([]byte, batchSize*slot)
 	for i := range r.hdrs {
 		r.bufs[i] = mem[i*slot : (i+1)*slot : (i+1)*slot]
@@ -77,7 +77,6 @@ func newRawConn(uc *net.UDPConn, slot int, dsts []netip.AddrPort) (*rawConn, err
 			r.hdrs[i].hdr.Name = (*byte)(unsafe.Pointer(&r.from[i]))
 			r.hdrs[i].hdr.Namelen = unix.SizeofSockaddrInet6
 		}
-		r.fn = r.recvmmsg
 		return r, nil
 	}
 	for _, ap := range dsts {
@@ -86,9 +85,8 @@ func newRawConn(uc *net.UDPConn, slot int, dsts []netip.AddrPort) (*rawConn, err
 		}
 		sa := &unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: ap.Addr().As4()}
 		binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&sa.Port))[:], ap.Port())
-		r.names, r.namelens = append(r.names, (*byte)(unsafe.Pointer(sa))), append(r.namelens, unix.SizeofSockaddrInet4)
+		r.names = append(r.names, (*byte)(unsafe.Pointer(sa)))
 	}
-	r.fn = r.sendmmsg
 	return r, nil
 }
 
@@ -121,17 +119,19 @@ func newRawGROReceiver(uc *net.UDPConn) (*rawConn, error) {
 func (r *rawConn) buf(i int) []byte { return r.bufs[i] }
 func (r *rawConn) msg(i int) []byte { return r.bufs[i][:r.hdrs[i].n] }
 func (r *rawConn) to(i, dst int) {
-	r.hdrs[i].hdr.Name, r.hdrs[i].hdr.Namelen = r.names[dst], r.namelens[dst]
+	r.hdrs[i].hdr.Name, r.hdrs[i].hdr.Namelen = r.names[dst], unix.SizeofSockaddrInet4
 }
 
 // writeBatch sends all of hdrs, in as many calls as the kernel needs,
 // waiting in the poller while the socket is full.
 func (r *rawConn) writeBatch() (int, error) {
-	r.off = 0
-	for r.off < len(r.hdrs) {
+	for r.off = 0; r.off < len(r.hdrs); r.off += r.n {
 		r.err = nil
 		if err := r.rc.Write(r.fn); err != nil {
 			return r.off, err
+		}
+		if r.err == nil && r.n == 0 {
+			r.err = io.ErrNoProgress // never seen; must not spin
 		}
 		if r.err != nil {
 			return r.off, r.err
@@ -156,44 +156,27 @@ func (r *rawConn) readBatch() (int, error) {
 	return r.n, r.err
 }
 
-// sendmmsg and recvmmsg are the poller's callbacks: false means "wait
-// until the socket is ready".
-func (r *rawConn) sendmmsg(fd uintptr) bool {
-	n, err := r.mmsg(fd, unix.SYS_SENDMMSG, r.off)
-	switch {
-	case err == unix.EAGAIN:
-		return false
-	case err != nil:
-		r.err = os.NewSyscallError("sendmmsg", err)
-	case n == 0:
-		r.err = io.ErrNoProgress // never seen; must not spin
+// call is the poller's callback: sendmmsg of hdrs from off for a sender,
+// recvmmsg for a receiver, again if interrupted; false means "wait until
+// the socket is ready".
+func (r *rawConn) call(fd uintptr) bool {
+	trap, name := uintptr(unix.SYS_RECVMMSG), "recvmmsg"
+	if r.names != nil {
+		trap, name = unix.SYS_SENDMMSG, "sendmmsg"
 	}
-	r.off += n
-	return true
-}
-
-func (r *rawConn) recvmmsg(fd uintptr) bool {
-	n, err := r.mmsg(fd, unix.SYS_RECVMMSG, 0)
-	if err == unix.EAGAIN {
-		return false
-	} else if err != nil {
-		r.err = os.NewSyscallError("recvmmsg", err)
-	}
-	r.n = n
-	return true
-}
-
-// mmsg makes the call trap on hdrs from off, again if interrupted.
-func (r *rawConn) mmsg(fd, trap uintptr, off int) (int, error) {
 	for {
-		n, _, e := unix.Syscall6(trap, fd, uintptr(unsafe.Pointer(&r.hdrs[off])), uintptr(len(r.hdrs)-off), 0, 0, 0)
+		n, _, e := unix.Syscall6(trap, fd, uintptr(unsafe.Pointer(&r.hdrs[r.off])), uintptr(len(r.hdrs)-r.off), 0, 0, 0)
 		switch e {
-		case 0:
-			return int(n), nil
 		case unix.EINTR:
 			continue
+		case unix.EAGAIN:
+			return false
+		case 0:
+			r.n = int(n)
+		default:
+			r.n, r.err = 0, os.NewSyscallError(name, e)
 		}
-		return 0, e
+		return true
 	}
 }
 
