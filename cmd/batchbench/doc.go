@@ -81,8 +81,7 @@
 // Every datagram carries a sequence number. Receivers check sizes and
 // order, and each run checks that every datagram sent arrived or was
 // counted as dropped by the kernel. Anything amiss is listed under
-// PROBLEMS and the exit status is 1; a run that hangs prints the
-// goroutines and exits 3.
+// PROBLEMS and the exit status is 1.
 //
 // # Over a network
 //

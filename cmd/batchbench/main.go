@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -182,7 +181,7 @@ func run(opts options, prog *progress) *report {
 			for _, m := range j.scenario.modesFor(opts.remote) {
 				prog.start(fmt.Sprintf("%v %s, round %d/%d", j, m, round, rounds))
 				p := params{mode: m, size: j.size, op: j.op, duration: opts.duration, conns: opts.idleConns, remote: opts.remote}
-				s := guarded(func() sample { return j.scenario.measure(p) }, j.scenario.limit(p))
+				s := j.scenario.measure(p)
 				prog.done(j.scenario.describe(s))
 				rep.add(j, m, round, s)
 			}
@@ -192,22 +191,4 @@ func run(opts options, prog *progress) *report {
 	rep.Machine = m
 	rep.summarize()
 	return rep
-}
-
-// guarded runs f, which must end within limit. Should it hang all the
-// same (a bug in the conn under test), the goroutines' stacks go to
-// stderr and the process exits: a benchmark that never ends reports
-// nothing.
-func guarded(f func() sample, limit time.Duration) sample {
-	ch := make(chan sample, 1)
-	go func() { ch <- f() }()
-	select {
-	case s := <-ch:
-		return s
-	case <-time.After(limit):
-		fmt.Fprintf(os.Stderr, "\nbatchbench: a run did not end within %v; goroutines:\n", limit)
-		pprof.Lookup("goroutine").WriteTo(os.Stderr, 2)
-		os.Exit(3)
-		panic("unreachable")
-	}
 }

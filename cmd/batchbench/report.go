@@ -155,7 +155,7 @@ func (r *row) summarize() {
 			cpus = append(cpus, micros(s.cpu)/float64(s.count))
 		}
 		if s.sendTime > 0 {
-			sentRates = append(sentRates, float64(s.sent)/s.sendTime.Seconds())
+			sentRates = append(sentRates, float64(s.offered)/s.sendTime.Seconds())
 		}
 		r.Sent += s.offered
 		r.Arrived += s.arrived

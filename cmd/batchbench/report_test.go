@@ -33,7 +33,7 @@ func testReport() *report {
 	}
 	// send: what the sender's kernel took, and what arrived.
 	sent := func(sent, arrived uint64, cpu time.Duration) sample {
-		return sample{count: arrived, sent: sent, sendTime: time.Second, offered: sent, arrived: arrived,
+		return sample{count: arrived, sendTime: time.Second, offered: sent, arrived: arrived,
 			arrivals: true, drops: sent - arrived, dropsKnown: true, cpu: cpu}
 	}
 	add("send", "", modePlain, sent(100, 100, 700*time.Microsecond))

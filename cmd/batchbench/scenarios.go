@@ -95,7 +95,6 @@ type scenario struct {
 	fixedSize int      // its one payload size; 0: each of -sizes
 	ops       []string // allocs: the calls it measures, a row each
 	remoteOK  bool     // it runs against a -target
-	once      bool     // one round whatever -rounds: its figure is a count
 	run       func(p params) sample
 }
 
@@ -121,7 +120,7 @@ var allScenarios = []scenario{
 	{name: "fresh", about: "a new socket per query: dial a connected UDP socket, wrap it, write 40 B, read the reply, close (DNS, NTP, STUN clients)",
 		unit: "query", kind: kindFresh, modes: []mode{modePlain, modeBatch, modeNoOffload}, fixedSize: queryBytes, run: runFresh},
 	{name: "idle", about: "conns that each exchanged one datagram with an echo server and stay open (many quiet peers)",
-		unit: "conn", kind: kindIdle, modes: twoModes, fixedSize: queryBytes, once: true, run: runIdle},
+		unit: "conn", kind: kindIdle, modes: twoModes, fixedSize: queryBytes, run: runIdle},
 }
 
 // modesFor are the modes sc runs: the raw modes only where the system
@@ -132,20 +131,12 @@ func (sc scenario) modesFor(remote *remote) []mode {
 	})
 }
 
+// rounds is one for idle, whose figure is a count, not a rate.
 func (sc scenario) rounds(asked int) int {
-	if sc.once {
+	if sc.kind == kindIdle {
 		return 1
 	}
 	return asked
-}
-
-// limit is how long a run may take before it is taken for hung.
-func (sc scenario) limit(p params) time.Duration {
-	d := 2*p.duration + 4*grace
-	if sc.kind == kindIdle {
-		d += time.Duration(p.conns) * 10 * time.Millisecond
-	}
-	return d
 }
 
 // measure runs the scenario once; nooffload must have used no offload.
@@ -175,9 +166,7 @@ type sample struct {
 	elapsed  time.Duration
 	sentOnly bool
 
-	// send, send16, fanout: what the kernel took, until Close returned.
-	sent     uint64
-	sendTime time.Duration
+	sendTime time.Duration // send, send16, fanout: until Close returned
 
 	// Datagrams (requests) sent, and those that arrived (were answered)
 	// where arrivals; the kernel's drops at the receivers' queues where

@@ -61,17 +61,17 @@ func runSendTo(p params, ndst int, byAddrPort bool, kind sinkKind) (s sample) {
 	if err := tx.SetWriteDeadline(start.Add(p.duration + grace)); err != nil { // bounds Close's flush too
 		s.problem("SetWriteDeadline: %v", err)
 	}
-	s.sent, err = send(start.Add(p.duration))
+	s.offered, err = send(start.Add(p.duration))
 	if err != nil {
-		s.problem("write after %d datagrams: %v", s.sent, err)
+		s.problem("write after %d datagrams: %v", s.offered, err)
 	}
 	if err := tx.Close(); err != nil {
 		s.problem("Close: %v", err)
 	}
-	s.sendTime, s.offered, s.stats = time.Since(start), s.sent, statsOf(tx)
+	s.sendTime, s.stats = time.Since(start), statsOf(tx)
 	if sk == nil { // -target: nothing counts what the far end got
-		m.stop(&s, s.sent)
-		s.count, s.elapsed, s.sentOnly = s.sent, s.sendTime, true
+		m.stop(&s, s.offered)
+		s.count, s.elapsed, s.sentOnly = s.offered, s.sendTime, true
 		return s
 	}
 	s.arrived, s.drops, s.dropsKnown = sk.settle()
