@@ -57,11 +57,6 @@ func TestRemote(t *testing.T) {
 			})
 		}
 	}
-	for i := range srv.echoed {
-		if srv.echoed[i].Load() == 0 {
-			t.Errorf("echo loop %d of the server (plain, batchconn, nooffload, xnet) echoed nothing", i)
-		}
-	}
 	if srv.sunk.Load() == 0 {
 		t.Error("the server's sinks discarded nothing")
 	}

@@ -19,10 +19,10 @@ const (
 )
 
 // echo is the echo and pingpong server, the same code on every conn.
-func echo(pc net.PacketConn, n *atomic.Uint64) error { return serveLoop(pc.ReadFrom, pc.WriteTo, n) }
+func echo(pc net.PacketConn) error { return serveLoop(pc.ReadFrom, pc.WriteTo, nil) }
 
-// serveLoop reads datagrams until the socket is closed, counting them,
-// and writes each back to its sender if write is not nil.
+// serveLoop reads datagrams until the socket is closed, counting them in
+// n if any, and writes each back to its sender if write is not nil.
 func serveLoop[A any](read func([]byte) (int, A, error), write func([]byte, A) (int, error), n *atomic.Uint64) error {
 	buf := make([]byte, maxDatagram)
 	for {
@@ -37,87 +37,66 @@ func serveLoop[A any](read func([]byte) (int, A, error), write func([]byte, A) (
 				return err
 			}
 		}
-		n.Add(1)
-	}
-}
-
-// echoServer runs echo on the conn under test (xnet: xnetEcho) in a
-// goroutine of its own; with -target, the -listen side's for the mode.
-type echoServer struct {
-	addr   netip.AddrPort
-	uc     *net.UDPConn // nil for a remote server
-	conn   net.PacketConn
-	echoed atomic.Uint64
-	done   chan error
-}
-
-func startEchoServer(p params) (*echoServer, error) {
-	if p.remote != nil {
-		return &echoServer{addr: p.remote.echo(p.mode)}, nil
-	}
-	uc, err := listen()
-	if err != nil {
-		return nil, fmt.Errorf("listen: %w", err)
-	}
-	srv := &echoServer{addr: addrPort(uc), uc: uc, conn: wrap(uc, p.mode), done: make(chan error, 1)}
-	loop := func() error { return echo(srv.conn, &srv.echoed) }
-	if p.mode == modeXnet {
-		loop = func() error { return xnetEcho(uc, &srv.echoed) }
-	}
-	// A safety net: should nothing close it, the server stops by itself.
-	if err := srv.conn.SetReadDeadline(time.Now().Add(p.duration + 2*grace)); err != nil {
-		srv.conn.Close()
-		return nil, fmt.Errorf("SetReadDeadline: %w", err)
-	}
-	go func() { srv.done <- loop() }()
-	return srv, nil
-}
-
-// stop closes a local server, and checks that the requests without a
-// reply are the datagrams the kernel dropped at its and cl's queues.
-func (srv *echoServer) stop(s *sample, cl *net.UDPConn) {
-	if srv.uc == nil {
-		return
-	}
-	if cl != nil {
-		s.drops, s.dropsKnown = kernelDrops(port(srv.uc), port(cl))
-		if lost := s.offered - s.arrived; s.dropsKnown && lost != s.drops {
-			s.problem("%d requests got no reply, the kernel dropped %d datagrams", lost, s.drops)
+		if n != nil {
+			n.Add(1)
 		}
 	}
-	if err := srv.conn.Close(); err != nil {
-		s.problem("server Close: %v", err)
-	}
-	if err := <-srv.done; err != nil {
-		s.problem("server: %v", err)
-	}
-	s.stats = statsOf(srv.conn)
 }
 
-// runEchoed runs the echo server on the conn under test and drives it
-// with client from a socket of its own. client sets s's counts, the
-// replies in s.arrived, and returns what to close once the drops are
-// counted.
+// runEchoed runs the echo server on the conn under test (xnet: xnetEcho)
+// in a goroutine of its own, or with -target uses the -listen side's for
+// the mode, and drives it with client from a socket of its own. client
+// sets s's counts, the replies in s.arrived, and returns what to close
+// once the drops are counted: on loopback, the requests without a reply
+// must be what the kernel dropped at the server's and the client's queues.
 func runEchoed(p params, client func(uc *net.UDPConn, srv netip.AddrPort, s *sample) (io.Closer, error)) (s sample) {
-	srv, err := startEchoServer(p)
-	if err != nil {
-		s.problem("server: %v", err)
-		return s
-	}
 	uc, err := p.listen()
 	if err != nil {
 		s.problem("listen: %v", err)
-		srv.stop(&s, nil)
 		return s
 	}
+	var srv *net.UDPConn // nil with -target
+	var conn net.PacketConn
+	var addr netip.AddrPort
+	done := make(chan error, 1)
+	if p.remote != nil {
+		addr = p.remote.echo(p.mode)
+	} else if srv, err = listen(); err != nil {
+		uc.Close()
+		s.problem("listen: %v", err)
+		return s
+	} else {
+		addr, conn = addrPort(srv), wrap(srv, p.mode)
+		loop := func() error { return echo(conn) }
+		if p.mode == modeXnet {
+			loop = func() error { return xnetEcho(srv) }
+		}
+		// A safety net: should nothing close it, the server stops by itself.
+		if err := conn.SetReadDeadline(time.Now().Add(p.duration + 2*grace)); err != nil {
+			s.problem("server SetReadDeadline: %v", err)
+		}
+		go func() { done <- loop() }()
+	}
 	m := startMeter()
-	cl, err := client(uc, srv.addr, &s)
+	cl, err := client(uc, addr, &s)
 	m.stop(&s, s.arrived)
 	if err != nil {
 		s.problem("client after %d replies: %v", s.arrived, err)
 	}
 	s.arrivals = true
-	srv.stop(&s, uc)
+	if srv != nil {
+		s.drops, s.dropsKnown = kernelDrops(port(srv), port(uc))
+		if lost := s.offered - s.arrived; s.dropsKnown && lost != s.drops {
+			s.problem("%d requests got no reply, the kernel dropped %d datagrams", lost, s.drops)
+		}
+		if err := conn.Close(); err != nil {
+			s.problem("server Close: %v", err)
+		}
+		if err := <-done; err != nil {
+			s.problem("server: %v", err)
+		}
+		s.stats = statsOf(conn)
+	}
 	cl.Close()
 	return s
 }

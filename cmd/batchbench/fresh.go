@@ -6,7 +6,6 @@ import (
 	"math"
 	"net"
 	"runtime"
-	"sync/atomic"
 	"time"
 
 	"github.com/batchconn/batchconn"
@@ -38,19 +37,29 @@ func runFresh(p params) sample { return runQueries(p, false) }
 // after, per conn. Then it closes them.
 func runIdle(p params) sample { return runQueries(p, true) }
 
+// runQueries makes the queries to a plain echo server that allocates
+// nothing a datagram, so that what the process allocates is the client's.
 func runQueries(p params, idle bool) (s sample) {
-	q, err := startQuerier()
+	srv, err := listen()
 	if err != nil {
 		s.problem("echo server: %v", err)
 		return s
 	}
-	defer q.stop(&s)
+	done := make(chan error, 1)
+	go func() { done <- serveLoop(srv.ReadFromUDPAddrPort, srv.WriteToUDPAddrPort, nil) }()
+	defer func() {
+		srv.Close()
+		if err := <-done; err != nil {
+			s.problem("echo server: %v", err)
+		}
+	}()
+	req, reply := make([]byte, queryBytes), make([]byte, maxDatagram)
 	var conns []net.Conn
 	held, allocated := heldHeap(), memStats().TotalAlloc
 	m := startMeter()
 	start := time.Now()
 	for idle && len(conns) < p.conns || !idle && s.count < maxQueries && time.Since(start) < p.duration {
-		c, err := q.dial(p.mode)
+		c, err := query(srv.LocalAddr().(*net.UDPAddr), p.mode, req, reply, s.count)
 		if err == nil && !idle {
 			err = c.Close()
 		}
@@ -79,6 +88,36 @@ func runQueries(p params, idle bool) (s sample) {
 	return s
 }
 
+// query opens a connected socket to srv, wrapped as mode m's conn, and
+// exchanges query seq on it.
+func query(srv *net.UDPAddr, m mode, req, reply []byte, seq uint64) (net.Conn, error) {
+	uc, err := net.DialUDP("udp4", nil, srv)
+	if err != nil {
+		return nil, err
+	}
+	var c net.Conn = uc
+	if m.batched() {
+		c = batchconn.New(uc, m.config())
+	}
+	stamp(req, seq)
+	err = c.SetReadDeadline(time.Now().Add(replyTimeout))
+	if err == nil {
+		_, err = c.Write(req)
+	}
+	var n int
+	if err == nil {
+		n, err = c.Read(reply)
+	}
+	if err == nil && (n != len(req) || seqOf(reply) != seq) {
+		err = fmt.Errorf("a reply of %d bytes is not the echo of request %d", n, seq)
+	}
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
 // heldHeap is the heap's live bytes once collections free no more: the
 // finalizers of closed sockets run between two, and free more at the next.
 func heldHeap() uint64 {
@@ -93,63 +132,4 @@ func heldHeap() uint64 {
 		time.Sleep(time.Millisecond)
 	}
 	return held
-}
-
-// querier makes fresh's and idle's queries to a plain echo server that
-// allocates nothing a datagram, so that what the process allocates is the
-// client's.
-type querier struct {
-	srv        *net.UDPConn
-	done       chan error
-	req, reply []byte
-	seq        uint64
-}
-
-func startQuerier() (*querier, error) {
-	srv, err := listen()
-	if err != nil {
-		return nil, err
-	}
-	q := &querier{srv: srv, done: make(chan error, 1), req: make([]byte, queryBytes), reply: make([]byte, maxDatagram)}
-	go func() { q.done <- serveLoop(srv.ReadFromUDPAddrPort, srv.WriteToUDPAddrPort, new(atomic.Uint64)) }()
-	return q, nil
-}
-
-func (q *querier) stop(s *sample) {
-	q.srv.Close()
-	if err := <-q.done; err != nil {
-		s.problem("echo server: %v", err)
-	}
-}
-
-// dial opens a connected socket to the server, wrapped as mode m's conn,
-// and exchanges one query on it.
-func (q *querier) dial(m mode) (net.Conn, error) {
-	uc, err := net.DialUDP("udp4", nil, q.srv.LocalAddr().(*net.UDPAddr))
-	if err != nil {
-		return nil, err
-	}
-	var c net.Conn = uc
-	if m.batched() {
-		c = batchconn.New(uc, m.config())
-	}
-	seq := q.seq
-	q.seq++
-	stamp(q.req, seq)
-	err = c.SetReadDeadline(time.Now().Add(replyTimeout))
-	if err == nil {
-		_, err = c.Write(q.req)
-	}
-	var n int
-	if err == nil {
-		n, err = c.Read(q.reply)
-	}
-	if err == nil && (n != len(q.req) || seqOf(q.reply) != seq) {
-		err = fmt.Errorf("a reply of %d bytes is not the echo of request %d", n, seq)
-	}
-	if err != nil {
-		c.Close()
-		return nil, err
-	}
-	return c, nil
 }

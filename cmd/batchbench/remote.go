@@ -72,11 +72,10 @@ func (r *remote) network() string {
 // server is the -listen side: the echo servers and the sinks, each in a
 // goroutine of its own.
 type server struct {
-	conns  []net.PacketConn
-	echoed [4]atomic.Uint64 // by the echo servers of remoteEchoes
-	sunk   atomic.Uint64    // by the sinks
-	errs   chan error
-	loops  sync.WaitGroup
+	conns []net.PacketConn
+	sunk  atomic.Uint64 // datagrams the sinks read
+	errs  chan error
+	loops sync.WaitGroup
 }
 
 func startServer(addr string) (*server, error) {
@@ -104,12 +103,12 @@ func startServer(addr string) (*server, error) {
 		}
 		pc := net.PacketConn(uc)
 		loop := func() error { return serveLoop(uc.ReadFromUDPAddrPort, nil, &srv.sunk) }
-		for i, m := range remoteEchoes {
+		for _, m := range remoteEchoes {
 			if echoOffset(m) == off {
 				pc = wrap(uc, m)
-				loop = func() error { return echo(pc, &srv.echoed[i]) }
+				loop = func() error { return echo(pc) }
 				if m == modeXnet {
-					loop = func() error { return xnetEcho(uc, &srv.echoed[i]) }
+					loop = func() error { return xnetEcho(uc) }
 				}
 			}
 		}
