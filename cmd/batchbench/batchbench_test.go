@@ -246,7 +246,7 @@ func TestParse(t *testing.T) {
 	}
 }
 
-func TestRecvLoss(t *testing.T) {
+func TestCheckSent(t *testing.T) {
 	for _, c := range []struct {
 		sent, read, drops uint64
 		coalesced, ok     bool
@@ -258,7 +258,8 @@ func TestRecvLoss(t *testing.T) {
 		{100, 101, 0, false, false},
 	} {
 		s := sample{offered: c.sent, arrived: c.read, drops: c.drops, dropsKnown: true}
-		checkRecvLoss(&s, c.coalesced)
+		s.arrivals, s.coalescedDrops = true, c.coalesced
+		checkSent(&s)
 		if ok := len(s.problems) == 0; ok != c.ok {
 			t.Errorf("%+v: problems %q", c, s.problems)
 		}

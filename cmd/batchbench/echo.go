@@ -86,9 +86,7 @@ func runEchoed(p params, client func(uc *net.UDPConn, srv netip.AddrPort, s *sam
 	s.arrivals = true
 	if srv != nil {
 		s.drops, s.dropsKnown = kernelDrops(port(srv), port(uc))
-		if lost := s.offered - s.arrived; s.dropsKnown && lost != s.drops {
-			s.problem("%d requests got no reply, the kernel dropped %d datagrams", lost, s.drops)
-		}
+		checkSent(&s)
 		if err := conn.Close(); err != nil {
 			s.problem("server Close: %v", err)
 		}

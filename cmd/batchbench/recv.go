@@ -73,7 +73,8 @@ func runRecvFrom(p params, feed *batchconn.Config, nfeed int) (s sample) {
 	if st := s.stats; st != nil {
 		s.arrived = max(s.arrived, st.DatagramsRead) // what batchconn's ring still held
 	}
-	checkRecvLoss(&s, feed == nil && (p.mode == modeBatch || p.mode == modeRawGRO))
+	s.coalescedDrops = feed == nil && (p.mode == modeBatch || p.mode == modeRawGRO)
+	checkSent(&s)
 	ord.check(&s)
 	return s
 }
@@ -107,20 +108,6 @@ func newReceiver(m mode, uc *net.UDPConn, ord *order, size int) (net.PacketConn,
 		ord.see(buf[:n], size)
 		return 1, nil
 	}, nil
-}
-
-// checkRecvLoss compares the datagrams that found no room in the
-// receiver's queue with the kernel's count of drops there, only a lower
-// bound where coalesced (GRO) runs were dropped as one.
-func checkRecvLoss(s *sample, coalesced bool) {
-	if s.arrived > s.offered {
-		s.problem("%d datagrams read, only %d sent", s.arrived, s.offered)
-		return
-	}
-	if lost := s.offered - s.arrived; s.dropsKnown && lost != s.drops && (!coalesced || s.drops > lost) {
-		s.problem("%d sent, %d read, %d dropped by the kernel: %d unaccounted for",
-			s.offered, s.arrived, s.drops, int64(lost)-int64(s.drops))
-	}
 }
 
 // readFor reads until d has passed; or with d 0, once the feeders have

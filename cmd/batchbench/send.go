@@ -83,8 +83,10 @@ func runSendTo(p params, ndst int, byAddrPort bool, kind sinkKind) (s sample) {
 	return s
 }
 
-// checkSent checks that every datagram sent arrived or was dropped by the
-// kernel.
+// checkSent checks that every datagram (request) sent arrived (was
+// answered) or was dropped by the kernel. A receiver with GRO has a
+// coalesced run counted as one drop: then the kernel's count is only a
+// lower bound (coalescedDrops).
 func checkSent(s *sample) {
 	if !s.arrivals || !s.dropsKnown {
 		return
