@@ -10,7 +10,6 @@
 //	-sizes 64,1200     payload sizes in bytes for send, send16, recv, recvgso
 //	-duration 300ms    length of one run of one mode
 //	-rounds 3          runs per mode; the table shows the median
-//	-idle-conns 2000   conns the idle scenario holds open
 //	-json              print JSON (snake_case keys) instead of tables
 //	-svg FILE          also write a chart of each mode against plain
 //	-v                 a progress line per run on stderr (default: one
@@ -61,7 +60,7 @@
 //   - allocs: heap objects a call allocates per datagram, steady state.
 //   - fresh: a connected socket dialed, wrapped, used for one 40 B query
 //     and closed, query after query (DNS, NTP, STUN clients).
-//   - idle: -idle-conns conns that each made one query and stay open: the
+//   - idle: 2000 conns that each made one query and stay open: the
 //     Go heap each holds (kernel buffers not counted).
 //
 // # Reading the tables
@@ -75,8 +74,8 @@
 // also the senders, which run flat out), per unit delivered. ALLOCS is heap
 // objects per unit. P50 and P99 are delays in µs. ALLOCATED/QUERY (fresh)
 // is heap allocated per query; HEAP/CONN (idle) heap held per open conn.
-// -json has the same and more: each round's rate, what the sender's kernel
-// accepted, and the share of datagrams batchconn moved with offload.
+// -json has the same, and each round's rate. NOTES tell of a kernel that
+// refused batchconn offload, which the socket then went on without.
 //
 // Every datagram carries a sequence number. Receivers check sizes and
 // order, and each run checks that every datagram sent arrived or was

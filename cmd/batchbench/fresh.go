@@ -19,10 +19,7 @@ const (
 	// one query in flight, a reply this late is a problem.
 	replyTimeout = 5 * lossTimeout
 
-	// The conns the idle scenario holds open by default, and at most
-	// (each is a file descriptor).
-	defaultIdleConns = 2000
-	maxIdleConns     = 100000
+	idleConns = 2000 // the conns the idle scenario holds open
 )
 
 // runFresh measures a socket per request: for each query it dials a

@@ -15,7 +15,6 @@ import (
 type options struct {
 	duration  time.Duration
 	rounds    int
-	idleConns int
 	sizes     []int
 	scenarios []scenario
 	json      bool
@@ -60,7 +59,6 @@ func parseFlags() (opts options, err error) {
 	target := flag.String("target", "", "measure the path to the `host:port` of a batchbench -listen on another machine")
 	flag.DurationVar(&opts.duration, "duration", 300*time.Millisecond, "length of one run (one scenario, size and mode)")
 	flag.IntVar(&opts.rounds, "rounds", 3, "runs per scenario, size and mode; the median is reported (idle runs once)")
-	flag.IntVar(&opts.idleConns, "idle-conns", defaultIdleConns, "conns the idle scenario holds open")
 	flag.BoolVar(&opts.json, "json", false, "print the results as JSON (snake_case keys) instead of a table")
 	flag.BoolVar(&opts.verbose, "v", false, "print a line per run and its result on stderr")
 	flag.StringVar(&opts.svg, "svg", "", "also write a chart of each mode against plain to `file` (SVG)")
@@ -82,8 +80,6 @@ func parseFlags() (opts options, err error) {
 		return opts, errors.New("-duration must be positive")
 	case opts.rounds < 1:
 		return opts, errors.New("-rounds must be at least 1")
-	case opts.idleConns < 1 || opts.idleConns > maxIdleConns:
-		return opts, fmt.Errorf("-idle-conns must be from 1 to %d", maxIdleConns)
 	}
 	if *target != "" {
 		if opts.remote, err = parseTarget(*target); err != nil {
@@ -180,9 +176,8 @@ func run(opts options, prog *progress) *report {
 		for round := 1; round <= rounds; round++ {
 			for _, m := range j.scenario.modesFor(opts.remote) {
 				prog.start(fmt.Sprintf("%v %s, round %d/%d", j, m, round, rounds))
-				p := params{mode: m, size: j.size, op: j.op, duration: opts.duration, conns: opts.idleConns, remote: opts.remote}
+				p := params{mode: m, size: j.size, op: j.op, duration: opts.duration, conns: idleConns, remote: opts.remote}
 				s := j.scenario.measure(p)
-				prog.done(j.scenario.describe(s))
 				rep.add(j, m, round, s)
 			}
 		}

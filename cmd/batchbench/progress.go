@@ -7,13 +7,12 @@ import (
 )
 
 // progress tells on stderr which run is under way: on a terminal, one
-// line rewritten in place; with -v, a line per run with its result;
-// otherwise nothing, so that a log holds only what matters.
+// line rewritten in place; with -v, a line per run; otherwise nothing, so
+// that a log holds only what matters.
 type progress struct {
 	w            io.Writer
 	tty, verbose bool
 	n, total     int
-	current      string
 }
 
 func newProgress(f *os.File, verbose bool) *progress {
@@ -32,14 +31,11 @@ func (p *progress) note(line string) {
 
 func (p *progress) start(label string) {
 	p.n++
-	if p.current = fmt.Sprintf("batchbench: [%d/%d] %s", p.n, p.total, label); p.tty {
-		fmt.Fprintf(p.w, "\r\033[K%s", p.current)
-	}
-}
-
-func (p *progress) done(result string) {
-	if p.verbose {
-		fmt.Fprintf(p.w, "%s: %s\n", p.current, result)
+	line := fmt.Sprintf("batchbench: [%d/%d] %s", p.n, p.total, label)
+	if p.tty {
+		fmt.Fprintf(p.w, "\r\033[K%s", line)
+	} else if p.verbose {
+		fmt.Fprintln(p.w, line)
 	}
 }
 

@@ -4,12 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"reflect"
 	"runtime"
 	"slices"
 	"time"
-
-	"github.com/batchconn/batchconn"
 )
 
 // report is a whole run's results: what -json prints, every key in
@@ -42,7 +39,6 @@ type row struct {
 	SentOnly      bool      `json:"sent_only,omitempty"`
 	MBPerSec      float64   `json:"mb_per_sec"` // payload, 10^6 bytes
 	PerSecVsPlain *float64  `json:"per_sec_vs_plain,omitempty"`
-	SentPerSec    *float64  `json:"sent_per_sec,omitempty"` // send, send16, fanout: what the kernel took
 
 	CPUus      *float64 `json:"cpu_us_per_unit,omitempty"` // the whole process's
 	CPUVsPlain *float64 `json:"cpu_vs_plain,omitempty"`
@@ -65,15 +61,13 @@ type row struct {
 	DroppedPct  *float64 `json:"dropped_pct,omitempty"`
 	KernelDrops *uint64  `json:"kernel_drops,omitempty"`
 
-	// The batchconn modes: the shares, in percent, of the datagrams sent
-	// as GSO segments and received coalesced by GRO.
-	OffloadSentPct     *float64 `json:"offload_sent_pct,omitempty"`
-	OffloadReceivedPct *float64 `json:"offload_received_pct,omitempty"`
+	// The batchconn modes: how often the kernel refused offload, which
+	// the socket then went on without.
+	OffloadFallbacks uint64 `json:"offload_fallbacks,omitempty"`
 
 	Problems []string `json:"problems,omitempty"`
 
 	kind    kind
-	stats   *batchconn.Stats // summed
 	samples []sample
 }
 
@@ -85,7 +79,7 @@ func newReport(opts options) *report {
 		Machine:    &machine{CPUs: runtime.NumCPU()},
 		Duration:   opts.duration.String(),
 		Rounds:     opts.rounds,
-		IdleConns:  opts.idleConns,
+		IdleConns:  idleConns,
 		ReadBuffer: readBuffer,
 		RmemMax:    rmemMax(),
 	}
@@ -138,53 +132,46 @@ func (rep *report) summarize() {
 }
 
 func (r *row) summarize() {
-	var p50s, p99s, allocs, cpus, sentRates, memory []float64
-	var stats batchconn.Stats
+	// med is the median of f over the samples where it is known (ok).
+	med := func(f func(s sample) (v float64, ok bool)) *float64 {
+		var vs []float64
+		for _, s := range r.samples {
+			if v, ok := f(s); ok {
+				vs = append(vs, v)
+			}
+		}
+		if len(vs) == 0 {
+			return nil
+		}
+		return ptr(median(vs))
+	}
+	_, cpuKnown := processCPU()
+	r.PerSec = *med(func(s sample) (float64, bool) { return s.rate(), true })
+	r.MBPerSec = r.PerSec * float64(r.Size) / 1e6
+	r.AllocsPerUnit = *med(func(s sample) (float64, bool) { return s.allocs, true })
+	r.CPUus = med(func(s sample) (float64, bool) {
+		return micros(s.cpu) / float64(s.count), cpuKnown && s.count > 0 && r.kind != kindAllocs
+	})
+	if r.kind == kindLatency {
+		r.P50us = med(func(s sample) (float64, bool) { return micros(s.p50), s.count > 0 })
+		r.P99us = med(func(s sample) (float64, bool) { return micros(s.p99), s.count > 0 })
+	}
+	if r.kind == kindFresh || r.kind == kindIdle {
+		r.BytesPerUnit = med(func(s sample) (float64, bool) { return s.bytes, true })
+	}
 	var drops uint64
 	arrivals, dropsKnown := true, true
-	_, cpuKnown := processCPU()
 	for _, s := range r.samples {
 		r.RoundsPerSec = append(r.RoundsPerSec, s.rate())
-		allocs = append(allocs, s.allocs)
-		memory = append(memory, s.bytes)
+		r.SentOnly = r.SentOnly || s.sentOnly
+		r.Sent, r.Arrived, drops = r.Sent+s.offered, r.Arrived+s.arrived, drops+s.drops
+		arrivals, dropsKnown = arrivals && s.arrivals, dropsKnown && s.dropsKnown
 		if r.kind == kindIdle {
 			r.Conns = s.count
 		}
-		r.SentOnly = r.SentOnly || s.sentOnly
-		if s.count > 0 {
-			cpus = append(cpus, micros(s.cpu)/float64(s.count))
-		}
-		if s.sendTime > 0 {
-			sentRates = append(sentRates, float64(s.offered)/s.sendTime.Seconds())
-		}
-		r.Sent += s.offered
-		r.Arrived += s.arrived
-		drops += s.drops
-		arrivals = arrivals && s.arrivals
-		dropsKnown = dropsKnown && s.dropsKnown
-		if r.kind == kindLatency && s.count > 0 {
-			p50s = append(p50s, micros(s.p50))
-			p99s = append(p99s, micros(s.p99))
-		}
 		if s.stats != nil {
-			addStats(&stats, s.stats)
-			r.stats = &stats
+			r.OffloadFallbacks += s.stats.OffloadFallbacks
 		}
-	}
-	r.PerSec = median(r.RoundsPerSec)
-	r.MBPerSec = r.PerSec * float64(r.Size) / 1e6
-	r.AllocsPerUnit = median(allocs)
-	if len(sentRates) > 0 {
-		r.SentPerSec = ptr(median(sentRates))
-	}
-	if cpuKnown && len(cpus) > 0 && r.kind != kindAllocs {
-		r.CPUus = ptr(median(cpus))
-	}
-	if len(p50s) > 0 {
-		r.P50us, r.P99us = ptr(median(p50s)), ptr(median(p99s))
-	}
-	if r.kind == kindFresh || r.kind == kindIdle {
-		r.BytesPerUnit = ptr(median(memory))
 	}
 	if arrivals && r.Sent > 0 && r.Arrived <= r.Sent {
 		r.Dropped = ptr(r.Sent - r.Arrived)
@@ -192,10 +179,6 @@ func (r *row) summarize() {
 		if dropsKnown {
 			r.KernelDrops = &drops
 		}
-	}
-	if r.stats != nil {
-		r.OffloadSentPct = ratio(100*float64(stats.OffloadSent), float64(stats.DatagramsWritten))
-		r.OffloadReceivedPct = ratio(100*float64(stats.OffloadReceived), float64(stats.DatagramsRead))
 	}
 }
 
@@ -211,16 +194,6 @@ func writeJSON(w io.Writer, rep *report) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(rep)
-}
-
-// addStats adds s to sum, field by field, whatever counts Stats has.
-func addStats(sum, s *batchconn.Stats) {
-	dst, src := reflect.ValueOf(sum).Elem(), reflect.ValueOf(s).Elem()
-	for i := range dst.NumField() {
-		if f := dst.Field(i); f.Kind() == reflect.Uint64 && f.CanSet() {
-			f.SetUint(f.Uint() + src.Field(i).Uint())
-		}
-	}
 }
 
 func median(xs []float64) float64 {

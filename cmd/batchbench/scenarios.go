@@ -195,21 +195,6 @@ func (s *sample) rate() float64 {
 	return float64(s.count) / s.elapsed.Seconds()
 }
 
-// describe is a finished run's summary for -v.
-func (sc scenario) describe(s sample) string {
-	switch {
-	case len(s.problems) > 0:
-		return fmt.Sprintf("%d problem(s): %s", len(s.problems), s.problems[0])
-	case sc.kind == kindAllocs:
-		return fmt.Sprintf("%.2f allocs/datagram", s.allocs)
-	case sc.kind == kindLatency:
-		return fmt.Sprintf("p50 %.1f µs, p99 %.1f µs", micros(s.p50), micros(s.p99))
-	case sc.kind == kindIdle:
-		return fmt.Sprintf("%.0f bytes of heap held a conn", s.bytes)
-	}
-	return fmt.Sprintf("%.0f %ss/s", s.rate(), sc.unit)
-}
-
 // percentile returns the p-quantile of ds (nearest rank); it sorts ds.
 func percentile(ds []time.Duration, p float64) time.Duration {
 	if len(ds) == 0 {

@@ -39,9 +39,9 @@ func writeTable(w io.Writer, rep *report) error {
 	}
 	var notes, problems []string
 	for _, r := range rep.Rows {
-		if r.stats != nil && r.stats.OffloadFallbacks > 0 {
+		if r.OffloadFallbacks > 0 {
 			notes = append(notes, fmt.Sprintf("%s the kernel refused segmentation offload %d time(s) (Stats.OffloadFallbacks);"+
-				" the socket went on without it", r.label(), r.stats.OffloadFallbacks))
+				" the socket went on without it", r.label(), r.OffloadFallbacks))
 		}
 		for _, p := range r.Problems {
 			problems = append(problems, r.label()+" "+p)
