@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"runtime"
 	"strconv"
 	"strings"
 )
@@ -12,21 +11,14 @@ import (
 // enough CPU time to make the figures noisy.
 const busyLoad = 0.5
 
-// machine is what the report tells of the machine's other load, from
-// Linux's /proc/loadavg; elsewhere only the CPU count is known.
-type machine struct {
-	CPUs    int      `json:"cpus"`
-	LoadAvg *float64 `json:"load_average,omitempty"` // over the minute before the run
-	Busy    bool     `json:"busy"`
-}
-
-func watch() *machine {
-	m := &machine{CPUs: runtime.NumCPU()}
+// loadAvg is the one-minute load average Linux's /proc/loadavg gives;
+// nil elsewhere.
+func loadAvg() *float64 {
 	data, _ := os.ReadFile("/proc/loadavg")
 	if load, ok := parseLoadAvg(string(data)); ok {
-		m.LoadAvg, m.Busy = &load, load > busyLoad*float64(m.CPUs)
+		return &load
 	}
-	return m
+	return nil
 }
 
 // parseLoadAvg reads the one-minute load average from /proc/loadavg's
@@ -41,12 +33,11 @@ func parseLoadAvg(s string) (float64, bool) {
 }
 
 // busyWarning is the report's warning that other programs wanted CPU
-// time, or "".
-func busyWarning(m *machine) string {
-	if m == nil || !m.Busy {
+// time before the run, or "".
+func busyWarning(rep *report) string {
+	if rep.LoadAvg == nil || *rep.LoadAvg <= busyLoad*float64(rep.CPUs) {
 		return ""
 	}
-	return fmt.Sprintf("WARNING: this machine is busy (load average %.2f on %d CPUs before the run).\n", *m.LoadAvg, m.CPUs) +
-		"  Other programs took CPU time from the benchmark, so its figures will be noisy: compare\n" +
-		"  rows of this run only, and rerun on a quiet machine before drawing conclusions.\n"
+	return fmt.Sprintf("WARNING: this machine is busy (load average %.2f on %d CPUs before the run): other programs\n"+
+		"  take CPU time from the benchmark, so its figures are noisy; compare rows of this run only.\n", *rep.LoadAvg, rep.CPUs)
 }

@@ -77,9 +77,9 @@ func runEchoed(p params, client func(uc *net.UDPConn, srv netip.AddrPort, s *sam
 		}
 		go func() { done <- loop() }()
 	}
-	m := startMeter()
+	stop := meter()
 	cl, err := client(uc, addr, &s)
-	m.stop(&s, s.arrived)
+	stop(&s, s.arrived)
 	if err != nil {
 		s.problem("client after %d replies: %v", s.arrived, err)
 	}

@@ -53,7 +53,7 @@ func runQueries(p params, idle bool) (s sample) {
 	req, reply := make([]byte, queryBytes), make([]byte, maxDatagram)
 	var conns []net.Conn
 	held, allocated := heldHeap(), memStats().TotalAlloc
-	m := startMeter()
+	stop := meter()
 	start := time.Now()
 	for idle && len(conns) < p.conns || !idle && s.count < maxQueries && time.Since(start) < p.duration {
 		c, err := query(srv.LocalAddr().(*net.UDPAddr), p.mode, req, reply, s.count)
@@ -70,7 +70,7 @@ func runQueries(p params, idle bool) (s sample) {
 		s.count++
 	}
 	s.elapsed = time.Since(start)
-	m.stop(&s, s.count)
+	stop(&s, s.count)
 	s.bytes = perUnit(memStats().TotalAlloc-allocated, s.count)
 	if idle && s.count > 0 {
 		s.bytes = float64(int64(heldHeap())-int64(held)) / float64(s.count)

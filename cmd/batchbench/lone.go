@@ -25,12 +25,12 @@ func runLone(p params) (s sample) {
 		return s
 	}
 	tx := wrap(txc, p.mode)
-	m := startMeter()
+	stop := meter()
 	sent, elapsed, err := trickle(tx, net.UDPAddrFromAddrPort(sk.addrs[0]), p.size, p.duration)
 	if err != nil {
 		s.problem("WriteTo after %d datagrams: %v", sent, err)
 	}
-	m.stop(&s, sent) // before settle, whose looks at the kernel's queues allocate
+	stop(&s, sent) // before settle, whose looks at the kernel's queues allocate
 	s.arrived, s.drops, s.dropsKnown = sk.settle()
 	delays := sk.list[0].delays
 	if err := tx.Close(); err != nil {

@@ -167,10 +167,6 @@ func run(opts options, prog *progress) *report {
 		prog.total += j.scenario.rounds(opts.rounds) * len(j.scenario.modesFor(opts.remote))
 	}
 	rep := newReport(opts)
-	m := watch()
-	if m.Busy {
-		prog.note(fmt.Sprintf("batchbench: load average %.2f on %d CPUs: other programs are busy, the figures will be noisy", *m.LoadAvg, m.CPUs))
-	}
 	for _, j := range js {
 		rounds := j.scenario.rounds(opts.rounds)
 		for round := 1; round <= rounds; round++ {
@@ -183,7 +179,6 @@ func run(opts options, prog *progress) *report {
 		}
 	}
 	prog.clear()
-	rep.Machine = m
 	rep.summarize()
 	return rep
 }

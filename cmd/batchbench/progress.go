@@ -21,14 +21,6 @@ func newProgress(f *os.File, verbose bool) *progress {
 	return &progress{w: f, tty: tty, verbose: verbose}
 }
 
-// note writes a line that stays, unless quiet.
-func (p *progress) note(line string) {
-	if p.tty || p.verbose {
-		p.clear()
-		fmt.Fprintln(p.w, line)
-	}
-}
-
 func (p *progress) start(label string) {
 	p.n++
 	line := fmt.Sprintf("batchbench: [%d/%d] %s", p.n, p.total, label)

@@ -53,9 +53,9 @@ func runRecvFrom(p params, feed *batchconn.Config, nfeed int) (s sample) {
 		}
 		feeders[i] = startFeeder(txc, feed, addrPort(rxc), p.size, uint64(i), p.duration+grace)
 	}
-	m := startMeter()
+	stop := meter()
 	s.count, s.elapsed, err = readFor(pc, read, p.duration, 0)
-	m.stop(&s, s.count)
+	stop(&s, s.count)
 	if err != nil {
 		s.problem("read after %d datagrams: %v", s.count, err)
 	}

@@ -32,18 +32,29 @@ func echoOffset(m mode) int {
 // remote is the -listen server a -target client drives.
 type remote struct{ base netip.AddrPort }
 
-func parseTarget(s string) (*remote, error) {
+// resolve resolves the address s of -target or -listen (flag), whose
+// port P must leave room for the server's ports after it.
+func resolve(flag, s string) (*net.UDPAddr, error) {
 	ua, err := net.ResolveUDPAddr("udp", s)
+	if err == nil && (ua.Port == 0 || ua.Port+remotePorts > 1<<16) {
+		err = fmt.Errorf("%q needs a port P up to %d (the server uses P to P+%d)", s, 1<<16-remotePorts, remotePorts-1)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("-target: %w", err)
+		return nil, fmt.Errorf("%s: %w", flag, err)
+	}
+	return ua, nil
+}
+
+func parseTarget(s string) (*remote, error) {
+	ua, err := resolve("-target", s)
+	if err == nil && (ua.IP == nil || ua.IP.IsUnspecified()) {
+		err = fmt.Errorf("-target: %q names no host", s)
+	}
+	if err != nil {
+		return nil, err
 	}
 	ap := ua.AddrPort()
-	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-	if !ap.Addr().IsValid() || ap.Addr().IsUnspecified() || ap.Port() == 0 || int(ap.Port())+remotePorts > 1<<16 {
-		return nil, fmt.Errorf("-target: %q is not a host and a port P up to %d (the server uses P to P+%d)",
-			s, 1<<16-remotePorts, remotePorts-1)
-	}
-	return &remote{base: ap}, nil
+	return &remote{base: netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())}, nil
 }
 
 func (r *remote) at(off int) netip.AddrPort {
@@ -79,13 +90,9 @@ type server struct {
 }
 
 func startServer(addr string) (*server, error) {
-	ua, err := net.ResolveUDPAddr("udp", addr)
+	ua, err := resolve("-listen", addr)
 	if err != nil {
-		return nil, fmt.Errorf("-listen: %w", err)
-	}
-	if ua.Port == 0 || ua.Port+remotePorts > 1<<16 {
-		return nil, fmt.Errorf("-listen: %q needs a port P up to %d (the server uses P to P+%d)",
-			addr, 1<<16-remotePorts, remotePorts-1)
+		return nil, err
 	}
 	srv := &server{errs: make(chan error, remotePorts)}
 	for off := range remotePorts {

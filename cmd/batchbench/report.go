@@ -15,9 +15,10 @@ type report struct {
 	GoVersion  string   `json:"go_version"`
 	Platform   string   `json:"platform"`
 	GOMAXPROCS int      `json:"gomaxprocs"`
-	Machine    *machine `json:"machine"`
-	Target     string   `json:"target,omitempty"` // the -listen server measured against; loopback if empty
-	Duration   string   `json:"duration"`         // of one run
+	CPUs       int      `json:"cpus"`
+	LoadAvg    *float64 `json:"load_average,omitempty"` // over the minute before the run
+	Target     string   `json:"target,omitempty"`       // the -listen server measured against; loopback if empty
+	Duration   string   `json:"duration"`               // of one run
 	Rounds     int      `json:"rounds"`
 	IdleConns  int      `json:"idle_conns"`
 	ReadBuffer int      `json:"read_buffer"` // asked of the measured receive queues
@@ -76,7 +77,8 @@ func newReport(opts options) *report {
 		GoVersion:  runtime.Version(),
 		Platform:   runtime.GOOS + "/" + runtime.GOARCH,
 		GOMAXPROCS: runtime.GOMAXPROCS(0),
-		Machine:    &machine{CPUs: runtime.NumCPU()},
+		CPUs:       runtime.NumCPU(),
+		LoadAvg:    loadAvg(),
 		Duration:   opts.duration.String(),
 		Rounds:     opts.rounds,
 		IdleConns:  idleConns,

@@ -20,6 +20,7 @@ import (
 // testReport is a report as run would make it, from made-up samples.
 func testReport() *report {
 	rep := newReport(options{duration: time.Second, rounds: 1})
+	rep.CPUs, rep.LoadAvg = 2, ptr(0.9)
 	sc := func(name string) scenario {
 		return allScenarios[slices.IndexFunc(allScenarios, func(s scenario) bool { return s.name == name })]
 	}
@@ -140,7 +141,7 @@ func TestJSON(t *testing.T) {
 	}
 	for _, want := range []string{`"mode": "raw"`, `"per_sec": 200`, `"cpu_us_per_unit": 1`,
 		`"dropped": 600`, `"offload_fallbacks": 2`,
-		`"machine": {`, `"mode": "grouped"`,
+		`"load_average": 0.9`, `"mode": "grouped"`,
 		`"mode": "rawgro"`} {
 		if !strings.Contains(js.String(), want) {
 			t.Errorf("the JSON lacks %s:\n%s", want, js.String())
@@ -209,7 +210,7 @@ func TestBusyWarning(t *testing.T) {
 	if table := tableOf(t, rep); strings.Contains(table, "WARNING") {
 		t.Errorf("a warning on a quiet machine:\n%s", table)
 	}
-	rep.Machine = &machine{CPUs: 2, LoadAvg: ptr(1.2), Busy: true}
+	rep.LoadAvg = ptr(1.2)
 	if table := tableOf(t, rep); !strings.Contains(table, "WARNING: this machine is busy (load average 1.20 on 2 CPUs") {
 		t.Errorf("the table has no warning:\n%s", table)
 	}

@@ -214,22 +214,16 @@ func memStats() runtime.MemStats {
 // epoch is a fixed time that receivers note their reads against.
 var epoch = time.Now()
 
-// meter measures the whole process's heap objects allocated and CPU time.
-type meter struct {
-	mallocs uint64
-	cpu     time.Duration
-}
-
-func startMeter() meter {
-	cpu, _ := processCPU()
-	return meter{memStats().Mallocs, cpu}
-}
-
-// stop sets s's allocations per unit, over n, and its CPU time.
-func (m meter) stop(s *sample, n uint64) {
-	s.allocs = perUnit(memStats().Mallocs-m.mallocs, n)
-	cpu, _ := processCPU()
-	s.cpu = cpu - m.cpu
+// meter starts measuring the whole process's heap objects allocated and
+// CPU time; stop sets them in s, the objects per n units.
+func meter() (stop func(s *sample, n uint64)) {
+	cpu0, _ := processCPU()
+	mallocs := memStats().Mallocs
+	return func(s *sample, n uint64) {
+		s.allocs = perUnit(memStats().Mallocs-mallocs, n)
+		cpu, _ := processCPU()
+		s.cpu = cpu - cpu0
+	}
 }
 
 func perUnit(n, count uint64) float64 {

@@ -56,7 +56,7 @@ func runSendTo(p params, ndst int, byAddrPort bool, kind sinkKind) (s sample) {
 		}
 		send = func(end time.Time) (uint64, error) { return sendBatches(loop, p.size, ndst, end) }
 	}
-	m := startMeter()
+	stop := meter()
 	start := time.Now()
 	if err := tx.SetWriteDeadline(start.Add(p.duration + grace)); err != nil { // bounds Close's flush too
 		s.problem("SetWriteDeadline: %v", err)
@@ -70,13 +70,13 @@ func runSendTo(p params, ndst int, byAddrPort bool, kind sinkKind) (s sample) {
 	}
 	s.sendTime, s.stats = time.Since(start), statsOf(tx)
 	if sk == nil { // -target: nothing counts what the far end got
-		m.stop(&s, s.offered)
+		stop(&s, s.offered)
 		s.count, s.elapsed, s.sentOnly = s.offered, s.sendTime, true
 		return s
 	}
 	s.arrived, s.drops, s.dropsKnown = sk.settle()
 	s.arrivals, s.coalescedDrops = true, kind == batchSinks
-	m.stop(&s, s.arrived)
+	stop(&s, s.arrived)
 	s.count, s.elapsed = s.arrived, sk.lastRead().Sub(start)
 	sk.check(&s)
 	checkSent(&s)

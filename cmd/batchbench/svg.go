@@ -91,8 +91,8 @@ func writeSVG(w io.Writer, rep *report) {
 	}
 	text(w, svgLeft, 28, "start", 18, "bold", "#000", "batchconn and the alternatives against plain *net.UDPConn")
 	sub := fmt.Sprintf("%s; %s %s, %d CPUs; each figure the median of %d round(s) of %s, the modes taking turns",
-		where, rep.GoVersion, rep.Platform, rep.Machine.CPUs, rep.Rounds, rep.Duration)
-	if busyWarning(rep.Machine) != "" {
+		where, rep.GoVersion, rep.Platform, rep.CPUs, rep.Rounds, rep.Duration)
+	if busyWarning(rep) != "" {
 		sub += "; the machine was busy: noisy figures"
 	}
 	text(w, svgLeft, 50, "start", 12, "normal", "#444", sub)
