@@ -5,29 +5,18 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"slices"
 	"sync"
 	"sync/atomic"
 )
 
-// The -listen side's ports, from the port P it is given: an echo server
-// per mode of remoteEchoes at P, P+1, P+18 and P+19, and sinks that read
-// and discard at P+2 to P+17.
+// The -listen side's ports, from the port P it is given: the echo servers
+// of echoAt, and sinks that read and discard at P+2 to P+17.
 const (
 	offSinks    = 2
 	remotePorts = offSinks + send16Dests + 2
 )
 
-var remoteEchoes = []mode{modePlain, modeBatch, modeNoOffload, modeXnet}
-
-// echoOffset is the offset from P of mode m's echo server.
-func echoOffset(m mode) int {
-	i := max(slices.Index(remoteEchoes, m), 0)
-	if i >= offSinks {
-		i += send16Dests
-	}
-	return i
-}
+var echoAt = map[int]mode{0: modePlain, 1: modeBatch, remotePorts - 2: modeNoOffload, remotePorts - 1: modeXnet}
 
 // remote is the -listen server a -target client drives.
 type remote struct{ base netip.AddrPort }
@@ -62,7 +51,14 @@ func (r *remote) at(off int) netip.AddrPort {
 }
 
 // echo is the address of the server's echo on mode m's conn.
-func (r *remote) echo(m mode) netip.AddrPort { return r.at(echoOffset(m)) }
+func (r *remote) echo(m mode) netip.AddrPort {
+	for off, em := range echoAt {
+		if em == m {
+			return r.at(off)
+		}
+	}
+	return r.at(0)
+}
 
 func (r *remote) sinkAddrs(n int) []netip.AddrPort {
 	aps := make([]netip.AddrPort, n)
@@ -110,13 +106,11 @@ func startServer(addr string) (*server, error) {
 		}
 		pc := net.PacketConn(uc)
 		loop := func() error { return serveLoop(uc.ReadFromUDPAddrPort, nil, &srv.sunk) }
-		for _, m := range remoteEchoes {
-			if echoOffset(m) == off {
-				pc = wrap(uc, m)
-				loop = func() error { return echo(pc) }
-				if m == modeXnet {
-					loop = func() error { return xnetEcho(uc) }
-				}
+		if m, ok := echoAt[off]; ok {
+			pc = wrap(uc, m)
+			loop = func() error { return echo(pc) }
+			if m == modeXnet {
+				loop = func() error { return xnetEcho(uc) }
 			}
 		}
 		srv.conns = append(srv.conns, pc)
@@ -144,9 +138,7 @@ func serve(addr string, log io.Writer) error {
 		return err
 	}
 	defer srv.close()
-	p := srv.conns[0].LocalAddr().(*net.UDPAddr).Port
-	fmt.Fprintf(log, "batchbench: serving on %v: echo on plain :%d, batchconn :%d, nooffload :%d, xnet :%d; sinks :%d-%d\n",
-		srv.conns[0].LocalAddr(), p, p+echoOffset(modeBatch), p+echoOffset(modeNoOffload), p+echoOffset(modeXnet),
-		p+offSinks, p+offSinks+send16Dests-1)
+	fmt.Fprintf(log, "batchbench: serving from %v: echo on plain at P, batchconn P+1, nooffload P+%d, xnet P+%d; sinks P+%d to P+%d\n",
+		srv.conns[0].LocalAddr(), remotePorts-2, remotePorts-1, offSinks, offSinks+send16Dests-1)
 	return <-srv.errs
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"time"
 )
 
 // rawAvailable says whether the raw modes run here: not without Linux's
@@ -23,3 +24,9 @@ func newRawConn(*net.UDPConn, int, []netip.AddrPort) (*rawConn, error) {
 func newRawGROReceiver(*net.UDPConn) (*rawConn, error) { return nil, errRawUnavailable }
 
 func (*rawConn) groReader(*order, int) func() (uint64, error) { return nil }
+
+// pinToCPU does nothing: elsewhere batchconn is plain, and its datagrams
+// leave from the writer's goroutine alone.
+func pinToCPU(int) error { return nil }
+
+func pause(d time.Duration) { time.Sleep(d) }
