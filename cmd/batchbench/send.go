@@ -47,7 +47,9 @@ func runSendTo(p params, ndst int, byAddrPort bool, kind sinkKind) (s sample) {
 	}
 	tx := wrap(txc, p.mode)
 	send := func(end time.Time) (uint64, error) { return blast(tx, dsts, byAddrPort, p.size, 0, end, nil) }
-	if p.mode.loop() {
+	if kind == timedSinks {
+		send = func(end time.Time) (uint64, error) { return trickle(tx, net.UDPAddrFromAddrPort(dsts[0]), p.size, end) }
+	} else if p.mode.loop() {
 		loop, err := newSendLoop(p.mode, txc, dsts, p.size)
 		if err != nil {
 			txc.Close()
@@ -69,15 +71,22 @@ func runSendTo(p params, ndst int, byAddrPort bool, kind sinkKind) (s sample) {
 		s.problem("Close: %v", err)
 	}
 	s.sendTime, s.stats = time.Since(start), statsOf(tx)
-	if sk == nil { // -target: nothing counts what the far end got
-		stop(&s, s.offered)
-		s.count, s.elapsed, s.sentOnly = s.offered, s.sendTime, true
-		return s
+	if sk == nil || kind == timedSinks { // -target: nothing counts what the far end got
+		stop(&s, s.offered) // lone: before settle, whose looks at the kernel's queues allocate
+		s.count, s.elapsed, s.sentOnly = s.offered, s.sendTime, sk == nil
+		if sk == nil {
+			return s
+		}
 	}
 	s.arrived, s.drops, s.dropsKnown = sk.settle()
 	s.arrivals, s.coalescedDrops = true, kind == batchSinks
-	stop(&s, s.arrived)
-	s.count, s.elapsed = s.arrived, sk.lastRead().Sub(start)
+	if kind == timedSinks {
+		delays := sk.list[0].delays
+		s.p50, s.p99 = percentile(delays, 0.50), percentile(delays, 0.99)
+	} else {
+		stop(&s, s.arrived)
+		s.count, s.elapsed = s.arrived, sk.lastRead().Sub(start)
+	}
 	sk.check(&s)
 	checkSent(&s)
 	return s
