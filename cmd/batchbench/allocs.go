@@ -1,9 +1,7 @@
 package main
 
 import (
-	"fmt"
 	"net"
-	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -43,8 +41,8 @@ func runAllocs(p params) (s sample) {
 	defer other.Close()
 	pc := wrap(measured, p.mode)
 	dst := addrPort(rxc)
-	call, err := opFunc(pc, p.op, dst)
-	if err == nil && reading { // a datagram lost on the way must not leave the run waiting
+	addr := net.UDPAddrFromAddrPort(dst)
+	if reading { // a datagram lost on the way must not leave the run waiting
 		err = pc.SetReadDeadline(time.Now().Add(2 * grace))
 	}
 	out, in := make([]byte, p.size), make([]byte, maxDatagram)
@@ -66,8 +64,18 @@ func runAllocs(p params) (s sample) {
 			if err != nil {
 				return
 			}
-			n, e := call(out, in)
-			if err = e; n > 0 {
+			var n int
+			switch p.op {
+			case "WriteTo":
+				_, err = pc.WriteTo(out, addr)
+			case "WriteToUDPAddrPort":
+				_, err = pc.(addrPortWriter).WriteToUDPAddrPort(out, dst)
+			case "ReadFrom":
+				n, _, err = pc.ReadFrom(in)
+			case "ReadFromUDPAddrPort":
+				n, _, err = pc.(addrPortReader).ReadFromUDPAddrPort(in)
+			}
+			if n > 0 {
 				ord.see(in[:n], p.size)
 			}
 		}
@@ -83,23 +91,4 @@ func runAllocs(p params) (s sample) {
 	s.stats = statsOf(pc)
 	ord.check(&s)
 	return s
-}
-
-// opFunc is the call op on pc: a write of out to dst, or a read into in
-// that returns the datagram's length.
-func opFunc(pc net.PacketConn, op string, dst netip.AddrPort) (func(out, in []byte) (int, error), error) {
-	switch op {
-	case "WriteTo":
-		addr := net.UDPAddrFromAddrPort(dst)
-		return func(out, _ []byte) (int, error) { _, err := pc.WriteTo(out, addr); return 0, err }, nil
-	case "WriteToUDPAddrPort":
-		w := pc.(addrPortWriter)
-		return func(out, _ []byte) (int, error) { _, err := w.WriteToUDPAddrPort(out, dst); return 0, err }, nil
-	case "ReadFrom":
-		return func(_, in []byte) (int, error) { n, _, err := pc.ReadFrom(in); return n, err }, nil
-	case "ReadFromUDPAddrPort":
-		r := pc.(addrPortReader)
-		return func(_, in []byte) (int, error) { n, _, err := r.ReadFromUDPAddrPort(in); return n, err }, nil
-	}
-	return nil, fmt.Errorf("no such call: %s", op)
 }
