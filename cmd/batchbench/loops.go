@@ -18,11 +18,13 @@ type batchLoop interface {
 	msg(i int) []byte         // the datagram message i received
 }
 
-func newSendLoop(m mode, uc *net.UDPConn, dsts []netip.AddrPort, size int) (batchLoop, error) {
+// newLoop prepares uc for mode m's loop, its messages slot bytes, to send
+// to dsts, or to receive if dsts is nil.
+func newLoop(m mode, uc *net.UDPConn, slot int, dsts []netip.AddrPort) (batchLoop, error) {
 	if m == modeXnet {
-		return newXnetConn(uc, size, dsts), nil
+		return newXnetConn(uc, slot, dsts), nil
 	}
-	return newRawConn(uc, size, dsts)
+	return newRawConn(uc, slot, dsts)
 }
 
 // sendBatches is blast for a loop: it fills the batch, each message a copy

@@ -48,13 +48,12 @@ func (o *order) see(p []byte, size int) {
 }
 
 func (o *order) check(s *sample) {
-	if o.resize > 0 {
-		s.problem("%d datagrams read with the wrong size", o.resize)
-	}
-	if o.backwards > 0 {
-		s.problem("%d datagrams read out of order or twice", o.backwards)
-	}
-	if o.corrupt > 0 {
-		s.problem("%d datagrams read with a corrupted payload", o.corrupt)
+	for _, c := range []struct {
+		n   uint64
+		how string
+	}{{o.resize, "with the wrong size"}, {o.backwards, "out of order or twice"}, {o.corrupt, "with a corrupted payload"}} {
+		if c.n > 0 {
+			s.problem("%d datagrams read %s", c.n, c.how)
+		}
 	}
 }

@@ -50,7 +50,7 @@ func runSendTo(p params, ndst int, byAddrPort bool, kind sinkKind) (s sample) {
 	if kind == timedSinks {
 		send = func(end time.Time) (uint64, error) { return trickle(tx, net.UDPAddrFromAddrPort(dsts[0]), p.size, end) }
 	} else if p.mode.loop() {
-		loop, err := newSendLoop(p.mode, txc, dsts, p.size)
+		loop, err := newLoop(p.mode, txc, p.size, dsts)
 		if err != nil {
 			txc.Close()
 			s.problem("%v", err)

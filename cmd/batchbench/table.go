@@ -68,7 +68,7 @@ func writeHeader(b *strings.Builder, rep *report) {
 	fmt.Fprintf(b, "batchbench: plain *net.UDPConn against batchconn and the alternatives, %s\n", where)
 	fmt.Fprintf(b, "%s %s, %d CPUs (GOMAXPROCS %d); each figure the median of %d round(s) of %s, the modes taking turns\n",
 		rep.GoVersion, rep.Platform, rep.CPUs, rep.GOMAXPROCS, rep.Rounds, rep.Duration)
-	fmt.Fprintf(b, "receive queues: asked for %s, the kernel grants up to %s (net.core.rmem_max)\n", mib(rep.ReadBuffer), mib(rep.RmemMax))
+	fmt.Fprintf(b, "receive queues: asked for %s, the kernel grants up to %s (net.core.rmem_max)\n", byteSize(float64(rep.ReadBuffer)), byteSize(float64(rep.RmemMax)))
 	if w := busyWarning(rep); w != "" {
 		b.WriteString("\n" + w)
 	}
@@ -210,11 +210,4 @@ func format(v *float64, f func(float64) string) string {
 		return "-"
 	}
 	return f(*v)
-}
-
-func mib(n int) string {
-	if n <= 0 {
-		return "unknown"
-	}
-	return fmt.Sprintf("%g MiB", float64(n)/(1<<20))
 }
