@@ -31,11 +31,13 @@ func durationFor(sc scenario) time.Duration {
 
 // TestScenarios runs every scenario briefly in each of its modes: each
 // must end by itself, measure something and see nothing wrong.
-func TestScenarios(t *testing.T) {
-	for _, j := range jobs(options{scenarios: allScenarios, sizes: []int{200}}) {
-		for _, m := range j.scenario.modesFor(nil) {
+func TestScenarios(t *testing.T) { runAll(t, allScenarios, 200, nil) }
+
+func runAll(t *testing.T, scs []scenario, size int, r *remote) {
+	for _, j := range jobs(options{scenarios: scs, sizes: []int{size}}) {
+		for _, m := range j.scenario.modesFor(r) {
 			t.Run(strings.ReplaceAll(j.String(), " ", "_")+"/"+string(m), func(t *testing.T) {
-				checkRun(t, j, params{mode: m, size: j.size, op: j.op, duration: durationFor(j.scenario), conns: testConns})
+				checkRun(t, j, params{mode: m, size: j.size, op: j.op, duration: durationFor(j.scenario), conns: testConns, remote: r})
 			})
 		}
 	}
@@ -49,13 +51,7 @@ func TestRemote(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, j := range jobs(options{scenarios: must(parseScenarios("", true)), sizes: []int{100}}) {
-		for _, m := range j.scenario.modesFor(r) {
-			t.Run(strings.ReplaceAll(j.String(), " ", "_")+"/"+string(m), func(t *testing.T) {
-				checkRun(t, j, params{mode: m, size: j.size, duration: testDuration, remote: r})
-			})
-		}
-	}
+	runAll(t, must(parseScenarios("", true)), 100, r)
 	if srv.sunk.Load() == 0 {
 		t.Error("the server's sinks discarded nothing")
 	}

@@ -47,13 +47,6 @@ func kernelDrops(ports ...int) (drops uint64, ok bool) {
 	return drops, ok
 }
 
-// rmemMax is net.core.rmem_max, the most SetReadBuffer gets; 0 if unknown.
-func rmemMax() int {
-	data, _ := os.ReadFile("/proc/sys/net/core/rmem_max")
-	n, _ := strconv.Atoi(strings.TrimSpace(string(data)))
-	return n
-}
-
 // busyLoad is the load average per CPU above which other programs want
 // enough CPU time to make the figures noisy.
 const busyLoad = 0.5

@@ -19,8 +19,6 @@ import (
 // datagram alone, which has no UDP_GRO cmsg, for one.
 func TestRawGROSplit(t *testing.T) {
 	rx, r, tx := groPair(t)
-	defer rx.Close()
-	defer tx.Close()
 	sendGSO(t, tx, rx, 100, 3, 40)
 	alone := make([]byte, 100)
 	stamp(alone, 4)
@@ -52,8 +50,6 @@ func TestRawGROSplit(t *testing.T) {
 // UDP_GRO cmsg (MSG_CTRUNC) is an error, not one datagram.
 func TestRawGROTruncated(t *testing.T) {
 	rx, r, tx := groPair(t)
-	defer rx.Close()
-	defer tx.Close()
 	r.hdrs[0].hdr.SetControllen(unix.SizeofCmsghdr - 1) // room for no cmsg
 	sendGSO(t, tx, rx, 100, 3, 0)
 	if err := rx.SetReadDeadline(time.Now().Add(time.Second)); err != nil {
@@ -96,27 +92,24 @@ func TestGROSize(t *testing.T) {
 	}
 }
 
-// groPair is a rawgro receiver on loopback and a socket to send it from.
-func groPair(t *testing.T) (*net.UDPConn, *rawConn, *net.UDPConn) {
+// groPair is a rawgro receiver on loopback and a socket to send it from,
+// both closed when the test ends.
+func groPair(t *testing.T) (rx *net.UDPConn, r *rawConn, tx *net.UDPConn) {
 	t.Helper()
 	rx, err := listen()
+	if err == nil {
+		t.Cleanup(func() { rx.Close() })
+		if r, err = newRawGROReceiver(rx); errors.Is(err, unix.ENOPROTOOPT) {
+			t.Skip("this kernel has no UDP_GRO")
+		}
+	}
+	if err == nil {
+		tx, err = listen()
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := newRawGROReceiver(rx)
-	if errors.Is(err, unix.ENOPROTOOPT) {
-		rx.Close()
-		t.Skip("this kernel has no UDP_GRO")
-	}
-	if err != nil {
-		rx.Close()
-		t.Fatal(err)
-	}
-	tx, err := listen()
-	if err != nil {
-		rx.Close()
-		t.Fatal(err)
-	}
+	t.Cleanup(func() { tx.Close() })
 	return rx, r, tx
 }
 

@@ -68,7 +68,6 @@ func writeHeader(b *strings.Builder, rep *report) {
 	fmt.Fprintf(b, "batchbench: plain *net.UDPConn against batchconn and the alternatives, %s\n", where)
 	fmt.Fprintf(b, "%s %s, %d CPUs (GOMAXPROCS %d); each figure the median of %d round(s) of %s, the modes taking turns\n",
 		rep.GoVersion, rep.Platform, rep.CPUs, rep.GOMAXPROCS, rep.Rounds, rep.Duration)
-	fmt.Fprintf(b, "receive queues: asked for %s, the kernel grants up to %s (net.core.rmem_max)\n", byteSize(float64(rep.ReadBuffer)), byteSize(float64(rep.RmemMax)))
 	if w := busyWarning(rep); w != "" {
 		b.WriteString("\n" + w)
 	}
