@@ -74,7 +74,7 @@
 // also the senders, which run flat out), per unit delivered. ALLOCS is heap
 // objects per unit. P50 and P99 are delays in µs. ALLOCATED/QUERY (fresh)
 // is heap allocated per query; HEAP/CONN (idle) heap held per open conn.
-// -json has the same, and each round's rate. NOTES tell of a kernel that
+// -json has the same, and each round's rate. A NOTE tells of a kernel that
 // refused batchconn offload, which the socket then went on without.
 //
 // Every datagram carries a sequence number. Receivers check sizes and

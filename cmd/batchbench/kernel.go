@@ -47,8 +47,7 @@ func kernelDrops(ports ...int) (drops uint64, ok bool) {
 	return drops, ok
 }
 
-// busyLoad is the load average per CPU above which other programs want
-// enough CPU time to make the figures noisy.
+// busyLoad is the load average per CPU above which the machine is busy.
 const busyLoad = 0.5
 
 // loadAvg is the one-minute load average Linux's /proc/loadavg gives;
@@ -72,12 +71,8 @@ func parseLoadAvg(s string) (float64, bool) {
 	return load, err == nil
 }
 
-// busyWarning is the report's warning that other programs wanted CPU
-// time before the run, or "".
-func busyWarning(rep *report) string {
-	if rep.LoadAvg == nil || *rep.LoadAvg <= busyLoad*float64(rep.CPUs) {
-		return ""
-	}
-	return fmt.Sprintf("WARNING: this machine is busy (load average %.2f on %d CPUs before the run): other programs\n"+
-		"  take CPU time from the benchmark, so its figures are noisy; compare rows of this run only.\n", *rep.LoadAvg, rep.CPUs)
+// busy reports whether other programs wanted CPU time before the run,
+// enough to make the figures noisy.
+func (rep *report) busy() bool {
+	return rep.LoadAvg != nil && *rep.LoadAvg > busyLoad*float64(rep.CPUs)
 }

@@ -81,7 +81,7 @@ func TestReportIsForUsers(t *testing.T) {
 		"DELIVERED/S", "CPU µs/DG", "KERNEL DROPS", "RESPONSES/S",
 		"VS PLAIN: the figure over plain's", "xnet = a loop over", "rawgro = raw with UDP GRO",
 		"fanout: 1200 B datagrams round-robin to 16 receivers", "grouped = GroupByDestination",
-		"allocs: heap objects", "NOTES:\n  send 64 B batchconn, the kernel refused segmentation offload 2 time(s)",
+		"allocs: heap objects", "NOTE: send 64 B batchconn, the kernel refused segmentation offload 2 time(s)",
 	} {
 		if !strings.Contains(table, want) {
 			t.Errorf("the table lacks %q:\n%s", want, table)

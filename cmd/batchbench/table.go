@@ -37,18 +37,15 @@ func writeTable(w io.Writer, rep *report) error {
 		fmt.Fprintf(&b, "\n%s: %s\n", sc.name, about)
 		writeBlock(&b, columnsFor(rows), rows)
 	}
-	var notes, problems []string
+	var problems []string
 	for _, r := range rep.Rows {
 		if r.OffloadFallbacks > 0 {
-			notes = append(notes, fmt.Sprintf("%s the kernel refused segmentation offload %d time(s) (Stats.OffloadFallbacks);"+
-				" the socket went on without it", r.label(), r.OffloadFallbacks))
+			fmt.Fprintf(&b, "\nNOTE: %s the kernel refused segmentation offload %d time(s); the socket went on without it\n",
+				r.label(), r.OffloadFallbacks)
 		}
 		for _, p := range r.Problems {
 			problems = append(problems, r.label()+" "+p)
 		}
-	}
-	if len(notes) > 0 {
-		b.WriteString("\nNOTES:\n  " + strings.Join(notes, "\n  ") + "\n")
 	}
 	b.WriteString(legend)
 	if len(problems) > 0 {
@@ -58,8 +55,8 @@ func writeTable(w io.Writer, rep *report) error {
 	return err
 }
 
-// writeHeader says what was compared, where and how, and warns when the
-// machine was too busy for steady figures.
+// writeHeader says what was compared, where and how, and warns when other
+// programs wanted CPU time.
 func writeHeader(b *strings.Builder, rep *report) {
 	where := "on loopback (127.0.0.1), both ends in this process"
 	if rep.Target != "" {
@@ -68,8 +65,9 @@ func writeHeader(b *strings.Builder, rep *report) {
 	fmt.Fprintf(b, "batchbench: plain *net.UDPConn against batchconn and the alternatives, %s\n", where)
 	fmt.Fprintf(b, "%s %s, %d CPUs (GOMAXPROCS %d); each figure the median of %d round(s) of %s, the modes taking turns\n",
 		rep.GoVersion, rep.Platform, rep.CPUs, rep.GOMAXPROCS, rep.Rounds, rep.Duration)
-	if w := busyWarning(rep); w != "" {
-		b.WriteString("\n" + w)
+	if rep.busy() {
+		fmt.Fprintf(b, "\nWARNING: this machine is busy (load average %.2f on %d CPUs before the run): other programs take\n"+
+			"  CPU time from the benchmark, so its figures are noisy; compare rows of this run only.\n", *rep.LoadAvg, rep.CPUs)
 	}
 }
 
@@ -162,7 +160,7 @@ func dropsCell(r *row) string {
 	return fmt.Sprintf("%s (%.1f%%)", thousands(float64(*r.Dropped)), *r.DroppedPct)
 }
 
-// label names the row in PROBLEMS and NOTES.
+// label names the row in PROBLEMS and NOTE.
 func (r *row) label() string {
 	return strings.Join(strings.Fields(fmt.Sprintf("%s %s %d B %s,", r.Scenario, r.Op, r.Size, r.Mode)), " ")
 }
