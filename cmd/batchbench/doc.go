@@ -69,11 +69,12 @@
 // a sender's kernel accepted: past its receiver's pace a sender gains
 // nothing, and the kernel drops the rest (KERNEL DROPS, with their share
 // of those sent). RESPONSES/S and QUERIES/S count answers. MB/S is payload
-// in 10^6 bytes. VS PLAIN is the row's figure over plain's. CPU µs is the
-// whole process's CPU time, both ends of the traffic (in recv and recvgso
-// also the senders, which run flat out), per unit delivered. ALLOCS is heap
-// objects per unit. P50 and P99 are delays in µs. ALLOCATED/QUERY (fresh)
-// is heap allocated per query; HEAP/CONN (idle) heap held per open conn.
+// in 10^6 bytes. VS PLAIN is the row's figure over plain's. CPU µs
+// (Linux) is the whole process's CPU time, both ends of the traffic (in
+// recv and recvgso also the senders, which run flat out), per unit
+// delivered. ALLOCS is heap objects per unit. P50 and P99 are delays in
+// µs. ALLOCATED/QUERY (fresh) is heap allocated per query; HEAP/CONN
+// (idle) heap held per open conn.
 // -json has the same, and each round's rate. A NOTE tells of a kernel that
 // refused batchconn offload, which the socket then went on without.
 //

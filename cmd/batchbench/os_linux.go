@@ -44,6 +44,16 @@ func pinToCPU(n int) error {
 	}
 }
 
+// processCPU is the CPU time the process has used so far, in user and
+// kernel mode, all its threads together (getrusage RUSAGE_SELF).
+func processCPU() (cpu time.Duration, ok bool) {
+	var ru unix.Rusage
+	if unix.Getrusage(unix.RUSAGE_SELF, &ru) != nil {
+		return 0, false
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), true
+}
+
 // pause sleeps for d in nanosleep, which wakes within tens of
 // microseconds, where the runtime's timers, in an otherwise idle process,
 // wake about a millisecond late.
