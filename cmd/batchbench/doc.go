@@ -18,8 +18,8 @@
 //
 // A default run takes a minute or two. The modes of a scenario take
 // turns (plain, batchconn, ..., plain, ...) so that the machine's drift
-// hits them alike. Compare rows of one run; the report warns when other
-// programs were busy on the machine.
+// hits them alike. Compare rows of one run; the header gives the load
+// average: other programs' load makes the figures noisy.
 //
 // # Modes
 //
@@ -75,8 +75,8 @@
 // delivered. ALLOCS is heap objects per unit. P50 and P99 are delays in
 // µs. ALLOCATED/QUERY (fresh) is heap allocated per query; HEAP/CONN
 // (idle) heap held per open conn.
-// -json has the same, and each round's rate. A NOTE tells of a kernel that
-// refused batchconn offload, which the socket then went on without.
+// -json has the same, each round's rate, and how often a kernel refused
+// batchconn offload (the socket then went on without).
 //
 // Every datagram carries a sequence number. Receivers check sizes and
 // order, and each run checks that every datagram sent arrived or was

@@ -47,9 +47,6 @@ func kernelDrops(ports ...int) (drops uint64, ok bool) {
 	return drops, ok
 }
 
-// busyLoad is the load average per CPU above which the machine is busy.
-const busyLoad = 0.5
-
 // loadAvg is the one-minute load average Linux's /proc/loadavg gives;
 // nil elsewhere.
 func loadAvg() *float64 {
@@ -69,10 +66,4 @@ func parseLoadAvg(s string) (float64, bool) {
 	}
 	load, err := strconv.ParseFloat(f[0], 64)
 	return load, err == nil
-}
-
-// busy reports whether other programs wanted CPU time before the run,
-// enough to make the figures noisy.
-func (rep *report) busy() bool {
-	return rep.LoadAvg != nil && *rep.LoadAvg > busyLoad*float64(rep.CPUs)
 }

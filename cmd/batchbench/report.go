@@ -59,7 +59,7 @@ type row struct {
 	DroppedPct *float64 `json:"dropped_pct,omitempty"`
 
 	// The batchconn modes: how often the kernel refused offload, which
-	// the socket then went on without.
+	// the socket then went on without: those rows measured less of it.
 	OffloadFallbacks uint64 `json:"offload_fallbacks,omitempty"`
 
 	Problems []string `json:"problems,omitempty"`

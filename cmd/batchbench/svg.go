@@ -90,11 +90,8 @@ func writeSVG(w io.Writer, rep *report) {
 		where = "the path to " + rep.Target
 	}
 	text(w, svgLeft, 28, "start", 18, "bold", "#000", "batchconn and the alternatives against plain *net.UDPConn")
-	sub := fmt.Sprintf("%s; %s %s, %d CPUs; each figure the median of %d round(s) of %s, the modes taking turns",
-		where, rep.GoVersion, rep.Platform, rep.CPUs, rep.Rounds, rep.Duration)
-	if rep.busy() {
-		sub += "; the machine was busy: noisy figures"
-	}
+	sub := fmt.Sprintf("%s; %s %s, %d CPUs, load average %s; each figure the median of %d round(s) of %s, the modes taking turns",
+		where, rep.GoVersion, rep.Platform, rep.CPUs, format(rep.LoadAvg, compact), rep.Rounds, rep.Duration)
 	text(w, svgLeft, 50, "start", 12, "normal", "#444", sub)
 	y := chartTop
 	for _, b := range blocks {

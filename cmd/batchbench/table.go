@@ -39,10 +39,6 @@ func writeTable(w io.Writer, rep *report) error {
 	}
 	var problems []string
 	for _, r := range rep.Rows {
-		if r.OffloadFallbacks > 0 {
-			fmt.Fprintf(&b, "\nNOTE: %s the kernel refused segmentation offload %d time(s); the socket went on without it\n",
-				r.label(), r.OffloadFallbacks)
-		}
 		for _, p := range r.Problems {
 			problems = append(problems, r.label()+" "+p)
 		}
@@ -55,20 +51,17 @@ func writeTable(w io.Writer, rep *report) error {
 	return err
 }
 
-// writeHeader says what was compared, where and how, and warns when other
-// programs wanted CPU time.
+// writeHeader says what was compared, where and how, and how busy the
+// machine was: other programs' load makes the figures noisy.
 func writeHeader(b *strings.Builder, rep *report) {
 	where := "on loopback (127.0.0.1), both ends in this process"
 	if rep.Target != "" {
 		where = "over the path to " + rep.Target + " (batchbench -listen)"
 	}
 	fmt.Fprintf(b, "batchbench: plain *net.UDPConn against batchconn and the alternatives, %s\n", where)
-	fmt.Fprintf(b, "%s %s, %d CPUs (GOMAXPROCS %d); each figure the median of %d round(s) of %s, the modes taking turns\n",
-		rep.GoVersion, rep.Platform, rep.CPUs, rep.GOMAXPROCS, rep.Rounds, rep.Duration)
-	if rep.busy() {
-		fmt.Fprintf(b, "\nWARNING: this machine is busy (load average %.2f on %d CPUs before the run): other programs take\n"+
-			"  CPU time from the benchmark, so its figures are noisy; compare rows of this run only.\n", *rep.LoadAvg, rep.CPUs)
-	}
+	fmt.Fprintf(b, "%s %s, %d CPUs (GOMAXPROCS %d), load average %s before the run (other programs' load makes figures noisy)\n"+
+		"each figure the median of %d round(s) of %s, the modes taking turns\n",
+		rep.GoVersion, rep.Platform, rep.CPUs, rep.GOMAXPROCS, format(rep.LoadAvg, compact), rep.Rounds, rep.Duration)
 }
 
 // column is one column of a block: its heading, its width (negative:
@@ -160,7 +153,7 @@ func dropsCell(r *row) string {
 	return fmt.Sprintf("%s (%.1f%%)", thousands(float64(*r.Dropped)), *r.DroppedPct)
 }
 
-// label names the row in PROBLEMS and NOTE.
+// label names the row in PROBLEMS.
 func (r *row) label() string {
 	return strings.Join(strings.Fields(fmt.Sprintf("%s %s %d B %s,", r.Scenario, r.Op, r.Size, r.Mode)), " ")
 }
