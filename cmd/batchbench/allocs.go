@@ -85,9 +85,7 @@ func runAllocs(p params) (s sample) {
 	}
 	s.count, s.elapsed = uint64(batches*batchSize), time.Since(start)
 	s.allocs = allocs / float64(s.count)
-	if err := pc.Close(); err != nil {
-		s.problem("Close: %v", err)
-	}
+	s.problemIf("Close", pc.Close())
 	s.stats = statsOf(pc)
 	ord.check(&s)
 	return s

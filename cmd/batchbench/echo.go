@@ -72,9 +72,7 @@ func runEchoed(p params, client func(uc *net.UDPConn, srv netip.AddrPort, s *sam
 			loop = func() error { return xnetEcho(srv) }
 		}
 		// A safety net: should nothing close it, the server stops by itself.
-		if err := conn.SetReadDeadline(time.Now().Add(p.duration + 2*grace)); err != nil {
-			s.problem("server SetReadDeadline: %v", err)
-		}
+		s.problemIf("server SetReadDeadline", conn.SetReadDeadline(time.Now().Add(p.duration+2*grace)))
 		go func() { done <- loop() }()
 	}
 	stop := meter()
@@ -87,12 +85,8 @@ func runEchoed(p params, client func(uc *net.UDPConn, srv netip.AddrPort, s *sam
 	if srv != nil {
 		s.drops, s.dropsKnown = kernelDrops(port(srv), port(uc))
 		checkSent(&s)
-		if err := conn.Close(); err != nil {
-			s.problem("server Close: %v", err)
-		}
-		if err := <-done; err != nil {
-			s.problem("server: %v", err)
-		}
+		s.problemIf("server Close", conn.Close())
+		s.problemIf("server", <-done)
 		s.stats = statsOf(conn)
 	}
 	cl.Close()

@@ -46,9 +46,7 @@ func runQueries(p params, idle bool) (s sample) {
 	go func() { done <- serveLoop(srv.ReadFromUDPAddrPort, srv.WriteToUDPAddrPort, nil) }()
 	defer func() {
 		srv.Close()
-		if err := <-done; err != nil {
-			s.problem("echo server: %v", err)
-		}
+		s.problemIf("echo server", <-done)
 	}()
 	req, reply := make([]byte, queryBytes), make([]byte, maxDatagram)
 	var conns []net.Conn
@@ -79,9 +77,7 @@ func runQueries(p params, idle bool) (s sample) {
 	for _, c := range conns {
 		errs = append(errs, c.Close())
 	}
-	if err := errors.Join(errs...); err != nil {
-		s.problem("Close: %v", err)
-	}
+	s.problemIf("Close", errors.Join(errs...))
 	return s
 }
 

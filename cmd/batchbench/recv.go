@@ -32,9 +32,7 @@ func runRecvFrom(p params, feed *batchconn.Config, nfeed int) (s sample) {
 		s.problem("listen: %v", err)
 		return s
 	}
-	if err := rxc.SetReadBuffer(readBuffer); err != nil {
-		s.problem("SetReadBuffer: %v", err)
-	}
+	s.problemIf("SetReadBuffer", rxc.SetReadBuffer(readBuffer))
 	var ord order
 	pc, read, err := newReceiver(p.mode, rxc, &ord, p.size)
 	if err != nil {
@@ -65,9 +63,7 @@ func runRecvFrom(p params, feed *batchconn.Config, nfeed int) (s sample) {
 		s.problem("read after the feeders stopped, after %d datagrams: %v", rest, err)
 	}
 	s.drops, s.dropsKnown = kernelDrops(port(rxc))
-	if err := pc.Close(); err != nil {
-		s.problem("Close: %v", err)
-	}
+	s.problemIf("Close", pc.Close())
 	s.stats = statsOf(pc)
 	s.arrived, s.arrivals = s.count+rest, true
 	if st := s.stats; st != nil {

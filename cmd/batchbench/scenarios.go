@@ -188,6 +188,13 @@ func (s *sample) problem(format string, args ...any) {
 	s.problems = append(s.problems, fmt.Sprintf(format, args...))
 }
 
+// problemIf notes err, if any, as a problem with what.
+func (s *sample) problemIf(what string, err error) {
+	if err != nil {
+		s.problem("%s: %v", what, err)
+	}
+}
+
 func (s *sample) rate() float64 {
 	if s.elapsed <= 0 {
 		return 0

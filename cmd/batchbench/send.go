@@ -60,16 +60,12 @@ func runSendTo(p params, ndst int, byAddrPort bool, kind sinkKind) (s sample) {
 	}
 	stop := meter()
 	start := time.Now()
-	if err := tx.SetWriteDeadline(start.Add(p.duration + grace)); err != nil { // bounds Close's flush too
-		s.problem("SetWriteDeadline: %v", err)
-	}
+	s.problemIf("SetWriteDeadline", tx.SetWriteDeadline(start.Add(p.duration+grace))) // bounds Close's flush too
 	s.offered, err = send(start.Add(p.duration))
 	if err != nil {
 		s.problem("write after %d datagrams: %v", s.offered, err)
 	}
-	if err := tx.Close(); err != nil {
-		s.problem("Close: %v", err)
-	}
+	s.problemIf("Close", tx.Close())
 	s.sendTime, s.stats = time.Since(start), statsOf(tx)
 	if sk == nil || kind == timedSinks { // -target: nothing counts what the far end got
 		stop(&s, s.offered) // lone: before settle, whose looks at the kernel's queues allocate
