@@ -80,9 +80,7 @@ func runAllocs(p params) (s sample) {
 			}
 		}
 	})
-	if err != nil {
-		s.problem("%s: %v", p.op, err)
-	}
+	s.problemIf(p.op, err)
 	s.count, s.elapsed = uint64(batches*batchSize), time.Since(start)
 	s.allocs = allocs / float64(s.count)
 	s.problemIf("Close", pc.Close())

@@ -78,9 +78,7 @@ func runEchoed(p params, client func(uc *net.UDPConn, srv netip.AddrPort, s *sam
 	stop := meter()
 	cl, err := client(uc, addr, &s)
 	stop(&s, s.arrived)
-	if err != nil {
-		s.problem("client after %d replies: %v", s.arrived, err)
-	}
+	s.problemIf(fmt.Sprintf("client after %d replies", s.arrived), err)
 	s.arrivals = true
 	if srv != nil {
 		s.drops, s.dropsKnown = kernelDrops(port(srv), port(uc))

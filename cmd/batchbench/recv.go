@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -54,14 +55,10 @@ func runRecvFrom(p params, feed *batchconn.Config, nfeed int) (s sample) {
 	stop := meter()
 	s.count, s.elapsed, err = readFor(pc, read, p.duration, 0)
 	stop(&s, s.count)
-	if err != nil {
-		s.problem("read after %d datagrams: %v", s.count, err)
-	}
+	s.problemIf(fmt.Sprintf("read after %d datagrams", s.count), err)
 	s.offered = stopFeeders(feeders, &s)
 	rest, _, err := readFor(pc, read, 0, port(rxc))
-	if err != nil {
-		s.problem("read after the feeders stopped, after %d datagrams: %v", rest, err)
-	}
+	s.problemIf(fmt.Sprintf("read after the feeders stopped, after %d datagrams", rest), err)
 	s.drops, s.dropsKnown = kernelDrops(port(rxc))
 	s.problemIf("Close", pc.Close())
 	s.stats = statsOf(pc)

@@ -62,9 +62,7 @@ func runSendTo(p params, ndst int, byAddrPort bool, kind sinkKind) (s sample) {
 	start := time.Now()
 	s.problemIf("SetWriteDeadline", tx.SetWriteDeadline(start.Add(p.duration+grace))) // bounds Close's flush too
 	s.offered, err = send(start.Add(p.duration))
-	if err != nil {
-		s.problem("write after %d datagrams: %v", s.offered, err)
-	}
+	s.problemIf(fmt.Sprintf("write after %d datagrams", s.offered), err)
 	s.problemIf("Close", tx.Close())
 	s.sendTime, s.stats = time.Since(start), statsOf(tx)
 	if sk == nil || kind == timedSinks { // -target: nothing counts what the far end got
