@@ -23,8 +23,7 @@ func runAllocs(p params) (s sample) {
 		batches = 8
 	}
 	rxc, err := listen()
-	if err != nil {
-		s.problem("listen: %v", err)
+	if s.problemIf("listen", err) {
 		return s
 	}
 	txc, err := listen()

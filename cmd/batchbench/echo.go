@@ -51,8 +51,7 @@ func serveLoop[A any](read func([]byte) (int, A, error), write func([]byte, A) (
 // must be what the kernel dropped at the server's and the client's queues.
 func runEchoed(p params, client func(uc *net.UDPConn, srv netip.AddrPort, s *sample) (io.Closer, error)) (s sample) {
 	uc, err := p.listen()
-	if err != nil {
-		s.problem("listen: %v", err)
+	if s.problemIf("listen", err) {
 		return s
 	}
 	var srv *net.UDPConn // nil with -target

@@ -38,8 +38,7 @@ func runIdle(p params) sample { return runQueries(p, true) }
 // nothing a datagram, so that what the process allocates is the client's.
 func runQueries(p params, idle bool) (s sample) {
 	srv, err := listen()
-	if err != nil {
-		s.problem("echo server: %v", err)
+	if s.problemIf("echo server", err) {
 		return s
 	}
 	done := make(chan error, 1)

@@ -29,8 +29,7 @@ func runRecvGSO(p params) sample { return runRecvFrom(p, nil, 1) }
 // room there is counted exactly.
 func runRecvFrom(p params, feed *batchconn.Config, nfeed int) (s sample) {
 	rxc, err := listen()
-	if err != nil {
-		s.problem("listen: %v", err)
+	if s.problemIf("listen", err) {
 		return s
 	}
 	s.problemIf("SetReadBuffer", rxc.SetReadBuffer(readBuffer))

@@ -188,11 +188,13 @@ func (s *sample) problem(format string, args ...any) {
 	s.problems = append(s.problems, fmt.Sprintf(format, args...))
 }
 
-// problemIf notes err, if any, as a problem with what.
-func (s *sample) problemIf(what string, err error) {
+// problemIf notes err, if any, as a problem with what, and reports
+// whether there was one.
+func (s *sample) problemIf(what string, err error) bool {
 	if err != nil {
 		s.problem("%s: %v", what, err)
 	}
+	return err != nil
 }
 
 func (s *sample) rate() float64 {

@@ -41,8 +41,7 @@ func runSendTo(p params, ndst int, byAddrPort bool, kind sinkKind) (s sample) {
 		dsts = sk.addrs
 	}
 	txc, err := p.listen()
-	if err != nil {
-		s.problem("listen: %v", err)
+	if s.problemIf("listen", err) {
 		return s
 	}
 	tx := wrap(txc, p.mode)

@@ -147,8 +147,7 @@ func blockEnd(rows []*row, c column) float64 {
 func drawBar(w io.Writer, r *row, c column, x, y int, scale float64) {
 	mid := y + barRow/2
 	v := c.vs(r)
-	if v == nil {
-		text(w, x+4, mid+4, "start", 11, "normal", "#777", "not measured")
+	if v == nil { // not measured here
 		return
 	}
 	width := max(int(math.Round(*v*scale)), 1)
