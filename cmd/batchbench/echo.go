@@ -80,7 +80,7 @@ func runEchoed(p params, client func(uc *net.UDPConn, srv netip.AddrPort, s *sam
 	s.problemIf(fmt.Sprintf("client after %d replies", s.arrived), err)
 	s.arrivals = true
 	if srv != nil {
-		s.drops, s.dropsKnown = kernelDrops(port(srv), port(uc))
+		_, s.drops, s.dropsKnown = udpQueues(port(srv), port(uc))
 		checkSent(&s)
 		s.problemIf("server Close", conn.Close())
 		s.problemIf("server", <-done)

@@ -9,8 +9,8 @@ import (
 
 // udpQueues sums what Linux's /proc/net/udp tells of the IPv4 sockets
 // bound to ports: the bytes waiting in their receive queues, and the
-// datagrams dropped at those queues when full. ok is false where that is
-// unknown (not Linux, a port not found).
+// datagrams the kernel dropped at those queues when full. ok is false
+// where that is unknown (not Linux, a port not found).
 func udpQueues(ports ...int) (queued, drops uint64, ok bool) {
 	data, err := os.ReadFile("/proc/net/udp")
 	if err != nil {
@@ -33,18 +33,6 @@ func udpQueues(ports ...int) (queued, drops uint64, ok bool) {
 		}
 	}
 	return queued, drops, found == len(ports)
-}
-
-// queued reports whether the kernel holds datagrams for any of ports.
-func queued(ports ...int) bool {
-	q, _, _ := udpQueues(ports...)
-	return q > 0
-}
-
-// kernelDrops sums the datagrams the kernel dropped at ports' queues.
-func kernelDrops(ports ...int) (drops uint64, ok bool) {
-	_, drops, ok = udpQueues(ports...)
-	return drops, ok
 }
 
 // loadAvg is the one-minute load average Linux's /proc/loadavg gives;

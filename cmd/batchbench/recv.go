@@ -58,7 +58,7 @@ func runRecvFrom(p params, feed *batchconn.Config, nfeed int) (s sample) {
 	s.offered = stopFeeders(feeders, &s)
 	rest, _, err := readFor(pc, read, 0, port(rxc))
 	s.problemIf(fmt.Sprintf("read after the feeders stopped, after %d datagrams", rest), err)
-	s.drops, s.dropsKnown = kernelDrops(port(rxc))
+	_, s.drops, s.dropsKnown = udpQueues(port(rxc))
 	s.problemIf("Close", pc.Close())
 	s.stats = statsOf(pc)
 	s.arrived, s.arrivals = s.count+rest, true
@@ -118,7 +118,8 @@ func readFor(pc net.PacketConn, read func() (uint64, error), d time.Duration, po
 		n, err = read()
 		count += n
 		if errors.Is(err, os.ErrDeadlineExceeded) {
-			if err = nil; d > 0 || !queued(port) {
+			err = nil
+			if q, _, _ := udpQueues(port); d > 0 || q == 0 {
 				break
 			}
 		}

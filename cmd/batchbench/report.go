@@ -116,13 +116,13 @@ func (rep *report) summarize() {
 	for _, r := range rep.Rows {
 		if base := rep.row(r.Scenario, r.Op, r.Size, modePlain); base != nil {
 			if r.kind == kindLatency {
-				r.P50VsPlain = ratioOf(r.P50us, base.P50us)
-				r.P99VsPlain = ratioOf(r.P99us, base.P99us)
+				r.P50VsPlain = ratio(r.P50us, base.P50us)
+				r.P99VsPlain = ratio(r.P99us, base.P99us)
 			} else {
-				r.PerSecVsPlain = ratio(r.PerSec, base.PerSec)
+				r.PerSecVsPlain = ratio(&r.PerSec, &base.PerSec)
 			}
-			r.CPUVsPlain = ratioOf(r.CPUus, base.CPUus)
-			r.BytesVsPlain = ratioOf(r.BytesPerUnit, base.BytesPerUnit)
+			r.CPUVsPlain = ratio(r.CPUus, base.CPUus)
+			r.BytesVsPlain = ratio(r.BytesPerUnit, base.BytesPerUnit)
 		}
 	}
 }
@@ -199,19 +199,12 @@ func median(xs []float64) float64 {
 	return xs[mid]
 }
 
-// ratio returns a/b, or nil where b is 0.
-func ratio(a, b float64) *float64 {
-	if b == 0 {
+// ratio returns *a / *b, or nil where either is nil or b is 0.
+func ratio(a, b *float64) *float64 {
+	if a == nil || b == nil || *b == 0 {
 		return nil
 	}
-	return ptr(a / b)
-}
-
-func ratioOf(a, b *float64) *float64 {
-	if a == nil || b == nil {
-		return nil
-	}
-	return ratio(*a, *b)
+	return ptr(*a / *b)
 }
 
 func ptr[T any](v T) *T { return &v }

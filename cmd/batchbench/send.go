@@ -208,11 +208,12 @@ func (sk *sinks) settle() (read, drops uint64, dropsKnown bool) {
 			break
 		}
 		time.Sleep(5 * time.Millisecond)
-		if n := sk.read(); n != last || queued(ports...) {
+		q, _, _ := udpQueues(ports...)
+		if n := sk.read(); n != last || q > 0 {
 			last, still = n, -1
 		}
 	}
-	drops, dropsKnown = kernelDrops(ports...)
+	_, drops, dropsKnown = udpQueues(ports...)
 	sk.close()
 	return sk.read(), drops, dropsKnown
 }
