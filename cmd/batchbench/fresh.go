@@ -68,7 +68,7 @@ func runQueries(p params, idle bool) (s sample) {
 	}
 	s.elapsed = time.Since(start)
 	stop(&s, s.count)
-	s.bytes = perUnit(memStats().TotalAlloc-allocated, s.count)
+	s.bytes = float64(memStats().TotalAlloc-allocated) / float64(max(s.count, 1))
 	if idle && s.count > 0 {
 		s.bytes = float64(int64(heldHeap())-int64(held)) / float64(s.count)
 	}

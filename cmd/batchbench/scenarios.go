@@ -229,17 +229,10 @@ func meter() (stop func(s *sample, n uint64)) {
 	cpu0, _ := processCPU()
 	mallocs := memStats().Mallocs
 	return func(s *sample, n uint64) {
-		s.allocs = perUnit(memStats().Mallocs-mallocs, n)
+		s.allocs = float64(memStats().Mallocs-mallocs) / float64(max(n, 1))
 		cpu, _ := processCPU()
 		s.cpu = cpu - cpu0
 	}
-}
-
-func perUnit(n, count uint64) float64 {
-	if count == 0 {
-		return 0
-	}
-	return float64(n) / float64(count)
 }
 
 // listen opens a plain IPv4 UDP socket on a free loopback port.
