@@ -20,7 +20,6 @@ type report struct {
 	Target     string   `json:"target,omitempty"`       // the -listen server measured against; loopback if empty
 	Duration   string   `json:"duration"`               // of one run
 	Rounds     int      `json:"rounds"`
-	IdleConns  int      `json:"idle_conns"`
 	Rows       []*row   `json:"results"`
 }
 
@@ -77,7 +76,6 @@ func newReport(opts options) *report {
 		LoadAvg:    loadAvg(),
 		Duration:   opts.duration.String(),
 		Rounds:     opts.rounds,
-		IdleConns:  idleConns,
 	}
 	if opts.remote != nil {
 		rep.Target = opts.remote.base.String()

@@ -115,11 +115,11 @@ var allScenarios = []scenario{
 		unit: "round trip", kind: kindLatency, modes: []mode{modePlain, modeBatch, modeXnet}, fixedSize: requestSize, remoteOK: true, run: runPingPong},
 	{name: "lone", about: "one datagram every 200µs to a receiver (sparse traffic): delay from WriteTo to the receiver's read",
 		unit: "datagram", kind: kindLatency, modes: twoModes, fixedSize: requestSize, run: runLone},
-	{name: "allocs", about: "heap objects each call allocates per datagram, steady state (garbage for the GC)",
+	{name: "allocs", about: fmt.Sprintf("heap objects each call allocates per %d B datagram, steady state (garbage for the GC)", requestSize),
 		unit: "datagram", kind: kindAllocs, modes: twoModes, fixedSize: requestSize, ops: allocOps, run: runAllocs},
 	{name: "fresh", about: "a new socket per query: dial a connected UDP socket, wrap it, write 40 B, read the reply, close (DNS, NTP, STUN clients)",
 		unit: "query", kind: kindFresh, modes: []mode{modePlain, modeBatch, modeNoOffload}, fixedSize: queryBytes, run: runFresh},
-	{name: "idle", about: "conns that each exchanged one datagram with an echo server and stay open (many quiet peers)",
+	{name: "idle", about: fmt.Sprintf("%d conns that each exchanged one datagram with an echo server and stay open (many quiet peers)", idleConns),
 		unit: "conn", kind: kindIdle, modes: twoModes, fixedSize: queryBytes, run: runIdle},
 }
 

@@ -27,14 +27,7 @@ func writeTable(w io.Writer, rep *report) error {
 		if len(rows) == 0 {
 			continue
 		}
-		about := sc.about
-		if sc.kind == kindIdle {
-			about = fmt.Sprintf("%d %s", rep.IdleConns, about)
-		}
-		if sc.kind == kindAllocs {
-			about = fmt.Sprintf("%s, %d B datagrams", about, rows[0].Size)
-		}
-		fmt.Fprintf(&b, "\n%s: %s\n", sc.name, about)
+		fmt.Fprintf(&b, "\n%s: %s\n", sc.name, sc.about)
 		writeBlock(&b, columnsFor(rows), rows)
 	}
 	var problems []string
