@@ -13,10 +13,8 @@ var allocOps = []string{"WriteTo", "WriteToUDPAddrPort", "ReadFrom", "ReadFromUD
 // runAllocs counts the heap objects one call of the conn under test
 // allocates per datagram, over 64 batches of batchSize (8 for a -duration
 // under 100ms, the tests'), after as many to warm up (batchconn allocates
-// its queue and ring then). One stray allocation in the process adds
-// 1/4096 (or 1/512); one in each batch of the call, 1/64. Writes go to a
-// plain receiver that never reads; before each batch of reads, a plain
-// sender, which allocates nothing, fills the queue.
+// its queue and ring then). Writes go to a plain receiver that never
+// reads; before each batch of reads, a plain sender fills the queue.
 func runAllocs(p params) (s sample) {
 	batches := 64
 	if p.duration < 100*time.Millisecond {

@@ -22,11 +22,9 @@ const (
 	idleConns = 2000 // the conns the idle scenario holds open
 )
 
-// runFresh measures a socket per request: for each query it dials a
-// connected UDP socket to a plain echo server, wraps it in the batchconn
-// modes, exchanges one query and closes it; one query after another, for
-// the duration or maxQueries. It counts the queries, and the CPU time
-// and bytes the process allocated meanwhile.
+// runFresh dials a connected socket per query to a plain echo server,
+// wraps it in the batchconn modes, exchanges one query and closes it, for
+// the duration or maxQueries, counting the bytes allocated per query.
 func runFresh(p params) sample { return runQueries(p, false) }
 
 // runIdle opens p.conns conns as fresh does, each staying open after its

@@ -64,8 +64,7 @@ func parseFlags() (opts options, err error) {
 	flag.StringVar(&opts.svg, "svg", "", "also write a chart of each mode against plain to `file` (SVG)")
 	flag.StringVar(&opts.listen, "listen", "", fmt.Sprintf("serve the `addr`'s port P and the %d after it for a -target client, until killed", remotePorts-1))
 	flag.Usage = func() {
-		fmt.Fprintln(flag.CommandLine.Output(), "usage: batchbench [flags]\n\nbatchbench measures what batchconn gains over a plain *net.UDPConn and\n"+
-			"over a loop written with golang.org/x/net; go doc ./cmd/batchbench tells more.\n\nFlags:")
+		fmt.Fprintln(flag.CommandLine.Output(), "usage: batchbench [flags] (go doc ./cmd/batchbench tells more)")
 		flag.PrintDefaults()
 	}
 	flag.Parse()

@@ -11,15 +11,11 @@ import (
 )
 
 // pinToCPU keeps the calling goroutine on its thread, and the thread on
-// the n-th (modulo their number) of the CPUs it may run on. Its caller
-// must not unlock the thread: the runtime ends the thread with the
-// goroutine, so that no other goroutine inherits the pinning.
-//
-// Loopback delivers a datagram through the backlog queue of the CPU that
-// sent it, usually before the send returns but not always (sendmmsg may
-// return with the last of its batch still queued), and a datagram sent
-// next from another CPU may then overtake them. A sender held on one CPU
-// has one queue, and its datagrams arrive in the order sent.
+// the n-th (modulo their number) of the CPUs it may run on, for good: the
+// runtime ends the thread with the goroutine. Loopback delivers through
+// the backlog queue of the sending CPU, not always before the send
+// returns, so that a datagram sent next from another CPU may overtake; a
+// sender held on one CPU has its datagrams arrive in the order sent.
 func pinToCPU(n int) error {
 	runtime.LockOSThread()
 	var allowed unix.CPUSet
