@@ -21,10 +21,8 @@ func seqOf(p []byte) uint64 { return binary.BigEndian.Uint64(p) }
 
 // order checks the datagrams one receiver reads: each of the size sent,
 // intact, its sequence number above the last one's from the same sender
-// (stream). A gap is a drop. Loopback keeps in order what one CPU sends,
-// not what a sender sends from two (pinToCPU says why), so a repeat or a
-// step back is a bug where each sender keeps to one CPU, as the recv
-// feeders do (startFeeder).
+// (stream); a gap is a drop. A sender held on one CPU, as the recv
+// feeders are (pinToCPU says why), arrives in order: a step back is a bug.
 type order struct {
 	next                       [maxStreams]uint64 // each stream's lowest sequence number still expected
 	backwards, resize, corrupt uint64             // datagrams read wrong, by the way they were

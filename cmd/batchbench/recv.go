@@ -24,9 +24,8 @@ func runRecv(p params) sample    { return runRecvFrom(p, &batchconn.Config{NoOff
 func runRecvGSO(p params) sample { return runRecvFrom(p, nil, 1) }
 
 // runRecvFrom reads from the conn under test for the duration while
-// nfeed feeders, batchconns with Config feed, keep its queue full. Then
-// it stops them and reads what the queue still holds, so that what found
-// room there is counted exactly.
+// nfeed feeders, batchconns with Config feed, keep its queue full, then
+// stops them and reads what the queue still holds, to count it exactly.
 func runRecvFrom(p params, feed *batchconn.Config, nfeed int) (s sample) {
 	rxc, err := listen()
 	if s.problemIf("listen", err) {

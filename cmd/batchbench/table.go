@@ -33,7 +33,7 @@ func writeTable(w io.Writer, rep *report) error {
 	var problems []string
 	for _, r := range rep.Rows {
 		for _, p := range r.Problems {
-			problems = append(problems, r.label()+" "+p)
+			problems = append(problems, strings.Join(strings.Fields(fmt.Sprintf("%s %s %d B %s: %s", r.Scenario, r.Op, r.Size, r.Mode, p)), " "))
 		}
 	}
 	b.WriteString(legend)
@@ -144,11 +144,6 @@ func dropsCell(r *row) string {
 		return "0"
 	}
 	return fmt.Sprintf("%s (%.1f%%)", thousands(float64(*r.Dropped)), *r.DroppedPct)
-}
-
-// label names the row in PROBLEMS.
-func (r *row) label() string {
-	return strings.Join(strings.Fields(fmt.Sprintf("%s %s %d B %s,", r.Scenario, r.Op, r.Size, r.Mode)), " ")
 }
 
 // byteSize formats a number of bytes: "360 B", "157.2 KiB", "314.5 MiB".
