@@ -43,12 +43,10 @@ func serveLoop[A any](read func([]byte) (int, A, error), write func([]byte, A) (
 	}
 }
 
-// runEchoed runs the echo server on the conn under test (xnet: xnetEcho)
-// in a goroutine of its own, or with -target uses the -listen side's for
-// the mode, and drives it with client from a socket of its own. client
-// sets s's counts, the replies in s.arrived, and returns what to close
-// once the drops are counted: on loopback, the requests without a reply
-// must be what the kernel dropped at the server's and the client's queues.
+// runEchoed runs the echo server on the conn under test (xnet: xnetEcho),
+// or with -target uses the -listen side's, and drives it with client,
+// which sets s's counts and returns what to close once the drops at the
+// server's and the client's queues are counted.
 func runEchoed(p params, client func(uc *net.UDPConn, srv netip.AddrPort, s *sample) (io.Closer, error)) (s sample) {
 	uc, err := p.listen()
 	if s.problemIf("listen", err) {
@@ -117,10 +115,9 @@ func lastWait(p params) time.Duration {
 }
 
 // flood keeps echoWindow requests in flight from cl to srv for d, noting
-// in s the requests sent, the replies, and those within d. When no reply
-// comes for lossTimeout, it takes those in flight for lost and fills the
-// window anew (late replies count as answered). After d it reads the
-// replies still due, waiting lastWait at most for each.
+// in s the requests, the replies, and those within d. With no reply for
+// lossTimeout, it takes those in flight for lost (late replies still
+// count) and refills the window; after d it waits lastWait at most.
 func flood(cl *batchconn.PacketConn, srv netip.AddrPort, size int, d, lastWait time.Duration, s *sample) error {
 	req, reply := make([]byte, size), make([]byte, maxDatagram)
 	var ord order
@@ -182,9 +179,8 @@ func sameAddr(from, srv netip.AddrPort) bool {
 }
 
 // pingFor sends one request at a time to srv and times its reply, for d
-// or maxRoundTrips, noting in s the requests, the replies and the round
-// trips. A request with no reply within lossTimeout is given up; a reply
-// that comes later counts, with no round trip.
+// or maxRoundTrips; a request unanswered within lossTimeout is given up,
+// and a reply that comes later counts, with no round trip.
 func pingFor(cl *net.UDPConn, srv netip.AddrPort, size int, d, lastWait time.Duration, s *sample) (err error) {
 	req, reply := make([]byte, size), make([]byte, maxDatagram)
 	rtts := make([]time.Duration, 0, maxRoundTrips)

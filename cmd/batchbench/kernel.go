@@ -8,9 +8,8 @@ import (
 )
 
 // udpQueues sums what Linux's /proc/net/udp tells of the IPv4 sockets
-// bound to ports: the bytes waiting in their receive queues, and the
-// datagrams the kernel dropped at those queues when full. ok is false
-// where that is unknown (not Linux, a port not found).
+// bound to ports: the bytes queued to be read, and the datagrams dropped
+// at their full queues; ok is false where unknown (a port not found).
 func udpQueues(ports ...int) (queued, drops uint64, ok bool) {
 	data, err := os.ReadFile("/proc/net/udp")
 	if err != nil {

@@ -14,10 +14,9 @@ const loneInterval = 200 * time.Microsecond
 // each took to arrive (timedSinks).
 func runLone(p params) sample { return runSendTo(p, 1, false, timedSinks) }
 
-// trickle sends a datagram of size to dst carrying the time just before
-// its WriteTo, then sleeps until loneInterval has passed since then (in
-// pause: the runtime's timers oversleep to a millisecond in an idle
-// process), and so on until end.
+// trickle sends a datagram of size to dst carrying the time before its
+// WriteTo, then pauses until loneInterval has passed (the runtime's timers
+// oversleep to a millisecond in an idle process), and so on until end.
 func trickle(pc net.PacketConn, dst net.Addr, size int, end time.Time) (sent uint64, err error) {
 	buf := make([]byte, size)
 	for ; ; sent++ {

@@ -6,10 +6,9 @@ import (
 	"time"
 )
 
-// batchLoop is the socket of a loop mode, xnet or raw: batchSize
-// messages, each with a buffer of its own, moved a batch a call, as a
-// user who rewrote their I/O for batching would move them. Its waits go
-// through the runtime's poller, so that the socket's deadlines hold.
+// batchLoop is the socket of a loop mode, xnet or raw: batchSize messages
+// of a buffer each, moved a batch a call as a user rewriting their I/O
+// would; it waits in the runtime's poller, so the deadlines hold.
 type batchLoop interface {
 	buf(i int) []byte         // message i's buffer
 	to(i, dst int)            // addresses message i to the dst-th destination
@@ -27,10 +26,9 @@ func newLoop(m mode, uc *net.UDPConn, slot int, dsts []netip.AddrPort) (batchLoo
 	return newRawConn(uc, slot, dsts)
 }
 
-// sendBatches is blast for a loop: it fills the batch, each message a copy
-// of the payload stamped with the next sequence number and addressed to
-// the next destination in turn, sends it, and so on until end (looked at
-// before each batch). It returns how many datagrams the kernel took.
+// sendBatches is blast for a loop: it fills the batch with copies of the
+// payload, stamped and addressed in turn, sends it, and so on until end
+// (looked at before each batch); it returns how many the kernel took.
 func sendBatches(l batchLoop, size, ndst int, end time.Time) (uint64, error) {
 	payload := make([]byte, size)
 	var seq uint64

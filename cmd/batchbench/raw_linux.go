@@ -34,9 +34,8 @@ type mmsghdr struct {
 }
 
 // rawConn is the raw mode's batchLoop: sendmmsg or recvmmsg of batchSize
-// messages, one datagram each, on the socket's descriptor through
-// syscall.RawConn, nothing else. With gro (rawgro) the socket has UDP_GRO
-// and each message a 64 KiB buffer the kernel fills with a coalesced run.
+// messages, one datagram each, through syscall.RawConn. With gro (rawgro)
+// the socket has UDP_GRO, and each buffer takes a coalesced run.
 type rawConn struct {
 	rc    syscall.RawConn
 	hdrs  []mmsghdr
@@ -181,9 +180,8 @@ func (r *rawConn) call(fd uintptr) bool {
 }
 
 // groReader is rawgro's read: one readBatch, each message split in place
-// into the datagrams GRO coalesced into it, each checked with ord. A
-// message whose control data the kernel truncated is an error: its
-// segment size is lost.
+// into the datagrams GRO coalesced into it, each checked with ord; a
+// truncated control message loses the segment size, an error.
 func (r *rawConn) groReader(ord *order, size int) func() (uint64, error) {
 	return func() (uint64, error) {
 		n, err := r.readBatch()

@@ -17,9 +17,8 @@ import (
 const drainIdle = 20 * time.Millisecond
 
 // recv has two feeders without offload: one cannot outpace a batching
-// receiver. recvgso has one with batchconn's defaults, whose runs of
-// datagrams leave as one message, which a receiver with GRO gets as one
-// buffer; one such feeder outpaces any receiver.
+// receiver. recvgso has one with batchconn's defaults, sending GSO runs,
+// which alone outpaces any receiver.
 func runRecv(p params) sample    { return runRecvFrom(p, &batchconn.Config{NoOffload: true}, 2) }
 func runRecvGSO(p params) sample { return runRecvFrom(p, nil, 1) }
 
@@ -136,10 +135,9 @@ type feeder struct {
 }
 
 // startFeeder blasts datagrams of size, numbered in stream, from txc to
-// dst through a batchconn with Config feed, until limit or stopFeeders.
-// They all leave from its goroutine, held on one CPU (pinToCPU), so that
-// they arrive in the order sent: its MaxDelay outlasts the run, so that
-// batchconn's timer, which runs on any CPU, never sends a queue.
+// dst through a batchconn with Config feed, until limit or stopFeeders,
+// all from its goroutine held on one CPU (pinToCPU): its MaxDelay outlasts
+// the run, so that batchconn's timer, on any CPU, never sends a queue.
 func startFeeder(txc *net.UDPConn, feed *batchconn.Config, dst netip.AddrPort, size int, stream uint64, limit time.Duration) *feeder {
 	var cfg batchconn.Config
 	if feed != nil {

@@ -170,8 +170,7 @@ type sample struct {
 
 	// Datagrams (requests) sent, and those that arrived (were answered)
 	// where arrivals; the kernel's drops at the receivers' queues where
-	// dropsKnown, only a lower bound where a receiver with GRO had a
-	// coalesced run dropped as one (coalescedDrops).
+	// dropsKnown (see checkSent for coalescedDrops).
 	offered, arrived, drops              uint64
 	arrivals, dropsKnown, coalescedDrops bool
 

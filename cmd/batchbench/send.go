@@ -86,9 +86,8 @@ func runSendTo(p params, ndst int, byAddrPort bool, kind sinkKind) (s sample) {
 }
 
 // checkSent checks that every datagram (request) sent arrived (was
-// answered) or was dropped by the kernel. A receiver with GRO has a
-// coalesced run counted as one drop: then the kernel's count is only a
-// lower bound (coalescedDrops).
+// answered) or was dropped by the kernel, whose count is only a lower
+// bound where a receiver with GRO had a run dropped as one (coalescedDrops).
 func checkSent(s *sample) {
 	if !s.arrivals || !s.dropsKnown {
 		return
@@ -131,13 +130,10 @@ func blast(pc net.PacketConn, dsts []netip.AddrPort, byAddrPort bool, size int, 
 	return seq, nil
 }
 
-// plainSinks read with *net.UDPConn, as most programs do. batchSinks
-// read through batchconn, as a peer running batchconn or quic-go does, so
-// that GRO hands a GSO run over whole: on two cores, 16 receivers paying
-// a system call a datagram, and the kernel cutting runs up for them,
-// would take most of the CPU and measure themselves. timedSinks are
-// plainSinks that note each datagram's delay from the time it carries
-// after its sequence number (lone).
+// plainSinks read with *net.UDPConn, as most programs do. batchSinks read
+// through batchconn, as batching peers do, GRO taking GSO runs whole: on
+// two cores, 16 receivers paying a system call a datagram would measure
+// themselves. timedSinks note each datagram's delay (lone).
 type sinkKind int
 
 const (
