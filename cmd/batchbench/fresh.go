@@ -108,18 +108,18 @@ func query(srv *net.UDPAddr, m mode, req, reply []byte, seq uint64) (net.Conn, e
 	return c, nil
 }
 
-// heldHeap is the heap's live bytes once collections free no more: the
-// finalizers of closed sockets run between two, and free more at the next.
+// heldHeap is the heap's live bytes once three collections in a row free
+// under 1%: closed sockets' finalizers run late and free more at the next.
 func heldHeap() uint64 {
 	held := uint64(math.MaxUint64)
-	for range 10 {
+	for still := 0; still < 3; still++ {
 		runtime.GC()
-		if h := memStats().HeapAlloc; h < held {
-			held = h
-		} else {
-			break
+		h := memStats().HeapAlloc
+		if h < held-held/100 {
+			still = -1
 		}
-		time.Sleep(time.Millisecond)
+		held = min(held, h)
+		time.Sleep(5 * time.Millisecond)
 	}
 	return held
 }

@@ -20,11 +20,8 @@ const (
 	batchSize   = 64      // batchconn's default Config.BatchSize, and the loops'
 	fanoutSize  = 1200    // a media or game packet, under any path's MTU
 
-	// grace is the longest a run waits for the network past its duration.
-	grace = 2 * time.Second
-	// lossTimeout is how long echo and pingpong wait for a reply before
-	// taking the requests in flight for lost.
-	lossTimeout = 200 * time.Millisecond
+	grace       = 2 * time.Second        // the longest a run waits for the network past its duration
+	lossTimeout = 200 * time.Millisecond // before echo and pingpong take the requests in flight for lost
 )
 
 // mode is what a run measures: a conn, or for the loop modes the
