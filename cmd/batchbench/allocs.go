@@ -1,164 +1,87 @@
 package main
 
 import (
-	"fmt"
 	"net"
-	"net/netip"
 	"strings"
+	"testing"
 	"time"
 )
 
 // allocOps are the calls the allocs scenario measures, a row each.
 var allocOps = []string{"WriteTo", "WriteToUDPAddrPort", "ReadFrom", "ReadFromUDPAddrPort"}
 
-// allocBatches is how many batches of batchSize datagrams the allocs
-// scenario measures, after one to warm up: 64, or 8 for a -duration under
-// 100ms (the tests'). One stray allocation in the process adds 1/4096 (or
-// 1/512) per datagram; one in each batch of the call measured, 1/64.
-func allocBatches(d time.Duration) int {
-	if d < 100*time.Millisecond {
-		return 8
+// runAllocs counts the heap objects one call of the conn under test
+// allocates per datagram, over 64 batches of batchSize (8 for a -duration
+// under 100ms, the tests'), after as many to warm up (batchconn allocates
+// its queue and ring then). Writes go to a plain receiver that never
+// reads; before each batch of reads, a plain sender fills the queue.
+func runAllocs(p params) (s sample) {
+	batches := 64
+	if p.duration < 100*time.Millisecond {
+		batches = 8
 	}
-	return 64
-}
-
-// runAllocs counts the heap allocations of one call of the conn under
-// test, per datagram, in a steady loop: the process's MemStats.Mallocs
-// before and after, over the datagrams.
-func runAllocs(p params) sample {
-	if strings.HasPrefix(p.op, "Write") {
-		return allocsWrite(p)
-	}
-	return allocsRead(p)
-}
-
-// allocsWrite writes to a plain receiver that never reads: the kernel
-// drops what its queue cannot hold, which costs the writer nothing.
-func allocsWrite(p params) (s sample) {
-	rx, err := listen()
-	if err != nil {
-		s.problem("listen: %v", err)
+	rxc, err := listen()
+	if s.problemIf("listen", err) {
 		return s
 	}
-	defer rx.Close()
 	txc, err := listen()
 	if err != nil {
+		rxc.Close()
 		s.problem("listen: %v", err)
 		return s
 	}
-	tx := wrap(txc, p.mode)
-	write, err := writeFunc(tx, p.op, addrPort(rx))
-	if err != nil {
-		tx.Close()
-		s.problem("%v", err)
-		return s
+	reading := strings.HasPrefix(p.op, "Read")
+	measured, other := txc, rxc // the conn under test's socket, and the other end
+	if reading {
+		measured, other = rxc, txc
 	}
-	buf := make([]byte, p.size)
-	batches := allocBatches(p.duration)
-	var before uint64
-	start := time.Now()
-	for i := range (batches + 1) * batchSize {
-		if i == batchSize { // the first batch warms up: batchconn allocates its queue
-			before, start = mallocs(), time.Now()
-		}
-		stamp(buf, uint64(i))
-		if err := write(buf); err != nil {
-			s.problem("%s: %v", p.op, err)
-			break
-		}
-	}
-	s.count = uint64(batches * batchSize)
-	s.allocs = perDatagram(mallocs()-before, s.count)
-	s.elapsed = time.Since(start)
-	if err := tx.Close(); err != nil {
-		s.problem("Close: %v", err)
-	}
-	s.stats = statsOf(tx)
-	return s
-}
-
-func writeFunc(pc net.PacketConn, op string, dst netip.AddrPort) (func([]byte) error, error) {
-	switch op {
-	case "WriteTo":
-		addr := net.UDPAddrFromAddrPort(dst)
-		return func(b []byte) error { _, err := pc.WriteTo(b, addr); return err }, nil
-	case "WriteToUDPAddrPort":
-		apw := pc.(addrPortWriter)
-		return func(b []byte) error { _, err := apw.WriteToUDPAddrPort(b, dst); return err }, nil
-	}
-	return nil, fmt.Errorf("no such call: %s", op)
-}
-
-// allocsRead has a plain sender put a batch into the receive queue, then
-// reads it, batch after batch, and counts the allocations of the reads.
-func allocsRead(p params) (s sample) {
-	rxc, err := listen()
-	if err != nil {
-		s.problem("listen: %v", err)
-		return s
-	}
-	rx := wrap(rxc, p.mode)
-	defer rx.Close()
-	tx, err := listen()
-	if err != nil {
-		s.problem("listen: %v", err)
-		return s
-	}
-	defer tx.Close()
-	read, err := readFunc(rx, p.op)
-	if err != nil {
-		s.problem("%v", err)
-		return s
-	}
-	// A datagram lost on the way must not leave the run waiting.
-	if err := rx.SetReadDeadline(time.Now().Add(grace)); err != nil {
-		s.problem("SetReadDeadline: %v", err)
-	}
-
+	defer other.Close()
+	pc := wrap(measured, p.mode)
 	dst := addrPort(rxc)
+	addr := net.UDPAddrFromAddrPort(dst)
+	if reading { // a datagram lost on the way must not leave the run waiting
+		err = pc.SetReadDeadline(time.Now().Add(2 * grace))
+	}
 	out, in := make([]byte, p.size), make([]byte, maxDatagram)
 	var ord order
-	batches := allocBatches(p.duration)
-	var allocs uint64
+	var seq uint64
 	start := time.Now()
-	for batch := range batches + 1 { // the first warms up: batchconn allocates its ring
-		for i := range batchSize {
-			stamp(out, uint64(batch*batchSize+i))
-			if _, err := tx.WriteToUDPAddrPort(out, dst); err != nil {
-				s.problem("sender: %v", err)
-				return s
+	allocs := testing.AllocsPerRun(1, func() {
+		for range batches * batchSize {
+			if seq%batchSize == 0 && reading {
+				for i := range uint64(batchSize) {
+					stamp(out, seq+i)
+					if _, e := other.WriteToUDPAddrPort(out, dst); e != nil && err == nil {
+						err = e
+					}
+				}
 			}
-		}
-		before := mallocs()
-		for range batchSize {
-			n, err := read(in)
+			stamp(out, seq)
+			seq++
 			if err != nil {
-				s.problem("%s: %v", p.op, err)
-				return s
+				return
 			}
-			ord.see(in[:n], p.size)
+			var n int
+			switch p.op {
+			case "WriteTo":
+				_, err = pc.WriteTo(out, addr)
+			case "WriteToUDPAddrPort":
+				_, err = pc.(addrPortWriter).WriteToUDPAddrPort(out, dst)
+			case "ReadFrom":
+				n, _, err = pc.ReadFrom(in)
+			case "ReadFromUDPAddrPort":
+				n, _, err = pc.(addrPortReader).ReadFromUDPAddrPort(in)
+			}
+			if n > 0 {
+				ord.see(in[:n], p.size)
+			}
 		}
-		if batch > 0 {
-			allocs += mallocs() - before
-		}
-	}
+	})
+	s.problemIf(p.op, err)
 	s.count, s.elapsed = uint64(batches*batchSize), time.Since(start)
-	s.allocs = perDatagram(allocs, s.count)
-	if err := rx.Close(); err != nil {
-		s.problem("Close: %v", err)
-	}
-	s.stats = statsOf(rx)
+	s.allocs = allocs / float64(s.count)
+	s.problemIf("Close", pc.Close())
+	s.stats = statsOf(pc)
 	ord.check(&s)
 	return s
-}
-
-func readFunc(pc net.PacketConn, op string) (func([]byte) (int, error), error) {
-	switch op {
-	case "ReadFrom":
-		return func(b []byte) (int, error) { n, _, err := pc.ReadFrom(b); return n, err }, nil
-	case "ReadFromUDPAddrPort":
-		apr := pc.(addrPortReader)
-		return func(b []byte) (int, error) { n, _, err := apr.ReadFromUDPAddrPort(b); return n, err }, nil
-	}
-	return nil, fmt.Errorf("no such call: %s", op)
 }

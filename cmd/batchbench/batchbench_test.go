@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"math/rand/v2"
-	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -13,20 +12,16 @@ import (
 	"go.uber.org/goleak"
 )
 
-// TestMain fails the tests if a goroutine outlives them: every run must
-// stop everything it started.
+// TestMain fails the tests if a goroutine outlives them.
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// testDuration is how long each run measures in the tests: long enough to
-// see every path, short enough for CI under -race.
-const testDuration = 20 * time.Millisecond
+const (
+	testDuration = 20 * time.Millisecond // long enough to see every path
+	testConns    = 50                    // idle's
+)
 
-// testConns is how many conns idle holds open in the tests.
-const testConns = 50
-
-// durationFor is testDuration, longer for recv and recvgso: their reader
-// competes for the CPU with two busy senders, and on two cores the
-// scheduler may leave it waiting for a time slice or two of 10ms.
+// durationFor is testDuration, longer for recv and recvgso, whose reader
+// competes with busy senders for a time slice or two of 10ms.
 func durationFor(sc scenario) time.Duration {
 	if strings.HasPrefix(sc.name, "recv") {
 		return 100 * time.Millisecond
@@ -36,18 +31,19 @@ func durationFor(sc scenario) time.Duration {
 
 // TestScenarios runs every scenario briefly in each of its modes: each
 // must end by itself, measure something and see nothing wrong.
-func TestScenarios(t *testing.T) {
-	for _, j := range jobs(options{scenarios: allScenarios, sizes: []int{200}}) {
-		for _, m := range j.scenario.modes {
+func TestScenarios(t *testing.T) { runAll(t, allScenarios, 200, nil) }
+
+func runAll(t *testing.T, scs []scenario, size int, r *remote) {
+	for _, j := range jobs(options{scenarios: scs, sizes: []int{size}}) {
+		for _, m := range j.scenario.modesFor(r) {
 			t.Run(strings.ReplaceAll(j.String(), " ", "_")+"/"+string(m), func(t *testing.T) {
-				checkRun(t, j, params{mode: m, size: j.size, op: j.op, duration: durationFor(j.scenario), conns: testConns})
+				checkRun(t, j, params{mode: m, size: j.size, op: j.op, duration: durationFor(j.scenario), conns: testConns, remote: r})
 			})
 		}
 	}
 }
 
-// TestRemote runs the scenarios that can against a -listen server in the
-// process.
+// TestRemote runs the scenarios that can against a -listen server here.
 func TestRemote(t *testing.T) {
 	srv, base := startTestServer(t)
 	defer srv.close()
@@ -55,18 +51,7 @@ func TestRemote(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, j := range jobs(options{scenarios: must(parseScenarios("", true)), sizes: []int{100}}) {
-		for _, m := range j.scenario.modes {
-			t.Run(strings.ReplaceAll(j.String(), " ", "_")+"/"+string(m), func(t *testing.T) {
-				checkRun(t, j, params{mode: m, size: j.size, duration: testDuration, remote: r})
-			})
-		}
-	}
-	for i := range srv.echoed {
-		if srv.echoed[i].Load() == 0 {
-			t.Errorf("echo loop %d of the server (plain, batchconn, nooffload, xnet) echoed nothing", i)
-		}
-	}
+	runAll(t, must(parseScenarios("", true)), 100, r)
 	if srv.sunk.Load() == 0 {
 		t.Error("the server's sinks discarded nothing")
 	}
@@ -77,8 +62,7 @@ func TestRemote(t *testing.T) {
 	}
 }
 
-// startTestServer starts a -listen server on loopback, on the first free
-// run of ports it finds.
+// startTestServer starts a -listen server on the first free ports.
 func startTestServer(t *testing.T) (*server, string) {
 	for range 20 {
 		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(30000))
@@ -97,10 +81,8 @@ func checkRun(t *testing.T, j job, p params) {
 		t.Fatalf("problems: %q", s.problems)
 	}
 	if s.count == 0 && strings.HasPrefix(j.scenario.name, "recv") && s.arrived > 0 {
-		// Busy feeders can keep the reader's goroutine from running
-		// for the whole of a short duration (seen for 100ms and more on
-		// a loaded machine with two cores, in every mode): it read only
-		// once they stopped, which shows its reads work.
+		// Busy feeders can starve the reader for a short duration; it
+		// read once they stopped, which shows its reads work.
 		t.Logf("the reader got no CPU in the duration; read %d datagrams after", s.arrived)
 		return
 	}
@@ -113,19 +95,16 @@ func checkRun(t *testing.T, j job, p params) {
 			t.Errorf("p50, p99 = %v, %v", s.p50, s.p99)
 		}
 	case kindFresh:
-		if s.allocBytes <= 0 || s.cpu <= 0 {
-			t.Errorf("%d queries allocated %.0f bytes each, took %v of CPU", s.count, s.allocBytes, s.cpu)
+		if s.bytes <= 0 || s.cpu <= 0 {
+			t.Errorf("%d queries allocated %.0f bytes each, took %v of CPU", s.count, s.bytes, s.cpu)
 		}
-	case kindIdle:
-		// The heap held is what it is, even below zero where a
-		// collection freed more than the conns hold: no check but that
-		// they all opened.
+	case kindIdle: // the heap held may even be below zero
 		if s.count != uint64(p.conns) {
 			t.Errorf("%d conns opened, want %d", s.count, p.conns)
 		}
 	}
-	// The conn under test's Stats, where it is one and in the process;
-	// fresh and idle have a conn per query, and sum none.
+	// The conn under test's Stats, where it is one here; fresh and idle
+	// have a conn per query, and sum none.
 	perQuery := j.scenario.kind == kindFresh || j.scenario.kind == kindIdle
 	sender := slices.Contains([]string{"send", "send16", "fanout"}, j.scenario.name) // the conn under test is the client's
 	if local := p.remote == nil || sender; local && !perQuery && p.mode.batched() != (s.stats != nil) {
@@ -133,116 +112,40 @@ func checkRun(t *testing.T, j job, p params) {
 	}
 }
 
-// TestBatchLoops runs the loop modes, xnet, raw and rawgro, at a size of
-// their own (TestScenarios runs them at another): each must measure
-// something, see nothing wrong, and count its batch calls consistently.
-// No timing is asserted.
-func TestBatchLoops(t *testing.T) {
+// TestModes: each scenario runs plain first, then the modes that fit
+// it: the loops where they stand in for the conn, rawgro where runs come
+// coalesced, grouped where a server sends to many peers in turn.
+func TestModes(t *testing.T) {
 	loops := []string{"send", "send16", "recv", "recvgso"}
 	for _, sc := range allScenarios {
-		runs := map[mode]bool{
-			modeXnet:   slices.Contains(loops, sc.name) || sc.name == "echo" || sc.name == "pingpong",
-			modeRaw:    slices.Contains(loops, sc.name) && rawAvailable,
-			modeRawGRO: sc.name == "recvgso" && rawAvailable,
+		want := map[mode]bool{
+			modeXnet:    slices.Contains(loops, sc.name) || sc.name == "echo" || sc.name == "pingpong",
+			modeRaw:     slices.Contains(loops, sc.name) && rawAvailable,
+			modeRawGRO:  sc.name == "recvgso" && rawAvailable,
+			modeGrouped: sc.name == "fanout",
 		}
-		for m, want := range runs {
-			if has := slices.Contains(sc.modes, m); has != want {
+		modes := sc.modesFor(nil)
+		for m, want := range want {
+			if has := slices.Contains(modes, m); has != want {
 				t.Errorf("%s runs %s: %v, want %v", sc.name, m, has, want)
 			}
 		}
+		if modes[0] != modePlain || !slices.Contains(modes, modeBatch) || slices.Contains(sc.modesFor(&remote{}), modeRaw) {
+			t.Errorf("%s runs %v, with -target %v", sc.name, modes, sc.modesFor(&remote{}))
+		}
 	}
-	scs := must(parseScenarios("send,send16,recv,recvgso", false))
 	for _, m := range []mode{modeXnet, modeRaw, modeRawGRO} {
-		for _, j := range jobs(options{scenarios: scs, sizes: []int{1200}}) {
-			t.Run(string(m)+"/"+strings.ReplaceAll(j.String(), " ", "_"), func(t *testing.T) {
-				if !slices.Contains(j.scenario.modes, m) {
-					t.Skipf("%s does not run here", m)
-				}
-				checkCalls(t, j, params{mode: m, size: j.size, duration: durationFor(j.scenario)})
-			})
-		}
-	}
-}
-
-// TestRawGROMode: rawgro, recvgso's ceiling with GRO, runs in recvgso
-// alone, after its other modes (raw's loop without offload last among
-// them), where the raw modes are available; nowhere where they are not.
-func TestRawGROMode(t *testing.T) {
-	for _, sc := range allScenarios {
-		want := sc.name == "recvgso" && rawAvailable
-		if has := slices.Contains(sc.modes, modeRawGRO); has != want {
-			t.Errorf("%s runs rawgro: %v, want %v", sc.name, has, want)
-		}
-		if sc.name == "recvgso" {
-			if want := withRawGRO(loopModes); !slices.Equal(sc.modes, want) {
-				t.Errorf("recvgso runs %v, want %v", sc.modes, want)
-			}
-			if rawAvailable && sc.modes[len(sc.modes)-2] != modeRaw {
-				t.Errorf("recvgso runs %v: rawgro not after raw", sc.modes)
-			}
-		}
-	}
-	if !modeRawGRO.loop() || modeRawGRO.batched() || !modeRawGRO.ceiling() {
-		t.Errorf("rawgro: loop %v, batched %v, ceiling %v", modeRawGRO.loop(), modeRawGRO.batched(), modeRawGRO.ceiling())
-	}
-	if slices.Contains(loopModes, modeRawGRO) {
-		t.Errorf("loopModes, which send, send16 and recv run, has rawgro: %v", loopModes)
-	}
-}
-
-// TestGroupedMode: grouped, batchconn with GroupByDestination, runs where
-// a server sends to many peers in turn (fanout), beside batchconn's
-// defaults and plain, and nowhere else.
-func TestGroupedMode(t *testing.T) {
-	for _, sc := range allScenarios {
-		want := sc.name == "fanout"
-		if has := slices.Contains(sc.modes, modeGrouped); has != want {
-			t.Errorf("%s runs grouped: %v, want %v", sc.name, has, want)
-		}
-		if want && (!slices.Contains(sc.modes, modePlain) || !slices.Contains(sc.modes, modeBatch)) {
-			t.Errorf("%s runs %v: not beside plain and batchconn", sc.name, sc.modes)
+		if !m.loop() || m.batched() {
+			t.Errorf("%s: loop %v, batched %v", m, m.loop(), m.batched())
 		}
 	}
 	if cfg := modeGrouped.config(); !modeGrouped.batched() || cfg == nil || !cfg.GroupByDestination || cfg.NoOffload {
 		t.Errorf("grouped: batched %v, config %+v", modeGrouped.batched(), cfg)
 	}
 	for _, m := range []mode{modeBatch, modeNoOffload} {
-		if cfg := m.config(); cfg != nil && cfg.GroupByDestination {
-			t.Errorf("%s groups by destination", m)
+		if cfg := m.config(); !m.batched() || cfg != nil && cfg.GroupByDestination {
+			t.Errorf("%s: batched %v, config %+v", m, m.batched(), cfg)
 		}
-	}
-}
-
-// checkCalls runs a loop mode and checks its count of its calls.
-func checkCalls(t *testing.T, j job, p params) {
-	t.Helper()
-	s := j.scenario.measure(p)
-	if len(s.problems) > 0 {
-		t.Fatalf("problems: %q", s.problems)
-	}
-	c := s.calls
-	if c == nil || s.stats != nil {
-		t.Fatalf("calls %v, stats %v", c, s.stats)
-	}
-	if s.arrived == 0 {
-		t.Fatalf("nothing arrived: %+v", s)
-	}
-	receiving := strings.HasPrefix(j.scenario.name, "recv")
-	moved, calls := c.Written, c.WriteCalls
-	want := s.count // sent
-	if receiving {
-		moved, calls = c.Read, c.ReadCalls
-		want = s.arrived // read in the duration and after
-	}
-	most := calls * batchSize // a datagram a message
-	if p.mode == modeRawGRO {
-		most = calls * ringHolds(j.size) // a message of as many as GRO coalesces
-	}
-	if moved != want || calls == 0 || moved > most || moved < calls {
-		t.Errorf("%s moved %d datagrams in %d calls; the run counted %d", p.mode, moved, calls, want)
-	}
-	if !receiving && (s.count == 0 || s.rate() <= 0) {
-		t.Errorf("measured nothing: %+v", s)
 	}
 }
 
@@ -285,21 +188,6 @@ func TestStats(t *testing.T) {
 	}
 }
 
-func TestAddStats(t *testing.T) {
-	var one, sum batchconn.Stats
-	v := reflect.ValueOf(&one).Elem()
-	for i := range v.NumField() {
-		v.Field(i).SetUint(uint64(i + 1))
-	}
-	addStats(&sum, &one)
-	addStats(&sum, &one)
-	for i := range v.NumField() {
-		if got := reflect.ValueOf(sum).Field(i).Uint(); got != 2*uint64(i+1) {
-			t.Errorf("%s summed to %d, want %d", v.Type().Field(i).Name, got, 2*(i+1))
-		}
-	}
-}
-
 func TestParse(t *testing.T) {
 	sizes, err := parseSizes("64, 1200,64")
 	if err != nil || !slices.Equal(sizes, []int{64, 1200}) {
@@ -338,7 +226,7 @@ func TestParse(t *testing.T) {
 	}
 }
 
-func TestRecvLoss(t *testing.T) {
+func TestCheckSent(t *testing.T) {
 	for _, c := range []struct {
 		sent, read, drops uint64
 		coalesced, ok     bool
@@ -350,19 +238,17 @@ func TestRecvLoss(t *testing.T) {
 		{100, 101, 0, false, false},
 	} {
 		s := sample{offered: c.sent, arrived: c.read, drops: c.drops, dropsKnown: true}
-		checkRecvLoss(&s, c.coalesced)
+		s.arrivals, s.coalescedDrops = true, c.coalesced
+		checkSent(&s)
 		if ok := len(s.problems) == 0; ok != c.ok {
 			t.Errorf("%+v: problems %q", c, s.problems)
 		}
 	}
 }
 
-// TestFeedersSendFromTheirGoroutine runs a recv feeder of each kind into a
-// plain receiver: every datagram must leave from the feeder's goroutine,
-// which holds one CPU, none from batchconn's timer, whose goroutine runs
-// on any CPU; from two CPUs, loopback may deliver a later datagram before
-// an earlier one, and the receiver's order check would blame the conn
-// under test.
+// TestFeedersSendFromTheirGoroutine: every datagram of a recv feeder
+// leaves from its goroutine, held on one CPU, none from batchconn's timer,
+// which runs on any CPU, so that they arrive in order.
 func TestFeedersSendFromTheirGoroutine(t *testing.T) {
 	for _, feed := range []*batchconn.Config{{NoOffload: true}, nil} {
 		sk, err := startSinks(1, 1200, plainSinks)
@@ -374,14 +260,13 @@ func TestFeedersSendFromTheirGoroutine(t *testing.T) {
 			sk.close()
 			t.Fatal(err)
 		}
-		f := startFeeder(txc, feed, newDests(sk.addrs, false), 1200, 0, 100*time.Millisecond)
+		f := startFeeder(txc, feed, sk.addrs[0], 1200, 0, 100*time.Millisecond)
 		<-f.done // it stops by itself after 100ms
 		var s sample
 		sent := stopFeeders([]*feeder{f}, &s)
 		sk.settle()
 		sk.check(&s)
-		st := f.conn.Stats()
-		if len(s.problems) > 0 || sent == 0 || st.DatagramsWritten != sent || st.FlushTimer != 0 {
+		if st := f.conn.Stats(); len(s.problems) > 0 || sent == 0 || st.DatagramsWritten != sent || st.FlushTimer != 0 {
 			t.Errorf("feeder with %+v: sent %d, problems %q, %+v", feed, sent, s.problems, st)
 		}
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"runtime"
 	"time"
@@ -11,125 +12,76 @@ import (
 )
 
 const (
-	// queryBytes is the size of the fresh and idle scenarios' requests:
-	// a small DNS query's.
-	queryBytes = 40
+	queryBytes = 40    // fresh's and idle's requests: a small DNS query's
+	maxQueries = 20000 // bounds a fresh run, whatever its duration
 
-	// maxQueries bounds a fresh run, whatever its duration.
-	maxQueries = 20000
-
-	// replyTimeout is how long a query waits for its reply. On loopback,
-	// one query in flight, none is lost: a reply this late is a problem.
+	// replyTimeout is how long a query waits for its reply: on loopback,
+	// one query in flight, a reply this late is a problem.
 	replyTimeout = 5 * lossTimeout
 
-	// defaultIdleConns is how many conns the idle scenario holds open,
-	// and maxIdleConns the most it may (each is a file descriptor).
-	defaultIdleConns = 2000
-	maxIdleConns     = 100000
+	idleConns = 2000 // the conns the idle scenario holds open
 )
 
-// freshModes are the modes of the fresh scenario: plain, and batchconn
-// with and without offload, whose costs at New and Close differ.
-var freshModes = []mode{modePlain, modeBatch, modeNoOffload}
+// runFresh dials a connected socket per query to a plain echo server,
+// wraps it in the batchconn modes, exchanges one query and closes it, for
+// the duration or maxQueries, counting the bytes allocated per query.
+func runFresh(p params) sample { return runQueries(p, false) }
 
-// runFresh measures the most common UDP client of all, a socket per
-// request: for each query it dials a connected UDP socket to a plain echo
-// server, wraps it (batchconn.New) in the batchconn modes, writes a
-// request of queryBytes, reads the reply and closes the conn; one query
-// after another, for the duration or maxQueries. It counts the queries,
-// the process's CPU time and the bytes it allocated meanwhile.
-func runFresh(p params) (s sample) {
-	q, err := startQuerier()
-	if err != nil {
-		s.problem("echo server: %v", err)
+// runIdle opens p.conns conns as fresh does, each staying open after its
+// query, and takes the Go heap held after two collections before and
+// after, per conn. Then it closes them.
+func runIdle(p params) sample { return runQueries(p, true) }
+
+// runQueries makes the queries to a plain echo server that allocates
+// nothing a datagram, so that what the process allocates is the client's.
+func runQueries(p params, idle bool) (s sample) {
+	srv, err := listen()
+	if s.problemIf("echo server", err) {
 		return s
 	}
-	defer q.stop(&s)
-
-	allocated := totalAlloc()
-	m := startMeter()
+	done := make(chan error, 1)
+	go func() { done <- serveLoop(srv.ReadFromUDPAddrPort, srv.WriteToUDPAddrPort, nil) }()
+	defer func() {
+		srv.Close()
+		s.problemIf("echo server", <-done)
+	}()
+	req, reply := make([]byte, queryBytes), make([]byte, maxDatagram)
+	var conns []net.Conn
+	held, allocated := heldHeap(), memStats().TotalAlloc
+	stop := meter()
 	start := time.Now()
-	for s.count < maxQueries && time.Since(start) < p.duration {
-		c, err := q.dial(p.mode)
-		if err == nil {
+	for idle && len(conns) < p.conns || !idle && s.count < maxQueries && time.Since(start) < p.duration {
+		c, err := query(srv.LocalAddr().(*net.UDPAddr), p.mode, req, reply, s.count)
+		if err == nil && !idle {
 			err = c.Close()
 		}
 		if err != nil {
 			s.problem("query %d: %v", s.count, err)
 			break
 		}
+		if idle {
+			conns = append(conns, c)
+		}
 		s.count++
 	}
 	s.elapsed = time.Since(start)
-	m.stop(&s, s.count)
-	s.allocBytes = perDatagram(totalAlloc()-allocated, s.count)
-	return s
-}
-
-// runIdle measures what open conns hold while they are quiet: it opens
-// p.conns conns as fresh does, each exchanging one query with the echo
-// server and then staying open, and takes the Go heap held after two
-// collections before and after, per conn. Then it closes them all.
-func runIdle(p params) (s sample) {
-	q, err := startQuerier()
-	if err != nil {
-		s.problem("echo server: %v", err)
-		return s
+	stop(&s, s.count)
+	s.bytes = float64(memStats().TotalAlloc-allocated) / float64(max(s.count, 1))
+	if idle && s.count > 0 {
+		s.bytes = float64(int64(heldHeap())-int64(held)) / float64(s.count)
 	}
-	defer q.stop(&s)
-	conns := make([]net.Conn, 0, p.conns)
-
-	before := heldHeap()
-	m := startMeter()
-	start := time.Now()
-	for range p.conns {
-		c, err := q.dial(p.mode)
-		if err != nil {
-			s.problem("conn %d: %v", len(conns), err)
-			break
-		}
-		conns = append(conns, c)
-	}
-	s.count, s.elapsed = uint64(len(conns)), time.Since(start)
-	m.stop(&s, s.count)
-	if held := heldHeap(); len(conns) > 0 {
-		s.heapBytes = float64(int64(held)-int64(before)) / float64(len(conns))
-	}
-
 	var errs []error
 	for _, c := range conns {
 		errs = append(errs, c.Close())
 	}
-	if err := errors.Join(errs...); err != nil {
-		s.problem("Close: %v", err)
-	}
-	runtime.KeepAlive(conns)
+	s.problemIf("Close", errors.Join(errs...))
 	return s
 }
 
-// querier makes the fresh and idle scenarios' queries to an echo server
-// of its own, its buffers allocated once.
-type querier struct {
-	srv        *plainEcho
-	req, reply []byte
-	seq        uint64
-}
-
-func startQuerier() (*querier, error) {
-	srv, err := startPlainEcho()
-	if err != nil {
-		return nil, err
-	}
-	return &querier{srv: srv, req: make([]byte, queryBytes), reply: make([]byte, maxDatagram)}, nil
-}
-
-// stop stops the echo server and adds to s what went wrong there.
-func (q *querier) stop(s *sample) { q.srv.stop(s) }
-
-// dial opens a connected socket to the server, wrapped as mode m's conn,
-// and exchanges one query on it: a request and its echo.
-func (q *querier) dial(m mode) (net.Conn, error) {
-	uc, err := net.DialUDP("udp4", nil, q.srv.addr())
+// query opens a connected socket to srv, wrapped as mode m's conn, and
+// exchanges query seq on it.
+func query(srv *net.UDPAddr, m mode, req, reply []byte, seq uint64) (net.Conn, error) {
+	uc, err := net.DialUDP("udp4", nil, srv)
 	if err != nil {
 		return nil, err
 	}
@@ -137,93 +89,37 @@ func (q *querier) dial(m mode) (net.Conn, error) {
 	if m.batched() {
 		c = batchconn.New(uc, m.config())
 	}
-	if err := q.exchange(c); err != nil {
+	stamp(req, seq)
+	err = c.SetReadDeadline(time.Now().Add(replyTimeout))
+	if err == nil {
+		_, err = c.Write(req)
+	}
+	var n int
+	if err == nil {
+		n, err = c.Read(reply)
+	}
+	if err == nil && (n != len(req) || seqOf(reply) != seq) {
+		err = fmt.Errorf("a reply of %d bytes is not the echo of request %d", n, seq)
+	}
+	if err != nil {
 		c.Close()
 		return nil, err
 	}
 	return c, nil
 }
 
-// exchange writes the next request on c and reads its reply.
-func (q *querier) exchange(c net.Conn) error {
-	seq := q.seq
-	q.seq++
-	stamp(q.req, seq)
-	if err := c.SetReadDeadline(time.Now().Add(replyTimeout)); err != nil {
-		return err
-	}
-	if _, err := c.Write(q.req); err != nil {
-		return err
-	}
-	n, err := c.Read(q.reply)
-	if err != nil {
-		return err
-	}
-	if n != len(q.req) || seqOf(q.reply) != seq {
-		return fmt.Errorf("a reply of %d bytes is not the echo of request %d", n, seq)
-	}
-	return nil
-}
-
-// plainEcho is the fresh and idle scenarios' server, the same in every
-// mode: a plain socket that sends each datagram back to its sender, from
-// a goroutine of its own, allocating nothing a datagram, so that what the
-// process allocates is the client's.
-type plainEcho struct {
-	uc   *net.UDPConn
-	done chan error
-}
-
-func startPlainEcho() (*plainEcho, error) {
-	uc, err := listen()
-	if err != nil {
-		return nil, err
-	}
-	e := &plainEcho{uc: uc, done: make(chan error, 1)}
-	go func() { e.done <- e.serve() }()
-	return e, nil
-}
-
-func (e *plainEcho) addr() *net.UDPAddr { return e.uc.LocalAddr().(*net.UDPAddr) }
-
-func (e *plainEcho) serve() error {
-	buf := make([]byte, maxDatagram)
-	for {
-		n, from, err := e.uc.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return nil
-			}
-			return err
-		}
-		if _, err := e.uc.WriteToUDPAddrPort(buf[:n], from); err != nil {
-			return err
-		}
-	}
-}
-
-// stop closes the server and adds to s what went wrong.
-func (e *plainEcho) stop(s *sample) {
-	e.uc.Close()
-	if err := <-e.done; err != nil {
-		s.problem("echo server: %v", err)
-	}
-}
-
-// totalAlloc is the bytes the process allocated on the heap so far.
-func totalAlloc() uint64 {
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return ms.TotalAlloc
-}
-
-// heldHeap is the heap the process holds: its live bytes after two
-// collections (the first may leave objects with finalizers for the
-// second).
+// heldHeap is the heap's live bytes once three collections in a row free
+// under 1%: closed sockets' finalizers run late and free more at the next.
 func heldHeap() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return ms.HeapAlloc
+	held := uint64(math.MaxUint64)
+	for still := 0; still < 3; still++ {
+		runtime.GC()
+		h := memStats().HeapAlloc
+		if h < held-held/100 {
+			still = -1
+		}
+		held = min(held, h)
+		time.Sleep(5 * time.Millisecond)
+	}
+	return held
 }

@@ -7,62 +7,50 @@ import (
 	"strings"
 )
 
-// udpQueue is what Linux's /proc/net/udp tells of one IPv4 UDP socket.
-type udpQueue struct {
-	queued uint64 // bytes waiting to be read
-	drops  uint64 // datagrams dropped at its full queue so far
-}
-
-// udpQueues reads /proc/net/udp for the sockets bound to ports. ok is
-// false where that is unknown (not Linux, a port not found).
-func udpQueues(ports ...int) (qs []udpQueue, ok bool) {
+// udpQueues sums what Linux's /proc/net/udp tells of the IPv4 sockets
+// bound to ports: the bytes queued to be read, and the datagrams dropped
+// at their full queues; ok is false where unknown (a port not found).
+func udpQueues(ports ...int) (queued, drops uint64, ok bool) {
 	data, err := os.ReadFile("/proc/net/udp")
 	if err != nil {
-		return nil, false
+		return 0, 0, false
 	}
-	qs = make([]udpQueue, len(ports))
-	found := make([]bool, len(ports))
+	found := 0
 	// sl local_address rem_address st tx_queue:rx_queue ... drops
 	for line := range strings.Lines(string(data)) {
 		f := strings.Fields(line)
-		if len(f) < 13 {
-			continue
-		}
-		for i, port := range ports {
-			if found[i] || !strings.HasSuffix(f[1], fmt.Sprintf(":%04X", port)) {
+		for _, port := range ports {
+			if len(f) < 13 || !strings.HasSuffix(f[1], fmt.Sprintf(":%04X", port)) {
 				continue
 			}
-			_, rxq, cut := strings.Cut(f[4], ":")
+			_, rxq, _ := strings.Cut(f[4], ":")
 			q, qerr := strconv.ParseUint(rxq, 16, 64)
 			d, derr := strconv.ParseUint(f[len(f)-1], 10, 64)
-			qs[i], found[i] = udpQueue{q, d}, cut && qerr == nil && derr == nil
+			if qerr == nil && derr == nil {
+				queued, drops, found = queued+q, drops+d, found+1
+			}
 		}
 	}
-	for _, f := range found {
-		if !f {
-			return nil, false
-		}
-	}
-	return qs, true
+	return queued, drops, found == len(ports)
 }
 
-// kernelDrops sums the datagrams the kernel dropped at the queues of the
-// sockets bound to ports.
-func kernelDrops(ports ...int) (drops uint64, ok bool) {
-	qs, ok := udpQueues(ports...)
-	for _, q := range qs {
-		drops += q.drops
+// loadAvg is the one-minute load average Linux's /proc/loadavg gives;
+// nil elsewhere.
+func loadAvg() *float64 {
+	data, _ := os.ReadFile("/proc/loadavg")
+	if load, ok := parseLoadAvg(string(data)); ok {
+		return &load
 	}
-	return drops, ok
+	return nil
 }
 
-// rmemMax returns net.core.rmem_max, the most SetReadBuffer can get, or 0
-// where that is unknown.
-func rmemMax() int {
-	data, err := os.ReadFile("/proc/sys/net/core/rmem_max")
-	if err != nil {
-		return 0
+// parseLoadAvg reads the one-minute load average from /proc/loadavg's
+// contents ("0.52 0.58 0.59 1/467 12345").
+func parseLoadAvg(s string) (float64, bool) {
+	f := strings.Fields(s)
+	if len(f) == 0 {
+		return 0, false
 	}
-	n, _ := strconv.Atoi(strings.TrimSpace(string(data)))
-	return n
+	load, err := strconv.ParseFloat(f[0], 64)
+	return load, err == nil
 }

@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,12 +15,11 @@ import (
 type options struct {
 	duration  time.Duration
 	rounds    int
-	idleConns int // conns the idle scenario holds open
 	sizes     []int
 	scenarios []scenario
 	json      bool
-	targets   bool    // also check the project's own targets
-	svg       string  // file for the chart; none if empty
+	verbose   bool
+	svg       string  // the chart's file; none if empty
 	remote    *remote // -target
 	listen    string  // -listen: serve instead of measuring
 }
@@ -33,11 +31,10 @@ func main() {
 		os.Exit(2)
 	}
 	if opts.listen != "" {
-		err := serve(opts.listen, os.Stderr)
-		fmt.Fprintln(os.Stderr, "batchbench:", err)
+		fmt.Fprintln(os.Stderr, "batchbench:", serve(opts.listen, os.Stderr))
 		os.Exit(1)
 	}
-	rep := run(opts, newProgress(os.Stderr))
+	rep := run(opts, newProgress(os.Stderr, opts.verbose))
 	if opts.json {
 		err = writeJSON(os.Stdout, rep)
 	} else {
@@ -55,59 +52,43 @@ func main() {
 	os.Exit(rep.exitCode())
 }
 
-func parseFlags() (options, error) {
-	var (
-		opts      options
-		sizes     = flag.String("sizes", "64,1200", "payload sizes in bytes for send, send16 and recv, comma-separated")
-		scenarios = flag.String("scenarios", "", "scenarios to run, comma-separated, of "+strings.Join(scenarioNames(false), ",")+
-			"\n(default all; with -target, "+strings.Join(scenarioNames(true), ",")+")")
-		target = flag.String("target", "", "measure the path to the `host:port` of a batchbench -listen on another machine")
-	)
+func parseFlags() (opts options, err error) {
+	sizes := flag.String("sizes", "64,1200", "payload sizes in bytes for send, send16, recv and recvgso, comma-separated")
+	scenarios := flag.String("scenarios", "", "scenarios to run, comma-separated, of "+strings.Join(scenarioNames(false), ",")+
+		"\n(default all; with -target, "+strings.Join(scenarioNames(true), ",")+")")
+	target := flag.String("target", "", "measure the path to the `host:port` of a batchbench -listen on another machine")
 	flag.DurationVar(&opts.duration, "duration", 300*time.Millisecond, "length of one run (one scenario, size and mode)")
 	flag.IntVar(&opts.rounds, "rounds", 3, "runs per scenario, size and mode; the median is reported (idle runs once)")
-	flag.IntVar(&opts.idleConns, "idle-conns", defaultIdleConns, "conns the idle scenario holds open")
 	flag.BoolVar(&opts.json, "json", false, "print the results as JSON (snake_case keys) instead of a table")
-	flag.BoolVar(&opts.targets, "targets", false, "also check the project's own performance targets against this run (for batchconn's developers)")
+	flag.BoolVar(&opts.verbose, "v", false, "print a line per run and its result on stderr")
 	flag.StringVar(&opts.svg, "svg", "", "also write a chart of each mode against plain to `file` (SVG)")
-	flag.StringVar(&opts.listen, "listen", "", fmt.Sprintf("serve the `addr`'s port P and the %d after it for a -target client (see the package doc), until killed", remotePorts-1))
+	flag.StringVar(&opts.listen, "listen", "", fmt.Sprintf("serve the `addr`'s port P and the %d after it for a -target client, until killed", remotePorts-1))
 	flag.Usage = func() {
-		fmt.Fprintln(flag.CommandLine.Output(),
-			"usage: batchbench [flags]\n\nbatchbench measures what batchconn gains over a plain *net.UDPConn and over a loop written\n"+
-				"with golang.org/x/net's ReadBatch/WriteBatch, on loopback or with -target.\n\nFlags:")
+		fmt.Fprintln(flag.CommandLine.Output(), "usage: batchbench [flags] (go doc ./cmd/batchbench tells more)")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
-	if flag.NArg() > 0 {
+	switch {
+	case flag.NArg() > 0:
 		return opts, fmt.Errorf("unexpected argument %q", flag.Arg(0))
-	}
-	if opts.listen != "" {
-		if *target != "" {
-			return opts, errors.New("-listen and -target exclude each other")
-		}
+	case opts.listen != "" && *target != "":
+		return opts, errors.New("-listen and -target exclude each other")
+	case opts.listen != "":
 		return opts, nil
-	}
-	if opts.duration <= 0 {
+	case opts.duration <= 0:
 		return opts, errors.New("-duration must be positive")
-	}
-	if opts.rounds < 1 {
+	case opts.rounds < 1:
 		return opts, errors.New("-rounds must be at least 1")
 	}
-	if opts.idleConns < 1 || opts.idleConns > maxIdleConns {
-		return opts, fmt.Errorf("-idle-conns must be from 1 to %d", maxIdleConns)
-	}
-	var err error
 	if *target != "" {
 		if opts.remote, err = parseTarget(*target); err != nil {
 			return opts, err
 		}
 	}
-	if opts.sizes, err = parseSizes(*sizes); err != nil {
-		return opts, err
+	if opts.sizes, err = parseSizes(*sizes); err == nil {
+		opts.scenarios, err = parseScenarios(*scenarios, opts.remote != nil)
 	}
-	if opts.scenarios, err = parseScenarios(*scenarios, opts.remote != nil); err != nil {
-		return opts, err
-	}
-	return opts, nil
+	return opts, err
 }
 
 func parseSizes(list string) ([]int, error) {
@@ -139,8 +120,7 @@ func parseScenarios(list string, remote bool) ([]scenario, error) {
 			return nil, fmt.Errorf("-scenarios: unknown scenario %q (have %s)", name, strings.Join(scenarioNames(false), ", "))
 		case remote && !allScenarios[i].remoteOK:
 			return nil, fmt.Errorf("-scenarios: %s runs on loopback only, not with -target", name)
-		}
-		if !slices.ContainsFunc(picked, func(s scenario) bool { return s.name == name }) {
+		case !slices.ContainsFunc(picked, func(s scenario) bool { return s.name == name }):
 			picked = append(picked, allScenarios[i])
 		}
 	}
@@ -158,11 +138,10 @@ type job struct {
 func jobs(opts options) []job {
 	var js []job
 	for _, sc := range opts.scenarios {
-		sizes := opts.sizes
+		sizes, ops := opts.sizes, sc.ops
 		if sc.fixedSize > 0 {
 			sizes = []int{sc.fixedSize}
 		}
-		ops := sc.ops
 		if ops == nil {
 			ops = []string{""}
 		}
@@ -179,53 +158,26 @@ func (j job) String() string {
 	return strings.Join(strings.Fields(fmt.Sprintf("%s %s %d B", j.scenario.name, j.op, j.size)), " ")
 }
 
-// run runs every job for every round, the modes interleaved, and gathers
-// the samples into a report.
+// run runs every job for every round, the modes taking turns within each
+// round so that the machine's drift hits them alike.
 func run(opts options, prog *progress) *report {
 	js := jobs(opts)
 	for _, j := range js {
-		prog.total += j.scenario.rounds(opts.rounds) * len(j.scenario.modes)
+		prog.total += j.scenario.rounds(opts.rounds) * len(j.scenario.modesFor(opts.remote))
 	}
 	rep := newReport(opts)
-	m, cpuStart := watch()
-	if m.loadBusy() {
-		prog.note(fmt.Sprintf("batchbench: load average %.2f on %d CPUs: other programs are busy, the figures will be noisy", *m.LoadAvg, m.CPUs))
-	}
 	for _, j := range js {
 		rounds := j.scenario.rounds(opts.rounds)
 		for round := 1; round <= rounds; round++ {
-			for _, m := range j.scenario.modes {
+			for _, m := range j.scenario.modesFor(opts.remote) {
 				prog.start(fmt.Sprintf("%v %s, round %d/%d", j, m, round, rounds))
-				p := params{mode: m, size: j.size, op: j.op, duration: opts.duration, conns: opts.idleConns, remote: opts.remote}
-				s := guarded(func() sample { return j.scenario.measure(p) }, j.scenario.limit(p))
-				prog.done(j.scenario.describe(s, j.size))
+				p := params{mode: m, size: j.size, op: j.op, duration: opts.duration, conns: idleConns, remote: opts.remote}
+				s := j.scenario.measure(p)
 				rep.add(j, m, round, s)
 			}
 		}
 	}
-	prog.finish()
-	m.end(cpuStart)
-	rep.Machine = m
+	prog.clear()
 	rep.summarize()
 	return rep
-}
-
-// guarded runs f, which must end by itself within limit. Should it hang
-// all the same (a bug in the conn under test), the goroutines' stacks go
-// to stderr and the process exits: a benchmark that never ends reports
-// nothing.
-func guarded(f func() sample, limit time.Duration) sample {
-	ch := make(chan sample, 1)
-	go func() { ch <- f() }()
-	t := time.NewTimer(limit)
-	defer t.Stop()
-	select {
-	case s := <-ch:
-		return s
-	case <-t.C:
-		fmt.Fprintf(os.Stderr, "\nbatchbench: a run did not end within %v; goroutines:\n", limit)
-		pprof.Lookup("goroutine").WriteTo(os.Stderr, 2)
-		os.Exit(3)
-		panic("unreachable")
-	}
 }

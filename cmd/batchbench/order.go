@@ -21,10 +21,8 @@ func seqOf(p []byte) uint64 { return binary.BigEndian.Uint64(p) }
 
 // order checks the datagrams one receiver reads: each of the size sent,
 // intact, its sequence number above the last one's from the same sender
-// (stream). A gap is a drop. Loopback keeps in order what one CPU sends,
-// not what a sender sends from two (pinToCPU says why), so a repeat or a
-// step back is a bug where each sender keeps to one CPU, as the recv
-// feeders do (startFeeder).
+// (stream); a gap is a drop. A sender held on one CPU, as the recv
+// feeders are (pinToCPU says why), arrives in order: a step back is a bug.
 type order struct {
 	next                       [maxStreams]uint64 // each stream's lowest sequence number still expected
 	backwards, resize, corrupt uint64             // datagrams read wrong, by the way they were
@@ -48,13 +46,12 @@ func (o *order) see(p []byte, size int) {
 }
 
 func (o *order) check(s *sample) {
-	if o.resize > 0 {
-		s.problem("%d datagrams read with the wrong size", o.resize)
-	}
-	if o.backwards > 0 {
-		s.problem("%d datagrams read out of order or twice", o.backwards)
-	}
-	if o.corrupt > 0 {
-		s.problem("%d datagrams read with a corrupted payload", o.corrupt)
+	for _, c := range []struct {
+		n   uint64
+		how string
+	}{{o.resize, "with the wrong size"}, {o.backwards, "out of order or twice"}, {o.corrupt, "with a corrupted payload"}} {
+		if c.n > 0 {
+			s.problem("%d datagrams read %s", c.n, c.how)
+		}
 	}
 }

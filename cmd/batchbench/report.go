@@ -4,111 +4,66 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
-	"reflect"
 	"runtime"
 	"slices"
-	"strings"
 	"time"
-	"unicode"
-
-	"github.com/batchconn/batchconn"
 )
 
-// report is a whole run's results: what -json prints, and what the table
-// shows. Every JSON key is snake_case.
+// report is a whole run's results: what -json prints, every key in
+// snake_case, and what the table and the chart show.
 type report struct {
 	GoVersion  string   `json:"go_version"`
 	Platform   string   `json:"platform"`
 	GOMAXPROCS int      `json:"gomaxprocs"`
-	Machine    *machine `json:"machine"`
-	Target     string   `json:"target,omitempty"` // the -listen server measured against; loopback if empty
-	Duration   string   `json:"duration"`         // of one run
-	Rounds     int      `json:"rounds"`           // runs per scenario, size and mode
-	IdleConns  int      `json:"idle_conns"`       // conns the idle scenario holds open
-	ReadBuffer int      `json:"read_buffer"`      // asked of the measured receive queues
-	RmemMax    int      `json:"rmem_max,omitempty"`
+	CPUs       int      `json:"cpus"`
+	LoadAvg    *float64 `json:"load_average,omitempty"` // over the minute before the run
+	Target     string   `json:"target,omitempty"`       // the -listen server measured against; loopback if empty
+	Duration   string   `json:"duration"`               // of one run
+	Rounds     int      `json:"rounds"`
 	Rows       []*row   `json:"results"`
-
-	// The project's own targets, checked against this run: with
-	// -targets only.
-	Targets []*barResult `json:"targets,omitempty"`
-	targets bool
 }
 
-// row is one scenario, size, op and mode over all its rounds: medians, and
-// counts summed over the rounds. Its figures count the scenario's unit:
-// datagrams delivered, responses, round trips.
+// row is one scenario, size, op and mode over its rounds: medians, and
+// counts summed over the rounds, of the scenario's unit.
 type row struct {
 	Scenario string `json:"scenario"`
 	Op       string `json:"op,omitempty"` // allocs: the call measured
 	Size     int    `json:"size"`
 	Mode     mode   `json:"mode"`
-	Unit     string `json:"unit"` // what per_sec and the figures "per_unit" count
+	Unit     string `json:"unit"` // what the figures per second and "per_unit" count
 
-	// Units a second: datagrams delivered to the receiving code,
-	// responses, round trips; sent_only: datagrams the sender's kernel
-	// took, where nothing counts what the far end got (-target).
-	PerSec        float64   `json:"per_sec"`
-	RoundsPerSec  []float64 `json:"rounds_per_sec"` // each round's per_sec
+	PerSec        float64   `json:"per_sec"` // delivered; sent_only: what the sender's kernel took (-target)
+	RoundsPerSec  []float64 `json:"rounds_per_sec"`
 	SentOnly      bool      `json:"sent_only,omitempty"`
 	MBPerSec      float64   `json:"mb_per_sec"` // payload, 10^6 bytes
 	PerSecVsPlain *float64  `json:"per_sec_vs_plain,omitempty"`
 
-	// send, send16, fanout: the datagrams a second the sender handed the
-	// kernel, delivered or not.
-	SentPerSec *float64 `json:"sent_per_sec,omitempty"`
-
-	// The process's CPU time (user and system) per unit, in µs, and over
-	// plain's.
-	CPUus      *float64 `json:"cpu_us_per_unit,omitempty"`
+	CPUus      *float64 `json:"cpu_us_per_unit,omitempty"` // the whole process's
 	CPUVsPlain *float64 `json:"cpu_vs_plain,omitempty"`
-
-	// Latency scenarios: the percentiles in µs, and over plain's.
 	P50us      *float64 `json:"p50_us,omitempty"`
 	P99us      *float64 `json:"p99_us,omitempty"`
 	P50VsPlain *float64 `json:"p50_vs_plain,omitempty"`
 	P99VsPlain *float64 `json:"p99_vs_plain,omitempty"`
 
-	// Heap objects allocated in the whole process while it measured, per
-	// unit; for allocs, those of the one call measured, per datagram.
-	AllocsPerUnit float64 `json:"allocs_per_unit"`
+	AllocsPerUnit float64  `json:"allocs_per_unit"`          // heap objects; allocs: the call's
+	BytesPerUnit  *float64 `json:"bytes_per_unit,omitempty"` // fresh: heap allocated per query; idle: held per conn
+	BytesVsPlain  *float64 `json:"bytes_vs_plain,omitempty"`
+	Conns         uint64   `json:"conns,omitempty"`
 
-	// fresh: heap bytes the process allocated per query; idle: heap bytes
-	// held per open conn (of conns) after two collections; either over
-	// plain's.
-	AllocBytesPerQuery *float64 `json:"alloc_bytes_per_query,omitempty"`
-	HeapBytesPerConn   *float64 `json:"heap_bytes_per_conn,omitempty"`
-	BytesVsPlain       *float64 `json:"bytes_vs_plain,omitempty"`
-	Conns              uint64   `json:"conns,omitempty"`
+	// Datagrams (requests) sent and arrived (answered) over the rounds;
+	// the rest were dropped, on loopback by the kernel (checkSent).
+	Sent       uint64   `json:"sent,omitempty"`
+	Arrived    uint64   `json:"arrived,omitempty"`
+	Dropped    *uint64  `json:"dropped,omitempty"`
+	DroppedPct *float64 `json:"dropped_pct,omitempty"`
 
-	// Datagrams (requests) sent and those that reached the receiver (got
-	// a reply), over all rounds; the rest were dropped on the way, on
-	// loopback by the kernel at a full receive queue; and the kernel's own
-	// count of those drops (for a receiver with GRO it counts a coalesced
-	// run as one).
-	Sent        uint64   `json:"sent,omitempty"`
-	Arrived     uint64   `json:"arrived,omitempty"`
-	Dropped     *uint64  `json:"dropped,omitempty"`
-	DroppedPct  *float64 `json:"dropped_pct,omitempty"`
-	KernelDrops *uint64  `json:"kernel_drops,omitempty"`
-
-	// batchconn, grouped and nooffload: datagrams per system call, the
-	// shares of the datagrams received coalesced (GRO) and sent as
-	// segments (GSO), in percent, and the summed Stats. xnet and raw have
-	// the datagrams per call too, from their own count of their calls
-	// (batch_calls).
-	ReadPerCall       *float64          `json:"datagrams_per_read_call,omitempty"`
-	WritePerCall      *float64          `json:"datagrams_per_write_call,omitempty"`
-	OffloadReadPct    *float64          `json:"offload_received_pct,omitempty"`
-	OffloadWrittenPct *float64          `json:"offload_sent_pct,omitempty"`
-	Stats             map[string]uint64 `json:"stats,omitempty"`
-	Calls             *callCounts       `json:"batch_calls,omitempty"`
+	// The batchconn modes: how often the kernel refused offload, which
+	// the socket then went on without: those rows measured less of it.
+	OffloadFallbacks uint64 `json:"offload_fallbacks,omitempty"`
 
 	Problems []string `json:"problems,omitempty"`
 
 	kind    kind
-	stats   *batchconn.Stats // summed
 	samples []sample
 }
 
@@ -117,13 +72,10 @@ func newReport(opts options) *report {
 		GoVersion:  runtime.Version(),
 		Platform:   runtime.GOOS + "/" + runtime.GOARCH,
 		GOMAXPROCS: runtime.GOMAXPROCS(0),
-		Machine:    &machine{CPUs: runtime.NumCPU()},
+		CPUs:       runtime.NumCPU(),
+		LoadAvg:    loadAvg(),
 		Duration:   opts.duration.String(),
 		Rounds:     opts.rounds,
-		IdleConns:  opts.idleConns,
-		ReadBuffer: readBuffer,
-		RmemMax:    rmemMax(),
-		targets:    opts.targets,
 	}
 	if opts.remote != nil {
 		rep.Target = opts.remote.base.String()
@@ -154,131 +106,74 @@ func (rep *report) row(scenario, op string, size int, m mode) *row {
 	return rep.Rows[i]
 }
 
-// summarize computes every row's figures from its samples, their ratios
-// to plain's, and with -targets the project's targets.
+// summarize computes every row's figures, and their ratios to plain's.
 func (rep *report) summarize() {
 	for _, r := range rep.Rows {
 		r.summarize()
 	}
 	for _, r := range rep.Rows {
 		if base := rep.row(r.Scenario, r.Op, r.Size, modePlain); base != nil {
-			r.versus(base)
+			if r.kind == kindLatency {
+				r.P50VsPlain = ratio(r.P50us, base.P50us)
+				r.P99VsPlain = ratio(r.P99us, base.P99us)
+			} else {
+				r.PerSecVsPlain = ratio(&r.PerSec, &base.PerSec)
+			}
+			r.CPUVsPlain = ratio(r.CPUus, base.CPUus)
+			r.BytesVsPlain = ratio(r.BytesPerUnit, base.BytesPerUnit)
 		}
 	}
-	if rep.targets {
-		rep.Targets = checkBars(rep)
-	}
-}
-
-// versus sets r's ratios to base, plain's row.
-func (r *row) versus(base *row) {
-	if r.kind == kindLatency {
-		r.P50VsPlain = ratioOf(r.P50us, base.P50us)
-		r.P99VsPlain = ratioOf(r.P99us, base.P99us)
-	} else {
-		r.PerSecVsPlain = ratio(r.PerSec, base.PerSec)
-	}
-	r.CPUVsPlain = ratioOf(r.CPUus, base.CPUus)
-	r.BytesVsPlain = ratioOf(r.bytes(), base.bytes())
-}
-
-// bytes is the row's memory figure: bytes allocated per query (fresh) or
-// held per conn (idle); nil for the other scenarios.
-func (r *row) bytes() *float64 {
-	switch r.kind {
-	case kindFresh:
-		return r.AllocBytesPerQuery
-	case kindIdle:
-		return r.HeapBytesPerConn
-	}
-	return nil
 }
 
 func (r *row) summarize() {
-	var p50s, p99s, allocs, cpus, sentRates, memory []float64
-	var stats batchconn.Stats
-	var calls callCounts
-	var drops uint64
-	arrivals, dropsKnown := true, true
+	// med is the median of f over the samples where it is known (ok).
+	med := func(f func(s sample) (v float64, ok bool)) *float64 {
+		var vs []float64
+		for _, s := range r.samples {
+			if v, ok := f(s); ok {
+				vs = append(vs, v)
+			}
+		}
+		if len(vs) == 0 {
+			return nil
+		}
+		return ptr(median(vs))
+	}
 	_, cpuKnown := processCPU()
+	r.PerSec = *med(func(s sample) (float64, bool) { return s.rate(), true })
+	r.MBPerSec = r.PerSec * float64(r.Size) / 1e6
+	r.AllocsPerUnit = *med(func(s sample) (float64, bool) { return s.allocs, true })
+	r.CPUus = med(func(s sample) (float64, bool) {
+		return micros(s.cpu) / float64(s.count), cpuKnown && s.count > 0 && r.kind != kindAllocs
+	})
+	if r.kind == kindLatency {
+		r.P50us = med(func(s sample) (float64, bool) { return micros(s.p50), s.count > 0 })
+		r.P99us = med(func(s sample) (float64, bool) { return micros(s.p99), s.count > 0 })
+	}
+	if r.kind == kindFresh || r.kind == kindIdle {
+		r.BytesPerUnit = med(func(s sample) (float64, bool) { return s.bytes, true })
+	}
+	arrivals := true
 	for _, s := range r.samples {
 		r.RoundsPerSec = append(r.RoundsPerSec, s.rate())
-		allocs = append(allocs, s.allocs)
-		memory = append(memory, s.allocBytes+s.heapBytes) // one of them is 0
+		r.SentOnly = r.SentOnly || s.sentOnly
+		r.Sent, r.Arrived, arrivals = r.Sent+s.offered, r.Arrived+s.arrived, arrivals && s.arrivals
 		if r.kind == kindIdle {
 			r.Conns = s.count
 		}
-		r.SentOnly = r.SentOnly || s.sentOnly
-		if s.count > 0 {
-			cpus = append(cpus, micros(s.cpu)/float64(s.count))
-		}
-		if s.sendTime > 0 {
-			sentRates = append(sentRates, float64(s.sent)/s.sendTime.Seconds())
-		}
-		r.Sent += s.offered
-		r.Arrived += s.arrived
-		drops += s.drops
-		arrivals = arrivals && s.arrivals
-		dropsKnown = dropsKnown && s.dropsKnown
-		if r.kind == kindLatency && s.count > 0 {
-			p50s = append(p50s, micros(s.p50))
-			p99s = append(p99s, micros(s.p99))
-		}
 		if s.stats != nil {
-			addStats(&stats, s.stats)
-			r.stats = &stats
+			r.OffloadFallbacks += s.stats.OffloadFallbacks
 		}
-		if s.calls != nil {
-			calls.add(s.calls)
-			r.Calls = &calls
-		}
-	}
-	r.PerSec = median(r.RoundsPerSec)
-	r.MBPerSec = r.PerSec * float64(r.Size) / 1e6
-	r.AllocsPerUnit = median(allocs)
-	if len(sentRates) > 0 {
-		r.SentPerSec = ptr(median(sentRates))
-	}
-	if cpuKnown && len(cpus) > 0 && r.kind != kindAllocs {
-		r.CPUus = ptr(median(cpus))
-	}
-	if len(p50s) > 0 {
-		r.P50us, r.P99us = ptr(median(p50s)), ptr(median(p99s))
-	}
-	switch r.kind {
-	case kindFresh:
-		r.AllocBytesPerQuery = ptr(median(memory))
-	case kindIdle:
-		r.HeapBytesPerConn = ptr(median(memory))
 	}
 	if arrivals && r.Sent > 0 && r.Arrived <= r.Sent {
 		r.Dropped = ptr(r.Sent - r.Arrived)
 		r.DroppedPct = ptr(100 * float64(*r.Dropped) / float64(r.Sent))
-		if dropsKnown {
-			r.KernelDrops = &drops
-		}
-	}
-	if r.stats != nil {
-		r.Stats = snakeStats(r.stats)
-		r.ReadPerCall = ratio(float64(stats.DatagramsRead), float64(stats.ReadCalls))
-		r.WritePerCall = ratio(float64(stats.DatagramsWritten), float64(stats.WriteCalls))
-		r.OffloadReadPct = ratio(100*float64(stats.OffloadReceived), float64(stats.DatagramsRead))
-		r.OffloadWrittenPct = ratio(100*float64(stats.OffloadSent), float64(stats.DatagramsWritten))
-	}
-	if r.Calls != nil {
-		r.ReadPerCall = ratio(float64(calls.Read), float64(calls.ReadCalls))
-		r.WritePerCall = ratio(float64(calls.Written), float64(calls.WriteCalls))
 	}
 }
 
-func (rep *report) hasProblems() bool {
-	return slices.ContainsFunc(rep.Rows, func(r *row) bool { return len(r.Problems) > 0 })
-}
-
-// exitCode is the process's exit status for rep: 1 if anything went wrong
-// in the measurement (PROBLEMS), else 0. A target missed is no failure.
+// exitCode is 1 if anything went wrong in the measurement, else 0.
 func (rep *report) exitCode() int {
-	if rep.hasProblems() {
+	if slices.ContainsFunc(rep.Rows, func(r *row) bool { return len(r.Problems) > 0 }) {
 		return 1
 	}
 	return 0
@@ -290,52 +185,11 @@ func writeJSON(w io.Writer, rep *report) error {
 	return enc.Encode(rep)
 }
 
-// addStats adds s to sum. Every field of Stats is a count: they are added
-// one by one, whatever fields the library has.
-func addStats(sum, s *batchconn.Stats) {
-	dst, src := reflect.ValueOf(sum).Elem(), reflect.ValueOf(s).Elem()
-	for i := range dst.NumField() {
-		if f := dst.Field(i); f.Kind() == reflect.Uint64 && f.CanSet() {
-			f.SetUint(f.Uint() + src.Field(i).Uint())
-		}
-	}
-}
-
-// snakeStats is st's counts by their field names in snake_case, the
-// JSON's key style: DatagramsRead is datagrams_read.
-func snakeStats(st *batchconn.Stats) map[string]uint64 {
-	v := reflect.ValueOf(st).Elem()
-	m := make(map[string]uint64, v.NumField())
-	for i := range v.NumField() {
-		if f := v.Field(i); f.Kind() == reflect.Uint64 && v.Type().Field(i).IsExported() {
-			m[snake(v.Type().Field(i).Name)] = f.Uint()
-		}
-	}
-	return m
-}
-
-// snake is a Go name in snake_case: "OffloadSent" is "offload_sent",
-// "ReadGROCalls" "read_gro_calls".
-func snake(name string) string {
-	rs := []rune(name)
-	var b strings.Builder
-	for i, r := range rs {
-		if unicode.IsUpper(r) && i > 0 &&
-			(!unicode.IsUpper(rs[i-1]) || (i+1 < len(rs) && unicode.IsLower(rs[i+1]))) {
-			b.WriteByte('_')
-		}
-		b.WriteRune(unicode.ToLower(r))
-	}
-	return b.String()
-}
-
-// median returns the median of xs; 0 for none.
 func median(xs []float64) float64 {
 	if len(xs) == 0 {
 		return 0
 	}
-	xs = slices.Clone(xs)
-	slices.Sort(xs)
+	xs = slices.Sorted(slices.Values(xs))
 	mid := len(xs) / 2
 	if len(xs)%2 == 0 {
 		return (xs[mid-1] + xs[mid]) / 2
@@ -343,69 +197,14 @@ func median(xs []float64) float64 {
 	return xs[mid]
 }
 
-// ratio returns a/b, or nil where b is 0.
-func ratio(a, b float64) *float64 {
-	if b == 0 {
+// ratio returns *a / *b, or nil where either is nil or b is 0.
+func ratio(a, b *float64) *float64 {
+	if a == nil || b == nil || *b == 0 {
 		return nil
 	}
-	return ptr(a / b)
-}
-
-// ratioOf is ratio of *a and *b, nil where either is.
-func ratioOf(a, b *float64) *float64 {
-	if a == nil || b == nil {
-		return nil
-	}
-	return ratio(*a, *b)
+	return ptr(*a / *b)
 }
 
 func ptr[T any](v T) *T { return &v }
 
-// micros is d in microseconds.
 func micros(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
-
-// progress reports on stderr which run is under way: one line rewritten in
-// place on a terminal, a line per finished run otherwise.
-type progress struct {
-	w       io.Writer
-	tty     bool
-	n       int
-	total   int
-	current string
-}
-
-func newProgress(f *os.File) *progress {
-	fi, err := f.Stat()
-	return &progress{w: f, tty: err == nil && fi.Mode()&os.ModeCharDevice != 0}
-}
-
-// note writes a line of its own.
-func (p *progress) note(line string) {
-	if p.tty {
-		fmt.Fprint(p.w, "\r\033[K")
-	}
-	fmt.Fprintln(p.w, line)
-}
-
-func (p *progress) start(label string) {
-	p.n++
-	p.current = fmt.Sprintf("batchbench: [%d/%d] %s", p.n, p.total, label)
-	if p.tty {
-		fmt.Fprintf(p.w, "\r\033[K%s ...", p.current)
-	}
-}
-
-func (p *progress) done(result string) {
-	if p.tty {
-		fmt.Fprintf(p.w, "\r\033[K%s: %s", p.current, result)
-		return
-	}
-	fmt.Fprintf(p.w, "%s: %s\n", p.current, result)
-}
-
-// finish clears the line on a terminal.
-func (p *progress) finish() {
-	if p.tty {
-		fmt.Fprint(p.w, "\r\033[K")
-	}
-}

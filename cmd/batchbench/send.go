@@ -1,8 +1,10 @@
 package main
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"sync/atomic"
@@ -12,174 +14,103 @@ import (
 )
 
 const (
-	// send16Dests is how many destinations send16 and fanout write to in
-	// turn.
-	send16Dests = 16
-
-	// checkEvery is how many writes the send loops make between two reads
-	// of the clock.
-	checkEvery = 64
+	send16Dests = 16 // destinations send16 and fanout write to in turn
+	checkEvery  = 64 // writes between two looks at the clock
 )
 
-// runSend measures the conn under test as a sender: one goroutine calls
-// WriteTo in a loop, to one destination.
-func runSend(p params) sample { return runSendTo(p, 1, false) }
-
-// runSend16 is runSend round-robin over 16 destinations, through
-// WriteToUDPAddrPort.
-func runSend16(p params) sample { return runSendTo(p, send16Dests, true) }
-
-// runFanout is send16's loop at 1200 B to receivers that read as a
-// batching peer does (batchSinks), so that the figure is the sender's.
-func runFanout(p params) sample { return runSendToSinks(p, send16Dests, true, batchSinks) }
+func runSend(p params) sample   { return runSendTo(p, 1, false, plainSinks) }
+func runSend16(p params) sample { return runSendTo(p, send16Dests, true, plainSinks) }
+func runFanout(p params) sample { return runSendTo(p, send16Dests, true, batchSinks) }
 
 // runSendTo writes as fast as the conn under test takes datagrams, to
-// ndst plain receivers in turn, for the duration, then closes it, which
-// sends what batchconn still queues. It counts what the receivers read,
-// over the time until they read the last of it; with -target, what the
-// kernel took, until Close returned. In the loop modes the socket sends
-// with x/net's WriteBatch or with sendmmsg instead (batchSender.send),
-// byAddrPort or not.
-func runSendTo(p params, ndst int, byAddrPort bool) sample {
-	return runSendToSinks(p, ndst, byAddrPort, plainSinks)
-}
-
-// runSendToSinks is runSendTo with receivers of the kind given.
-func runSendToSinks(p params, ndst int, byAddrPort bool, kind sinkKind) (s sample) {
+// ndst receivers in turn, for the duration, then closes it, which sends
+// what batchconn still queues. It counts what the receivers read, until
+// the last; with -target, what the kernel took, until Close returned.
+func runSendTo(p params, ndst int, byAddrPort bool, kind sinkKind) (s sample) {
 	var sk *sinks
 	var dsts []netip.AddrPort
+	var err error
 	if p.remote != nil {
 		dsts = p.remote.sinkAddrs(ndst)
 	} else {
-		var err error
 		if sk, err = startSinks(ndst, p.size, kind); err != nil {
 			s.problem("%v", err)
 			return s
 		}
-		defer sk.close() // a no-op once settle closed them
+		defer sk.close() // a no-op once settled
 		dsts = sk.addrs
 	}
-
 	txc, err := p.listen()
-	if err != nil {
-		s.problem("listen: %v", err)
+	if s.problemIf("listen", err) {
 		return s
 	}
-	var tx net.PacketConn = txc
-	var bs batchSender // a loop mode's, on txc's descriptor
-	if p.mode.loop() {
-		if bs, err = newBatchSender(p.mode, txc, dsts, p.size); err != nil {
+	tx := wrap(txc, p.mode)
+	send := func(end time.Time) (uint64, error) { return blast(tx, dsts, byAddrPort, p.size, 0, end, nil) }
+	if kind == timedSinks {
+		send = func(end time.Time) (uint64, error) { return trickle(tx, net.UDPAddrFromAddrPort(dsts[0]), p.size, end) }
+	} else if p.mode.loop() {
+		loop, err := newLoop(p.mode, txc, p.size, dsts)
+		if err != nil {
 			txc.Close()
 			s.problem("%v", err)
 			return s
 		}
-	} else {
-		tx = wrap(txc, p.mode)
+		send = func(end time.Time) (uint64, error) { return sendBatches(loop, p.size, ndst, end) }
 	}
-	m := startMeter()
+	stop := meter()
 	start := time.Now()
-	end := start.Add(p.duration)
-	if err := tx.SetWriteDeadline(end.Add(grace)); err != nil { // bounds Close's flush too
-		s.problem("SetWriteDeadline: %v", err)
+	s.problemIf("SetWriteDeadline", tx.SetWriteDeadline(start.Add(p.duration+grace))) // bounds Close's flush too
+	s.offered, err = send(start.Add(p.duration))
+	s.problemIf(fmt.Sprintf("write after %d datagrams", s.offered), err)
+	s.problemIf("Close", tx.Close())
+	s.sendTime, s.stats = time.Since(start), statsOf(tx)
+	if sk == nil || kind == timedSinks { // -target: nothing counts what the far end got
+		stop(&s, s.offered) // lone: before settle, whose looks at the kernel's queues allocate
+		s.count, s.elapsed, s.sentOnly = s.offered, s.sendTime, sk == nil
+		if sk == nil {
+			return s
+		}
 	}
-	var sent uint64
-	if bs != nil {
-		sent, err = bs.send(end)
+	s.arrived, s.drops, s.dropsKnown = sk.settle()
+	s.arrivals, s.coalescedDrops = true, kind == batchSinks
+	if kind == timedSinks {
+		delays := sk.list[0].delays
+		s.p50, s.p99 = percentile(delays, 0.50), percentile(delays, 0.99)
 	} else {
-		sent, err = blast(tx, newDests(dsts, byAddrPort), p.size, 0, end, nil)
-	}
-	if err != nil {
-		s.problem("write after %d datagrams: %v", sent, err)
-	}
-	if err := tx.Close(); err != nil {
-		s.problem("Close: %v", err)
-	}
-	s.sent, s.sendTime, s.offered = sent, time.Since(start), sent
-	s.stats = statsOf(tx)
-	if bs != nil {
-		c := bs.counts()
-		s.calls = &c
-	}
-
-	if sk == nil { // -target: nothing counts what the far end got
-		m.stop(&s, sent)
-		s.count, s.elapsed, s.sentOnly = sent, s.sendTime, true
-	} else {
-		s.arrived, s.drops, s.dropsKnown = sk.settle()
-		s.coalescedDrops = kind == batchSinks
-		s.arrivals = true
-		m.stop(&s, s.arrived)
+		stop(&s, s.arrived)
 		s.count, s.elapsed = s.arrived, sk.lastRead().Sub(start)
-		sk.check(&s)
 	}
+	sk.check(&s)
 	checkSent(&s)
 	return s
 }
 
-// batchSender is a loop mode's sender: xnet's or raw's.
-type batchSender interface {
-	send(end time.Time) (uint64, error)
-	counts() callCounts
-}
-
-func newBatchSender(m mode, uc *net.UDPConn, dsts []netip.AddrPort, size int) (batchSender, error) {
-	if m == modeXnet {
-		return newXnetSender(uc, dsts, size), nil
-	}
-	raw, err := newRawSender(uc, dsts, size)
-	if err != nil {
-		return nil, err
-	}
-	return raw, nil
-}
-
-// checkSent compares what a batchconn sender says it sent with what its
-// caller handed it, and what arrived with what the kernel dropped.
+// checkSent checks that every datagram (request) sent arrived (was
+// answered) or was dropped by the kernel, whose count is only a lower
+// bound where a receiver with GRO had a run dropped as one (coalescedDrops).
 func checkSent(s *sample) {
-	if st := s.stats; st != nil {
-		if st.DatagramsWritten != s.offered || st.WriteFailures != 0 {
-			s.problem("the writes accepted %d datagrams, Stats says %d written, %d failed",
-				s.offered, st.DatagramsWritten, st.WriteFailures)
-		}
-	}
 	if !s.arrivals || !s.dropsKnown {
 		return
 	}
-	// A receiver with GRO is handed a GSO sender's run as one buffer,
-	// which the kernel counts as one drop when it finds no room: then the
-	// count is only a lower bound.
 	if lost := int64(s.offered) - int64(s.arrived) - int64(s.drops); lost < 0 || lost > 0 && !s.coalescedDrops {
-		s.problem("%d sent, %d arrived, %d dropped by the kernel: %d unaccounted for",
-			s.offered, s.arrived, s.drops, lost)
+		s.problem("%d sent, %d arrived, %d dropped by the kernel: %d unaccounted for", s.offered, s.arrived, s.drops, lost)
 	}
 }
 
-// dests are where a send loop writes, in turn: through WriteTo, or
-// through WriteToUDPAddrPort where byAddrPort.
-type dests struct {
-	addrs      []net.Addr
-	addrPorts  []netip.AddrPort
-	byAddrPort bool
-}
-
-func newDests(aps []netip.AddrPort, byAddrPort bool) dests {
-	ds := dests{addrPorts: aps, byAddrPort: byAddrPort}
-	for _, ap := range aps {
-		ds.addrs = append(ds.addrs, net.UDPAddrFromAddrPort(ap))
-	}
-	return ds
-}
-
-// blast writes datagrams of size numbered 0, 1, ... in stream to ds in
-// turn, as fast as pc takes them, until end or until quit is set, and
-// returns how many pc accepted.
-func blast(pc net.PacketConn, ds dests, size int, stream uint64, end time.Time, quit *atomic.Bool) (uint64, error) {
+// blast writes datagrams of size numbered 0, 1, ... in stream to dsts in
+// turn (through WriteToUDPAddrPort where byAddrPort) as fast as pc takes
+// them, until end or quit, and returns how many.
+func blast(pc net.PacketConn, dsts []netip.AddrPort, byAddrPort bool, size int, stream uint64, end time.Time, quit *atomic.Bool) (uint64, error) {
 	apw, ok := pc.(addrPortWriter)
-	if ds.byAddrPort && !ok {
+	if byAddrPort && !ok {
 		return 0, errors.New("the conn has no WriteToUDPAddrPort")
 	}
+	var addrs []net.Addr
+	for _, ap := range dsts {
+		addrs = append(addrs, net.UDPAddrFromAddrPort(ap))
+	}
 	buf := make([]byte, size)
-	n := uint64(len(ds.addrPorts))
+	n := uint64(len(dsts))
 	var seq uint64
 	for ; quit == nil || !quit.Load(); seq++ {
 		if seq%checkEvery == 0 && !time.Now().Before(end) {
@@ -187,10 +118,10 @@ func blast(pc net.PacketConn, ds dests, size int, stream uint64, end time.Time, 
 		}
 		stamp(buf, stream<<streamShift|seq)
 		var err error
-		if ds.byAddrPort {
-			_, err = apw.WriteToUDPAddrPort(buf, ds.addrPorts[seq%n])
+		if byAddrPort {
+			_, err = apw.WriteToUDPAddrPort(buf, dsts[seq%n])
 		} else {
-			_, err = pc.WriteTo(buf, ds.addrs[seq%n])
+			_, err = pc.WriteTo(buf, addrs[seq%n])
 		}
 		if err != nil {
 			return seq, err
@@ -199,40 +130,31 @@ func blast(pc net.PacketConn, ds dests, size int, stream uint64, end time.Time, 
 	return seq, nil
 }
 
-// sinks are receivers, each drained by a goroutine of its own that
-// counts and checks what it reads.
+// plainSinks read with *net.UDPConn, as most programs do. batchSinks read
+// through batchconn, as batching peers do, GRO taking GSO runs whole: on
+// two cores, 16 receivers paying a system call a datagram would measure
+// themselves. timedSinks note each datagram's delay (lone).
+type sinkKind int
+
+const (
+	plainSinks sinkKind = iota
+	batchSinks
+	timedSinks
+)
+
+// sinks are receivers, each drained by a goroutine of its own.
 type sinks struct {
 	list    []*sink
 	addrs   []netip.AddrPort
 	unquiet bool // settle gave up waiting for the queues to empty
 }
 
-// sinkKind is how the receivers read.
-type sinkKind int
-
-const (
-	// plainSinks read with *net.UDPConn's ReadFromUDPAddrPort, a system
-	// call a datagram: a receiver as most programs are.
-	plainSinks sinkKind = iota
-	// batchSinks read through batchconn with its defaults, as a peer
-	// running batchconn or quic-go reads: batches, and GRO once runs
-	// come from one sender, so that the kernel hands a GSO sender's run
-	// over whole instead of cutting it up into datagrams on the sender's
-	// CPU. The cheapest receiver loopback offers: on a machine of two
-	// cores, 16 receivers that each pay a system call a datagram, and
-	// the kernel's work of cutting runs up for them, take most of the
-	// CPU and measure themselves, where in the field the peers are
-	// other machines. Every mode sends to the same kind.
-	batchSinks
-)
-
 func startSinks(n, size int, kind sinkKind) (*sinks, error) {
 	sk := &sinks{}
 	for range n {
 		uc, err := listen()
 		if err == nil {
-			err = uc.SetReadBuffer(readBuffer)
-			if err != nil {
+			if err = uc.SetReadBuffer(readBuffer); err != nil {
 				uc.Close()
 			}
 		}
@@ -240,13 +162,19 @@ func startSinks(n, size int, kind sinkKind) (*sinks, error) {
 			sk.close()
 			return nil, fmt.Errorf("receiver: %w", err)
 		}
-		sk.list = append(sk.list, startSink(uc, size, kind))
-		sk.addrs = append(sk.addrs, addrPort(uc))
+		s := &sink{conn: uc, rd: uc, size: size, done: make(chan struct{}), timed: kind == timedSinks}
+		if kind == batchSinks {
+			s.rd = batchconn.New(uc, nil)
+		}
+		if s.timed {
+			s.delays = make([]time.Duration, 0, 1<<16) // so that lone's receiver allocates nothing
+		}
+		go s.drain()
+		sk.list, sk.addrs = append(sk.list, s), append(sk.addrs, addrPort(uc))
 	}
 	return sk, nil
 }
 
-// lastRead is when the receivers read their last datagram so far.
 func (sk *sinks) lastRead() time.Time {
 	var last int64
 	for _, s := range sk.list {
@@ -255,102 +183,75 @@ func (sk *sinks) lastRead() time.Time {
 	return epoch.Add(time.Duration(last))
 }
 
-// read is how many datagrams the receivers read so far.
-func (sk *sinks) read() uint64 {
-	var n uint64
+func (sk *sinks) read() (n uint64) {
 	for _, s := range sk.list {
 		n += s.n.Load()
 	}
 	return n
 }
 
-func (sk *sinks) ports() []int {
-	ports := make([]int, len(sk.list))
-	for i, s := range sk.list {
-		ports[i] = port(s.conn)
-	}
-	return ports
-}
-
-// settle waits, once the sender is done, until the receivers have read
-// all that their queues hold, then closes them. It returns how many
-// datagrams they read, and how many the kernel dropped at their queues if
-// known.
+// settle waits until the receivers have read what their queues hold,
+// then closes them, and returns what they read and the kernel dropped.
 func (sk *sinks) settle() (read, drops uint64, dropsKnown bool) {
-	ports := sk.ports()
+	var ports []int
+	for _, s := range sk.list {
+		ports = append(ports, port(s.conn))
+	}
 	last, still := sk.read(), 0
-	for end := time.Now().Add(grace); still < 3; {
+	for end := time.Now().Add(grace); still < 3; still++ {
 		if !time.Now().Before(end) {
 			sk.unquiet = true
 			break
 		}
 		time.Sleep(5 * time.Millisecond)
-		if n := sk.read(); n != last || queued(ports) {
-			last, still = n, 0
-			continue
+		q, _, _ := udpQueues(ports...)
+		if n := sk.read(); n != last || q > 0 {
+			last, still = n, -1
 		}
-		still++
 	}
-	drops, dropsKnown = kernelDrops(ports...)
+	_, drops, dropsKnown = udpQueues(ports...)
 	sk.close()
 	return sk.read(), drops, dropsKnown
 }
 
-// queued reports whether the kernel holds datagrams for any of ports.
-func queued(ports []int) bool {
-	qs, _ := udpQueues(ports...)
-	for _, q := range qs {
-		if q.queued > 0 {
-			return true
-		}
-	}
-	return false
-}
-
-// close closes the receivers and waits for their goroutines.
 func (sk *sinks) close() {
 	for _, s := range sk.list {
-		s.close()
+		if !s.closed {
+			s.closed = true
+			s.rd.Close()
+			<-s.done
+		}
 	}
 }
 
-// check adds the receivers' problems to s.
 func (sk *sinks) check(s *sample) {
 	for _, k := range sk.list {
-		k.check(s)
+		if k.err != nil {
+			s.problem("receiver: %v", k.err)
+		}
+		k.ord.check(s)
 	}
 	if sk.unquiet {
 		s.problem("receivers still reading %v after the sender closed", grace)
 	}
 }
 
-// sink drains a receiver from its own goroutine, counting and checking
-// what it reads.
+// sink drains a receiver from its own goroutine.
 type sink struct {
-	conn   *net.UDPConn // the socket
-	rd     sinkReader
+	conn *net.UDPConn
+	rd   interface {
+		addrPortReader
+		io.Closer
+	}
 	size   int
 	n      atomic.Uint64 // datagrams read so far
 	last   atomic.Int64  // when the last was read, since epoch
 	ord    order
-	err    error // the read error that stopped it, other than Close
+	timed  bool
+	delays []time.Duration // timedSinks
+	err    error           // the read error that stopped it, other than Close
 	done   chan struct{}
 	closed bool
-}
-
-// sinkReader is what a sink reads through: its socket, or a batchconn.
-type sinkReader interface {
-	addrPortReader
-	Close() error
-}
-
-func startSink(conn *net.UDPConn, size int, kind sinkKind) *sink {
-	s := &sink{conn: conn, rd: conn, size: size, done: make(chan struct{})}
-	if kind == batchSinks {
-		s.rd = batchconn.New(conn, nil)
-	}
-	go s.drain()
-	return s
 }
 
 func (s *sink) drain() {
@@ -358,30 +259,18 @@ func (s *sink) drain() {
 	buf := make([]byte, maxDatagram)
 	for {
 		n, _, err := s.rd.ReadFromUDPAddrPort(buf)
+		at := time.Since(epoch)
 		if err != nil {
 			if !errors.Is(err, net.ErrClosed) {
 				s.err = err
 			}
 			return
 		}
-		s.last.Store(int64(time.Since(epoch)))
+		s.last.Store(int64(at))
 		s.ord.see(buf[:n], s.size)
+		if s.timed && n == s.size {
+			s.delays = append(s.delays, at-time.Duration(binary.BigEndian.Uint64(buf[8:])))
+		}
 		s.n.Add(1)
 	}
-}
-
-// close closes the receiver and waits for its goroutine.
-func (s *sink) close() {
-	if !s.closed {
-		s.closed = true
-		s.rd.Close()
-		<-s.done
-	}
-}
-
-func (s *sink) check(smp *sample) {
-	if s.err != nil {
-		smp.problem("receiver: %v", s.err)
-	}
-	s.ord.check(smp)
 }

@@ -8,153 +8,122 @@ import (
 	"strings"
 )
 
-// writeTable writes the report for a reader deciding whether to use
-// batchconn: a block per scenario, each mode's figures beside plain's,
-// then what the columns and modes mean. The project's own targets follow
-// only with -targets.
+// legend is what it takes to read the blocks; the package doc says more.
+const legend = `
+VS PLAIN: the figure over plain's in this run; for rates higher is better, for CPU, delay and memory lower.
+CPU µs: the whole process's CPU time (both ends of the traffic) per unit delivered; ALLOCS: heap objects per unit.
+KERNEL DROPS: datagrams sent that a full receive queue dropped (echo, pingpong: requests without a reply).
+Modes: batchconn = New(conn, nil); grouped = GroupByDestination; nooffload = NoOffload; xnet = a loop over
+x/net's ReadBatch/WriteBatch; raw = sendmmsg/recvmmsg directly; rawgro = raw with UDP GRO (go doc ./cmd/batchbench).
+`
+
+// writeTable writes a block per scenario, each mode's figures beside
+// plain's, then the legend and what went wrong.
 func writeTable(w io.Writer, rep *report) error {
 	var b strings.Builder
 	writeHeader(&b, rep)
 	for _, sc := range allScenarios {
-		rows := rowsOf(rep, sc.name)
+		rows := slices.DeleteFunc(slices.Clone(rep.Rows), func(r *row) bool { return r.Scenario != sc.name })
 		if len(rows) == 0 {
 			continue
 		}
-		b.WriteString("\n")
-		if sc.kind == kindAllocs {
-			writeAllocs(&b, sc, rows)
-			continue
-		}
-		about := sc.about
-		if sc.kind == kindIdle {
-			about = fmt.Sprintf("%d %s", rep.IdleConns, about)
-		}
-		fmt.Fprintf(&b, "%s: %s\n", sc.name, about)
-		writeBlock(&b, columnsFor(sc, rows), rows)
+		fmt.Fprintf(&b, "\n%s: %s\n", sc.name, sc.about)
+		writeBlock(&b, columnsFor(rows), rows)
 	}
-	writeNotes(&b, rep)
-	b.WriteString(legend(rep))
-	if rep.hasProblems() {
-		b.WriteString("\nPROBLEMS (the measurement went wrong; the exit status is 1):\n")
-		for _, r := range rep.Rows {
-			for _, p := range r.Problems {
-				fmt.Fprintf(&b, "  %s %s\n", r.label(), p)
-			}
+	var problems []string
+	for _, r := range rep.Rows {
+		for _, p := range r.Problems {
+			problems = append(problems, strings.Join(strings.Fields(fmt.Sprintf("%s %s %d B %s: %s", r.Scenario, r.Op, r.Size, r.Mode, p)), " "))
 		}
 	}
-	if rep.targets {
-		writeBars(&b, rep)
+	b.WriteString(legend)
+	if len(problems) > 0 {
+		b.WriteString("\nPROBLEMS (the measurement went wrong; the exit status is 1):\n  " + strings.Join(problems, "\n  ") + "\n")
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }
 
-// writeHeader says what was compared, where and how, and warns when the
-// machine was too busy for steady figures.
+// writeHeader says what was compared, where and how, and how busy the
+// machine was: other programs' load makes the figures noisy.
 func writeHeader(b *strings.Builder, rep *report) {
 	where := "on loopback (127.0.0.1), both ends in this process"
 	if rep.Target != "" {
 		where = "over the path to " + rep.Target + " (batchbench -listen)"
 	}
 	fmt.Fprintf(b, "batchbench: plain *net.UDPConn against batchconn and the alternatives, %s\n", where)
-	fmt.Fprintf(b, "%s %s, %d CPUs (GOMAXPROCS %d); each figure the median of %d round(s) of %s, the modes taking turns\n",
-		rep.GoVersion, rep.Platform, rep.Machine.CPUs, rep.GOMAXPROCS, rep.Rounds, rep.Duration)
-	fmt.Fprintf(b, "receive queues: asked for %s, the kernel grants up to %s (net.core.rmem_max)\n", mib(rep.ReadBuffer), mib(rep.RmemMax))
-	if w := busyWarning(rep.Machine); w != "" {
-		b.WriteString("\n" + w)
-	}
-}
-
-// busyWarning is the report's warning that other programs took CPU time
-// from the run, or "" if they did not as far as this machine tells.
-func busyWarning(m *machine) string {
-	if m == nil || !m.Busy {
-		return ""
-	}
-	var why []string
-	if m.loadBusy() {
-		why = append(why, fmt.Sprintf("load average %.2f on %d CPUs before the run", *m.LoadAvg, m.CPUs))
-	}
-	if m.StealPct != nil && *m.StealPct > 100*busySteal {
-		why = append(why, fmt.Sprintf("%.1f%% of CPU time stolen by the hypervisor during it", *m.StealPct))
-	}
-	return "WARNING: this machine is busy (" + strings.Join(why, "; ") + ").\n" +
-		"  Other programs took CPU time from the benchmark, so its figures will be noisy: compare\n" +
-		"  rows of this run only, and rerun on a quiet machine before drawing conclusions.\n"
-}
-
-// rowsOf returns the scenario's rows, in the order they ran.
-func rowsOf(rep *report, scenario string) []*row {
-	var rows []*row
-	for _, r := range rep.Rows {
-		if r.Scenario == scenario {
-			rows = append(rows, r)
-		}
-	}
-	return rows
+	fmt.Fprintf(b, "%s %s, %d CPUs (GOMAXPROCS %d), load average %s before the run (other programs' load makes figures noisy)\n"+
+		"each figure the median of %d round(s) of %s, the modes taking turns\n",
+		rep.GoVersion, rep.Platform, rep.CPUs, rep.GOMAXPROCS, format(rep.LoadAvg, compact), rep.Rounds, rep.Duration)
 }
 
 // column is one column of a block: its heading, its width (negative:
-// left-aligned) and its cell for a row.
+// left-aligned) and its cell for a row. A figure compared with plain's
+// has vs, which a VS PLAIN column after it shows and the chart draws.
 type column struct {
 	head  string
 	width int
 	cell  func(r *row) string
+	vs    func(r *row) *float64
+	lower bool // for vs: lower is better
 }
 
-// columnsFor are the columns of sc's block.
-func columnsFor(sc scenario, rows []*row) []column {
-	abbr := map[string]string{"datagram": "DG", "response": "RESP", "round trip": "RT", "query": "QUERY"}[sc.unit]
-	size := column{"SIZE", 5, func(r *row) string { return fmt.Sprint(r.Size) }}
-	mode := column{"MODE", -9, func(r *row) string { return string(r.Mode) }}
-	cpu := []column{
-		{"CPU µs/" + abbr, 11, func(r *row) string { return format(r.CPUus, compact) }},
-		{"VS PLAIN", 8, func(r *row) string { return format(r.CPUVsPlain, times) }},
+// columnsFor are the columns of a scenario's block, rows.
+func columnsFor(rows []*row) []column {
+	k := rows[0].kind
+	abbr := map[string]string{"datagram": "DG", "response": "RESP", "round trip": "RT", "query": "QUERY"}[rows[0].Unit]
+	mode := column{head: "MODE", width: -9, cell: func(r *row) string { return string(r.Mode) }}
+	cpu := column{"CPU µs/" + abbr, 11, func(r *row) string { return format(r.CPUus, compact) },
+		func(r *row) *float64 { return r.CPUVsPlain }, true}
+	tail := []column{cpu,
+		{head: "ALLOCS/" + abbr, width: 10, cell: func(r *row) string { return fmt.Sprintf("%.2f", r.AllocsPerUnit) }},
+		{head: "KERNEL DROPS", width: -18, cell: dropsCell},
 	}
-	bytesVs := column{"VS PLAIN", 8, func(r *row) string { return format(r.BytesVsPlain, times) }}
-	switch sc.kind {
+	bytesVs := func(r *row) *float64 { return r.BytesVsPlain }
+	perSecVs := func(r *row) *float64 { return r.PerSecVsPlain }
+	switch k {
 	case kindFresh:
-		return append([]column{mode,
-			{"QUERIES/S", 10, func(r *row) string { return thousands(r.PerSec) }},
-			{"VS PLAIN", 8, func(r *row) string { return format(r.PerSecVsPlain, times) }},
-			{"ALLOCATED/QUERY", 15, func(r *row) string { return format(r.AllocBytesPerQuery, byteSize) }},
-			bytesVs,
-		}, cpu...)
+		return []column{mode,
+			{"QUERIES/S", 10, func(r *row) string { return thousands(r.PerSec) }, perSecVs, false},
+			{"ALLOCATED/QUERY", 15, func(r *row) string { return format(r.BytesPerUnit, byteSize) }, bytesVs, true},
+			cpu,
+		}
 	case kindIdle:
 		return []column{mode,
-			{"HEAP/CONN", 10, func(r *row) string { return format(r.HeapBytesPerConn, byteSize) }},
-			bytesVs,
-			{"ALL CONNS", 10, func(r *row) string { return byteSize(*r.HeapBytesPerConn * float64(r.Conns)) }},
+			{"HEAP/CONN", 10, func(r *row) string { return format(r.BytesPerUnit, byteSize) }, bytesVs, true},
+			{head: "ALL CONNS", width: 10, cell: func(r *row) string { return byteSize(*r.BytesPerUnit * float64(r.Conns)) }},
 		}
+	case kindLatency:
+		return append([]column{mode,
+			{"P50 µs", 8, func(r *row) string { return format(r.P50us, compact) }, func(r *row) *float64 { return r.P50VsPlain }, true},
+			{"P99 µs", 8, func(r *row) string { return format(r.P99us, compact) }, func(r *row) *float64 { return r.P99VsPlain }, true},
+		}, tail...)
+	case kindAllocs:
+		return []column{{head: "CALL", width: -20, cell: func(r *row) string { return r.Op }}, mode,
+			{head: "ALLOCS/DG", width: 10, cell: func(r *row) string { return fmt.Sprintf("%.2f", r.AllocsPerUnit) }}}
 	}
-	allocs := column{"ALLOCS/" + abbr, 10, func(r *row) string { return fmt.Sprintf("%.2f", r.AllocsPerUnit) }}
-	drops := column{"KERNEL DROPS", -18, dropsCell}
-	if sc.kind == kindLatency {
-		cols := []column{mode,
-			{"P50 µs", 8, func(r *row) string { return format(r.P50us, compact) }},
-			{"VS PLAIN", 8, func(r *row) string { return format(r.P50VsPlain, times) }},
-			{"P99 µs", 8, func(r *row) string { return format(r.P99us, compact) }},
-			{"VS PLAIN", 8, func(r *row) string { return format(r.P99VsPlain, times) }},
-		}
-		return append(append(cols, cpu...), allocs, drops)
-	}
-	perSec := map[string]string{"datagram": "DELIVERED/S", "response": "RESPONSES/S"}[sc.unit]
+	head := map[string]string{"datagram": "DELIVERED/S", "response": "RESPONSES/S"}[rows[0].Unit]
 	if slices.ContainsFunc(rows, func(r *row) bool { return r.SentOnly }) {
-		perSec = "SENT/S"
+		head = "SENT/S"
 	}
-	cols := []column{size, mode,
-		{perSec, 12, func(r *row) string { return thousands(r.PerSec) }},
-		{"VS PLAIN", 8, func(r *row) string { return format(r.PerSecVsPlain, times) }},
-		{"MB/S", 7, func(r *row) string { return fmt.Sprintf("%.1f", r.MBPerSec) }},
-	}
-	return append(append(cols, cpu...), allocs, drops)
+	return append([]column{{head: "SIZE", width: 5, cell: func(r *row) string { return fmt.Sprint(r.Size) }}, mode,
+		{head, 12, func(r *row) string { return thousands(r.PerSec) }, perSecVs, false},
+		{head: "MB/S", width: 7, cell: func(r *row) string { return fmt.Sprintf("%.1f", r.MBPerSec) }},
+	}, tail...)
 }
 
 // writeBlock writes a heading line of cols and a line per row.
 func writeBlock(b *strings.Builder, cols []column, rows []*row) {
+	var all []column
+	for _, c := range cols {
+		all = append(all, c)
+		if c.vs != nil {
+			all = append(all, column{head: "VS PLAIN", width: 8, cell: func(r *row) string { return format(c.vs(r), times) }})
+		}
+	}
 	line := func(cell func(c column) string) {
 		var parts []string
-		for _, c := range cols {
+		for _, c := range all {
 			parts = append(parts, fmt.Sprintf("%*s", c.width, cell(c)))
 		}
 		b.WriteString(strings.TrimRight("  "+strings.Join(parts, "  "), " ") + "\n")
@@ -165,8 +134,8 @@ func writeBlock(b *strings.Builder, cols []column, rows []*row) {
 	}
 }
 
-// dropsCell is the KERNEL DROPS cell: how many of the datagrams sent were
-// dropped, and their share; "-" where that is not known.
+// dropsCell is how many of the datagrams sent were dropped, and their
+// share; "-" where that is not known.
 func dropsCell(r *row) string {
 	switch {
 	case r.Dropped == nil:
@@ -175,139 +144,6 @@ func dropsCell(r *row) string {
 		return "0"
 	}
 	return fmt.Sprintf("%s (%.1f%%)", thousands(float64(*r.Dropped)), *r.DroppedPct)
-}
-
-// writeAllocs shows the allocs scenario's rows: a call's allocations per
-// datagram, the modes side by side.
-func writeAllocs(b *strings.Builder, sc scenario, rows []*row) {
-	var ops []string
-	var modes []mode
-	for _, r := range rows {
-		if !slices.Contains(ops, r.Op) {
-			ops = append(ops, r.Op)
-		}
-		if !slices.Contains(modes, r.Mode) {
-			modes = append(modes, r.Mode)
-		}
-	}
-	fmt.Fprintf(b, "allocs: %s, %d B datagrams\n", sc.about, rows[0].Size)
-	fmt.Fprintf(b, "  %-20s", "CALL")
-	for _, m := range modes {
-		fmt.Fprintf(b, " %9s", m)
-	}
-	b.WriteString("\n")
-	for _, op := range ops {
-		fmt.Fprintf(b, "  %-20s", op)
-		for _, m := range modes {
-			cell := "-"
-			if i := slices.IndexFunc(rows, func(r *row) bool { return r.Op == op && r.Mode == m }); i >= 0 {
-				cell = fmt.Sprintf("%.2f", rows[i].AllocsPerUnit)
-			}
-			fmt.Fprintf(b, " %9s", cell)
-		}
-		b.WriteString("\n")
-	}
-}
-
-// writeNotes tells of batchconn's offload turning itself off, which
-// changes what a batchconn row measures.
-func writeNotes(b *strings.Builder, rep *report) {
-	first := true
-	for _, r := range rep.Rows {
-		if r.stats == nil || r.stats.OffloadFallbacks == 0 {
-			continue
-		}
-		if first {
-			b.WriteString("\nNOTES:\n")
-			first = false
-		}
-		fmt.Fprintf(b, "  %s the kernel refused segmentation offload %d time(s) (Stats.OffloadFallbacks):\n"+
-			"    offload went off for that socket, the rest of its run went without\n", r.label(), r.stats.OffloadFallbacks)
-	}
-}
-
-// legend explains the modes and columns that rep's blocks show.
-func legend(rep *report) string {
-	var b strings.Builder
-	b.WriteString("\nMODES\n")
-	for _, m := range []struct {
-		mode mode
-		text string
-	}{
-		{modePlain, "*net.UDPConn: one system call per datagram"},
-		{modeBatch, "batchconn.New(conn, nil): batches, with UDP GSO/GRO where the kernel has them"},
-		{modeGrouped, "batchconn.New(conn, &batchconn.Config{GroupByDestination: true}): as batchconn, and\n" +
-			"each destination's queued datagrams leave together, so that GSO carries traffic sent to\n" +
-			"many peers in turn; datagrams to different destinations may change order, which only a\n" +
-			"receiver reached at two addresses sees (off by default for that)"},
-		{modeNoOffload, "batchconn.New(conn, &batchconn.Config{NoOffload: true}): batches alone"},
-		{modeXnet, "the same loop written by hand with golang.org/x/net's ipv4.PacketConn ReadBatch and\n" +
-			"WriteBatch, 64 datagrams a call: what you would write instead of using batchconn"},
-		{modeRaw, "the same loop calling sendmmsg/recvmmsg directly, 64 a call, no offload, nothing else:\n" +
-			"the batch system calls alone, what batching without offload can reach here (up to the\n" +
-			"run's noise: a mode above raw got lucky, or the receiver set the pace)"},
-		{modeRawGRO, "the same loop as raw with UDP GRO on the socket: recvmmsg of 64 KiB buffers, each\n" +
-			"split into its datagrams in place, no copy: what the kernel's GRO delivers here with\n" +
-			"nothing in between, the ceiling for batchconn in recvgso"},
-	} {
-		if hasMode(rep, m.mode) {
-			fmt.Fprintf(&b, "  %-10s %s\n", m.mode, strings.ReplaceAll(m.text, "\n", "\n             "))
-		}
-	}
-	b.WriteString("COLUMNS\n")
-	for _, c := range columnNotes {
-		if slices.ContainsFunc(rep.Rows, func(r *row) bool { return slices.Contains(c.kinds, r.kind) }) {
-			b.WriteString(c.text)
-		}
-	}
-	return b.String()
-}
-
-// columnNotes explain the columns, each for the kinds of scenario whose
-// blocks show it.
-var columnNotes = []struct {
-	kinds []kind
-	text  string
-}{
-	{[]kind{kindRate}, `  DELIVERED/S  datagrams that reached the receiving code, per second: for send, send16 and
-               fanout those the receivers read, not those the sender's kernel accepted; for recv
-               those ReadFrom returned. RESPONSES/S: responses the echo client read. SENT/S
-               (-target): what the sender's kernel accepted; nothing counts the far end.
-`},
-	{[]kind{kindRate, kindLatency, kindFresh, kindIdle}, `  VS PLAIN     the mode's figure over plain's in the same run: for DELIVERED/S and QUERIES/S
-               above 1.00x is better; for CPU time, delays and memory below 1.00x is better.
-`},
-	{[]kind{kindRate, kindLatency, kindFresh}, `  CPU µs/DG    CPU time of the whole process (user and system, getrusage), while it measured, per
-               datagram delivered (per response, round trip, query). Both ends of the traffic run in
-               this process: sender and receivers; in recv and recvgso also the senders, which run
-               flat out in every mode.
-`},
-	{[]kind{kindRate, kindLatency}, `  ALLOCS/DG    heap objects allocated in the process, per datagram delivered: garbage for the GC.
-  KERNEL DROPS datagrams sent that never reached the receiving code, dropped by the kernel at a
-               full receive queue, and their share of those sent: a sender faster than its
-               receiver. recv's and recvgso's senders are meant to outpace every receiver: the drops
-               show how far each falls behind; with none, the senders set the pace, and DELIVERED/S
-               only bounds the receiver from below. echo, pingpong: requests without a reply.
-`},
-	{[]kind{kindLatency}, `  P50, P99     the median and the 99th percentile of the delays: pingpong's round trips, lone's
-               one-way delays from WriteTo to the receiver's read.
-`},
-	{[]kind{kindFresh}, `  QUERIES/S    fresh: queries answered per second, each on a socket of its own, one at a time.
-  ALLOCATED/QUERY  fresh: heap bytes the process allocated per query (the server allocates none).
-`},
-	{[]kind{kindIdle}, `  HEAP/CONN    idle: Go heap held per open conn after two garbage collections (the kernel's
-               socket buffers are not counted), and ALL CONNS for all of them.
-`},
-}
-
-// hasMode reports whether rep has a row of mode m.
-func hasMode(rep *report, m mode) bool {
-	return slices.ContainsFunc(rep.Rows, func(r *row) bool { return r.Mode == m })
-}
-
-// label names the row in PROBLEMS and NOTES.
-func (r *row) label() string {
-	return strings.Join(strings.Fields(fmt.Sprintf("%s %s %d B %s,", r.Scenario, r.Op, r.Size, r.Mode)), " ")
 }
 
 // byteSize formats a number of bytes: "360 B", "157.2 KiB", "314.5 MiB".
@@ -321,7 +157,6 @@ func byteSize(v float64) string {
 	return fmt.Sprintf("%.1f MiB", v/(1<<20))
 }
 
-// times formats a ratio: "5.63x".
 func times(v float64) string { return fmt.Sprintf("%.2fx", v) }
 
 // compact formats v with three or four significant digits.
@@ -337,13 +172,11 @@ func compact(v float64) string {
 
 // thousands formats v rounded, its digits grouped by threes: "1,234,567".
 func thousands(v float64) string {
-	s := fmt.Sprintf("%.0f", math.Round(v))
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
+	s := fmt.Sprintf("%.0f", math.Abs(math.Round(v)))
 	for i := len(s) - 3; i > 0; i -= 3 {
 		s = s[:i] + "," + s[i:]
 	}
-	if neg {
+	if math.Round(v) < 0 {
 		s = "-" + s
 	}
 	return s
@@ -355,11 +188,4 @@ func format(v *float64, f func(float64) string) string {
 		return "-"
 	}
 	return f(*v)
-}
-
-func mib(n int) string {
-	if n <= 0 {
-		return "unknown"
-	}
-	return fmt.Sprintf("%g MiB", float64(n)/(1<<20))
 }

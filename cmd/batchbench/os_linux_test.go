@@ -17,8 +17,7 @@ func TestPinToCPU(t *testing.T) {
 	for n := range allowed.Count() + 1 {
 		errc := make(chan error, 1)
 		var got unix.CPUSet
-		go func() {
-			// The thread stays pinned and ends with the goroutine.
+		go func() { // the thread stays pinned and ends with the goroutine
 			err := pinToCPU(n)
 			if err == nil {
 				err = unix.SchedGetaffinity(0, &got)
