@@ -406,8 +406,11 @@ func TestCloseSendsTheQueueTheTimerWaitsToSend(t *testing.T) {
 	setsockoptInt(t, rx, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 8<<20)
 	uc := v.a.listen(t, "udp4", "198.18.0.1:0")
 	// Every write queued; one datagram a message, so that the socket
-	// buffer fills a datagram at a time.
-	c := newConn(uc, &Config{NoOffload: true}, hooks{idleGap: time.Hour})
+	// buffer fills a datagram at a time. MaxDelay well above the time the
+	// loop below takes for a few writes, even under the race detector, so
+	// that the queue goes out on the timer, not from a WriteTo that finds
+	// it aged.
+	c := newConn(uc, &Config{NoOffload: true, MaxDelay: 5 * time.Millisecond}, hooks{idleGap: time.Hour})
 	if c.bio == nil {
 		t.Skip("no batch I/O here")
 	}

@@ -38,8 +38,10 @@ type Config struct {
 	// QueueBytes bounds the payload bytes the write queue holds; a WriteTo
 	// that finds the queue full sends it first, blocking as a
 	// *net.UDPConn's WriteTo blocks on a full socket buffer. Default
-	// 256 KiB; values below 65535 are raised to it so that any datagram
-	// fits, values above 64 MiB lowered to it (no batch carries more).
+	// 256 KiB, and 1 MiB for a conn whose queues fill with datagrams to
+	// several destinations; values below 65535 are raised to it so that
+	// any datagram fits, values above 64 MiB lowered to it (no batch
+	// carries more).
 	QueueBytes int
 
 	// NoOffload turns UDP segmentation offload off: no GSO on send (runs
@@ -91,12 +93,13 @@ const (
 // the operator's switch).
 type settings struct {
 	Config
-	queueFactor int           // how many times BatchSize datagrams the queue gathers with offload
-	idleGap     time.Duration // defaultIdleGap, or a test's
-	timerIdle   time.Duration // flushTimerIdle, or a test's
-	gates       kernelGates   // what offload the kernel may be asked for
-	disabled    disabled      // what the operator turned off (BATCHCONN_DISABLE)
-	noBatch     bool          // serve the conn one datagram at a time
+	queueFactor    int           // how many times BatchSize datagrams the queue gathers with offload
+	wideQueueBytes int           // a fan-out queue's arena (writepool.go): QueueBytes where the Config set it
+	idleGap        time.Duration // defaultIdleGap, or a test's
+	timerIdle      time.Duration // flushTimerIdle, or a test's
+	gates          kernelGates   // what offload the kernel may be asked for
+	disabled       disabled      // what the operator turned off (BATCHCONN_DISABLE)
+	noBatch        bool          // serve the conn one datagram at a time
 }
 
 // hooks are seams for tests; a conn made by New has none.
@@ -137,10 +140,11 @@ func (c *Config) resolve(h hooks) settings {
 		s.MaxDelay = defaultMaxDelay
 	}
 	s.queueFactor = gsoQueueFactor
-	if s.QueueBytes <= 0 {
-		s.QueueBytes = defaultQueueBytes
-	}
 	s.QueueBytes = min(max(s.QueueBytes, maxDatagram), maxQueueBytes)
+	s.wideQueueBytes = s.QueueBytes
+	if c == nil || c.QueueBytes <= 0 {
+		s.QueueBytes, s.wideQueueBytes = defaultQueueBytes, wideQueueBytes
+	}
 	s.idleGap = cmp.Or(max(h.idleGap, 0), defaultIdleGap)
 	s.timerIdle = cmp.Or(max(h.timerIdle, 0), flushTimerIdle)
 	s.gates = runningKernelGates()

@@ -174,3 +174,45 @@ func TestOneSocketAtSeveralAddressesKeepsWriteOrder(t *testing.T) {
 		t.Fatalf("Stats %+v: want %d written, the other sockets' grouped into segments", s, 2*n)
 	}
 }
+
+// A conn whose queues fill with datagrams to several destinations takes
+// wide queues, so that each destination's runs grow; one that sends to
+// one destination, keeps WriteTo order or set QueueBytes keeps its bound.
+func TestOnlyAFanOutQueueGrows(t *testing.T) {
+	sinks := make([]netip.AddrPort, 16)
+	for i := range sinks {
+		s := listenLoopback(t)
+		defer s.Close()
+		sinks[i] = s.LocalAddr().(*net.UDPAddr).AddrPort()
+	}
+	p := make([]byte, 1200)
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		ndst int
+		want int
+	}{
+		{"fan-out", Config{}, 16, wideQueueBytes},
+		{"one destination", Config{}, 1, defaultQueueBytes},
+		{"fan-out, strict order", Config{StrictOrder: true}, 16, defaultQueueBytes},
+		{"fan-out, QueueBytes set", Config{QueueBytes: defaultQueueBytes}, 16, defaultQueueBytes},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, _ := queuedPair(t, tc.cfg)
+			if !c.bio.segments() {
+				t.Skip("the kernel has no UDP GSO")
+			}
+			for i := range 600 { // a queue of 256 KiB, then most of the next
+				if _, err := c.WriteToUDPAddrPort(p, sinks[i%tc.ndst]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c.w.mu.Lock()
+			got := len(c.w.blk.arena)
+			c.w.mu.Unlock()
+			if got != tc.want {
+				t.Fatalf("the second queue has %d bytes, want %d", got, tc.want)
+			}
+		})
+	}
+}

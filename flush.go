@@ -77,6 +77,7 @@ func (c *PacketConn) flushLocked(cause flushCause) error {
 		w.eager = eagerRun
 	}
 	pending := w.msgs
+	w.widen(&c.cfg)
 	if w.grouped {
 		pending = w.blk.fan.arrange(pending)
 	}
@@ -161,7 +162,7 @@ func (c *PacketConn) sendPlain(m *txMsg) (int, error) {
 func (w *writer) empty() {
 	w.afterSend = false
 	if w.blk != nil {
-		w.pool.Put(w.blk)
+		w.blk.home.Put(w.blk)
 		w.blk = nil
 	}
 	w.msgs = nil

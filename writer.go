@@ -16,8 +16,7 @@ type writer struct {
 	mu sync.Mutex // held while the queue is sent, as plain holds its fd's write lock
 
 	// guarded by mu
-	blk       *writeBlock // room for the queue, from the pool while it holds datagrams
-	pool      *sync.Pool  // where blocks come from: the pool for this Config
+	blk       *writeBlock // room for the queue, from a pool while it holds datagrams (writepool.go)
 	used      int         // bytes of blk.arena in use
 	msgs      []txMsg     // queued datagrams, in WriteTo order, in blk
 	runs      int         // about the messages msgs make in WriteTo order: see full
@@ -27,6 +26,7 @@ type writer struct {
 	eager     int         // datagrams still to send at once though a send just ended (eagerRun)
 	afterSend bool        // the queue began because a send had just ended, not for a full queue or requests in the ring
 	grouped   bool        // the queue is grouped by destination as it fills (blk.fan, fanout.go)
+	wide      bool        // the next queue takes a fan-out block (writepool.go)
 	failed    error       // first flush-time failure not yet reported by Flush or Close
 
 	// Read without mu by readers, the timer and deadline setters.

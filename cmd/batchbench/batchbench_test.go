@@ -114,7 +114,7 @@ func checkRun(t *testing.T, j job, p params) {
 
 // TestModes: each scenario runs plain first, then the modes that fit
 // it: the loops where they stand in for the conn, rawgro where runs come
-// coalesced, grouped where a server sends to many peers in turn.
+// coalesced, strict where a server sends to many peers in turn.
 func TestModes(t *testing.T) {
 	loops := []string{"send", "send16", "recv", "recvgso"}
 	for _, sc := range allScenarios {
@@ -122,7 +122,7 @@ func TestModes(t *testing.T) {
 			modeXnet:    slices.Contains(loops, sc.name) || sc.name == "echo" || sc.name == "pingpong",
 			modeRaw:     slices.Contains(loops, sc.name) && rawAvailable,
 			modeRawGRO:  sc.name == "recvgso" && rawAvailable,
-			modeGrouped: sc.name == "fanout",
+			modeStrict: sc.name == "fanout",
 		}
 		modes := sc.modesFor(nil)
 		for m, want := range want {
@@ -139,11 +139,11 @@ func TestModes(t *testing.T) {
 			t.Errorf("%s: loop %v, batched %v", m, m.loop(), m.batched())
 		}
 	}
-	if cfg := modeGrouped.config(); !modeGrouped.batched() || cfg == nil || !cfg.GroupByDestination || cfg.NoOffload {
-		t.Errorf("grouped: batched %v, config %+v", modeGrouped.batched(), cfg)
+	if cfg := modeStrict.config(); !modeStrict.batched() || cfg == nil || !cfg.StrictOrder || cfg.NoOffload {
+		t.Errorf("strict: batched %v, config %+v", modeStrict.batched(), cfg)
 	}
 	for _, m := range []mode{modeBatch, modeNoOffload} {
-		if cfg := m.config(); !m.batched() || cfg != nil && cfg.GroupByDestination {
+		if cfg := m.config(); !m.batched() || cfg != nil && cfg.StrictOrder {
 			t.Errorf("%s: batched %v, config %+v", m, m.batched(), cfg)
 		}
 	}

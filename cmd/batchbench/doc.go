@@ -26,10 +26,10 @@
 //   - plain: the *net.UDPConn itself, a system call per datagram.
 //   - batchconn: batchconn.New(conn, nil), with UDP GSO and GRO where the
 //     kernel has them.
-//   - grouped (fanout): Config{GroupByDestination: true}: each
-//     destination's queued datagrams leave together, so that GSO carries
-//     datagrams sent to many peers in turn. Datagrams to different
-//     destinations may change order.
+//   - strict (fanout): Config{StrictOrder: true}: datagrams to different
+//     destinations leave in WriteTo order, as from a *net.UDPConn, where
+//     batchconn by default lets each destination's queued datagrams leave
+//     together, so that GSO carries datagrams sent to many peers in turn.
 //   - nooffload: Config{NoOffload: true}: batching alone.
 //   - xnet: no batchconn, the scenario's loop written by hand with x/net's
 //     ipv4.PacketConn ReadBatch and WriteBatch of 64 messages: the

@@ -61,7 +61,7 @@ func testReport() *report {
 	add("idle", "", modeBatch, sample{count: 2000, bytes: 2348})
 	add("fanout", "", modePlain, sent(100, 100, time.Millisecond))
 	add("fanout", "", modeBatch, sent(220, 200, time.Millisecond))
-	add("fanout", "", modeGrouped, sent(600, 300, 300*time.Microsecond))
+	add("fanout", "", modeStrict, sent(600, 300, 300*time.Microsecond))
 	rep.summarize()
 	return rep
 }
@@ -75,7 +75,7 @@ func TestReportIsForUsers(t *testing.T) {
 		"send: one goroutine writes",
 		"DELIVERED/S", "CPU µs/DG", "KERNEL DROPS", "RESPONSES/S",
 		"VS PLAIN: the figure over plain's", "xnet = a loop over", "rawgro = raw with UDP GRO",
-		"fanout: 1200 B datagrams round-robin to 16 receivers", "grouped = GroupByDestination",
+		"fanout: 1200 B datagrams round-robin to 16 receivers", "strict = StrictOrder",
 		"allocs: heap objects",
 	} {
 		if !strings.Contains(table, want) {
@@ -97,9 +97,9 @@ func TestReportIsForUsers(t *testing.T) {
 		{"fresh:", modePlain, "plain 1,000 1.00x 360 B 1.00x 60.0 1.00x"},
 		{"fresh:", modeBatch, "batchconn 900 0.90x 2409 B 6.69x 100 1.67x"},
 		{"idle:", modeBatch, "batchconn 2348 B 7.83x 4.5 MiB"},
-		// fanout grouped: 300 delivered of 600 sent, 3.00x plain's 100,
+		// fanout strict: 300 delivered of 600 sent, 3.00x plain's 100,
 		// 1 µs of CPU a datagram, 0.10x plain's 10 µs.
-		{"fanout:", modeGrouped, "1200 grouped 300 3.00x 0.4 1.00 0.10x 0.00 300 (50.0%)"},
+		{"fanout:", modeStrict, "1200 strict 300 3.00x 0.4 1.00 0.10x 0.00 300 (50.0%)"},
 	} {
 		if got := tableLine(table, c.block, c.mode); got != c.want {
 			t.Errorf("%s %s line is %q, want %q", c.block, c.mode, got, c.want)
@@ -133,7 +133,7 @@ func TestJSON(t *testing.T) {
 	}
 	for _, want := range []string{`"mode": "raw"`, `"per_sec": 200`, `"cpu_us_per_unit": 1`,
 		`"dropped": 600`, `"offload_fallbacks": 2`,
-		`"load_average": 0.9`, `"mode": "grouped"`,
+		`"load_average": 0.9`, `"mode": "strict"`,
 		`"mode": "rawgro"`} {
 		if !strings.Contains(js.String(), want) {
 			t.Errorf("the JSON lacks %s:\n%s", want, js.String())

@@ -31,7 +31,7 @@ type mode string
 const (
 	modePlain     mode = "plain"
 	modeBatch     mode = "batchconn"
-	modeGrouped   mode = "grouped"   // Config.GroupByDestination
+	modeStrict    mode = "strict"    // Config.StrictOrder
 	modeNoOffload mode = "nooffload" // Config.NoOffload
 	modeXnet      mode = "xnet"      // x/net's ReadBatch and WriteBatch (xnet.go)
 	modeRaw       mode = "raw"       // sendmmsg and recvmmsg (raw_linux.go)
@@ -50,14 +50,14 @@ var (
 func (m mode) loop() bool { return m == modeXnet || m == modeRaw || m == modeRawGRO }
 
 // batched reports whether the conn under test is a batchconn.
-func (m mode) batched() bool { return m == modeBatch || m == modeGrouped || m == modeNoOffload }
+func (m mode) batched() bool { return m == modeBatch || m == modeStrict || m == modeNoOffload }
 
 func (m mode) config() *batchconn.Config {
 	switch m {
 	case modeNoOffload:
 		return &batchconn.Config{NoOffload: true}
-	case modeGrouped:
-		return &batchconn.Config{GroupByDestination: true}
+	case modeStrict:
+		return &batchconn.Config{StrictOrder: true}
 	}
 	return nil
 }
@@ -101,7 +101,7 @@ var allScenarios = []scenario{
 	{name: "send16", about: "the same, round-robin to 16 receivers (a server answering many peers: no two datagrams in a row to one)",
 		unit: "datagram", modes: loopModes, remoteOK: true, run: runSend16},
 	{name: "fanout", about: "1200 B datagrams round-robin to 16 receivers that read through batchconn, as batching peers do (a media relay or game server sending each packet to many peers)",
-		unit: "datagram", modes: []mode{modePlain, modeBatch, modeGrouped, modeNoOffload}, fixedSize: fanoutSize, remoteOK: true, run: runFanout},
+		unit: "datagram", modes: []mode{modePlain, modeBatch, modeStrict, modeNoOffload}, fixedSize: fanoutSize, remoteOK: true, run: runFanout},
 	{name: "recv", about: "one goroutine reads while two senders keep its queue full (a busy server's reads)",
 		unit: "datagram", modes: loopModes, run: runRecv},
 	{name: "recvgso", about: "the same, from one sender that sends with GSO, as quic-go, wireguard-go and batchconn do",
