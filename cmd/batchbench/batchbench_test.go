@@ -119,9 +119,9 @@ func TestModes(t *testing.T) {
 	loops := []string{"send", "send16", "recv", "recvgso"}
 	for _, sc := range allScenarios {
 		want := map[mode]bool{
-			modeXnet:    slices.Contains(loops, sc.name) || sc.name == "echo" || sc.name == "pingpong",
-			modeRaw:     slices.Contains(loops, sc.name) && rawAvailable,
-			modeRawGRO:  sc.name == "recvgso" && rawAvailable,
+			modeXnet:   slices.Contains(loops, sc.name) || sc.name == "echo" || sc.name == "pingpong",
+			modeRaw:    slices.Contains(loops, sc.name) && rawAvailable,
+			modeRawGRO: sc.name == "recvgso" && rawAvailable,
 			modeStrict: sc.name == "fanout",
 		}
 		modes := sc.modesFor(nil)

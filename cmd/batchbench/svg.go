@@ -30,7 +30,7 @@ var columnX = [2]int{150, 570}
 var modeColors = map[mode]string{
 	modePlain:     "#9e9e9e",
 	modeBatch:     "#1565c0",
-	modeStrict:   "#00897b",
+	modeStrict:    "#00897b",
 	modeNoOffload: "#64b5f6",
 	modeXnet:      "#ef6c00",
 	modeRaw:       "#6d4c41",
