@@ -1,8 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -269,5 +271,35 @@ func TestFeedersSendFromTheirGoroutine(t *testing.T) {
 		if st := f.conn.Stats(); len(s.problems) > 0 || sent == 0 || st.DatagramsWritten != sent || st.FlushTimer != 0 {
 			t.Errorf("feeder with %+v: sent %d, problems %q, %+v", feed, sent, s.problems, st)
 		}
+	}
+}
+
+// A reply that waits when the client's read deadline has passed (a
+// process starved of CPU past it) is read, not taken for lost, on plain
+// and on batchconn alike; with nothing waiting, the deadline holds.
+func TestReadLateReadsWhatWaits(t *testing.T) {
+	for _, m := range []mode{modePlain, modeBatch} {
+		rx, err := listen()
+		if err != nil {
+			t.Fatal(err)
+		}
+		tx, err := listen()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cl := wrap(rx, m).(addrPortReaderDeadline)
+		if _, err := tx.WriteToUDPAddrPort([]byte("late"), addrPort(rx)); err != nil {
+			t.Fatal(err)
+		}
+		cl.SetReadDeadline(time.Now().Add(-time.Second))
+		buf := make([]byte, 16)
+		if n, _, err := readLate(cl, buf); err != nil || string(buf[:n]) != "late" {
+			t.Errorf("%s: readLate = %q, %v; want the waiting reply", m, buf[:n], err)
+		}
+		if _, _, err := readLate(cl, buf); !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Errorf("%s: readLate with nothing waiting = %v, want the deadline", m, err)
+		}
+		rx.Close()
+		tx.Close()
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -79,7 +80,9 @@ func runEchoed(p params, client func(uc *net.UDPConn, srv netip.AddrPort, s *sam
 	s.arrivals = true
 	if srv != nil {
 		_, s.drops, s.dropsKnown = udpQueues(port(srv), port(uc))
-		checkSent(&s)
+		if lost := int64(s.offered) - int64(s.arrived) - int64(s.drops); s.dropsKnown && lost != 0 {
+			s.problem("%d requests got no reply: %s", lost, whereLost(s.offered, cl, conn, srv, uc))
+		}
 		s.problemIf("server Close", conn.Close())
 		s.problemIf("server", <-done)
 		s.stats = statsOf(conn)
@@ -112,6 +115,30 @@ func lastWait(p params) time.Duration {
 		return lossTimeout
 	}
 	return 5 * lossTimeout
+}
+
+// drainWait is how long a client that found its read deadline passed
+// waits for a reply once more before it takes the requests in flight for
+// lost: a process the machine starved of CPU past its deadline may find
+// the replies waiting.
+const drainWait = 20 * time.Millisecond
+
+// readLate reads a reply; where the deadline has passed, it reads once
+// more with drainWait, leaving the deadline there.
+func readLate(cl addrPortReaderDeadline, reply []byte) (int, netip.AddrPort, error) {
+	n, from, err := cl.ReadFromUDPAddrPort(reply)
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		return n, from, err
+	}
+	if err := cl.SetReadDeadline(time.Now().Add(drainWait)); err != nil {
+		return 0, from, err
+	}
+	return cl.ReadFromUDPAddrPort(reply)
+}
+
+type addrPortReaderDeadline interface {
+	addrPortReader
+	SetReadDeadline(time.Time) error
 }
 
 // flood keeps echoWindow requests in flight from cl to srv for d, noting
@@ -153,9 +180,10 @@ func flood(cl *batchconn.PacketConn, srv netip.AddrPort, size int, d, lastWait t
 			}
 			armed, armedFor = now, wait
 		}
-		n, from, err := cl.ReadFromUDPAddrPort(reply)
+		n, from, err := readLate(cl, reply)
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			inFlight, givenUp = 0, s.offered // lost: the kernel's drop counters say where
+			armedFor = 0
 			continue
 		} else if err != nil {
 			return err
@@ -174,6 +202,32 @@ func flood(cl *batchconn.PacketConn, srv netip.AddrPort, size int, d, lastWait t
 	}
 }
 
+// whereLost tells, for requests without a reply, how far the requests and
+// replies got: through the client's queue (a batchconn's Stats), into the
+// server's socket (dropped there, or still unread), through the server
+// (its Stats, where it is a batchconn), and into the client's socket.
+func whereLost(offered uint64, cl io.Closer, srvConn net.PacketConn, srv, uc *net.UDPConn) string {
+	var b strings.Builder
+	if st := statsOf(asPacketConn(cl)); st != nil {
+		fmt.Fprintf(&b, "the client's kernel took %d of %d requests (%d refused); ", st.DatagramsWritten, offered, st.WriteFailures)
+	}
+	if q, d, ok := udpQueues(port(srv)); ok {
+		fmt.Fprintf(&b, "the server's socket dropped %d, holds %d bytes unread; ", d, q)
+	}
+	if st := statsOf(srvConn); st != nil {
+		fmt.Fprintf(&b, "the server read %d and its kernel took %d replies (%d refused); ", st.DatagramsRead, st.DatagramsWritten, st.WriteFailures)
+	}
+	if q, d, ok := udpQueues(port(uc)); ok {
+		fmt.Fprintf(&b, "the client's socket dropped %d, holds %d bytes unread", d, q)
+	}
+	return strings.TrimSuffix(b.String(), "; ")
+}
+
+func asPacketConn(c io.Closer) net.PacketConn {
+	pc, _ := c.(net.PacketConn)
+	return pc
+}
+
 func sameAddr(from, srv netip.AddrPort) bool {
 	return from.Addr().Unmap() == srv.Addr() && from.Port() == srv.Port()
 }
@@ -188,7 +242,7 @@ func pingFor(cl *net.UDPConn, srv netip.AddrPort, size int, d, lastWait time.Dur
 	// t0, when the last request left, it stops at that one's reply.
 	replies := func(t0 time.Time) error {
 		for s.arrived < s.offered {
-			n, from, err := cl.ReadFromUDPAddrPort(reply)
+			n, from, err := readLate(cl, reply)
 			rtt := time.Since(t0)
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				return nil
