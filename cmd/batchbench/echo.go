@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -81,7 +80,7 @@ func runEchoed(p params, client func(uc *net.UDPConn, srv netip.AddrPort, s *sam
 	if srv != nil {
 		_, s.drops, s.dropsKnown = udpQueues(port(srv), port(uc))
 		if lost := int64(s.offered) - int64(s.arrived) - int64(s.drops); s.dropsKnown && lost != 0 {
-			s.problem("%d requests got no reply: %s", lost, whereLost(s.offered, cl, conn, srv, uc))
+			s.problem("%d requests got no reply: %s", lost, whereLost(cl, conn, srv, uc))
 		}
 		s.problemIf("server Close", conn.Close())
 		s.problemIf("server", <-done)
@@ -117,28 +116,18 @@ func lastWait(p params) time.Duration {
 	return 5 * lossTimeout
 }
 
-// drainWait is how long a client that found its read deadline passed
-// waits for a reply once more before it takes the requests in flight for
-// lost: a process the machine starved of CPU past its deadline may find
-// the replies waiting.
-const drainWait = 20 * time.Millisecond
-
-// readLate reads a reply; where the deadline has passed, it reads once
-// more with drainWait, leaving the deadline there.
-func readLate(cl addrPortReaderDeadline, reply []byte) (int, netip.AddrPort, error) {
-	n, from, err := cl.ReadFromUDPAddrPort(reply)
-	if !errors.Is(err, os.ErrDeadlineExceeded) {
-		return n, from, err
-	}
-	if err := cl.SetReadDeadline(time.Now().Add(drainWait)); err != nil {
-		return 0, from, err
-	}
-	return cl.ReadFromUDPAddrPort(reply)
-}
-
-type addrPortReaderDeadline interface {
+// readLate reads a reply; where the deadline has passed (a process the
+// machine starved of CPU past it may find replies waiting), it reads once
+// more, for 20 ms, before the caller takes what is in flight for lost.
+func readLate(cl interface {
 	addrPortReader
 	SetReadDeadline(time.Time) error
+}, reply []byte) (int, netip.AddrPort, error) {
+	n, from, err := cl.ReadFromUDPAddrPort(reply)
+	if errors.Is(err, os.ErrDeadlineExceeded) && cl.SetReadDeadline(time.Now().Add(20*time.Millisecond)) == nil {
+		return cl.ReadFromUDPAddrPort(reply)
+	}
+	return n, from, err
 }
 
 // flood keeps echoWindow requests in flight from cl to srv for d, noting
@@ -202,30 +191,15 @@ func flood(cl *batchconn.PacketConn, srv netip.AddrPort, size int, d, lastWait t
 	}
 }
 
-// whereLost tells, for requests without a reply, how far the requests and
-// replies got: through the client's queue (a batchconn's Stats), into the
-// server's socket (dropped there, or still unread), through the server
-// (its Stats, where it is a batchconn), and into the client's socket.
-func whereLost(offered uint64, cl io.Closer, srvConn net.PacketConn, srv, uc *net.UDPConn) string {
-	var b strings.Builder
-	if st := statsOf(asPacketConn(cl)); st != nil {
-		fmt.Fprintf(&b, "the client's kernel took %d of %d requests (%d refused); ", st.DatagramsWritten, offered, st.WriteFailures)
-	}
-	if q, d, ok := udpQueues(port(srv)); ok {
-		fmt.Fprintf(&b, "the server's socket dropped %d, holds %d bytes unread; ", d, q)
-	}
-	if st := statsOf(srvConn); st != nil {
-		fmt.Fprintf(&b, "the server read %d and its kernel took %d replies (%d refused); ", st.DatagramsRead, st.DatagramsWritten, st.WriteFailures)
-	}
-	if q, d, ok := udpQueues(port(uc)); ok {
-		fmt.Fprintf(&b, "the client's socket dropped %d, holds %d bytes unread", d, q)
-	}
-	return strings.TrimSuffix(b.String(), "; ")
-}
-
-func asPacketConn(c io.Closer) net.PacketConn {
-	pc, _ := c.(net.PacketConn)
-	return pc
+// whereLost tells how far requests without a reply got: through the
+// client's kernel (a batchconn's Stats), into the server's socket and
+// through the server (its Stats), into the client's socket.
+func whereLost(cl io.Closer, srvConn net.PacketConn, srv, uc *net.UDPConn) string {
+	pc, _ := cl.(net.PacketConn)
+	sq, sd, _ := udpQueues(port(srv))
+	cq, cd, _ := udpQueues(port(uc))
+	return fmt.Sprintf("client Stats %+v; server socket: %d dropped, %d bytes unread; server Stats %+v; client socket: %d dropped, %d bytes unread",
+		statsOf(pc), sd, sq, statsOf(srvConn), cd, cq)
 }
 
 func sameAddr(from, srv netip.AddrPort) bool {

@@ -10,11 +10,9 @@ import (
 
 // legend is what it takes to read the blocks; the package doc says more.
 const legend = `
-VS PLAIN: the figure over plain's in this run; for rates higher is better, for CPU, delay and memory lower.
-CPU µs: the whole process's CPU time (both ends of the traffic) per unit delivered; ALLOCS: heap objects per unit.
-KERNEL DROPS: datagrams sent that a full receive queue dropped (echo, pingpong: requests without a reply).
-Modes: batchconn = New(conn, nil); strict = StrictOrder; nooffload = NoOffload; xnet = a loop over
-x/net's ReadBatch/WriteBatch; raw = sendmmsg/recvmmsg directly; rawgro = raw with UDP GRO (go doc ./cmd/batchbench).
+VS PLAIN: the figure over plain's in this run: for rates higher is better, for CPU, delay and memory lower.
+Modes: batchconn = New(conn, nil); strict = StrictOrder; nooffload = NoOffload; xnet = a loop over x/net's
+ReadBatch/WriteBatch; raw = sendmmsg/recvmmsg; rawgro = raw with UDP GRO. More: go doc ./cmd/batchbench.
 `
 
 // writeTable writes a block per scenario, each mode's figures beside
