@@ -36,7 +36,9 @@
 //     (Config.QueueBytes), in the goroutine of the WriteTo that filled
 //     it. A batch is Config.BatchSize datagrams; with GSO, 8 times as
 //     many, or fewer where they make BatchSize runs;
-//   - when its oldest datagram has waited Config.MaxDelay, on a timer;
+//   - when its oldest datagram has waited Config.MaxDelay: on a timer, or
+//     at the next WriteTo, should the timer's goroutine be waiting for a
+//     CPU the process's other goroutines hold;
 //   - when a ReadFrom finds the ring empty and is about to wait for the
 //     network: a request leaves before the wait for its answer;
 //   - on Flush and on Close.
@@ -177,9 +179,10 @@
 // freed within seconds once unused.
 //
 // Writes: a datagram entering the empty queue takes a block of QueueBytes
-// (256 KiB by default) and the system call's headers
-// from a pool, given back once the queue is sent; a conn whose datagrams
-// all leave at once takes none. The flush timer (on Linux a timerfd and a
+// (by default 256 KiB, or 1 MiB for a conn whose queues fill with
+// datagrams to several destinations) and the system call's headers from a
+// pool, given back once the queue is sent; a conn whose datagrams all
+// leave at once takes none. The flush timer (on Linux a timerfd and a
 // goroutine) is made by the first queued datagram and let go once the
 // queue has gone unused for a second.
 //
