@@ -1,6 +1,7 @@
 package batchconn
 
 import (
+	"sync"
 	"syscall"
 	"unsafe"
 
@@ -134,17 +135,32 @@ func (m *mmsgIO) watchDrops() {
 // drops (SO_MEMINFO's SK_MEMINFO_DROPS: sk_drops, which /proc/net/udp
 // shows and SO_RXQ_OVFL reports), one getsockopt, at the moment asked.
 func (m *mmsgIO) receiveDrops() (uint64, bool) {
-	var mem [unix.SK_MEMINFO_VARS]uint32
-	size := uint32(unsafe.Sizeof(mem))
-	var e syscall.Errno
-	if err := m.rc.Control(func(fd uintptr) {
-		_, _, e = unix.Syscall6(unix.SYS_GETSOCKOPT, fd, unix.SOL_SOCKET, unix.SO_MEMINFO,
-			uintptr(unsafe.Pointer(&mem)), uintptr(unsafe.Pointer(&size)), 0)
-	}); err != nil || e != 0 || size < uint32(unsafe.Sizeof(mem)) {
+	q := meminfoQueries.Get().(*meminfoQuery)
+	defer meminfoQueries.Put(q)
+	if err := m.rc.Control(q.ask); err != nil || q.errno != 0 || q.size < uint32(unsafe.Sizeof(q.mem)) {
 		return 0, false
 	}
-	return uint64(mem[unix.SK_MEMINFO_DROPS]), true
+	return uint64(q.mem[unix.SK_MEMINFO_DROPS]), true
 }
+
+// meminfoQuery is one getsockopt(SO_MEMINFO) with its callback, made
+// once: pooled, so that Stats and Close allocate nothing for it.
+type meminfoQuery struct {
+	mem   [unix.SK_MEMINFO_VARS]uint32
+	size  uint32
+	errno syscall.Errno
+	ask   func(fd uintptr)
+}
+
+var meminfoQueries = sync.Pool{New: func() any {
+	q := new(meminfoQuery)
+	q.ask = func(fd uintptr) {
+		q.size = uint32(unsafe.Sizeof(q.mem))
+		_, _, q.errno = unix.Syscall6(unix.SYS_GETSOCKOPT, fd, unix.SOL_SOCKET, unix.SO_MEMINFO,
+			uintptr(unsafe.Pointer(&q.mem)), uintptr(unsafe.Pointer(&q.size)), 0)
+	}
+	return q
+}}
 
 func (m *mmsgIO) readBatch(p []byte, blk *readBlock, blocks waitBlocks) (rxResult, *readBlock, error) {
 	rx := &m.rx
