@@ -19,7 +19,7 @@ type writer struct {
 	blk       *writeBlock // room for the queue, from a pool while it holds datagrams (writepool.go)
 	used      int         // bytes of blk.arena in use
 	msgs      []txMsg     // queued datagrams, in WriteTo order, in blk
-	runs      int         // about the messages msgs make in WriteTo order: see full
+	runs      int         // about the messages msgs make when sent: see push
 	runSeg    int         // the size of the last run's datagrams
 	lastSend  int64       // monoNow at the end of the last send, queued or direct
 	lastArm   int64       // monoNow when a datagram last entered the empty queue
@@ -44,7 +44,9 @@ type writer struct {
 
 // WriteTo sends p to addr, as *net.UDPConn does, except that the datagram
 // may be queued to leave with others in one system call; p may be reused
-// as soon as WriteTo returns. Datagrams leave in WriteTo order.
+// as soon as WriteTo returns. Datagrams to one destination leave in
+// WriteTo order; across destinations, see the package documentation and
+// Config.StrictOrder.
 //
 // What plain refuses at once (a nil, non-UDP or wrong-family address, a
 // datagram too long for the family, a passed write deadline, a closed
