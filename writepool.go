@@ -41,8 +41,8 @@ func (w *writer) take(cfg *settings) {
 	}
 	p, ok := writePools.Load(shape)
 	if !ok {
-		p, _ = writePools.LoadOrStore(shape, &sync.Pool{})
-		pool := p.(*sync.Pool)
+		// Made whole, then published: a pool another conn finds has New.
+		pool := &sync.Pool{}
 		pool.New = func() any {
 			b := &writeBlock{
 				arena: make([]byte, shape.queueBytes),
@@ -52,6 +52,7 @@ func (w *writer) take(cfg *settings) {
 			b.hdrs.make(shape.batch, shape.factor)
 			return b
 		}
+		p, _ = writePools.LoadOrStore(shape, pool)
 	}
 	w.blk = p.(*sync.Pool).Get().(*writeBlock)
 	w.blk.fan.reset()
