@@ -292,9 +292,9 @@ func accountReads(t *testing.T, stopEarly bool) {
 	p := make([]byte, 2000)
 	var inRing int64
 	for range 5 {
-		c.r.mu.Lock()
-		inRing = int64(c.r.n - c.r.head)
-		c.r.mu.Unlock()
+		c.b().r.mu.Lock()
+		inRing = int64(c.b().r.n - c.b().r.head)
+		c.b().r.mu.Unlock()
 		if inRing > 0 {
 			break
 		}

@@ -217,7 +217,7 @@ func slowPath(t *testing.T, v *vethPair, k kind) (log []string) {
 	}
 	logf("200 more WriteTo without a deadline: all accepted")
 	logf("Close = %s", describe(conn.Close()))
-	if c, ok := conn.(*PacketConn); ok && c.bio != nil {
+	if c, ok := conn.(*PacketConn); ok && c.b() != nil {
 		// Near the deadline a write may go through plain (batchconn's
 		// clock and the poller's disagree by a moment): counted too.
 		if s := c.Stats(); s.DatagramsWritten != uint64(len(accepted)) || s.WriteFailures != 0 {
@@ -411,7 +411,7 @@ func TestCloseSendsTheQueueTheTimerWaitsToSend(t *testing.T) {
 	// that the queue goes out on the timer, not from a WriteTo that finds
 	// it aged.
 	c := newConn(uc, &Config{NoOffload: true, MaxDelay: 5 * time.Millisecond}, hooks{idleGap: time.Hour})
-	if c.bio == nil {
+	if c.b() == nil {
 		t.Skip("no batch I/O here")
 	}
 	defer c.Close()
@@ -427,13 +427,13 @@ func TestCloseSendsTheQueueTheTimerWaitsToSend(t *testing.T) {
 	var accepted []int
 	deadline := time.Now().Add(10 * time.Second)
 	for i := 0; ; {
-		if i >= 40 && c.bio.writeWaiting() && c.w.queued.Load() > 0 {
+		if i >= 40 && c.b().bio.writeWaiting() && c.b().w.queued.Load() > 0 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the timer never waited for room (%d written, %d queued)", i, c.w.queued.Load())
+			t.Fatalf("the timer never waited for room (%d written, %d queued)", i, c.b().w.queued.Load())
 		}
-		if i < 40 || c.w.queued.Load() < 8 {
+		if i < 40 || c.b().w.queued.Load() < 8 {
 			if _, err := c.WriteTo(slowPayload(i), rx.LocalAddr()); err != nil {
 				t.Fatalf("WriteTo %d = %v", i, err)
 			}
@@ -443,7 +443,7 @@ func TestCloseSendsTheQueueTheTimerWaitsToSend(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	queued := c.w.queued.Load()
+	queued := c.b().w.queued.Load()
 	if err := c.Close(); err != nil {
 		t.Errorf("Close with %d datagrams queued behind the timer's send = %v, want nil", queued, err)
 	}

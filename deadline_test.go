@@ -16,7 +16,7 @@ func TestDeadlinesOfAQueryMakeNoTimer(t *testing.T) {
 		conn.SetDeadline(time.Now().Add(time.Minute))
 		conn.Write(q)
 		conn.Read(p)
-		if conn.readDeadline.timer != nil || conn.writeDeadline.timer != nil {
+		if conn.b().readDeadline.timer != nil || conn.b().writeDeadline.timer != nil {
 			t.Fatal("a conn that read one reply at a time made a deadline timer")
 		}
 		conn.Close()
@@ -41,14 +41,14 @@ func TestDeadlineTimerIsSetOnceAndStoppedByClose(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for i := 0; conn.r.buffered.Load() == 0; i++ {
+	for i := 0; conn.b().r.buffered.Load() == 0; i++ {
 		if i == 4 {
 			t.Fatal("four reads of eight waiting datagrams left the ring empty")
 		}
 		read()
 	}
 	read()
-	d := &conn.readDeadline
+	d := &conn.b().readDeadline
 	d.mu.Lock()
 	timer, fires := d.timer, d.fires
 	d.mu.Unlock()

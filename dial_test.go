@@ -28,11 +28,11 @@ func TestDialTalksToItsPeerAsNew(t *testing.T) {
 	}
 	want := New(uc, &Config{BatchSize: 8})
 	defer want.Close()
-	if got, want := c.bio != nil, want.bio != nil; got != want {
+	if got, want := c.b() != nil, want.b() != nil; got != want {
 		t.Errorf("Dial batched: %v, New of a dialed socket: %v", got, want)
 	}
-	if c.cfg.BatchSize != 8 {
-		t.Errorf("BatchSize %d, want the 8 passed to Dial", c.cfg.BatchSize)
+	if c.b().cfg.BatchSize != 8 {
+		t.Errorf("BatchSize %d, want the 8 passed to Dial", c.b().cfg.BatchSize)
 	}
 	if got, want := c.RemoteAddr().String(), srv.LocalAddr().String(); got != want {
 		t.Errorf("RemoteAddr %s, want %s", got, want)
@@ -55,7 +55,7 @@ func TestDialTalksToItsPeerAsNew(t *testing.T) {
 	if n, err = c.Read(p); err != nil || string(p[:n]) != "pong" {
 		t.Fatalf("Read: %q, %v; want \"pong\"", p[:n], err)
 	}
-	if c.bio != nil && c.Stats().DatagramsRead != 1 {
+	if c.b() != nil && c.Stats().DatagramsRead != 1 {
 		t.Errorf("Stats().DatagramsRead = %d, want the reply read through the ring", c.Stats().DatagramsRead)
 	}
 }

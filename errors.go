@@ -20,7 +20,7 @@ var networks = [...]string{"udp", "udp4", "udp6"}
 // does not tell. A WriteTo with a nil address fails at once with an error
 // that carries it, and touches nothing, closed socket or not. It is asked
 // at the first error, not in New: most conns never see one.
-func (c *PacketConn) networkName() string {
+func (c *batched) networkName() string {
 	if p := c.network.Load(); p != nil {
 		return *p
 	}
@@ -43,7 +43,7 @@ func (c *PacketConn) networkName() string {
 // failure; the write deadline bounds how long the final send may block. A
 
 // opError shapes err as *net.UDPConn shapes its errors.
-func (c *PacketConn) opError(op string, addr net.Addr, err error) error {
+func (c *batched) opError(op string, addr net.Addr, err error) error {
 	return &net.OpError{Op: op, Net: c.networkName(), Source: c.laddr, Addr: addr, Err: err}
 }
 
@@ -72,8 +72,9 @@ func errnoErr(e syscall.Errno) error {
 	return e
 }
 
-func (c *PacketConn) unsupported() error {
-	return &net.OpError{Op: "set", Net: "udp", Source: c.pc.LocalAddr(), Err: errors.ErrUnsupported}
+// unsupported is the error for a setting pc does not have.
+func unsupported(pc net.PacketConn) error {
+	return &net.OpError{Op: "set", Net: "udp", Source: pc.LocalAddr(), Err: errors.ErrUnsupported}
 }
 
 // addrOf is the address to put in an error about a datagram for ap.
@@ -86,7 +87,7 @@ func addrOf(ap netip.AddrPort) net.Addr {
 
 // sendError is the error Flush and Close report for a queued datagram the
 // kernel refused.
-func (c *PacketConn) sendError(m *txMsg, err error) error {
+func (c *batched) sendError(m *txMsg, err error) error {
 	if e, ok := err.(interface{ Timeout() bool }); ok && e.Timeout() {
 		return c.opError("write", addrOf(m.addr), err)
 	}

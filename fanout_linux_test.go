@@ -199,7 +199,7 @@ func TestOnlyAFanOutQueueGrows(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, _ := queuedPair(t, tc.cfg)
-			if !c.bio.segments() {
+			if !c.b().bio.segments() {
 				t.Skip("the kernel has no UDP GSO")
 			}
 			for i := range 600 { // a queue of 256 KiB, then most of the next
@@ -207,9 +207,9 @@ func TestOnlyAFanOutQueueGrows(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			c.w.mu.Lock()
-			got := len(c.w.blk.arena)
-			c.w.mu.Unlock()
+			c.b().w.mu.Lock()
+			got := len(c.b().w.blk.arena)
+			c.b().w.mu.Unlock()
 			if got != tc.want {
 				t.Fatalf("the second queue has %d bytes, want %d", got, tc.want)
 			}

@@ -29,7 +29,7 @@ func TestFloodOfMaxSizeDatagramsStaysWithinBound(t *testing.T) {
 	// Memory), and one more ring's block: the reader, which goes on while
 	// memNow empties the read pool, may give one back before the heap is
 	// read.
-	bound := uint64(2*c.cfg.BatchSize*c.cfg.ReadSlotSize + c.cfg.QueueBytes)
+	bound := uint64(2*c.b().cfg.BatchSize*c.b().cfg.ReadSlotSize + c.b().cfg.QueueBytes)
 
 	var sent, read, echoed, bad atomic.Int64
 	stop := make(chan struct{})
@@ -87,7 +87,7 @@ func TestFloodOfMaxSizeDatagramsStaysWithinBound(t *testing.T) {
 	c.Close()
 	peer.Close()
 	wg.Wait()
-	slots := c.r.want     // the reader is gone
+	slots := c.b().r.want // the reader is gone
 	after := memNow(true) // the conn is no longer used: what is left is a leak
 	g1 := runtime.NumGoroutine()
 	for i := 0; i < 500 && g1 > g0; i++ {

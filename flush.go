@@ -23,10 +23,7 @@ const (
 // last Flush or Close: a queued datagram the kernel refused (the others
 // were sent), or the deadline or a closed conn that stopped this send
 // (what it did not send stays queued).
-func (c *PacketConn) Flush() error {
-	if c.bio == nil {
-		return nil
-	}
+func (c *batched) Flush() error {
 	w := &c.w
 	w.lockForCaller()
 	defer w.mu.Unlock()
@@ -43,7 +40,7 @@ func (c *PacketConn) Flush() error {
 
 // flush sends the queue on behalf of a caller that does not wait for the
 // outcome: a failure stays recorded for Flush and Close.
-func (c *PacketConn) flush(cause flushCause) {
+func (c *batched) flush(cause flushCause) {
 	c.w.mu.Lock()
 	c.flushInBackground(cause)
 	c.w.mu.Unlock()
@@ -52,7 +49,7 @@ func (c *PacketConn) flush(cause flushCause) {
 // flushInBackground sends the queue for the timer or a read: no caller
 // waits on this send, so that Close waits for it rather than cutting it
 // short (see lockForClose). w.mu is held.
-func (c *PacketConn) flushInBackground(cause flushCause) {
+func (c *batched) flushInBackground(cause flushCause) {
 	if c.closed.Load() {
 		return
 	}
@@ -67,7 +64,7 @@ func (c *PacketConn) flushInBackground(cause flushCause) {
 // port unreachable, and not this datagram's), then counted, recorded and
 // skipped; the rest still go. The returned error is the poller's (closed,
 // deadline): then what was not sent stays queued, in order. w.mu is held.
-func (c *PacketConn) flushLocked(cause flushCause) error {
+func (c *batched) flushLocked(cause flushCause) error {
 	w := &c.w
 	if len(w.msgs) == 0 {
 		return nil
@@ -118,7 +115,7 @@ func (c *PacketConn) flushLocked(cause flushCause) error {
 // send sends the first datagrams of ms, as writeBatch does, in one batch
 // call, or one by one through plain where the kernel refuses batch calls.
 // w.mu is held.
-func (c *PacketConn) send(ms []txMsg) (int, error) {
+func (c *batched) send(ms []txMsg) (int, error) {
 	if !c.plainWrites.Load() {
 		n, err := c.bio.writeBatch(ms, &c.w.blk.hdrs)
 		if n > 0 || !callRefused(err) {
@@ -150,7 +147,7 @@ func (c *PacketConn) send(ms []txMsg) (int, error) {
 }
 
 // sendPlain sends one queued datagram through plain.
-func (c *PacketConn) sendPlain(m *txMsg) (int, error) {
+func (c *batched) sendPlain(m *txMsg) (int, error) {
 	if c.raddr != nil {
 		return c.uc.Write(m.buf)
 	}

@@ -47,7 +47,7 @@ func (g goTimer) wait()                 {}
 // it was set for has gone out since: onTimer looks at the queue as it is.
 // Setting a timer costs more than a datagram, so a conn whose queue fills
 // and empties all the time sets one at most every MaxDelay. w.mu is held.
-func (w *writer) arm(c *PacketConn) {
+func (w *writer) arm(c *batched) {
 	w.lastArm = monoNow()
 	t := w.timer.Load()
 	if t == nil { // the first queued datagram, or the first since the timer retired
@@ -81,7 +81,7 @@ func (w *writer) rearm() {
 // and sets the timer again for a queue younger than that. It decides
 // without the lock where it can: a writer in a loop holds it often, and
 // a timer that finds nothing to do must not slow it down.
-func (c *PacketConn) onTimer() {
+func (c *batched) onTimer() {
 	w := &c.w
 	w.armed.Store(false)
 	// Clear, then look: a writer queues, then looks at armed; one of the
@@ -114,19 +114,19 @@ const flushTimerIdle = time.Second
 
 var timers struct {
 	mu      sync.Mutex
-	conns   map[*PacketConn]struct{} // conns that hold a timer
-	running bool                     // the watcher runs
-	wake    chan struct{}            // tells the watcher the set went empty
-	scratch []*PacketConn
+	conns   map[*batched]struct{} // conns that hold a timer
+	running bool                  // the watcher runs
+	wake    chan struct{}         // tells the watcher the set went empty
+	scratch []*batched
 }
 
 // watchTimer adds c, which has just made its timer, to the watched conns;
 // w.mu is held.
-func watchTimer(c *PacketConn) {
+func watchTimer(c *batched) {
 	timers.mu.Lock()
 	defer timers.mu.Unlock()
 	if timers.conns == nil {
-		timers.conns = make(map[*PacketConn]struct{})
+		timers.conns = make(map[*batched]struct{})
 		timers.wake = make(chan struct{}, 1)
 	}
 	timers.conns[c] = struct{}{}
@@ -137,7 +137,7 @@ func watchTimer(c *PacketConn) {
 }
 
 // unwatchTimer drops c, whose timer goes (Close, or retired).
-func unwatchTimer(c *PacketConn) {
+func unwatchTimer(c *batched) {
 	timers.mu.Lock()
 	defer timers.mu.Unlock()
 	delete(timers.conns, c)
@@ -180,7 +180,7 @@ func watchTimers(period time.Duration) {
 
 // retireTimerIfQuiet lets c's timer go if its queue has been unused for
 // flushTimerIdle. A conn busy with its lock is not quiet.
-func (c *PacketConn) retireTimerIfQuiet() {
+func (c *batched) retireTimerIfQuiet() {
 	w := &c.w
 	if !w.mu.TryLock() {
 		return

@@ -25,11 +25,11 @@ func TestQuietConnLetsItsTimerGo(t *testing.T) {
 		if got := readN(t, peer, 1); got[0] != fmt.Sprint(round) {
 			t.Fatalf("round %d: got %q", round, got[0])
 		}
-		if c.w.timer.Load() == nil {
+		if c.b().w.timer.Load() == nil {
 			t.Fatalf("round %d: no timer while the queue is in use", round)
 		}
 		deadline := time.Now().Add(5 * time.Second)
-		for c.w.timer.Load() != nil {
+		for c.b().w.timer.Load() != nil {
 			if time.Now().After(deadline) {
 				t.Fatalf("round %d: the timer is still there 5s after the queue went quiet", round)
 			}

@@ -52,7 +52,7 @@ func TestGSOFallsBackOnInjectedRefusal(t *testing.T) {
 		t.Run(errno.Error(), func(t *testing.T) {
 			c, peer := queuedPair(t, Config{})
 			refused := 0
-			c.bio.(*mmsgIO).tx.fault = func(h *mmsghdr) syscall.Errno {
+			c.b().bio.(*mmsgIO).tx.fault = func(h *mmsghdr) syscall.Errno {
 				if h.Hdr.Controllen > 0 {
 					refused++
 					return errno
@@ -118,7 +118,7 @@ func TestGSOOffForOneDestinationOnly(t *testing.T) {
 	// In strict order, so that the interleaved datagrams make no runs.
 	c := newConn(v.a.listen(t, "udp4", v.aIP.String()+":0"), &Config{MaxDelay: time.Hour, StrictOrder: true}, hooks{idleGap: time.Hour})
 	defer c.Close()
-	if !c.bio.(*mmsgIO).tx.gso.allowed {
+	if !c.b().bio.(*mmsgIO).tx.gso.allowed {
 		t.Skip("this kernel has no UDP GSO")
 	}
 
@@ -211,7 +211,7 @@ func TestGSOOverDeviceWithoutChecksumOffload(t *testing.T) {
 	c := newConn(v.a.listen(t, "udp4", v.aIP.String()+":0"), &Config{MaxDelay: time.Hour}, hooks{idleGap: time.Hour})
 	defer c.Close()
 	requireBatching(t, c)
-	if !c.bio.(*mmsgIO).tx.gso.allowed { // whether the kernel takes GSO is learnt at the first write
+	if !c.b().bio.(*mmsgIO).tx.gso.allowed { // whether the kernel takes GSO is learnt at the first write
 		t.Skip("batchconn keeps GSO off here (Config, BATCHCONN_DISABLE or the kernel's release)")
 	}
 

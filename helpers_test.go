@@ -45,7 +45,7 @@ func batchedPair(t *testing.T, cfg Config, h ...hooks) (*PacketConn, *net.UDPCon
 // none (it is only vetted there: CI runs on Linux, where it never skips).
 func requireBatching(t *testing.T, c *PacketConn) {
 	t.Helper()
-	if c.bio == nil {
+	if c.b() == nil {
 		t.Skip("this system has no recvmmsg/sendmmsg: conns are served one datagram at a time")
 	}
 }

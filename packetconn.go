@@ -3,39 +3,81 @@ package batchconn
 import (
 	"net"
 	"net/netip"
-	"runtime"
-	"sync/atomic"
+	"syscall"
 	"time"
 )
+
+// How the package is built. A PacketConn is a facade: New chooses once
+// what serves it, a batched conn (batched.go) or the wrapped conn itself
+// (passthrough.go), and every method hands the call to that choice.
+//
+// A batched conn is two halves that own themselves. The reader (reader.go)
+// owns the read ring, its refills, the read-slot pool policy (readpool.go)
+// and the receiving half of the system-call layer (recv_linux.go). The
+// writer (writer.go) owns the queue, when it goes out (flush.go), its timer
+// (flushtimer.go), its block pool (writepool.go) and the sending half of
+// the system-call layer (send_linux.go). They meet in three named places:
+// the reader tells the writer how many requests the ring holds still to
+// answer (reader.waiting), the reader has the writer send its queue before
+// a read waits for the network (writer.sendBeforeRead), and Close takes the
+// writer first, then the reader (batched.Close).
+//
+// Goroutines the package starts:
+//   - a conn's flush timer: a goroutine parked on a timerfd (or the
+//     runtime's timer where the kernel refuses one), from the conn's first
+//     queued datagram until its queue goes unused for a second, or Close;
+//   - one process-wide watcher that lets quiet conns' timers go, while any
+//     conn holds one (flushtimer.go);
+//   - the runtime's goroutines for deadline timers (deadline.go) and the
+//     read pool's aging after garbage collections (readpool.go);
+//   - one refresh of the host's addresses at a time, in the background,
+//     once they are a second old (hostaddr.go).
+//
+// Locks, and what each guards:
+//   - reader.mu: the ring and the receiving half; held across a refill, as
+//     plain holds its descriptor's read lock.
+//   - writer.mu: the queue and the sending half; held while the queue is
+//     sent, as plain holds its descriptor's write lock.
+//   - deadline.mu, one a deadline: its timer.
+//   - timerfd.mu: the next setting of a flush timer.
+//   - sources.mu: peers' reply sources on a wildcard socket (srcaddr.go).
+//   - readPool.mu: a pool's free lists; timers.mu: the watcher's set.
+//
+// Order: reader.mu before writer.mu (a refill sends the queue before it
+// waits); either of them before deadline.mu, sources.mu and readPool.mu;
+// writer.mu before timerfd.mu and timers.mu. Close takes writer.mu, lets
+// it go, then takes reader.mu; it never holds both. The watcher takes
+// writer.mu only with TryLock, never while it holds timers.mu.
 
 // PacketConn is a net.PacketConn that moves datagrams in batches. Create
 // one with New. All methods are safe for concurrent use, as on
 // *net.UDPConn.
 type PacketConn struct {
-	pc net.PacketConn // the wrapped conn; the socket's owner from New on
+	impl impl           // what serves the conn: a *batched or a *passThrough
+	pc   net.PacketConn // the wrapped conn; the socket's owner from New on
+}
 
-	// uc and bio are nil when pc is served one datagram at a time through
-	// its own methods (pass-through).
-	uc   *net.UDPConn
-	bio  batchIO
-	sock sockInfo
-	cfg  settings
-
-	// Fixed at New, for errors shaped as a *net.UDPConn's (errors.go).
-	network atomic.Pointer[string] // the Net of its errors; see networkName
-	laddr   net.Addr               // Source of its errors
-	raddr   net.Addr               // the peer of a connected socket, else nil
-	peer    netip.AddrPort         // raddr, for the queue; Write queues only when valid
-
-	closed        atomic.Bool // set by Close under w.mu, after the final flush
-	plainReads    atomic.Bool // the kernel refuses recvmmsg: reads go through uc (refused.go)
-	plainWrites   atomic.Bool // the kernel refuses sendmmsg: writes go through uc
-	readDeadline  deadline
-	writeDeadline deadline
-
-	r     reader
-	w     writer
-	stats counters
+// impl is what serves a PacketConn: the methods whose behaviour differs
+// between a batched conn and one served through the wrapped conn.
+type impl interface {
+	ReadFrom(p []byte) (int, net.Addr, error)
+	ReadFromUDP(p []byte) (int, *net.UDPAddr, error)
+	ReadFromUDPAddrPort(p []byte) (int, netip.AddrPort, error)
+	ReadMsgUDP(b, oob []byte) (n, oobn, flags int, addr *net.UDPAddr, err error)
+	Read(p []byte) (int, error)
+	WriteTo(p []byte, addr net.Addr) (int, error)
+	WriteToUDP(p []byte, addr *net.UDPAddr) (int, error)
+	WriteToUDPAddrPort(p []byte, addr netip.AddrPort) (int, error)
+	Write(p []byte) (int, error)
+	Flush() error
+	Close() error
+	SetDeadline(t time.Time) error
+	SetReadDeadline(t time.Time) error
+	SetWriteDeadline(t time.Time) error
+	RemoteAddr() net.Addr
+	SyscallConn() (syscall.RawConn, error)
+	Stats() Stats
+	Batching() bool
 }
 
 // A PacketConn is a drop-in for the *net.UDPConn it wraps.
@@ -65,164 +107,121 @@ func newConn(pc net.PacketConn, cfg *Config, h hooks) *PacketConn {
 	if pc == nil {
 		pc = new(net.UDPConn) // no socket: every method returns EINVAL
 	}
-	c := &PacketConn{pc: pc, cfg: cfg.resolve(h)}
-	uc, ok := pc.(*net.UDPConn)
-	if !ok || uc == nil || c.cfg.noBatch {
-		return c
-	}
-	bio, sock := newBatchIO(uc, &c.cfg, &c.stats)
-	if bio == nil {
-		return c
-	}
-	c.uc, c.bio, c.sock = uc, bio, sock
-	refused := batchRefused.Load()
-	c.plainReads.Store(refused&recvRefused != 0)
-	c.plainWrites.Store(refused&sendRefused != 0)
-	c.laddr = uc.LocalAddr()
-	if ra, ok := uc.RemoteAddr().(*net.UDPAddr); ok && ra != nil {
-		c.raddr = ra
-		if ra.Zone == "" { // zoned peers go through plain
-			c.peer = ra.AddrPort()
+	s := cfg.resolve(h)
+	if uc, ok := pc.(*net.UDPConn); ok && uc != nil && !s.noBatch {
+		if c := newBatched(uc, s); c != nil {
+			return c
 		}
 	}
-	return c
+	return newPassThrough(pc)
 }
+
+// ReadFrom reads one datagram into p and returns its length and sender, as
+// *net.UDPConn does: a datagram longer than p is truncated to len(p), the
+// rest of it discarded, with no error; zero-length datagrams are returned
+// as such. Datagrams come in the order the kernel received them.
+func (c *PacketConn) ReadFrom(p []byte) (int, net.Addr, error) { return c.impl.ReadFrom(p) }
+
+// ReadFromUDP is ReadFrom returning the sender as a *net.UDPAddr, nil on
+// an error, as *net.UDPConn does.
+func (c *PacketConn) ReadFromUDP(p []byte) (int, *net.UDPAddr, error) {
+	return c.impl.ReadFromUDP(p)
+}
+
+// ReadFromUDPAddrPort is ReadFrom returning the sender as a
+// netip.AddrPort, as *net.UDPConn does; it does not allocate.
+func (c *PacketConn) ReadFromUDPAddrPort(p []byte) (int, netip.AddrPort, error) {
+	return c.impl.ReadFromUDPAddrPort(p)
+}
+
+// ReadMsgUDP reads one datagram as ReadFrom does, for code that asks for
+// it (x/net's ipv4 and ipv6 packages accept a conn for their socket-option
+// helpers, JoinGroup, SetTOS and the rest, only if it has ReadMsgUDP and
+// SyscallConn). flags carries MSG_TRUNC where the datagram was longer
+// than b, as on plain; but no control messages come with it (oobn is 0):
+// the ring's datagrams were received by batch calls, whose control data
+// is batchconn's own. A conn served one datagram at a time hands the call
+// to the wrapped conn where it has ReadMsgUDP, with its control messages.
+//
+// There is no WriteMsgUDP, on purpose: libraries that find both (quic-go)
+// read and write the socket themselves, past the ring and the queue.
+func (c *PacketConn) ReadMsgUDP(b, oob []byte) (n, oobn, flags int, addr *net.UDPAddr, err error) {
+	return c.impl.ReadMsgUDP(b, oob)
+}
+
+// Read reads one datagram into p, as *net.UDPConn does: from the peer of
+// a connected socket, or from anyone on one that is not. As on plain, a
+// zero-length p returns at once and leaves the datagram for the next read.
+func (c *PacketConn) Read(p []byte) (int, error) { return c.impl.Read(p) }
+
+// WriteTo sends p to addr, as *net.UDPConn does, except that the datagram
+// may be queued to leave with others in one system call; p may be reused
+// as soon as WriteTo returns. Datagrams to one destination leave in
+// WriteTo order; across destinations, see the package documentation and
+// Config.StrictOrder.
+//
+// What plain refuses at once (a nil, non-UDP or wrong-family address, a
+// datagram too long for the family, a passed write deadline, a closed
+// conn) WriteTo refuses at once with plain's error. A queued datagram that
+// the kernel refuses when the queue is sent (a firewall rule, a route MTU
+// too small) is counted in Stats and reported by the next Flush or Close;
+// it never makes WriteTo or another datagram fail. When the queue is full,
+// WriteTo sends it first and so blocks, as plain blocks on a full socket
+// buffer, until the write deadline.
+func (c *PacketConn) WriteTo(p []byte, addr net.Addr) (int, error) { return c.impl.WriteTo(p, addr) }
+
+// WriteToUDP is WriteTo with the destination as a *net.UDPAddr, as on
+// *net.UDPConn.
+func (c *PacketConn) WriteToUDP(p []byte, addr *net.UDPAddr) (int, error) {
+	return c.impl.WriteToUDP(p, addr)
+}
+
+// WriteToUDPAddrPort is WriteTo with the destination as a netip.AddrPort,
+// as on *net.UDPConn. It does not allocate.
+func (c *PacketConn) WriteToUDPAddrPort(p []byte, addr netip.AddrPort) (int, error) {
+	return c.impl.WriteToUDPAddrPort(p, addr)
+}
+
+// Write sends p to the peer of a connected socket, as *net.UDPConn does,
+// queued as WriteTo queues. On a socket that is not connected it fails as
+// plain fails.
+func (c *PacketConn) Write(p []byte) (int, error) { return c.impl.Write(p) }
+
+// Flush sends every queued datagram, blocking while the socket buffer is
+// full, until the write deadline. It returns the first failure since the
+// last Flush or Close: a queued datagram the kernel refused (the others
+// were sent), or the deadline or a closed conn that stopped this send
+// (what it did not send stays queued).
+func (c *PacketConn) Flush() error { return c.impl.Flush() }
 
 // Close sends what is queued, then closes the socket, which wakes any
 // blocked ReadFrom or WriteTo with net.ErrClosed. If a queued datagram
 // could not be sent, Close still closes the socket and returns that
 // failure; the write deadline bounds how long the final send may block. A
 // second Close returns plain's error for it.
-func (c *PacketConn) Close() error {
-	if c.bio == nil {
-		return c.pc.Close()
-	}
-	w := &c.w
-	early := c.lockForClose()
-	defer c.releaseRing() // after w.mu: a reader may be waiting for it
-	defer w.mu.Unlock()
-	if c.closed.Load() {
-		return c.pc.Close()
-	}
-	err := c.flushLocked(causeClose)
-	if err != nil {
-		err = c.opError("write", nil, unwrapRaw(err))
-	} else {
-		err, w.failed = w.failed, nil
-	}
-	if n := len(w.msgs); n > 0 {
-		// The final flush was cut short (a passed write deadline): what it
-		// could not send is lost, and counted.
-		c.stats.writeFailures.Add(uint64(n))
-		w.empty()
-	}
-	if d, ok := c.bio.receiveDrops(); ok { // as it stands at Close, for Stats
-		c.stats.noteDrops(d)
-	}
-	c.closed.Store(true)
-	c.readDeadline.stop()
-	c.writeDeadline.stop()
-	if cerr := c.pc.Close(); err == nil && !early {
-		err = cerr
-	}
-	if t := w.timer.Load(); t != nil {
-		unwatchTimer(c)
-		t.stop()
-		w.mu.Unlock()
-		t.wait() // its function takes w.mu
-		w.mu.Lock()
-	}
-	return err
-}
-
-// releaseRing gives the slots of datagrams nobody will read back to the
-// pool, once the reader, woken by the closed socket, lets go.
-func (c *PacketConn) releaseRing() {
-	c.r.mu.Lock()
-	c.r.release()
-	c.r.mu.Unlock()
-}
-
-// lockForClose takes the writer's lock for Close. Whoever holds it (a
-// writer, the timer, a read sending the queue) normally lets go at once;
-// but a send that waits for room in a full socket buffer can hold it for
-// as long as the network takes to drain.
-//
-// Where a caller waits (a WriteTo that must send the full queue before
-// its own datagram fits, a Flush, a datagram in plain's hands, or one
-// of them waiting for the lock behind the timer's send), Close
-// closes the socket first, as plain's Close wakes a blocked WriteTo at
-// once: the waiting send fails with net.ErrClosed, and what the queue
-// could not send is counted and reported (a datagram in plain's hands
-// was never accepted: its WriteTo fails, as on plain). Where nobody waits
-// but the timer or a read sending the queue, every datagram queued was
-// accepted, as plain's kernel holds datagrams its sendto took: Close waits
-// for them to go, up to the write deadline. It reports whether it closed
-// the socket first.
-func (c *PacketConn) lockForClose() (early bool) {
-	w := &c.w
-	for !w.mu.TryLock() {
-		if w.plainSending.Load() || c.bio.writeWaiting() && (!w.background.Load() || w.callersWait.Load() > 0) {
-			c.pc.Close()
-			w.mu.Lock()
-			return true
-		}
-		if c.bio.writeWaiting() {
-			time.Sleep(50 * time.Microsecond) // the network sets the pace
-			continue
-		}
-		runtime.Gosched()
-	}
-	return false
-}
+func (c *PacketConn) Close() error { return c.impl.Close() }
 
 // LocalAddr returns the socket's local address, as the wrapped conn does.
 func (c *PacketConn) LocalAddr() net.Addr { return c.pc.LocalAddr() }
 
+// RemoteAddr returns the peer of a connected socket, or nil, as
+// *net.UDPConn does.
+func (c *PacketConn) RemoteAddr() net.Addr { return c.impl.RemoteAddr() }
+
 // SetDeadline sets the read and write deadlines, as on *net.UDPConn.
-func (c *PacketConn) SetDeadline(t time.Time) error {
-	if c.bio != nil {
-		c.readDeadline.set(t)
-		c.writeDeadline.set(t)
-		defer c.w.rearm()
-	}
-	return c.pc.SetDeadline(t)
-}
+func (c *PacketConn) SetDeadline(t time.Time) error { return c.impl.SetDeadline(t) }
 
 // SetReadDeadline sets the read deadline, as on *net.UDPConn. A passed
 // deadline fails ReadFrom even while the ring holds datagrams, as plain
 // fails even while the kernel holds them; they are served again once the
 // deadline is moved.
-func (c *PacketConn) SetReadDeadline(t time.Time) error {
-	if c.bio != nil {
-		c.readDeadline.set(t)
-	}
-	return c.pc.SetReadDeadline(t)
-}
+func (c *PacketConn) SetReadDeadline(t time.Time) error { return c.impl.SetReadDeadline(t) }
 
 // SetWriteDeadline sets the write deadline, as on *net.UDPConn. It bounds
 // how long WriteTo, Flush and Close block on a full socket buffer, whoever
 // sends the queue. Queued datagrams held back by a passed deadline stay
 // queued and go out once it is moved.
-func (c *PacketConn) SetWriteDeadline(t time.Time) error {
-	if c.bio != nil {
-		c.writeDeadline.set(t)
-		defer c.w.rearm()
-	}
-	return c.pc.SetWriteDeadline(t)
-}
-
-// RemoteAddr returns the peer of a connected socket, or nil, as
-// *net.UDPConn does.
-func (c *PacketConn) RemoteAddr() net.Addr {
-	if c.bio != nil {
-		return c.raddr
-	}
-	if conn, ok := c.pc.(net.Conn); ok {
-		return conn.RemoteAddr()
-	}
-	return nil
-}
+func (c *PacketConn) SetWriteDeadline(t time.Time) error { return c.impl.SetWriteDeadline(t) }
 
 // SetReadBuffer sets the socket's receive buffer size, as *net.UDPConn
 // does. A conn that has no such setting returns errors.ErrUnsupported.
@@ -230,7 +229,7 @@ func (c *PacketConn) SetReadBuffer(bytes int) error {
 	if s, ok := c.pc.(interface{ SetReadBuffer(int) error }); ok {
 		return s.SetReadBuffer(bytes)
 	}
-	return c.unsupported()
+	return unsupported(c.pc)
 }
 
 // SetWriteBuffer sets the socket's send buffer size, as *net.UDPConn
@@ -239,17 +238,34 @@ func (c *PacketConn) SetWriteBuffer(bytes int) error {
 	if s, ok := c.pc.(interface{ SetWriteBuffer(int) error }); ok {
 		return s.SetWriteBuffer(bytes)
 	}
-	return c.unsupported()
+	return unsupported(c.pc)
 }
+
+// SyscallConn returns a raw connection to the socket for setting and
+// reading socket options, as *net.UDPConn's does: its Control runs the
+// function on the socket's descriptor. Its Read and Write refuse with an
+// error wrapping errors.ErrUnsupported: a read or write beside the ring and
+// the queue would take datagrams the ring is owed and send past queued
+// ones. Libraries that only set options through it (quic-go's
+// don't-fragment, which turns on its path-MTU discovery; DSCP and buffer
+// sizes) work as on plain and keep reading and writing through the conn.
+//
+// Options that change how the socket delivers datagrams (UDP_GRO,
+// UDP_SEGMENT) must not be set through it: the conn decides those. On a
+// conn served one datagram at a time it is the wrapped conn's SyscallConn,
+// or errors.ErrUnsupported where it has none.
+func (c *PacketConn) SyscallConn() (syscall.RawConn, error) { return c.impl.SyscallConn() }
+
+// Stats returns the conn's counters. A conn served one datagram at a time
+// counts nothing.
+func (c *PacketConn) Stats() Stats { return c.impl.Stats() }
 
 // Batching reports whether the conn moves datagrams in batches. It is
 // false for a conn served one datagram at a time through the wrapped
 // conn's own methods: on systems without recvmmsg and sendmmsg, for a conn
 // that is not a *net.UDPConn, and where the kernel or a sandbox refused
 // the batch calls (then only once a call was refused).
-func (c *PacketConn) Batching() bool {
-	return c.bio != nil && !(c.plainReads.Load() && c.plainWrites.Load())
-}
+func (c *PacketConn) Batching() bool { return c.impl.Batching() }
 
 // Unwrap returns the wrapped conn. Reading from or writing to it directly
 // bypasses the ring and the queue.

@@ -38,10 +38,7 @@ type reader struct {
 // *net.UDPConn does: a datagram longer than p is truncated to len(p), the
 // rest of it discarded, with no error; zero-length datagrams are returned
 // as such. Datagrams come in the order the kernel received them.
-func (c *PacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
-	if c.bio == nil {
-		return c.pc.ReadFrom(p)
-	}
+func (c *batched) ReadFrom(p []byte) (int, net.Addr, error) {
 	n, ap, err := c.read(p)
 	if err != nil {
 		return n, nil, err
@@ -51,15 +48,7 @@ func (c *PacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 
 // ReadFromUDP is ReadFrom returning the sender as a *net.UDPAddr, nil on
 // an error, as *net.UDPConn does.
-func (c *PacketConn) ReadFromUDP(p []byte) (int, *net.UDPAddr, error) {
-	if c.bio == nil {
-		if uc, ok := c.pc.(*net.UDPConn); ok {
-			return uc.ReadFromUDP(p)
-		}
-		n, addr, err := c.pc.ReadFrom(p)
-		ua, _ := addr.(*net.UDPAddr)
-		return n, ua, err
-	}
+func (c *batched) ReadFromUDP(p []byte) (int, *net.UDPAddr, error) {
 	n, ap, err := c.read(p)
 	if err != nil {
 		return n, nil, err
@@ -78,17 +67,7 @@ func (c *PacketConn) ReadFromUDP(p []byte) (int, *net.UDPAddr, error) {
 //
 // There is no WriteMsgUDP, on purpose: libraries that find both (quic-go)
 // read and write the socket themselves, past the ring and the queue.
-func (c *PacketConn) ReadMsgUDP(b, oob []byte) (n, oobn, flags int, addr *net.UDPAddr, err error) {
-	if c.bio == nil {
-		if m, ok := c.pc.(interface {
-			ReadMsgUDP(b, oob []byte) (n, oobn, flags int, addr *net.UDPAddr, err error)
-		}); ok {
-			return m.ReadMsgUDP(b, oob)
-		}
-		n, a, err := c.pc.ReadFrom(b)
-		addr, _ = a.(*net.UDPAddr)
-		return n, 0, 0, addr, err
-	}
+func (c *batched) ReadMsgUDP(b, oob []byte) (n, oobn, flags int, addr *net.UDPAddr, err error) {
 	n, ap, trunc, err := c.readAs(b, "recvmsg")
 	if err != nil {
 		// Plain returns the unspecified address of the socket's family
@@ -107,31 +86,14 @@ func (c *PacketConn) ReadMsgUDP(b, oob []byte) (n, oobn, flags int, addr *net.UD
 
 // ReadFromUDPAddrPort is ReadFrom returning the sender as a
 // netip.AddrPort, as *net.UDPConn does; it does not allocate.
-func (c *PacketConn) ReadFromUDPAddrPort(p []byte) (int, netip.AddrPort, error) {
-	if c.bio == nil {
-		if uc, ok := c.pc.(*net.UDPConn); ok {
-			return uc.ReadFromUDPAddrPort(p)
-		}
-		n, addr, err := c.pc.ReadFrom(p)
-		if ua, ok := addr.(*net.UDPAddr); ok && ua != nil {
-			return n, ua.AddrPort(), err
-		}
-		return n, netip.AddrPort{}, err
-	}
+func (c *batched) ReadFromUDPAddrPort(p []byte) (int, netip.AddrPort, error) {
 	return c.read(p)
 }
 
 // Read reads one datagram into p, as *net.UDPConn does: from the peer of
 // a connected socket, or from anyone on one that is not. As on plain, a
 // zero-length p returns at once and leaves the datagram for the next read.
-func (c *PacketConn) Read(p []byte) (int, error) {
-	if c.bio == nil {
-		if conn, ok := c.pc.(net.Conn); ok {
-			return conn.Read(p)
-		}
-		n, _, err := c.pc.ReadFrom(p)
-		return n, err
-	}
+func (c *batched) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		if c.closed.Load() {
 			return 0, c.opError("read", c.raddr, net.ErrClosed)
@@ -142,7 +104,7 @@ func (c *PacketConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (c *PacketConn) read(p []byte) (int, netip.AddrPort, error) {
+func (c *batched) read(p []byte) (int, netip.AddrPort, error) {
 	n, addr, _, err := c.readAs(p, "recvfrom")
 	return n, addr, err
 }
@@ -150,7 +112,7 @@ func (c *PacketConn) read(p []byte) (int, netip.AddrPort, error) {
 // readAs is read, naming the system call in errors as plain's method
 // would: "recvfrom" for ReadFrom, "read" for Read, "recvmsg" for
 // ReadMsgUDP. It also reports whether the datagram was longer than p.
-func (c *PacketConn) readAs(p []byte, syscallName string) (int, netip.AddrPort, bool, error) {
+func (c *batched) readAs(p []byte, syscallName string) (int, netip.AddrPort, bool, error) {
 	r := &c.r
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -202,7 +164,7 @@ func (c *PacketConn) readAs(p []byte, syscallName string) (int, netip.AddrPort, 
 
 // readPlain reads one datagram through plain, for a conn whose kernel
 // refuses batch calls; r.mu is held.
-func (c *PacketConn) readPlain(p []byte, syscallName string) (int, netip.AddrPort, bool, error) {
+func (c *batched) readPlain(p []byte, syscallName string) (int, netip.AddrPort, bool, error) {
 	switch syscallName {
 	case "read":
 		n, err := c.uc.Read(p)
@@ -221,7 +183,7 @@ func (c *PacketConn) readPlain(p []byte, syscallName string) (int, netip.AddrPor
 // Whatever the write queue holds goes out first: a caller about to wait
 // for the network, as a request/response loop does, must not leave its
 // own request waiting for a timer.
-func (c *PacketConn) refill(p []byte) (rxResult, error) {
+func (c *batched) refill(p []byte) (rxResult, error) {
 	r := &c.r
 	if c.w.queued.Load() > 0 {
 		c.flush(causeRead)
@@ -275,7 +237,7 @@ func (c *PacketConn) refill(p []byte) (rxResult, error) {
 // changed often would leave blocks of every size in the pool). And a read
 // that brought two datagrams in a row from one sender is the evidence that
 // turns GRO on: a conn that reads a reply at a time never pays for it.
-func (c *PacketConn) learn(res rxResult, blk *readBlock) {
+func (c *batched) learn(res rxResult, blk *readBlock) {
 	r := &c.r
 	switch {
 	case res.msgs == res.offered:
@@ -316,7 +278,7 @@ const groRunSlots = 8
 
 // countRead counts what a refill received, coalesced datagrams one by
 // one, and returns how many came coalesced.
-func (c *PacketConn) countRead(res rxResult) int {
+func (c *batched) countRead(res rxResult) int {
 	datagrams, coalesced := 0, 0
 	if res.direct {
 		datagrams++

@@ -187,8 +187,8 @@ func TestPendingErrorWithDatagramsInRing(t *testing.T) {
 				}
 			}
 		}
-		if c, ok := e.conn.(*PacketConn); ok && c.bio != nil && c.r.want < 2 {
-			e.t.Fatalf("premise: the ring offers %d slots after bursts, want at least 2", c.r.want)
+		if c, ok := e.conn.(*PacketConn); ok && c.b() != nil && c.b().r.want < 2 {
+			e.t.Fatalf("premise: the ring offers %d slots after bursts, want at least 2", c.b().r.want)
 		}
 		for _, s := range []string{"a", "b", "c"} {
 			e.peerSend([]byte(s))

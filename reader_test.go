@@ -81,8 +81,8 @@ func TestRingGrowsWithLoad(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if c.r.want != 0 || c.r.blk != nil {
-		t.Fatalf("after single reads the ring asks for %d slots and holds %v, want 0 and none", c.r.want, c.r.blk)
+	if c.b().r.want != 0 || c.b().r.blk != nil {
+		t.Fatalf("after single reads the ring asks for %d slots and holds %v, want 0 and none", c.b().r.want, c.b().r.blk)
 	}
 	before := c.Stats()
 	for round := range 6 {
@@ -94,7 +94,7 @@ func TestRingGrowsWithLoad(t *testing.T) {
 				t.Fatalf("round %d: %v", round, err)
 			}
 		}
-		if c.r.blk != nil {
+		if c.b().r.blk != nil {
 			t.Fatalf("round %d: the drained ring still holds its slots", round)
 		}
 	}
@@ -103,7 +103,7 @@ func TestRingGrowsWithLoad(t *testing.T) {
 	if read != 240 || calls > 240/4 {
 		t.Fatalf("bursts took %d calls for %d datagrams, want 240 datagrams in at most 60 calls", calls, read)
 	}
-	if c.r.want > 16 {
-		t.Fatalf("the ring asks for %d slots, more than BatchSize 16", c.r.want)
+	if c.b().r.want > 16 {
+		t.Fatalf("the ring asks for %d slots, more than BatchSize 16", c.b().r.want)
 	}
 }

@@ -31,7 +31,7 @@ func callRefused(err error) bool {
 
 // refuseBatchCalls turns the conn's reads or writes (which) to plain,
 // for good, and those of conns made after it.
-func (c *PacketConn) refuseBatchCalls(which uint32) {
+func (c *batched) refuseBatchCalls(which uint32) {
 	batchRefused.Or(which)
 	if which&recvRefused != 0 {
 		c.plainReads.Store(true)

@@ -54,9 +54,9 @@ type Stats struct {
 
 // Stats returns the conn's counters. A conn served one datagram at a time
 // counts nothing.
-func (c *PacketConn) Stats() Stats {
+func (c *batched) Stats() Stats {
 	s := &c.stats
-	if c.bio != nil && !c.closed.Load() {
+	if !c.closed.Load() {
 		if d, ok := c.bio.receiveDrops(); ok {
 			s.noteDrops(d)
 		}

@@ -7,7 +7,6 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
-	"syscall"
 )
 
 // writer is the write queue: datagrams accepted by WriteTo and not yet
@@ -56,10 +55,7 @@ type writer struct {
 // it never makes WriteTo or another datagram fail. When the queue is full,
 // WriteTo sends it first and so blocks, as plain blocks on a full socket
 // buffer, until the write deadline.
-func (c *PacketConn) WriteTo(p []byte, addr net.Addr) (int, error) {
-	if c.bio == nil {
-		return c.pc.WriteTo(p, addr)
-	}
+func (c *batched) WriteTo(p []byte, addr net.Addr) (int, error) {
 	d := dest{via: viaWriteTo, addr: addr}
 	ua, _ := addr.(*net.UDPAddr)
 	ap, ok := c.queueable(ua, len(p))
@@ -72,24 +68,13 @@ func (c *PacketConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 
 // WriteToUDP is WriteTo with the destination as a *net.UDPAddr, as on
 // *net.UDPConn.
-func (c *PacketConn) WriteToUDP(p []byte, addr *net.UDPAddr) (int, error) {
-	if c.bio == nil {
-		if uc, ok := c.pc.(*net.UDPConn); ok {
-			return uc.WriteToUDP(p, addr)
-		}
-	}
+func (c *batched) WriteToUDP(p []byte, addr *net.UDPAddr) (int, error) {
 	return c.WriteTo(p, addr)
 }
 
 // WriteToUDPAddrPort is WriteTo with the destination as a netip.AddrPort,
 // as on *net.UDPConn. It does not allocate.
-func (c *PacketConn) WriteToUDPAddrPort(p []byte, addr netip.AddrPort) (int, error) {
-	if c.bio == nil {
-		if uc, ok := c.pc.(*net.UDPConn); ok {
-			return uc.WriteToUDPAddrPort(p, addr)
-		}
-		return c.pc.WriteTo(p, net.UDPAddrFromAddrPort(addr))
-	}
+func (c *batched) WriteToUDPAddrPort(p []byte, addr netip.AddrPort) (int, error) {
 	d := dest{via: viaWriteToUDPAddrPort, ap: addr}
 	if !c.queueableAddrPort(addr, len(p)) {
 		return c.writePlain(p, &d)
@@ -100,13 +85,7 @@ func (c *PacketConn) WriteToUDPAddrPort(p []byte, addr netip.AddrPort) (int, err
 // Write sends p to the peer of a connected socket, as *net.UDPConn does,
 // queued as WriteTo queues. On a socket that is not connected it fails as
 // plain fails.
-func (c *PacketConn) Write(p []byte) (int, error) {
-	if c.bio == nil {
-		if conn, ok := c.pc.(net.Conn); ok {
-			return conn.Write(p)
-		}
-		return 0, &net.OpError{Op: "write", Net: "udp", Source: c.pc.LocalAddr(), Err: syscall.EDESTADDRREQ}
-	}
+func (c *batched) Write(p []byte) (int, error) {
 	d := dest{via: viaWrite, ap: c.peer}
 	if !c.peer.IsValid() || len(p) > payloadLimit(c.peer) {
 		return c.writePlain(p, &d)
@@ -143,7 +122,7 @@ func (d *dest) plain(uc *net.UDPConn, p []byte) (int, error) {
 }
 
 // errAddr is the Addr of an error about this write, as plain puts it.
-func (c *PacketConn) errAddr(d *dest) net.Addr {
+func (c *batched) errAddr(d *dest) net.Addr {
 	switch d.via {
 	case viaWriteTo:
 		return d.addr
@@ -156,7 +135,7 @@ func (c *PacketConn) errAddr(d *dest) net.Addr {
 // queueable converts addr for the queue, reporting false where plain
 // would refuse the datagram at once or treats the address specially; such
 // datagrams go through plain itself, which gives its own answer.
-func (c *PacketConn) queueable(ua *net.UDPAddr, n int) (netip.AddrPort, bool) {
+func (c *batched) queueable(ua *net.UDPAddr, n int) (netip.AddrPort, bool) {
 	if ua == nil || ua.Zone != "" || uint(ua.Port) > 0xffff {
 		return netip.AddrPort{}, false
 	}
@@ -175,7 +154,7 @@ func (c *PacketConn) queueable(ua *net.UDPAddr, n int) (netip.AddrPort, bool) {
 	return ap, c.queueableAddrPort(ap, n)
 }
 
-func (c *PacketConn) queueableAddrPort(ap netip.AddrPort, n int) bool {
+func (c *batched) queueableAddrPort(ap netip.AddrPort, n int) bool {
 	ip := ap.Addr()
 	if c.raddr != nil || !ip.IsValid() || ip.Zone() != "" || ap.Port() == 0 {
 		return false // plain's error, or the kernel's EINVAL for port 0
@@ -197,7 +176,7 @@ const (
 )
 
 // write queues p for d, or sends it at once where waiting buys nothing.
-func (c *PacketConn) write(p []byte, d *dest) (int, error) {
+func (c *batched) write(p []byte, d *dest) (int, error) {
 	w := &c.w
 	// The time of the call, read before waiting for the lock: a writer
 	// that waited while another sent is not idle.
@@ -292,7 +271,7 @@ const eagerRun = 256
 // sendNow sends one datagram through plain, counting it in Stats; idle
 // tells a datagram sent at once for want of company from one plain had to
 // judge.
-func (c *PacketConn) sendNow(p []byte, d *dest, idle bool) (int, error) {
+func (c *batched) sendNow(p []byte, d *dest, idle bool) (int, error) {
 	c.w.plainSending.Store(true) // plain may block: Close need not wait
 	var n int
 	var err error
@@ -317,7 +296,7 @@ func (c *PacketConn) sendNow(p []byte, d *dest, idle bool) (int, error) {
 
 // writePlain hands a datagram that plain treats specially to plain, after
 // the queue, so that order holds whatever plain decides.
-func (c *PacketConn) writePlain(p []byte, d *dest) (int, error) {
+func (c *batched) writePlain(p []byte, d *dest) (int, error) {
 	c.w.lockForCaller()
 	defer c.w.mu.Unlock()
 	return c.writePlainLocked(p, d)
@@ -327,7 +306,7 @@ func (c *PacketConn) writePlain(p []byte, d *dest) (int, error) {
 // still asked: it checks the address before the deadline, as the caller
 // expects, and cannot send past the queue, since the poller that stopped
 // the queue stops it too.
-func (c *PacketConn) writePlainLocked(p []byte, d *dest) (int, error) {
+func (c *batched) writePlainLocked(p []byte, d *dest) (int, error) {
 	if !c.closed.Load() && len(c.w.msgs) > 0 {
 		c.flushLocked(causeExplicit)
 	}

@@ -37,7 +37,7 @@ func TestQueueWithoutRunsIsSentAtABatch(t *testing.T) {
 			cfg := tc.cfg
 			cfg.BatchSize = batch
 			c, _ := queuedPair(t, cfg)
-			if !c.bio.segments() {
+			if !c.b().bio.segments() {
 				t.Skip("the kernel has no UDP GSO")
 			}
 			for i := range 2 * batch {
@@ -45,9 +45,9 @@ func TestQueueWithoutRunsIsSentAtABatch(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if s := c.Stats(); s.FlushFull != tc.full || c.w.queued.Load() != tc.queued {
+			if s := c.Stats(); s.FlushFull != tc.full || c.b().w.queued.Load() != tc.queued {
 				t.Fatalf("after %d datagrams: %d full sends, %d queued; want %d, %d",
-					2*batch, s.FlushFull, c.w.queued.Load(), tc.full, tc.queued)
+					2*batch, s.FlushFull, c.b().w.queued.Load(), tc.full, tc.queued)
 			}
 		})
 	}
