@@ -427,7 +427,7 @@ func TestCloseSendsTheQueueTheTimerWaitsToSend(t *testing.T) {
 	var accepted []int
 	deadline := time.Now().Add(10 * time.Second)
 	for i := 0; ; {
-		if i >= 40 && c.b().bio.writeWaiting() && c.b().w.queued.Load() > 0 {
+		if i >= 40 && c.b().w.io.writeWaiting() && c.b().w.queued.Load() > 0 {
 			break
 		}
 		if time.Now().After(deadline) {

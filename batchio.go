@@ -2,11 +2,12 @@ package batchconn
 
 import "net/netip"
 
-// batchIO is the system-call layer under the read ring and the write
-// queue: one call moves many datagrams. newBatchIO returns nil where the
-// system or the socket cannot do that, and the conn is then served one
-// datagram at a time.
-type batchIO interface {
+// rxIO and txIO are the two halves of the system-call layer under the
+// read ring and the write queue: one call moves many datagrams. On Linux
+// one value (mmsgIO) is both; the reader uses only rxIO, the writer only
+// txIO. newBatchIO returns nils where the system or the socket cannot
+// batch, and the conn is then served one datagram at a time.
+type rxIO interface {
 	// readBatch receives what the kernel holds, up to a batch: with GRO
 	// off the first datagram into p and the rest into blk's slots (blk
 	// may be nil: p alone), with GRO on all into blk's slots (blk must
@@ -32,7 +33,9 @@ type batchIO interface {
 	// watchDrops makes the kernel report, with the datagrams it delivers,
 	// how many it dropped on the socket's full receive queue.
 	watchDrops()
+}
 
+type txIO interface {
 	// writeBatch sends the first datagrams of ms in order, through the
 	// headers h, blocking while the socket buffer is full. It returns how
 	// many were sent. A non-nil error is the poller's (the conn is closed

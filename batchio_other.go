@@ -6,7 +6,9 @@ import "net"
 
 // newBatchIO: only Linux has recvmmsg and sendmmsg here; elsewhere the conn
 // is served one datagram at a time.
-func newBatchIO(*net.UDPConn, *settings, *counters) (batchIO, sockInfo) { return nil, sockInfo{} }
+func newBatchIO(*net.UDPConn, *settings, *counters) (rxIO, txIO, sockInfo) {
+	return nil, nil, sockInfo{}
+}
 
 // msgTrunc: nothing is batched here, and ReadMsgUDP goes to the wrapped
 // conn.

@@ -96,6 +96,7 @@ type settings struct {
 	queueFactor    int           // how many times BatchSize datagrams the queue gathers with offload
 	wideQueueBytes int           // a fan-out queue's arena (writepool.go): QueueBytes where the Config set it
 	idleGap        time.Duration // defaultIdleGap, or a test's
+	eagerRun       int           // eagerRun (writer.go), or none where a test set idleGap
 	timerIdle      time.Duration // flushTimerIdle, or a test's
 	gates          kernelGates   // what offload the kernel may be asked for
 	disabled       disabled      // what the operator turned off (BATCHCONN_DISABLE)
@@ -146,6 +147,10 @@ func (c *Config) resolve(h hooks) settings {
 		s.QueueBytes, s.wideQueueBytes = defaultQueueBytes, wideQueueBytes
 	}
 	s.idleGap = cmp.Or(max(h.idleGap, 0), defaultIdleGap)
+	s.eagerRun = eagerRun
+	if h.idleGap > 0 {
+		s.eagerRun = 0 // a test that queues every write: nothing undoes it
+	}
 	s.timerIdle = cmp.Or(max(h.timerIdle, 0), flushTimerIdle)
 	s.gates = runningKernelGates()
 	if h.kernel != "" {

@@ -44,8 +44,8 @@ func TestNegativeConfigBehavesAsDefaults(t *testing.T) {
 	defer peer.Close()
 	c := New(uc, &cfg)
 	defer c.Close()
-	if c.b().cfg != want {
-		t.Fatalf("New with negative Config holds %+v, want %+v", c.b().cfg, want)
+	if c.b().s.cfg != want {
+		t.Fatalf("New with negative Config holds %+v, want %+v", c.b().s.cfg, want)
 	}
 	// The whole differential table on plain and on the negative Config,
 	// but for the one case whose outcome hangs on a half-second window, which

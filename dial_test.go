@@ -31,8 +31,8 @@ func TestDialTalksToItsPeerAsNew(t *testing.T) {
 	if got, want := c.b() != nil, want.b() != nil; got != want {
 		t.Errorf("Dial batched: %v, New of a dialed socket: %v", got, want)
 	}
-	if c.b().cfg.BatchSize != 8 {
-		t.Errorf("BatchSize %d, want the 8 passed to Dial", c.b().cfg.BatchSize)
+	if c.b().s.cfg.BatchSize != 8 {
+		t.Errorf("BatchSize %d, want the 8 passed to Dial", c.b().s.cfg.BatchSize)
 	}
 	if got, want := c.RemoteAddr().String(), srv.LocalAddr().String(); got != want {
 		t.Errorf("RemoteAddr %s, want %s", got, want)

@@ -20,7 +20,7 @@ func TestOperatorSwitchTurnsFeaturesOff(t *testing.T) {
 		if !conn.Batching() {
 			got = "one at a time"
 		} else {
-			m := conn.b().bio.(*mmsgIO)
+			m := conn.b().r.io.(*mmsgIO)
 			if !m.tx.gso.allowed {
 				got += ", no gso"
 			}

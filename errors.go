@@ -20,31 +20,26 @@ var networks = [...]string{"udp", "udp4", "udp6"}
 // does not tell. A WriteTo with a nil address fails at once with an error
 // that carries it, and touches nothing, closed socket or not. It is asked
 // at the first error, not in New: most conns never see one.
-func (c *batched) networkName() string {
-	if p := c.network.Load(); p != nil {
+func (s *socket) networkName() string {
+	if p := s.network.Load(); p != nil {
 		return *p
 	}
 	p := &networks[0]
 	var oe *net.OpError
-	if _, err := c.uc.WriteTo(nil, nil); errors.As(err, &oe) {
+	if _, err := s.uc.WriteTo(nil, nil); errors.As(err, &oe) {
 		for i := range networks {
 			if networks[i] == oe.Net {
 				p = &networks[i]
 			}
 		}
 	}
-	c.network.Store(p)
+	s.network.Store(p)
 	return *p
 }
 
-// Close sends what is queued, then closes the socket, which wakes any
-// blocked ReadFrom or WriteTo with net.ErrClosed. If a queued datagram
-// could not be sent, Close still closes the socket and returns that
-// failure; the write deadline bounds how long the final send may block. A
-
 // opError shapes err as *net.UDPConn shapes its errors.
-func (c *batched) opError(op string, addr net.Addr, err error) error {
-	return &net.OpError{Op: op, Net: c.networkName(), Source: c.laddr, Addr: addr, Err: err}
+func (s *socket) opError(op string, addr net.Addr, err error) error {
+	return &net.OpError{Op: op, Net: s.networkName(), Source: s.laddr, Addr: addr, Err: err}
 }
 
 // connError reports whether err concerns the conn rather than one
@@ -87,9 +82,9 @@ func addrOf(ap netip.AddrPort) net.Addr {
 
 // sendError is the error Flush and Close report for a queued datagram the
 // kernel refused.
-func (c *batched) sendError(m *txMsg, err error) error {
+func (s *socket) sendError(m *txMsg, err error) error {
 	if e, ok := err.(interface{ Timeout() bool }); ok && e.Timeout() {
-		return c.opError("write", addrOf(m.addr), err)
+		return s.opError("write", addrOf(m.addr), err)
 	}
-	return c.opError("write", addrOf(m.addr), os.NewSyscallError("sendmmsg", err))
+	return s.opError("write", addrOf(m.addr), os.NewSyscallError("sendmmsg", err))
 }

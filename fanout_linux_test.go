@@ -199,7 +199,7 @@ func TestOnlyAFanOutQueueGrows(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, _ := queuedPair(t, tc.cfg)
-			if !c.b().bio.segments() {
+			if !c.b().w.io.segments() {
 				t.Skip("the kernel has no UDP GSO")
 			}
 			for i := range 600 { // a queue of 256 KiB, then most of the next

@@ -29,7 +29,7 @@ func TestFloodOfMaxSizeDatagramsStaysWithinBound(t *testing.T) {
 	// Memory), and one more ring's block: the reader, which goes on while
 	// memNow empties the read pool, may give one back before the heap is
 	// read.
-	bound := uint64(2*c.b().cfg.BatchSize*c.b().cfg.ReadSlotSize + c.b().cfg.QueueBytes)
+	bound := uint64(2*c.b().s.cfg.BatchSize*c.b().s.cfg.ReadSlotSize + c.b().s.cfg.QueueBytes)
 
 	var sent, read, echoed, bad atomic.Int64
 	stop := make(chan struct{})

@@ -4,7 +4,9 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"syscall"
+	"time"
 )
 
 // When the queue goes out. Each is counted in Stats.
@@ -18,44 +20,47 @@ const (
 	causeClose                      // Close
 )
 
-// Flush sends every queued datagram, blocking while the socket buffer is
-// full, until the write deadline. It returns the first failure since the
-// last Flush or Close: a queued datagram the kernel refused (the others
-// were sent), or the deadline or a closed conn that stopped this send
-// (what it did not send stays queued).
-func (c *batched) Flush() error {
-	w := &c.w
+func (c *batched) Flush() error { return c.w.flushForCaller() }
+
+// flushForCaller is Flush: it sends the queue and reports the first
+// failure since the last Flush or Close.
+func (w *writer) flushForCaller() error {
+	s := w.s
 	w.lockForCaller()
 	defer w.mu.Unlock()
-	if c.closed.Load() {
-		return c.opError("write", nil, net.ErrClosed)
+	if s.closed.Load() {
+		return s.opError("write", nil, net.ErrClosed)
 	}
-	if err := c.flushLocked(causeExplicit); err != nil {
-		return c.opError("write", nil, unwrapRaw(err))
+	if err := w.flushLocked(causeExplicit); err != nil {
+		return s.opError("write", nil, unwrapRaw(err))
 	}
 	err := w.failed
 	w.failed = nil
 	return err
 }
 
-// flush sends the queue on behalf of a caller that does not wait for the
-// outcome: a failure stays recorded for Flush and Close.
-func (c *batched) flush(cause flushCause) {
-	c.w.mu.Lock()
-	c.flushInBackground(cause)
-	c.w.mu.Unlock()
+// sendBeforeRead sends the queue for a read about to wait for the
+// network, if it holds anything; a failure stays recorded for Flush and
+// Close. The reader's lock is held (reader.mu before writer.mu).
+func (w *writer) sendBeforeRead() {
+	if w.queued.Load() == 0 {
+		return
+	}
+	w.mu.Lock()
+	w.flushInBackground(causeRead)
+	w.mu.Unlock()
 }
 
 // flushInBackground sends the queue for the timer or a read: no caller
 // waits on this send, so that Close waits for it rather than cutting it
 // short (see lockForClose). w.mu is held.
-func (c *batched) flushInBackground(cause flushCause) {
-	if c.closed.Load() {
+func (w *writer) flushInBackground(cause flushCause) {
+	if w.s.closed.Load() {
 		return
 	}
-	c.w.background.Store(true)
-	c.flushLocked(cause)
-	c.w.background.Store(false)
+	w.background.Store(true)
+	w.flushLocked(cause)
+	w.background.Store(false)
 }
 
 // flushLocked sends the queue, in order, with as few system calls as the
@@ -64,25 +69,25 @@ func (c *batched) flushInBackground(cause flushCause) {
 // port unreachable, and not this datagram's), then counted, recorded and
 // skipped; the rest still go. The returned error is the poller's (closed,
 // deadline): then what was not sent stays queued, in order. w.mu is held.
-func (c *batched) flushLocked(cause flushCause) error {
-	w := &c.w
+func (w *writer) flushLocked(cause flushCause) error {
 	if len(w.msgs) == 0 {
 		return nil
 	}
-	c.stats.flushes[cause].Add(1)
+	stats := &w.s.stats
+	stats.flushes[cause].Add(1)
 	if cause == causeTimer && w.afterSend && len(w.msgs) <= 2 {
-		w.eager = eagerRun
+		w.eager = w.s.cfg.eagerRun
 	}
 	pending := w.msgs
-	w.widen(&c.cfg)
+	w.widen(&w.s.cfg)
 	if w.grouped {
 		pending = w.blk.fan.arrange(pending)
 	}
 	retried := false
 	for len(pending) > 0 {
-		n, err := c.send(pending)
-		c.stats.writeCalls.Add(1)
-		c.stats.datagramsWritten.Add(uint64(n))
+		n, err := w.send(pending)
+		stats.writeCalls.Add(1)
+		stats.datagramsWritten.Add(uint64(n))
 		pending = pending[n:]
 		if n == 0 && err == nil {
 			err = io.ErrNoProgress // never seen; must not spin
@@ -99,9 +104,9 @@ func (c *batched) flushLocked(cause flushCause) error {
 		case !retried:
 			retried = true
 		default:
-			c.stats.writeFailures.Add(1)
+			stats.writeFailures.Add(1)
 			if w.failed == nil {
-				w.failed = c.sendError(&pending[0], err)
+				w.failed = w.s.sendError(&pending[0], err)
 			}
 			pending = pending[1:]
 			retried = false
@@ -115,26 +120,27 @@ func (c *batched) flushLocked(cause flushCause) error {
 // send sends the first datagrams of ms, as writeBatch does, in one batch
 // call, or one by one through plain where the kernel refuses batch calls.
 // w.mu is held.
-func (c *batched) send(ms []txMsg) (int, error) {
-	if !c.plainWrites.Load() {
-		n, err := c.bio.writeBatch(ms, &c.w.blk.hdrs)
+func (w *writer) send(ms []txMsg) (int, error) {
+	s := w.s
+	if !s.plainWrites.Load() {
+		n, err := w.io.writeBatch(ms, &w.blk.hdrs)
 		if n > 0 || !callRefused(err) {
 			return n, err
 		}
 		// ENOSYS: the kernel lacks sendmmsg. EPERM: a seccomp filter
 		// refuses it, or a firewall rule this datagram; plain tells which.
 		if err != syscall.ENOSYS {
-			if _, perr := c.sendPlain(&ms[0]); perr != nil {
+			if _, perr := s.sendPlain(&ms[0]); perr != nil {
 				return 0, err // the datagram's
 			}
-			c.refuseBatchCalls(sendRefused)
+			s.refuseBatchCalls(sendRefused)
 			return 1, nil
 		}
-		c.refuseBatchCalls(sendRefused)
+		s.refuseBatchCalls(sendRefused)
 	}
 	for i := range ms {
-		if _, err := c.sendPlain(&ms[i]); err != nil {
-			c.stats.writeCalls.Add(uint64(i))
+		if _, err := s.sendPlain(&ms[i]); err != nil {
+			s.stats.writeCalls.Add(uint64(i))
 			err = unwrapRaw(err)
 			if se, ok := err.(*os.SyscallError); ok {
 				err = se.Err
@@ -142,16 +148,16 @@ func (c *batched) send(ms []txMsg) (int, error) {
 			return i, err
 		}
 	}
-	c.stats.writeCalls.Add(uint64(len(ms) - 1))
+	s.stats.writeCalls.Add(uint64(len(ms) - 1))
 	return len(ms), nil
 }
 
 // sendPlain sends one queued datagram through plain.
-func (c *batched) sendPlain(m *txMsg) (int, error) {
-	if c.raddr != nil {
-		return c.uc.Write(m.buf)
+func (s *socket) sendPlain(m *txMsg) (int, error) {
+	if s.raddr != nil {
+		return s.uc.Write(m.buf)
 	}
-	return c.uc.WriteToUDPAddrPort(m.buf, m.addr)
+	return s.uc.WriteToUDPAddrPort(m.buf, m.addr)
 }
 
 // empty drops what the queue holds and gives its block back; w.mu is
@@ -165,4 +171,79 @@ func (w *writer) empty() {
 	w.msgs = nil
 	w.used, w.runs = 0, 0
 	w.queued.Store(0)
+}
+
+// close is the writer's part of Close: it sends the queue, records the
+// kernel's drop count as it stands (the reader's, reader.noteDrops),
+// marks the conn closed, closes the socket and retires the timer.
+func (w *writer) close() error {
+	s := w.s
+	early := w.lockForClose()
+	defer w.mu.Unlock()
+	if s.closed.Load() {
+		return s.uc.Close()
+	}
+	err := w.flushLocked(causeClose)
+	if err != nil {
+		err = s.opError("write", nil, unwrapRaw(err))
+	} else {
+		err, w.failed = w.failed, nil
+	}
+	if n := len(w.msgs); n > 0 {
+		// The final flush was cut short (a passed write deadline): what it
+		// could not send is lost, and counted.
+		s.stats.writeFailures.Add(uint64(n))
+		w.empty()
+	}
+	w.in.noteDrops()
+	s.closed.Store(true)
+	w.deadline.stop()
+	if cerr := s.uc.Close(); err == nil && !early {
+		err = cerr
+	}
+	if t := w.timer.Load(); t != nil {
+		unwatchTimer(w)
+		t.stop()
+		w.mu.Unlock()
+		t.wait() // its function takes w.mu
+		w.mu.Lock()
+	}
+	return err
+}
+
+// lockForClose takes the writer's lock for Close. Whoever holds it (a
+// writer, the timer, a read sending the queue) normally lets go at once;
+// but a send that waits for room in a full socket buffer can hold it for
+// as long as the network takes to drain.
+//
+// Where a caller waits (a WriteTo that must send the full queue before
+// its own datagram fits, a Flush, a datagram in plain's hands, or one
+// of them waiting for the lock behind the timer's send), Close
+// closes the socket first, as plain's Close wakes a blocked WriteTo at
+// once: the waiting send fails with net.ErrClosed, and what the queue
+// could not send is counted and reported (a datagram in plain's hands
+// was never accepted: its WriteTo fails, as on plain). Where nobody waits
+// but the timer or a read sending the queue, every datagram queued was
+// accepted, as plain's kernel holds datagrams its sendto took: Close waits
+// for them to go, up to the write deadline. It reports whether it closed
+// the socket first.
+//
+// Which of the two it is, only the lock's holder knows: hence the three
+// flags that exist for Close alone (plainSending, background,
+// callersWait), and a loop that polls them, since the holder may be
+// blocked in the kernel, where no handshake reaches it.
+func (w *writer) lockForClose() (early bool) {
+	for !w.mu.TryLock() {
+		if w.plainSending.Load() || w.io.writeWaiting() && (!w.background.Load() || w.callersWait.Load() > 0) {
+			w.s.uc.Close()
+			w.mu.Lock()
+			return true
+		}
+		if w.io.writeWaiting() {
+			time.Sleep(50 * time.Microsecond) // the network sets the pace
+			continue
+		}
+		runtime.Gosched()
+	}
+	return false
 }

@@ -47,19 +47,19 @@ func (g goTimer) wait()                 {}
 // it was set for has gone out since: onTimer looks at the queue as it is.
 // Setting a timer costs more than a datagram, so a conn whose queue fills
 // and empties all the time sets one at most every MaxDelay. w.mu is held.
-func (w *writer) arm(c *batched) {
+func (w *writer) arm() {
 	w.lastArm = monoNow()
 	t := w.timer.Load()
 	if t == nil { // the first queued datagram, or the first since the timer retired
-		t = &timerBox{newFlushTimer(c.onTimer)}
+		t = &timerBox{newFlushTimer(w.onTimer)}
 		w.timer.Store(t)
-		watchTimer(c)
+		watchTimer(w)
 		w.armed.Store(true)
-		t.reset(c.cfg.MaxDelay)
+		t.reset(w.s.cfg.MaxDelay)
 		return
 	}
 	if w.armed.CompareAndSwap(false, true) {
-		t.reset(c.cfg.MaxDelay)
+		t.reset(w.s.cfg.MaxDelay)
 	}
 }
 
@@ -81,15 +81,14 @@ func (w *writer) rearm() {
 // and sets the timer again for a queue younger than that. It decides
 // without the lock where it can: a writer in a loop holds it often, and
 // a timer that finds nothing to do must not slow it down.
-func (c *batched) onTimer() {
-	w := &c.w
+func (w *writer) onTimer() {
 	w.armed.Store(false)
 	// Clear, then look: a writer queues, then looks at armed; one of the
 	// two sees the other (the atomics are sequentially consistent).
 	if w.queued.Load() == 0 {
 		return
 	}
-	wait := int64(c.cfg.MaxDelay) - (monoNow() - w.oldest.Load())
+	wait := int64(w.s.cfg.MaxDelay) - (monoNow() - w.oldest.Load())
 	if w.due.Swap(false) {
 		wait = 0
 	}
@@ -105,7 +104,7 @@ func (c *batched) onTimer() {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	c.flushInBackground(causeTimer)
+	w.flushInBackground(causeTimer)
 }
 
 // flushTimerIdle is how long a conn's queue goes unused before its timer is
@@ -114,33 +113,33 @@ const flushTimerIdle = time.Second
 
 var timers struct {
 	mu      sync.Mutex
-	conns   map[*batched]struct{} // conns that hold a timer
-	running bool                  // the watcher runs
-	wake    chan struct{}         // tells the watcher the set went empty
-	scratch []*batched
+	conns   map[*writer]struct{} // the writers of conns that hold a timer
+	running bool                 // the watcher runs
+	wake    chan struct{}        // tells the watcher the set went empty
+	scratch []*writer
 }
 
-// watchTimer adds c, which has just made its timer, to the watched conns;
-// w.mu is held.
-func watchTimer(c *batched) {
+// watchTimer adds w, which has just made its timer, to the watched
+// writers; w.mu is held.
+func watchTimer(w *writer) {
 	timers.mu.Lock()
 	defer timers.mu.Unlock()
 	if timers.conns == nil {
-		timers.conns = make(map[*batched]struct{})
+		timers.conns = make(map[*writer]struct{})
 		timers.wake = make(chan struct{}, 1)
 	}
-	timers.conns[c] = struct{}{}
+	timers.conns[w] = struct{}{}
 	if !timers.running {
 		timers.running = true
-		go watchTimers(c.cfg.timerIdle)
+		go watchTimers(w.s.cfg.timerIdle)
 	}
 }
 
-// unwatchTimer drops c, whose timer goes (Close, or retired).
-func unwatchTimer(c *batched) {
+// unwatchTimer drops w, whose timer goes (Close, or retired).
+func unwatchTimer(w *writer) {
 	timers.mu.Lock()
 	defer timers.mu.Unlock()
-	delete(timers.conns, c)
+	delete(timers.conns, w)
 	if len(timers.conns) == 0 && timers.running {
 		select {
 		case timers.wake <- struct{}{}:
@@ -166,32 +165,31 @@ func watchTimers(period time.Duration) {
 			return
 		}
 		conns := timers.scratch[:0]
-		for c := range timers.conns {
-			conns = append(conns, c)
+		for w := range timers.conns {
+			conns = append(conns, w)
 		}
 		timers.scratch = conns
 		timers.mu.Unlock()
-		for _, c := range conns {
-			c.retireTimerIfQuiet()
+		for _, w := range conns {
+			w.retireTimerIfQuiet()
 		}
 		clear(conns)
 	}
 }
 
-// retireTimerIfQuiet lets c's timer go if its queue has been unused for
+// retireTimerIfQuiet lets w's timer go if its queue has been unused for
 // flushTimerIdle. A conn busy with its lock is not quiet.
-func (c *batched) retireTimerIfQuiet() {
-	w := &c.w
+func (w *writer) retireTimerIfQuiet() {
 	if !w.mu.TryLock() {
 		return
 	}
 	defer w.mu.Unlock()
 	t := w.timer.Load()
-	if t == nil || c.closed.Load() || w.queued.Load() > 0 || w.armed.Load() ||
-		monoNow()-w.lastArm < int64(c.cfg.timerIdle) {
+	if t == nil || w.s.closed.Load() || w.queued.Load() > 0 || w.armed.Load() ||
+		monoNow()-w.lastArm < int64(w.s.cfg.timerIdle) {
 		return
 	}
 	w.timer.Store(nil)
 	t.stop() // its goroutine returns
-	unwatchTimer(c)
+	unwatchTimer(w)
 }

@@ -52,13 +52,13 @@ func TestGSOFallsBackOnInjectedRefusal(t *testing.T) {
 		t.Run(errno.Error(), func(t *testing.T) {
 			c, peer := queuedPair(t, Config{})
 			refused := 0
-			c.b().bio.(*mmsgIO).tx.fault = func(h *mmsghdr) syscall.Errno {
+			injectSendFault(c, func(h *mmsghdr) syscall.Errno {
 				if h.Hdr.Controllen > 0 {
 					refused++
 					return errno
 				}
 				return 0
-			}
+			})
 			sizes := append(repeat(20, 1000), 10, 10, 10)
 			sendRun(t, c, peer.LocalAddr(), sizes)
 			expectRun(t, peer, sizes)
@@ -118,7 +118,7 @@ func TestGSOOffForOneDestinationOnly(t *testing.T) {
 	// In strict order, so that the interleaved datagrams make no runs.
 	c := newConn(v.a.listen(t, "udp4", v.aIP.String()+":0"), &Config{MaxDelay: time.Hour, StrictOrder: true}, hooks{idleGap: time.Hour})
 	defer c.Close()
-	if !c.b().bio.(*mmsgIO).tx.gso.allowed {
+	if !c.b().w.io.(*mmsgIO).tx.gso.allowed {
 		t.Skip("this kernel has no UDP GSO")
 	}
 
@@ -211,7 +211,7 @@ func TestGSOOverDeviceWithoutChecksumOffload(t *testing.T) {
 	c := newConn(v.a.listen(t, "udp4", v.aIP.String()+":0"), &Config{MaxDelay: time.Hour}, hooks{idleGap: time.Hour})
 	defer c.Close()
 	requireBatching(t, c)
-	if !c.b().bio.(*mmsgIO).tx.gso.allowed { // whether the kernel takes GSO is learnt at the first write
+	if !c.b().w.io.(*mmsgIO).tx.gso.allowed { // whether the kernel takes GSO is learnt at the first write
 		t.Skip("batchconn keeps GSO off here (Config, BATCHCONN_DISABLE or the kernel's release)")
 	}
 

@@ -3,9 +3,8 @@ package batchconn
 import "golang.org/x/sys/unix"
 
 // kernelRelease returns the running kernel's release string, as uname -r
-// prints it, or "" if uname fails (then every offload stays off). A
-// variable, so that tests can pretend to run on another kernel.
-var kernelRelease = func() string {
+// prints it, or "" if uname fails (then every offload stays off).
+func kernelRelease() string {
 	var u unix.Utsname
 	if unix.Uname(&u) != nil {
 		return ""

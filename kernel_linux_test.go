@@ -57,7 +57,7 @@ func TestOffloadFollowsTheKernelsGates(t *testing.T) {
 	} {
 		t.Run(tc.kernel, func(t *testing.T) {
 			c, _ := queuedPair(t, Config{}, hooks{kernel: tc.kernel})
-			m := c.b().bio.(*mmsgIO)
+			m := c.b().r.io.(*mmsgIO)
 			if m.tx.gso.allowed != tc.gso || (m.gro() != groNever) != tc.gro {
 				t.Fatalf("GSO %v, GRO state %v; want GSO %v, GRO possible %v", m.tx.gso.allowed, m.gro(), tc.gso, tc.gro)
 			}

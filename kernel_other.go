@@ -4,4 +4,4 @@ package batchconn
 
 // kernelRelease: offload is Linux's alone here; elsewhere there is no
 // release to gate on, and every gate stays shut.
-var kernelRelease = func() string { return "" }
+func kernelRelease() string { return "" }

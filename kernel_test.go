@@ -86,16 +86,3 @@ func TestKernelVersionOrder(t *testing.T) {
 		}
 	}
 }
-
-func TestKernelGatesForTheRunningKernelCanBeInjected(t *testing.T) {
-	saved := kernelRelease
-	t.Cleanup(func() { kernelRelease = saved })
-	kernelRelease = func() string { return "7.0.2-6-pve" }
-	if g := currentKernelGates(); !g.gso || !g.gro || !g.equalRunsUnsafe {
-		t.Errorf("on 7.0.2-6-pve: %+v, want both offloads and equal runs unsafe", g)
-	}
-	kernelRelease = func() string { return "4.18.0-553.el8_10.x86_64" }
-	if g := currentKernelGates(); g.gso || g.gro {
-		t.Errorf("on RHEL 8: %+v, want no offload", g)
-	}
-}

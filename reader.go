@@ -20,6 +20,10 @@ import (
 // ring is drained. With GRO on, every datagram goes through a slot, which
 // must have room for a coalesced 64 KiB.
 type reader struct {
+	s   *socket
+	io  rxIO    // the receiving half of the system-call layer
+	out *writer // whose queue a read sends before it waits (sendBeforeRead)
+
 	mu sync.Mutex // held across the refill, as plain holds its fd's read lock
 
 	// guarded by mu
@@ -31,49 +35,38 @@ type reader struct {
 	under int        // reads in a row that filled less than a quarter of what they offered
 	pool  *readPool  // where blocks come from: the pool for ReadSlotSize
 
-	buffered atomic.Int32 // n - head, for writers: more requests to answer
+	deadline deadline     // the read deadline, for datagrams served from the ring
+	buffered atomic.Int32 // n - head: see waiting
 }
 
-// ReadFrom reads one datagram into p and returns its length and sender, as
-// *net.UDPConn does: a datagram longer than p is truncated to len(p), the
-// rest of it discarded, with no error; zero-length datagrams are returned
-// as such. Datagrams come in the order the kernel received them.
 func (c *batched) ReadFrom(p []byte) (int, net.Addr, error) {
-	n, ap, err := c.read(p)
+	n, ap, _, err := c.r.read(p, "recvfrom")
 	if err != nil {
 		return n, nil, err
 	}
 	return n, udpAddr(ap), nil
 }
 
-// ReadFromUDP is ReadFrom returning the sender as a *net.UDPAddr, nil on
-// an error, as *net.UDPConn does.
 func (c *batched) ReadFromUDP(p []byte) (int, *net.UDPAddr, error) {
-	n, ap, err := c.read(p)
+	n, ap, _, err := c.r.read(p, "recvfrom")
 	if err != nil {
 		return n, nil, err
 	}
 	return n, udpAddr(ap), nil
 }
 
-// ReadMsgUDP reads one datagram as ReadFrom does, for code that asks for
-// it (x/net's ipv4 and ipv6 packages accept a conn for their socket-option
-// helpers, JoinGroup, SetTOS and the rest, only if it has ReadMsgUDP and
-// SyscallConn). flags carries MSG_TRUNC where the datagram was longer
-// than b, as on plain; but no control messages come with it (oobn is 0):
-// the ring's datagrams were received by batch calls, whose control data
-// is batchconn's own. A conn served one datagram at a time hands the call
-// to the wrapped conn where it has ReadMsgUDP, with its control messages.
-//
-// There is no WriteMsgUDP, on purpose: libraries that find both (quic-go)
-// read and write the socket themselves, past the ring and the queue.
+func (c *batched) ReadFromUDPAddrPort(p []byte) (int, netip.AddrPort, error) {
+	n, ap, _, err := c.r.read(p, "recvfrom")
+	return n, ap, err
+}
+
 func (c *batched) ReadMsgUDP(b, oob []byte) (n, oobn, flags int, addr *net.UDPAddr, err error) {
-	n, ap, trunc, err := c.readAs(b, "recvmsg")
+	n, ap, trunc, err := c.r.read(b, "recvmsg")
 	if err != nil {
 		// Plain returns the unspecified address of the socket's family
 		// with its errors here, not nil.
 		ap = netip.AddrPortFrom(netip.IPv4Unspecified(), 0)
-		if c.sock.ipv6 {
+		if c.s.info.ipv6 {
 			ap = netip.AddrPortFrom(netip.IPv6Unspecified(), 0)
 		}
 		return n, 0, 0, udpAddr(ap), err
@@ -84,63 +77,54 @@ func (c *batched) ReadMsgUDP(b, oob []byte) (n, oobn, flags int, addr *net.UDPAd
 	return n, 0, flags, udpAddr(ap), nil
 }
 
-// ReadFromUDPAddrPort is ReadFrom returning the sender as a
-// netip.AddrPort, as *net.UDPConn does; it does not allocate.
-func (c *batched) ReadFromUDPAddrPort(p []byte) (int, netip.AddrPort, error) {
-	return c.read(p)
-}
-
-// Read reads one datagram into p, as *net.UDPConn does: from the peer of
-// a connected socket, or from anyone on one that is not. As on plain, a
-// zero-length p returns at once and leaves the datagram for the next read.
 func (c *batched) Read(p []byte) (int, error) {
 	if len(p) == 0 {
-		if c.closed.Load() {
-			return 0, c.opError("read", c.raddr, net.ErrClosed)
+		if c.s.closed.Load() {
+			return 0, c.s.opError("read", c.s.raddr, net.ErrClosed)
 		}
 		return 0, nil
 	}
-	n, _, _, err := c.readAs(p, "read")
+	n, _, _, err := c.r.read(p, "read")
 	return n, err
 }
 
-func (c *batched) read(p []byte) (int, netip.AddrPort, error) {
-	n, addr, _, err := c.readAs(p, "recvfrom")
-	return n, addr, err
-}
+// waiting is how many datagrams the ring holds still to hand out: for the
+// writer, requests still to answer. Safe to call from any goroutine.
+func (r *reader) waiting() int32 { return r.buffered.Load() }
 
-// readAs is read, naming the system call in errors as plain's method
-// would: "recvfrom" for ReadFrom, "read" for Read, "recvmsg" for
-// ReadMsgUDP. It also reports whether the datagram was longer than p.
-func (c *batched) readAs(p []byte, syscallName string) (int, netip.AddrPort, bool, error) {
-	r := &c.r
+// read hands out the ring's next datagram, refilling an empty ring first,
+// and reports whether the datagram was longer than p. syscallName is the
+// system call plain's method would name in its errors: "recvfrom" for
+// ReadFrom, "read" for Read, "recvmsg" for ReadMsgUDP.
+func (r *reader) read(p []byte, syscallName string) (int, netip.AddrPort, bool, error) {
+	s := r.s
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if c.closed.Load() {
-		return 0, netip.AddrPort{}, false, c.opError("read", c.raddr, net.ErrClosed)
+	if s.closed.Load() {
+		return 0, netip.AddrPort{}, false, s.opError("read", s.raddr, net.ErrClosed)
 	}
 	if r.head < r.n {
 		// The ring holds datagrams; an empty ring is refilled through the
 		// poller, which tests plain's own deadline.
-		if c.readDeadline.passed() {
-			return 0, netip.AddrPort{}, false, c.opError("read", c.raddr, os.ErrDeadlineExceeded)
+		if r.deadline.passed() {
+			return 0, netip.AddrPort{}, false, s.opError("read", s.raddr, os.ErrDeadlineExceeded)
 		}
 	} else {
-		if c.plainReads.Load() {
-			return c.readPlain(p, syscallName)
+		if s.plainReads.Load() {
+			return r.readPlain(p, syscallName)
 		}
-		res, err := c.refill(p)
+		res, err := r.refill(p)
 		if callRefused(err) {
 			// recvmmsg is missing, or a seccomp filter refuses it: plain's
 			// recvfrom reads this datagram and every one after it.
-			c.refuseBatchCalls(recvRefused)
-			return c.readPlain(p, syscallName)
+			s.refuseBatchCalls(recvRefused)
+			return r.readPlain(p, syscallName)
 		}
 		if err != nil {
 			if e, ok := err.(syscall.Errno); ok {
 				err = os.NewSyscallError(syscallName, e)
 			}
-			return 0, netip.AddrPort{}, false, c.opError("read", c.raddr, err)
+			return 0, netip.AddrPort{}, false, s.opError("read", s.raddr, err)
 		}
 		if res.direct {
 			return res.n, res.addr, res.trunc, nil
@@ -164,16 +148,17 @@ func (c *batched) readAs(p []byte, syscallName string) (int, netip.AddrPort, boo
 
 // readPlain reads one datagram through plain, for a conn whose kernel
 // refuses batch calls; r.mu is held.
-func (c *batched) readPlain(p []byte, syscallName string) (int, netip.AddrPort, bool, error) {
+func (r *reader) readPlain(p []byte, syscallName string) (int, netip.AddrPort, bool, error) {
+	uc := r.s.uc
 	switch syscallName {
 	case "read":
-		n, err := c.uc.Read(p)
+		n, err := uc.Read(p)
 		return n, netip.AddrPort{}, false, err
 	case "recvmsg":
-		n, _, flags, addr, err := c.uc.ReadMsgUDPAddrPort(p, nil)
+		n, _, flags, addr, err := uc.ReadMsgUDPAddrPort(p, nil)
 		return n, addr, flags&msgTrunc != 0, err
 	}
-	n, addr, err := c.uc.ReadFromUDPAddrPort(p)
+	n, addr, err := uc.ReadFromUDPAddrPort(p)
 	return n, addr, false, err
 }
 
@@ -182,25 +167,23 @@ func (c *batched) readPlain(p []byte, syscallName string) (int, netip.AddrPort, 
 // straight into p (res.direct); the rest are in the ring, r.n slots.
 // Whatever the write queue holds goes out first: a caller about to wait
 // for the network, as a request/response loop does, must not leave its
-// own request waiting for a timer.
-func (c *batched) refill(p []byte) (rxResult, error) {
-	r := &c.r
-	if c.w.queued.Load() > 0 {
-		c.flush(causeRead)
-	}
+// own request waiting for a timer. r.mu is held.
+func (r *reader) refill(p []byte) (rxResult, error) {
+	r.out.sendBeforeRead()
+	cfg := &r.s.cfg
 	if r.pool == nil {
-		r.pool = readPoolFor(c.cfg.ReadSlotSize)
+		r.pool = readPoolFor(cfg.ReadSlotSize)
 	}
 	r.head, r.off, r.n = 0, 0, 0
 	for {
-		gro := c.bio.gro() == groOn
+		gro := r.io.gro() == groOn
 		// Ask for as many datagrams as the last reads found waiting.
 		// Without GRO the first goes into p; with it each needs a slot.
 		var blk *readBlock
-		if slots := r.want; gro || slots > 0 && c.cfg.BatchSize > 1 {
+		if slots := r.want; gro || slots > 0 && cfg.BatchSize > 1 {
 			blk = r.pool.get(max(slots, 1), gro)
 		}
-		res, blk, err := c.bio.readBatch(p, blk, r)
+		res, blk, err := r.io.readBatch(p, blk, r)
 		if err == nil && res.msgs == 0 {
 			// Every buffer was discarded (ReadDiscards): read again.
 			if blk != nil {
@@ -209,9 +192,9 @@ func (c *batched) refill(p []byte) (rxResult, error) {
 			continue
 		}
 		if !res.waited && err == nil {
-			c.learn(res, blk)
+			r.learn(res, blk)
 		}
-		c.stats.readCalls.Add(1)
+		r.s.stats.readCalls.Add(1)
 		if err != nil || res.slots() == 0 {
 			if blk != nil {
 				r.pool.put(blk)
@@ -222,7 +205,7 @@ func (c *batched) refill(p []byte) (rxResult, error) {
 		} else {
 			r.blk, r.n = blk, res.slots()
 		}
-		if c.countRead(res) > 2*r.n {
+		if r.countRead(res) > 2*r.n {
 			r.want = min(r.want, groRunSlots)
 		}
 		r.buffered.Store(int32(r.n))
@@ -237,14 +220,13 @@ func (c *batched) refill(p []byte) (rxResult, error) {
 // changed often would leave blocks of every size in the pool). And a read
 // that brought two datagrams in a row from one sender is the evidence that
 // turns GRO on: a conn that reads a reply at a time never pays for it.
-func (c *batched) learn(res rxResult, blk *readBlock) {
-	r := &c.r
+func (r *reader) learn(res rxResult, blk *readBlock) {
 	switch {
 	case res.msgs == res.offered:
 		if r.want == 0 {
-			c.bio.watchDrops()
+			r.io.watchDrops()
 		}
-		r.want = min(max(2*r.want, 1), c.cfg.BatchSize)
+		r.want = min(max(2*r.want, 1), r.s.cfg.BatchSize)
 		r.under = 0
 	case 4*res.msgs >= res.offered:
 		r.under = 0
@@ -254,13 +236,13 @@ func (c *batched) learn(res rxResult, blk *readBlock) {
 		r.want /= 2
 		r.under = 0
 	}
-	if res.msgs < 2 || c.bio.gro() != groOff {
+	if res.msgs < 2 || r.io.gro() != groOff {
 		return
 	}
 	prev := res.addr
 	for i, m := range blk.ring[:res.slots()] {
 		if (i > 0 || res.direct) && m.addr == prev {
-			c.bio.enableGRO()
+			r.io.enableGRO()
 			return
 		}
 		prev = m.addr
@@ -270,20 +252,19 @@ func (c *batched) learn(res rxResult, blk *readBlock) {
 // groRunSlots is the most slots a refill offers while the kernel hands
 // over coalesced runs (more than two datagrams a slot): 8 of 64 KiB, which
 // hold 400 datagrams of 1200 B and stay in the CPU's cache between the
-// kernel's copy into them and ReadFrom's copy out. Draining 64 such slots,
-// 4 MiB, ReadFromUDPAddrPort took 205 ns a datagram against 160 for 4
-// slots and 175 for 8 (1500-datagram bursts from a GSO sender); it also
-// bounds what one conn takes from the read pool.
+// kernel's copy into them and ReadFrom's copy out, where 64 such slots
+// (4 MiB) would not; it also bounds what one conn takes from the read
+// pool.
 const groRunSlots = 8
 
 // countRead counts what a refill received, coalesced datagrams one by
 // one, and returns how many came coalesced.
-func (c *batched) countRead(res rxResult) int {
+func (r *reader) countRead(res rxResult) int {
 	datagrams, coalesced := 0, 0
 	if res.direct {
 		datagrams++
 	}
-	if r := &c.r; r.n > 0 {
+	if r.n > 0 {
 		for _, m := range r.blk.ring[:r.n] {
 			k := 1
 			if m.seg > 0 && m.n > m.seg {
@@ -293,9 +274,10 @@ func (c *batched) countRead(res rxResult) int {
 			datagrams += k
 		}
 	}
-	c.stats.datagramsRead.Add(uint64(datagrams))
+	stats := &r.s.stats
+	stats.datagramsRead.Add(uint64(datagrams))
 	if coalesced > 0 {
-		c.stats.offloadReceived.Add(uint64(coalesced))
+		stats.offloadReceived.Add(uint64(coalesced))
 	}
 	return coalesced
 }
@@ -322,6 +304,24 @@ func (r *reader) release() {
 		r.blk = nil
 	}
 	r.head, r.off, r.n = 0, 0, 0
+}
+
+// noteDrops records the kernel's count of receive-queue drops as it
+// stands, for Stats.
+func (r *reader) noteDrops() {
+	if d, ok := r.io.receiveDrops(); ok {
+		r.s.stats.noteDrops(d)
+	}
+}
+
+// close gives the slots of datagrams nobody will read back to the pool,
+// once the reader, woken by the closed socket, lets go; the read deadline
+// needs no timer any more.
+func (r *reader) close() {
+	r.mu.Lock()
+	r.release()
+	r.mu.Unlock()
+	r.deadline.stop()
 }
 
 // udpAddr converts a received address to the *net.UDPAddr plain returns:

@@ -27,7 +27,6 @@ type receiver struct {
 	loneIov   [1]unix.Iovec
 	loneName  [1]unix.RawSockaddrInet6
 	zones     zoneNames
-	ctlRoom   int      // control room given a message: rxOOBSpace, less in tests
 	groState  groState // whether the kernel coalesces received datagrams (UDP_GRO), or may
 	dropCount bool     // the kernel reports its receive-queue drops (SO_RXQ_OVFL)
 	waited    bool     // this call found the socket empty: it waits for it to become readable
@@ -45,7 +44,6 @@ const rxOOBSpace = 256
 // (kernel.go) allow it, and on slots that hold a coalesced 64 KiB.
 func (m *mmsgIO) initRecv(cfg *settings) {
 	rx := &m.rx
-	rx.ctlRoom = rxOOBSpace
 	if !cfg.NoOffload && !cfg.disabled.noGRO() && cfg.gates.gro && cfg.ReadSlotSize >= maxDatagram {
 		rx.groState = groOff
 	}
@@ -210,7 +208,7 @@ func (m *mmsgIO) layout(p []byte, blk *readBlock) {
 		hdr.Namelen = unix.SizeofSockaddrInet6
 		if control {
 			hdr.Control = &h.oob[i*rxOOBSpace]
-			hdr.SetControllen(rx.ctlRoom)
+			hdr.SetControllen(rxOOBSpace)
 		} else {
 			hdr.Control = nil
 			hdr.SetControllen(0)

@@ -38,7 +38,7 @@ func warmGRO(t *testing.T, rx net.PacketConn, tx *PacketConn) {
 func groSockopt(t *testing.T, c *PacketConn) int {
 	t.Helper()
 	v, err := -1, error(nil)
-	rc, _ := c.b().uc.SyscallConn()
+	rc, _ := c.b().s.uc.SyscallConn()
 	rc.Control(func(fd uintptr) { v, err = unix.GetsockoptInt(int(fd), unix.IPPROTO_UDP, unix.UDP_GRO) })
 	if err != nil {
 		t.Fatalf("getsockopt(UDP_GRO): %v", err)
@@ -114,7 +114,7 @@ func TestOptionsSetBeforeWrappingKeepGRODatagramsApart(t *testing.T) {
 			tx := newConn(a, &Config{MaxDelay: time.Hour}, hooks{idleGap: time.Hour})
 			defer tx.Close()
 			warmGRO(t, rx, tx)
-			rx.b().bio.(*mmsgIO).rx.ctlRoom = room
+			limitControlRoom(rx, room)
 
 			sizes := repeat(9, 1000)
 			sendRun(t, tx, rx.LocalAddr(), sizes)
@@ -181,7 +181,7 @@ func socketDrops(t *testing.T, c *PacketConn) uint64 {
 	var info [skMeminfoVars]uint32
 	size := uint32(unsafe.Sizeof(info))
 	var errno syscall.Errno
-	rc, _ := c.b().uc.SyscallConn()
+	rc, _ := c.b().s.uc.SyscallConn()
 	rc.Control(func(fd uintptr) {
 		_, _, errno = unix.Syscall6(unix.SYS_GETSOCKOPT, fd, unix.SOL_SOCKET, unix.SO_MEMINFO,
 			uintptr(unsafe.Pointer(&info[0])), uintptr(unsafe.Pointer(&size)), 0)

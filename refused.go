@@ -31,12 +31,12 @@ func callRefused(err error) bool {
 
 // refuseBatchCalls turns the conn's reads or writes (which) to plain,
 // for good, and those of conns made after it.
-func (c *batched) refuseBatchCalls(which uint32) {
+func (s *socket) refuseBatchCalls(which uint32) {
 	batchRefused.Or(which)
 	if which&recvRefused != 0 {
-		c.plainReads.Store(true)
+		s.plainReads.Store(true)
 	}
 	if which&sendRefused != 0 {
-		c.plainWrites.Store(true)
+		s.plainWrites.Store(true)
 	}
 }

@@ -22,10 +22,6 @@ type sender struct {
 	errno    syscall.Errno // the failure of the message after them
 	callback func(fd uintptr) bool
 	waiting  atomic.Bool // the poller waits for the socket to take more; read by Close
-
-	// fault, set by tests, fails a message as the kernel would, before
-	// the kernel sees it: the errors this kernel no longer returns.
-	fault func(h *mmsghdr) syscall.Errno
 }
 
 // oobSpace is the control buffer of one sent message: room for
@@ -161,12 +157,6 @@ func (m *mmsgIO) writeBatch(ms []txMsg, wh *txHeader) (int, error) {
 // send is the poller's callback: false means "wait until writable".
 func (m *mmsgIO) send(fd uintptr) bool {
 	tx := &m.tx
-	if tx.fault != nil {
-		if e := tx.fault(&tx.hdr.hdrs[0]); e != 0 {
-			tx.sent, tx.errno = 0, e
-			return true
-		}
-	}
 	for {
 		n, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd,
 			uintptr(unsafe.Pointer(&tx.hdr.hdrs[0])), uintptr(tx.messages), 0, 0, 0)

@@ -42,14 +42,14 @@ const wordSize = int(unsafe.Sizeof(uintptr(0)))
 // where it can: what only some conns need (GRO, the segmentation offload
 // probe, headers, buffers) waits until a conn needs it, so that a conn
 // that carries one query costs what a *net.UDPConn costs.
-func newBatchIO(uc *net.UDPConn, cfg *settings, stats *counters) (batchIO, sockInfo) {
+func newBatchIO(uc *net.UDPConn, cfg *settings, stats *counters) (rxIO, txIO, sockInfo) {
 	rc, err := uc.SyscallConn()
 	if err != nil {
-		return nil, sockInfo{}
+		return nil, nil, sockInfo{}
 	}
 	sock, ok := socketInfo(uc, rc)
 	if !ok {
-		return nil, sockInfo{}
+		return nil, nil, sockInfo{}
 	}
 	m := &mmsgIO{
 		rc:        rc,
@@ -67,7 +67,7 @@ func newBatchIO(uc *net.UDPConn, cfg *settings, stats *counters) (batchIO, sockI
 		m.sources = new(sources)
 		m.rx.wantControl()
 	}
-	return m, sock
+	return m, m, sock
 }
 
 // socketInfo learns the socket's family from its local address, which the

@@ -52,15 +52,8 @@ type Stats struct {
 	FlushIdle, FlushFull, FlushTimer, FlushRead, FlushExplicit, FlushClose uint64
 }
 
-// Stats returns the conn's counters. A conn served one datagram at a time
-// counts nothing.
-func (c *batched) Stats() Stats {
-	s := &c.stats
-	if !c.closed.Load() {
-		if d, ok := c.bio.receiveDrops(); ok {
-			s.noteDrops(d)
-		}
-	}
+// snapshot reads the counters.
+func (s *counters) snapshot() Stats {
 	return Stats{
 		DatagramsRead:    s.datagramsRead.Load(),
 		ReadCalls:        s.readCalls.Load(),

@@ -12,6 +12,10 @@ import (
 // writer is the write queue: datagrams accepted by WriteTo and not yet
 // handed to the kernel, payloads back to back in one arena.
 type writer struct {
+	s  *socket
+	io txIO    // the sending half of the system-call layer
+	in *reader // whose waiting requests say more answers are coming
+
 	mu sync.Mutex // held while the queue is sent, as plain holds its fd's write lock
 
 	// guarded by mu
@@ -39,58 +43,38 @@ type writer struct {
 	background   atomic.Bool          // the timer or a read holds mu, sending the queue: no caller waits on it
 	callersWait  atomic.Int32         // callers waiting for mu
 	oob          [oobSpaceDirect]byte // a direct send's source address (srcaddr.go); guarded by mu
+	deadline     deadline             // the write deadline, for queued datagrams
 }
 
-// WriteTo sends p to addr, as *net.UDPConn does, except that the datagram
-// may be queued to leave with others in one system call; p may be reused
-// as soon as WriteTo returns. Datagrams to one destination leave in
-// WriteTo order; across destinations, see the package documentation and
-// Config.StrictOrder.
-//
-// What plain refuses at once (a nil, non-UDP or wrong-family address, a
-// datagram too long for the family, a passed write deadline, a closed
-// conn) WriteTo refuses at once with plain's error. A queued datagram that
-// the kernel refuses when the queue is sent (a firewall rule, a route MTU
-// too small) is counted in Stats and reported by the next Flush or Close;
-// it never makes WriteTo or another datagram fail. When the queue is full,
-// WriteTo sends it first and so blocks, as plain blocks on a full socket
-// buffer, until the write deadline.
 func (c *batched) WriteTo(p []byte, addr net.Addr) (int, error) {
 	d := dest{via: viaWriteTo, addr: addr}
 	ua, _ := addr.(*net.UDPAddr)
-	ap, ok := c.queueable(ua, len(p))
+	ap, ok := c.s.queueable(ua, len(p))
 	if !ok {
-		return c.writePlain(p, &d)
+		return c.w.writePlain(p, &d)
 	}
 	d.ap = ap
-	return c.write(p, &d)
+	return c.w.write(p, &d)
 }
 
-// WriteToUDP is WriteTo with the destination as a *net.UDPAddr, as on
-// *net.UDPConn.
 func (c *batched) WriteToUDP(p []byte, addr *net.UDPAddr) (int, error) {
 	return c.WriteTo(p, addr)
 }
 
-// WriteToUDPAddrPort is WriteTo with the destination as a netip.AddrPort,
-// as on *net.UDPConn. It does not allocate.
 func (c *batched) WriteToUDPAddrPort(p []byte, addr netip.AddrPort) (int, error) {
 	d := dest{via: viaWriteToUDPAddrPort, ap: addr}
-	if !c.queueableAddrPort(addr, len(p)) {
-		return c.writePlain(p, &d)
+	if !c.s.queueableAddrPort(addr, len(p)) {
+		return c.w.writePlain(p, &d)
 	}
-	return c.write(p, &d)
+	return c.w.write(p, &d)
 }
 
-// Write sends p to the peer of a connected socket, as *net.UDPConn does,
-// queued as WriteTo queues. On a socket that is not connected it fails as
-// plain fails.
 func (c *batched) Write(p []byte) (int, error) {
-	d := dest{via: viaWrite, ap: c.peer}
-	if !c.peer.IsValid() || len(p) > payloadLimit(c.peer) {
-		return c.writePlain(p, &d)
+	d := dest{via: viaWrite, ap: c.s.peer}
+	if !c.s.peer.IsValid() || len(p) > payloadLimit(c.s.peer) {
+		return c.w.writePlain(p, &d)
 	}
-	return c.write(p, &d)
+	return c.w.write(p, &d)
 }
 
 // A dest is the destination of a write as its caller gave it: through
@@ -122,26 +106,26 @@ func (d *dest) plain(uc *net.UDPConn, p []byte) (int, error) {
 }
 
 // errAddr is the Addr of an error about this write, as plain puts it.
-func (c *batched) errAddr(d *dest) net.Addr {
+func (s *socket) errAddr(d *dest) net.Addr {
 	switch d.via {
 	case viaWriteTo:
 		return d.addr
 	case viaWriteToUDPAddrPort:
 		return addrOf(d.ap)
 	}
-	return c.raddr
+	return s.raddr
 }
 
 // queueable converts addr for the queue, reporting false where plain
 // would refuse the datagram at once or treats the address specially; such
 // datagrams go through plain itself, which gives its own answer.
-func (c *batched) queueable(ua *net.UDPAddr, n int) (netip.AddrPort, bool) {
+func (s *socket) queueable(ua *net.UDPAddr, n int) (netip.AddrPort, bool) {
 	if ua == nil || ua.Zone != "" || uint(ua.Port) > 0xffff {
 		return netip.AddrPort{}, false
 	}
 	var ip netip.Addr
 	if ip4 := ua.IP.To4(); ip4 != nil {
-		if c.sock.ipv6 && ip4.Equal(net.IPv4zero) { // plain sends that to ::
+		if s.info.ipv6 && ip4.Equal(net.IPv4zero) { // plain sends that to ::
 			return netip.AddrPort{}, false
 		}
 		ip = netip.AddrFrom4([4]byte(ip4))
@@ -151,21 +135,21 @@ func (c *batched) queueable(ua *net.UDPAddr, n int) (netip.AddrPort, bool) {
 		return netip.AddrPort{}, false
 	}
 	ap := netip.AddrPortFrom(ip, uint16(ua.Port))
-	return ap, c.queueableAddrPort(ap, n)
+	return ap, s.queueableAddrPort(ap, n)
 }
 
-func (c *batched) queueableAddrPort(ap netip.AddrPort, n int) bool {
+func (s *socket) queueableAddrPort(ap netip.AddrPort, n int) bool {
 	ip := ap.Addr()
-	if c.raddr != nil || !ip.IsValid() || ip.Zone() != "" || ap.Port() == 0 {
+	if s.raddr != nil || !ip.IsValid() || ip.Zone() != "" || ap.Port() == 0 {
 		return false // plain's error, or the kernel's EINVAL for port 0
 	}
 	if ip.Is4() || ip.Is4In6() {
 		// An IPv6 socket sends IPv4 as IPv4-mapped, which a v6only one
 		// refuses. Whether the kernel takes the limited broadcast depends
 		// on SO_BROADCAST and the route: let plain ask it, at once.
-		return !c.sock.v6only && n <= maxPayload4 && ip.Unmap() != limitedBroadcast
+		return !s.info.v6only && n <= maxPayload4 && ip.Unmap() != limitedBroadcast
 	}
-	return c.sock.ipv6 && n <= maxPayload6
+	return s.info.ipv6 && n <= maxPayload6
 }
 
 var limitedBroadcast = netip.AddrFrom4([4]byte{255, 255, 255, 255})
@@ -176,8 +160,9 @@ const (
 )
 
 // write queues p for d, or sends it at once where waiting buys nothing.
-func (c *batched) write(p []byte, d *dest) (int, error) {
-	w := &c.w
+func (w *writer) write(p []byte, d *dest) (int, error) {
+	s := w.s
+	cfg := &s.cfg
 	// The time of the call, read before waiting for the lock: a writer
 	// that waited while another sent is not idle.
 	var now int64
@@ -186,8 +171,8 @@ func (c *batched) write(p []byte, d *dest) (int, error) {
 	}
 	w.lockForCaller()
 	defer w.mu.Unlock()
-	if c.closed.Load() || c.plainWrites.Load() {
-		return c.writePlainLocked(p, d)
+	if s.closed.Load() || s.plainWrites.Load() {
+		return w.writePlainLocked(p, d)
 	}
 	if len(w.msgs) == 0 {
 		// Nothing queued. Unless more datagrams are on their way (the
@@ -200,30 +185,30 @@ func (c *batched) write(p []byte, d *dest) (int, error) {
 			now = monoNow()
 		}
 		since := now - w.lastSend
-		recent := since < int64(c.cfg.idleGap)
-		if recent && w.eager > 0 && c.r.buffered.Load() == 0 && c.cfg.idleGap == defaultIdleGap {
+		recent := since < int64(cfg.idleGap)
+		if recent && w.eager > 0 && w.in.waiting() == 0 {
 			recent = false // recent sends were not a loop's: see eagerRun
 			w.eager--
 		}
-		if c.cfg.BatchSize == 1 || !recent && (c.r.buffered.Load() == 0 || since >= int64(c.cfg.MaxDelay)) {
-			n, err := c.sendNow(p, d, true)
+		if cfg.BatchSize == 1 || !recent && (w.in.waiting() == 0 || since >= int64(cfg.MaxDelay)) {
+			n, err := w.sendNow(p, d, true)
 			w.lastSend = monoNow()
 			return n, err
 		}
 		w.afterSend = recent
 	}
-	if c.writeDeadline.passed() {
-		return c.writePlainLocked(p, d)
+	if w.deadline.passed() {
+		return w.writePlainLocked(p, d)
 	}
-	limit := c.bio.batchLimit()
-	if w.full(limit, &c.cfg) || w.blk != nil && w.used+len(p) > len(w.blk.arena) {
-		if err := c.flushLocked(causeFull); err != nil {
-			return 0, c.opError("write", c.errAddr(d), unwrapRaw(err))
+	limit := w.io.batchLimit()
+	if w.full(limit, cfg) || w.blk != nil && w.used+len(p) > len(w.blk.arena) {
+		if err := w.flushLocked(causeFull); err != nil {
+			return 0, s.opError("write", s.errAddr(d), unwrapRaw(err))
 		}
 	}
 	if w.blk == nil {
-		w.take(&c.cfg)
-		w.grouped = !c.cfg.StrictOrder && c.bio.segments()
+		w.take(cfg)
+		w.grouped = !cfg.StrictOrder && w.io.segments()
 	}
 	w.push(p, d.ap)
 	if len(w.msgs) == 1 {
@@ -231,20 +216,20 @@ func (c *batched) write(p []byte, d *dest) (int, error) {
 			now = monoNow()
 		}
 		w.oldest.Store(now)
-		w.arm(c)
+		w.arm()
 	}
 	switch {
-	case w.full(limit, &c.cfg):
+	case w.full(limit, cfg):
 		// A full batch leaves now. If it cannot (a passed deadline), p
 		// stays queued and was accepted: this WriteTo still succeeds.
-		c.flushLocked(causeFull)
-	case w.ageDue() && monoNow()-w.oldest.Load() >= int64(c.cfg.MaxDelay):
+		w.flushLocked(causeFull)
+	case w.ageDue() && monoNow()-w.oldest.Load() >= int64(cfg.MaxDelay):
 		// A writer too slow to fill a batch within MaxDelay sends it
 		// itself, sparing the timer's goroutine the lock it holds, and not
 		// relying on it: where every CPU the process has is busy, the
 		// timer's goroutine waits for the scheduler to preempt one, up to
 		// tens of milliseconds (BenchmarkQueueWaitUnderContention).
-		c.flushLocked(causeTimer)
+		w.flushLocked(causeTimer)
 	}
 	return len(p), nil
 }
@@ -271,46 +256,47 @@ const eagerRun = 256
 // sendNow sends one datagram through plain, counting it in Stats; idle
 // tells a datagram sent at once for want of company from one plain had to
 // judge.
-func (c *batched) sendNow(p []byte, d *dest, idle bool) (int, error) {
-	c.w.plainSending.Store(true) // plain may block: Close need not wait
+func (w *writer) sendNow(p []byte, d *dest, idle bool) (int, error) {
+	uc, stats := w.s.uc, &w.s.stats
+	w.plainSending.Store(true) // plain may block: Close need not wait
 	var n int
 	var err error
-	if k := c.bio.putSourceFor(c.w.oob[:], d.ap); k > 0 && d.via != viaWrite {
-		n, _, err = c.uc.WriteMsgUDPAddrPort(p, c.w.oob[:k], d.ap)
+	if k := w.io.putSourceFor(w.oob[:], d.ap); k > 0 && d.via != viaWrite {
+		n, _, err = uc.WriteMsgUDPAddrPort(p, w.oob[:k], d.ap)
 	} else {
-		n, err = d.plain(c.uc, p)
+		n, err = d.plain(uc, p)
 	}
-	c.w.plainSending.Store(false)
+	w.plainSending.Store(false)
 	if idle && (err == nil || !connError(err)) {
-		c.stats.flushIdle.Add(1)
+		stats.flushIdle.Add(1)
 	}
 	var se *os.SyscallError
 	if err == nil || errors.As(err, &se) { // else plain made no system call
-		c.stats.writeCalls.Add(1)
+		stats.writeCalls.Add(1)
 	}
 	if err == nil {
-		c.stats.datagramsWritten.Add(1)
+		stats.datagramsWritten.Add(1)
 	}
 	return n, err
 }
 
 // writePlain hands a datagram that plain treats specially to plain, after
 // the queue, so that order holds whatever plain decides.
-func (c *batched) writePlain(p []byte, d *dest) (int, error) {
-	c.w.lockForCaller()
-	defer c.w.mu.Unlock()
-	return c.writePlainLocked(p, d)
+func (w *writer) writePlain(p []byte, d *dest) (int, error) {
+	w.lockForCaller()
+	defer w.mu.Unlock()
+	return w.writePlainLocked(p, d)
 }
 
 // If the queue cannot go (a passed deadline, a closed socket), plain is
 // still asked: it checks the address before the deadline, as the caller
 // expects, and cannot send past the queue, since the poller that stopped
 // the queue stops it too.
-func (c *batched) writePlainLocked(p []byte, d *dest) (int, error) {
-	if !c.closed.Load() && len(c.w.msgs) > 0 {
-		c.flushLocked(causeExplicit)
+func (w *writer) writePlainLocked(p []byte, d *dest) (int, error) {
+	if !w.s.closed.Load() && len(w.msgs) > 0 {
+		w.flushLocked(causeExplicit)
 	}
-	return c.sendNow(p, d, false)
+	return w.sendNow(p, d, false)
 }
 
 // lockForCaller takes mu for a caller's WriteTo or Flush, letting Close

@@ -37,7 +37,7 @@ func TestQueueWithoutRunsIsSentAtABatch(t *testing.T) {
 			cfg := tc.cfg
 			cfg.BatchSize = batch
 			c, _ := queuedPair(t, cfg)
-			if !c.b().bio.segments() {
+			if !c.b().w.io.segments() {
 				t.Skip("the kernel has no UDP GSO")
 			}
 			for i := range 2 * batch {
