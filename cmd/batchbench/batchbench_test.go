@@ -115,14 +115,16 @@ func checkRun(t *testing.T, j job, p params) {
 }
 
 // TestModes: each scenario runs plain first, then the modes that fit
-// it: the loops where they stand in for the conn, rawgro where runs come
-// coalesced, strict where a server sends to many peers in turn.
+// it: the loops where they stand in for the conn, rawgso where batchconn
+// sends runs with GSO, rawgro where runs come coalesced, strict where a
+// server sends to many peers in turn.
 func TestModes(t *testing.T) {
 	loops := []string{"send", "send16", "recv", "recvgso"}
 	for _, sc := range allScenarios {
 		want := map[mode]bool{
 			modeXnet:   slices.Contains(loops, sc.name) || sc.name == "echo" || sc.name == "pingpong",
 			modeRaw:    slices.Contains(loops, sc.name) && rawAvailable,
+			modeRawGSO: (sc.name == "send" || sc.name == "send16") && rawAvailable,
 			modeRawGRO: sc.name == "recvgso" && rawAvailable,
 			modeStrict: sc.name == "fanout",
 		}
@@ -132,11 +134,11 @@ func TestModes(t *testing.T) {
 				t.Errorf("%s runs %s: %v, want %v", sc.name, m, has, want)
 			}
 		}
-		if modes[0] != modePlain || !slices.Contains(modes, modeBatch) || slices.Contains(sc.modesFor(&remote{}), modeRaw) {
+		if modes[0] != modePlain || !slices.Contains(modes, modeBatch) || slices.ContainsFunc(sc.modesFor(&remote{}), mode.raw) {
 			t.Errorf("%s runs %v, with -target %v", sc.name, modes, sc.modesFor(&remote{}))
 		}
 	}
-	for _, m := range []mode{modeXnet, modeRaw, modeRawGRO} {
+	for _, m := range []mode{modeXnet, modeRaw, modeRawGSO, modeRawGRO} {
 		if !m.loop() || m.batched() {
 			t.Errorf("%s: loop %v, batched %v", m, m.loop(), m.batched())
 		}

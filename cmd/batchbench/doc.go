@@ -22,8 +22,15 @@
 //   - xnet: the scenario's loop written by hand with x/net's ReadBatch and
 //     WriteBatch of 64 messages: the alternative to batchconn.
 //   - raw (Linux): the same loop calling sendmmsg and recvmmsg directly, no
-//     offload; rawgro (recvgso): raw's reads with UDP_GRO, each buffer
-//     split in place. The system calls with nothing in between.
+//     offload, doing what a conn must and no more: each payload is copied
+//     from the caller's buffer into a message and its destination encoded,
+//     each datagram received is copied out of its message into the
+//     caller's buffer and its sender decoded. rawgso (send, send16): raw's
+//     sends with UDP_SEGMENT, each queue of batchconn's size sent as runs
+//     of each destination's datagrams, as batchconn sends them. rawgro
+//     (recvgso): raw's reads with UDP_GRO, each run cut into its
+//     datagrams, each copied out. The system calls with nothing in
+//     between: a ceiling for the conns.
 //
 // # Scenarios
 //

@@ -26,17 +26,36 @@ func newLoop(m mode, uc *net.UDPConn, slot int, dsts []netip.AddrPort) (batchLoo
 	return newRawConn(uc, slot, dsts)
 }
 
-// sendBatches is blast for a loop: it fills the batch with copies of the
-// payload, stamped and addressed in turn, sends it, and so on until end
-// (looked at before each batch); it returns how many the kernel took.
+// loopSender is blast for mode m's loop on uc, sending datagrams of size
+// to dsts in turn until the end it is given.
+func loopSender(m mode, uc *net.UDPConn, size int, dsts []netip.AddrPort) (func(end time.Time) (uint64, error), error) {
+	if m == modeRawGSO {
+		g, err := newRawGSOSender(uc, size, dsts)
+		if err != nil {
+			return nil, err
+		}
+		return g.sendUntil, nil
+	}
+	l, err := newLoop(m, uc, size, dsts)
+	if err != nil {
+		return nil, err
+	}
+	return func(end time.Time) (uint64, error) { return sendBatches(l, size, len(dsts), end) }, nil
+}
+
+// sendBatches is blast for a loop: it stamps each datagram in the
+// caller's buffer and copies it into the next message's, as WriteTo hands
+// a conn its payload to copy, addresses it in turn, sends the batch, and
+// so on until end (looked at before each batch); it returns how many the
+// kernel took.
 func sendBatches(l batchLoop, size, ndst int, end time.Time) (uint64, error) {
-	payload := make([]byte, size)
+	buf := make([]byte, size) // the caller's
 	var seq uint64
 	for time.Now().Before(end) {
 		for i := range batchSize {
 			n := seq + uint64(i)
-			copy(l.buf(i), payload)
-			stamp(l.buf(i)[:size], n)
+			stamp(buf, n)
+			copy(l.buf(i), buf)
 			l.to(i, int(n%uint64(ndst)))
 		}
 		sent, err := l.writeBatch()
@@ -48,8 +67,8 @@ func sendBatches(l batchLoop, size, ndst int, end time.Time) (uint64, error) {
 	return seq, nil
 }
 
-// batchReader is a receiver's read for a loop: one readBatch, each
-// datagram checked with ord.
+// batchReader is a receiver's read for xnet: one readBatch, each
+// datagram checked with ord where x/net's message holds it.
 func batchReader(l batchLoop, ord *order, size int) func() (uint64, error) {
 	return func() (uint64, error) {
 		n, err := l.readBatch()

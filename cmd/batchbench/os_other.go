@@ -10,7 +10,7 @@ import (
 )
 
 // rawAvailable says whether the raw modes run here: not without Linux's
-// sendmmsg, recvmmsg and UDP_GRO. The scenarios leave them out.
+// sendmmsg, recvmmsg, UDP_SEGMENT and UDP_GRO. The scenarios leave them out.
 const rawAvailable = false
 
 var errRawUnavailable = errors.New("the raw modes need Linux")
@@ -23,7 +23,15 @@ func newRawConn(*net.UDPConn, int, []netip.AddrPort) (*rawConn, error) {
 
 func newRawGROReceiver(*net.UDPConn) (*rawConn, error) { return nil, errRawUnavailable }
 
-func (*rawConn) groReader(*order, int) func() (uint64, error) { return nil }
+func (*rawConn) reader(*order, int) func() (uint64, error) { return nil }
+
+type gsoSender struct{}
+
+func newRawGSOSender(*net.UDPConn, int, []netip.AddrPort) (*gsoSender, error) {
+	return nil, errRawUnavailable
+}
+
+func (*gsoSender) sendUntil(time.Time) (uint64, error) { return 0, errRawUnavailable }
 
 // pinToCPU does nothing: elsewhere batchconn is plain, and its datagrams
 // leave from the writer's goroutine alone.

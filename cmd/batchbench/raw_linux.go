@@ -14,8 +14,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// rawAvailable says whether the raw modes, raw and rawgro, run here: on
-// Linux, which has sendmmsg, recvmmsg and UDP_GRO.
+// rawAvailable says whether the raw modes, raw, rawgso and rawgro, run
+// here: on Linux, which has sendmmsg, recvmmsg, UDP_SEGMENT and UDP_GRO.
 const rawAvailable = true
 
 const (
@@ -35,14 +35,18 @@ type mmsghdr struct {
 
 // rawConn is the raw mode's batchLoop: sendmmsg or recvmmsg of batchSize
 // messages, one datagram each, through syscall.RawConn. With gro (rawgro)
-// the socket has UDP_GRO, and each buffer takes a coalesced run.
+// the socket has UDP_GRO, and each buffer takes a coalesced run. rawgso's
+// sender (raw_gso_linux.go) makes the call with headers of its own.
 type rawConn struct {
 	rc    syscall.RawConn
 	hdrs  []mmsghdr
 	iovs  []unix.Iovec
 	bufs  [][]byte
-	names []*byte // sending: the destinations' sockaddr_in
-	from  []unix.RawSockaddrInet6
+	send  bool                    // sendmmsg, not recvmmsg
+	dsts  []netip.AddrPort        // sending: the destinations, as a caller names them
+	names []unix.RawSockaddrInet4 // sending: each message's destination, encoded by to
+	from  []unix.RawSockaddrInet6 // receiving: each message's sender
+	peer  netip.AddrPort          // receiving: the last datagram's sender, as ReadFrom returns it
 	gro   bool
 	ctrl  []byte // rawgro: groControl bytes a message
 
@@ -78,15 +82,43 @@ func newRawConn(uc *net.UDPConn, slot int, dsts []netip.AddrPort) (*rawConn, err
 		}
 		return r, nil
 	}
+	if err := r.sendTo(dsts); err != nil {
+		return nil, err
+	}
+	r.names = make([]unix.RawSockaddrInet4, batchSize)
+	return r, nil
+}
+
+// sendTo makes r a sender to dsts, which must be IPv4 addresses.
+func (r *rawConn) sendTo(dsts []netip.AddrPort) error {
 	for _, ap := range dsts {
 		if !ap.Addr().Is4() {
-			return nil, fmt.Errorf("raw: %v is not an IPv4 address", ap)
+			return fmt.Errorf("raw: %v is not an IPv4 address", ap)
 		}
-		sa := &unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: ap.Addr().As4()}
-		binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&sa.Port))[:], ap.Port())
-		r.names = append(r.names, (*byte)(unsafe.Pointer(sa)))
 	}
-	return r, nil
+	r.send, r.dsts = true, dsts
+	return nil
+}
+
+// putSockaddr encodes ap, an IPv4 address, as the kernel takes it, as a
+// conn does for each message it sends to a netip.AddrPort.
+func putSockaddr(sa *unix.RawSockaddrInet4, ap netip.AddrPort) {
+	sa.Family, sa.Addr = unix.AF_INET, ap.Addr().As4()
+	binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&sa.Port))[:], ap.Port())
+}
+
+// sockaddrAddrPort decodes the sender the kernel wrote into sa, as a conn
+// does for each message it receives: the zero AddrPort if none. (An IPv6
+// address's zone is not looked up: the raw modes run on IPv4 loopback.)
+func sockaddrAddrPort(sa *unix.RawSockaddrInet6) netip.AddrPort {
+	port := binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&sa.Port))[:])
+	switch sa.Family {
+	case unix.AF_INET:
+		return netip.AddrPortFrom(netip.AddrFrom4((*unix.RawSockaddrInet4)(unsafe.Pointer(sa)).Addr), port)
+	case unix.AF_INET6:
+		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), port)
+	}
+	return netip.AddrPort{}
 }
 
 // newRawGROReceiver is rawgro's receiver: UDP_GRO on, groMessages
@@ -118,7 +150,8 @@ func newRawGROReceiver(uc *net.UDPConn) (*rawConn, error) {
 func (r *rawConn) buf(i int) []byte { return r.bufs[i] }
 func (r *rawConn) msg(i int) []byte { return r.bufs[i][:r.hdrs[i].n] }
 func (r *rawConn) to(i, dst int) {
-	r.hdrs[i].hdr.Name, r.hdrs[i].hdr.Namelen = r.names[dst], unix.SizeofSockaddrInet4
+	putSockaddr(&r.names[i], r.dsts[dst])
+	r.hdrs[i].hdr.Name, r.hdrs[i].hdr.Namelen = (*byte)(unsafe.Pointer(&r.names[i])), unix.SizeofSockaddrInet4
 }
 
 // writeBatch sends all of hdrs, in as many calls as the kernel needs,
@@ -160,7 +193,7 @@ func (r *rawConn) readBatch() (int, error) {
 // the socket is ready".
 func (r *rawConn) call(fd uintptr) bool {
 	trap, name := uintptr(unix.SYS_RECVMMSG), "recvmmsg"
-	if r.names != nil {
+	if r.send {
 		trap, name = unix.SYS_SENDMMSG, "sendmmsg"
 	}
 	for {
@@ -179,29 +212,42 @@ func (r *rawConn) call(fd uintptr) bool {
 	}
 }
 
-// groReader is rawgro's read: one readBatch, each message split in place
-// into the datagrams GRO coalesced into it, each checked with ord; a
-// truncated control message loses the segment size, an error.
-func (r *rawConn) groReader(ord *order, size int) func() (uint64, error) {
+// reader is raw's and rawgro's read: one readBatch, then, as a conn's
+// ReadFrom takes each datagram from its ring, each message's sender
+// decoded and each datagram copied out of the message's buffer into one
+// caller's buffer of maxDatagram bytes, where ord checks it. rawgro cuts
+// each message into the datagrams GRO coalesced into it; a truncated
+// control message loses the segment size, an error.
+func (r *rawConn) reader(ord *order, size int) func() (uint64, error) {
+	p := make([]byte, maxDatagram)
 	return func() (uint64, error) {
 		n, err := r.readBatch()
 		var count uint64
 		for i := range n {
-			h := &r.hdrs[i].hdr
-			if h.Flags&unix.MSG_CTRUNC != 0 {
-				return count, errors.New("rawgro: recvmmsg truncated a message's control data (MSG_CTRUNC)")
+			from := sockaddrAddrPort(&r.from[i])
+			if !from.IsValid() {
+				return count, fmt.Errorf("raw: recvmmsg gave a sender of family %d", r.from[i].Family)
 			}
-			seg, err := groSize(r.ctrl[i*groControl : i*groControl+int(h.Controllen)])
-			if err != nil {
-				return count, err
+			seg := 0
+			if h := &r.hdrs[i].hdr; r.gro {
+				if h.Flags&unix.MSG_CTRUNC != 0 {
+					return count, errors.New("rawgro: recvmmsg truncated a message's control data (MSG_CTRUNC)")
+				}
+				var err error
+				if seg, err = groSize(r.ctrl[i*groControl : i*groControl+int(h.Controllen)]); err != nil {
+					return count, err
+				}
 			}
-			b := r.msg(i)
-			for ; seg > 0 && len(b) > seg; b = b[seg:] {
-				ord.see(b[:seg], size)
+			for b, more := r.msg(i), true; more; {
+				d := b
+				if seg > 0 && len(b) > seg {
+					d = b[:seg]
+				}
+				b, more = b[len(d):], len(b) > len(d) // the last may be shorter; a lone one, of any length
+				r.peer = from
+				ord.see(p[:copy(p, d)], size)
 				count++
 			}
-			ord.see(b, size) // the last, which may be shorter; or the only one
-			count++
 		}
 		return count, err
 	}

@@ -72,19 +72,19 @@ func runRecvFrom(p params, feed *batchconn.Config, nfeed int) (s sample) {
 // newReceiver returns the conn under test (the socket for the loops) and
 // a read of it that checks each datagram with ord and says how many.
 func newReceiver(m mode, uc *net.UDPConn, ord *order, size int) (net.PacketConn, func() (uint64, error), error) {
-	switch {
-	case m == modeRawGRO:
-		r, err := newRawGROReceiver(uc)
+	switch m {
+	case modeRaw, modeRawGRO:
+		newRaw := func(uc *net.UDPConn) (*rawConn, error) { return newRawConn(uc, maxDatagram, nil) }
+		if m == modeRawGRO {
+			newRaw = newRawGROReceiver
+		}
+		r, err := newRaw(uc)
 		if err != nil {
 			return nil, nil, err
 		}
-		return uc, r.groReader(ord, size), nil
-	case m.loop():
-		l, err := newLoop(m, uc, maxDatagram, nil)
-		if err != nil {
-			return nil, nil, err
-		}
-		return uc, batchReader(l, ord, size), nil
+		return uc, r.reader(ord, size), nil
+	case modeXnet:
+		return uc, batchReader(newXnetConn(uc, maxDatagram, nil), ord, size), nil
 	}
 	pc := wrap(uc, m)
 	buf := make([]byte, maxDatagram)

@@ -74,7 +74,7 @@ func TestReportIsForUsers(t *testing.T) {
 	for _, want := range []string{
 		"send: one goroutine writes",
 		"DELIVERED/S", "CPU µs/DG", "KERNEL DROPS", "RESPONSES/S",
-		"VS PLAIN: the figure over plain's", "xnet = a loop over", "rawgro = raw with UDP GRO",
+		"VS PLAIN: the figure over plain's", "xnet = a loop over", "rawgso, rawgro = raw with UDP GSO, GRO",
 		"fanout: 1200 B datagrams round-robin to 16 receivers", "strict = StrictOrder",
 		"allocs: heap objects",
 	} {

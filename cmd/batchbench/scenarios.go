@@ -35,6 +35,7 @@ const (
 	modeNoOffload mode = "nooffload" // Config.NoOffload
 	modeXnet      mode = "xnet"      // x/net's ReadBatch and WriteBatch (xnet.go)
 	modeRaw       mode = "raw"       // sendmmsg and recvmmsg (raw_linux.go)
+	modeRawGSO    mode = "rawgso"    // raw's sendmmsg with UDP_SEGMENT (raw_gso_linux.go)
 	modeRawGRO    mode = "rawgro"    // raw's recvmmsg with UDP_GRO
 )
 
@@ -42,12 +43,17 @@ const (
 var (
 	serverModes = []mode{modePlain, modeBatch, modeNoOffload, modeXnet}
 	loopModes   = []mode{modePlain, modeBatch, modeNoOffload, modeXnet, modeRaw}
+	sendModes   = []mode{modePlain, modeBatch, modeNoOffload, modeXnet, modeRaw, modeRawGSO}
 	groModes    = []mode{modePlain, modeBatch, modeNoOffload, modeXnet, modeRaw, modeRawGRO}
 	twoModes    = []mode{modePlain, modeBatch}
 )
 
 // loop reports whether the mode is a loop on the socket, not a conn.
-func (m mode) loop() bool { return m == modeXnet || m == modeRaw || m == modeRawGRO }
+func (m mode) loop() bool { return m == modeXnet || m.raw() }
+
+// raw reports whether the mode is one of the raw loops, which run on
+// Linux and loopback alone.
+func (m mode) raw() bool { return m == modeRaw || m == modeRawGSO || m == modeRawGRO }
 
 // batched reports whether the conn under test is a batchconn.
 func (m mode) batched() bool { return m == modeBatch || m == modeStrict || m == modeNoOffload }
@@ -97,9 +103,9 @@ type scenario struct {
 
 var allScenarios = []scenario{
 	{name: "send", about: "one goroutine writes to one receiver as fast as the conn takes datagrams (a bulk sender)",
-		unit: "datagram", modes: loopModes, remoteOK: true, run: runSend},
+		unit: "datagram", modes: sendModes, remoteOK: true, run: runSend},
 	{name: "send16", about: "the same, round-robin to 16 receivers (a server answering many peers: no two datagrams in a row to one)",
-		unit: "datagram", modes: loopModes, remoteOK: true, run: runSend16},
+		unit: "datagram", modes: sendModes, remoteOK: true, run: runSend16},
 	{name: "fanout", about: "1200 B datagrams round-robin to 16 receivers that read through batchconn, as batching peers do (a media relay or game server sending each packet to many peers)",
 		unit: "datagram", modes: []mode{modePlain, modeBatch, modeStrict, modeNoOffload}, fixedSize: fanoutSize, remoteOK: true, run: runFanout},
 	{name: "recv", about: "one goroutine reads while two senders keep its queue full (a busy server's reads)",
@@ -124,7 +130,7 @@ var allScenarios = []scenario{
 // has their calls, and on loopback, where they are the calls alone.
 func (sc scenario) modesFor(remote *remote) []mode {
 	return slices.DeleteFunc(slices.Clone(sc.modes), func(m mode) bool {
-		return (m == modeRaw || m == modeRawGRO) && (remote != nil || !rawAvailable)
+		return m.raw() && (remote != nil || !rawAvailable)
 	})
 }
 

@@ -49,13 +49,11 @@ func runSendTo(p params, ndst int, byAddrPort bool, kind sinkKind) (s sample) {
 	if kind == timedSinks {
 		send = func(end time.Time) (uint64, error) { return trickle(tx, net.UDPAddrFromAddrPort(dsts[0]), p.size, end) }
 	} else if p.mode.loop() {
-		loop, err := newLoop(p.mode, txc, p.size, dsts)
-		if err != nil {
+		if send, err = loopSender(p.mode, txc, p.size, dsts); err != nil {
 			txc.Close()
 			s.problem("%v", err)
 			return s
 		}
-		send = func(end time.Time) (uint64, error) { return sendBatches(loop, p.size, ndst, end) }
 	}
 	stop := meter()
 	start := time.Now()

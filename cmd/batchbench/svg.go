@@ -34,6 +34,7 @@ var modeColors = map[mode]string{
 	modeNoOffload: "#64b5f6",
 	modeXnet:      "#ef6c00",
 	modeRaw:       "#6d4c41",
+	modeRawGSO:    "#8d6e63",
 	modeRawGRO:    "#a1887f",
 }
 

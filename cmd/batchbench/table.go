@@ -12,7 +12,7 @@ import (
 const legend = `
 VS PLAIN: the figure over plain's in this run: for rates higher is better, for CPU, delay and memory lower.
 Modes: batchconn = New(conn, nil); strict = StrictOrder; nooffload = NoOffload; xnet = a loop over x/net's
-ReadBatch/WriteBatch; raw = sendmmsg/recvmmsg; rawgro = raw with UDP GRO. More: go doc ./cmd/batchbench.
+ReadBatch/WriteBatch; raw = sendmmsg/recvmmsg; rawgso, rawgro = raw with UDP GSO, GRO. More: go doc ./cmd/batchbench.
 `
 
 // writeTable writes a block per scenario, each mode's figures beside
