@@ -9,8 +9,8 @@ import (
 
 // deadline is a read or write deadline as the runtime's poller keeps one:
 // a flag that a timer sets when the time comes, so that the hot path
-// tests it with an atomic load and reads no clock. (A clock read on every
-// ReadFrom served from the ring was a tenth of its cost at 1200 B.)
+// tests it with an atomic load and reads no clock, which costs as much as
+// a good part of a ReadFrom served from the ring.
 //
 // The timer is made and set lazily, by the first test of a deadline that
 // has not passed: a conn whose calls all reach the poller, which tests

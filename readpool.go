@@ -23,8 +23,8 @@ import (
 // point into them, wired once when the block is made. Blocks come in
 // power-of-two sizes. Given-back blocks wait on one free list per size for
 // the next refill, whichever goroutine or CPU it runs on (sync.Pool's
-// per-CPU caches would keep a block per CPU for one busy conn: 8 MiB
-// where 4 do on two cores, measured with the flood test), and those that
+// per-CPU caches would keep a block per CPU for one busy conn), and
+// those that
 // wait unused through two ages, a second or more apart, each after a
 // garbage collection, are left to the collector, so that memory taken by
 // a burst goes back once the burst is over.
@@ -39,11 +39,10 @@ import (
 const readPoolLimit = 32 << 20
 
 // readPoolKeep bounds the bytes of given-back blocks kept for reuse, the
-// whole process together: as many as may be in use. Less made conns that
-// take turns (an echo server and its client in one process, measured)
-// drop blocks and make them again, 4 MiB zeroed each time, for a fifth of
-// their time; what is kept goes back to the collector within seconds
-// once unused (readPoolAge).
+// whole process together: as many as may be in use. With less, conns
+// that take turns (an echo server and its client in one process) drop
+// blocks and make them again, 4 MiB zeroed each time; what is kept goes
+// back to the collector within seconds once unused (readPoolAge).
 const readPoolKeep = readPoolLimit
 
 // readPoolInUse is the bytes of slots taken and not yet returned, and

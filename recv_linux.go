@@ -102,7 +102,7 @@ func (m *mmsgIO) gro() groState { return m.rx.groState }
 
 // enableGRO turns UDP GRO on. Turning it on for the first socket of the
 // machine flips a kernel-wide switch (the UDP encapsulation static key,
-// code patched on every CPU), which costs about a millisecond here, and
+// code patched on every CPU), which costs about a millisecond, and
 // closing the last such socket flips it back: a price only a conn that
 // receives bulk from one sender repays.
 func (m *mmsgIO) enableGRO() {

@@ -13,8 +13,7 @@ import "sync"
 // each destination's share of it holds: 13 datagrams of 1200 B for 16
 // peers in 256 KiB. Such a conn's next queue takes a wide block, of
 // wideQueueBytes, which the datagram limit (8 x BatchSize) fills with 32
-// for each: batchbench fanout, 3 interleaved runs, 8.7-9.5x plain with
-// 256 KiB against 11.1-11.4x with 1 MiB and 11.1-11.5x with 2 MiB. A conn
+// for each (batchbench fanout shows what the wider runs gain). A conn
 // that sends to one destination, or that set QueueBytes, keeps its bound.
 type writeBlock struct {
 	arena []byte

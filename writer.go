@@ -237,8 +237,8 @@ func (w *writer) write(p []byte, d *dest) (int, error) {
 // ageDue reports whether a queued WriteTo looks at the queue's age: at
 // every datagram of a short queue, whose writer may stop at any one of
 // them (a burst), and at every 16th of a long one, whose writer is in a
-// loop that fills it well within MaxDelay: a clock reading costs about
-// a tenth of a queued datagram. w.mu is held.
+// loop that fills it well within MaxDelay, for whom a clock reading at
+// every datagram would be a cost of its own. w.mu is held.
 func (w *writer) ageDue() bool {
 	n := len(w.msgs)
 	return n > 1 && (n < 16 || n%16 == 0)
