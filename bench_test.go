@@ -10,7 +10,11 @@ import (
 )
 
 // Benchmarks come in pairs, BenchmarkX/plain/... and BenchmarkX/batchconn/...,
-// so that benchstat sets them side by side. Each reports datagrams/s.
+// so that benchstat sets them side by side. Each reports datagrams/s. The
+// bulk ones have a third beside them on Linux, BenchmarkX/bare/..., a bare
+// loop that does the conn's work and nothing else
+// (bench_bare_linux_test.go): batchconn over bare is what the code costs,
+// batchconn over plain what a user gains on this machine.
 
 var benchKinds = []kind{kinds[0], kinds[1]}
 
@@ -24,8 +28,9 @@ func reportRate(b *testing.B, n int) {
 // until Close returns. The sink does not read: the kernel drops what
 // overflows its buffer, on both sides of the comparison alike.
 func BenchmarkWriteTo(b *testing.B) {
-	for _, k := range benchKinds {
-		for _, size := range benchSizes {
+	for _, size := range benchSizes {
+		benchBareWrites(b, "bare/"+strconv.Itoa(size)+"B", size, 1)
+		for _, k := range benchKinds {
 			b.Run(k.name+"/"+strconv.Itoa(size)+"B", func(b *testing.B) {
 				sink := listenLoopback(b)
 				defer sink.Close()
@@ -52,20 +57,28 @@ func BenchmarkWriteTo(b *testing.B) {
 // BenchmarkWriteToUDPAddrPort is BenchmarkWriteTo round-robin over 16
 // destinations, through WriteToUDPAddrPort.
 func BenchmarkWriteToUDPAddrPort(b *testing.B) {
+	benchBareWrites(b, "bare/64B/16dst", 64, 16)
 	for _, k := range benchKinds {
 		b.Run(k.name+"/64B/16dst", func(b *testing.B) { benchRoundRobin(b, k, 64, 16) })
 	}
 }
 
+// benchSinks opens n sockets on loopback that never read, closed when the
+// benchmark ends, and returns their addresses.
+func benchSinks(b *testing.B, n int) []netip.AddrPort {
+	var dsts []netip.AddrPort
+	for range n {
+		sink := listenLoopback(b)
+		b.Cleanup(func() { sink.Close() })
+		dsts = append(dsts, sink.LocalAddr().(*net.UDPAddr).AddrPort())
+	}
+	return dsts
+}
+
 // benchRoundRobin writes size-byte datagrams round-robin to ndst sinks
 // that do not read, through WriteToUDPAddrPort, counted until Close returns.
 func benchRoundRobin(b *testing.B, k kind, size, ndst int) {
-	var dsts []netip.AddrPort
-	for range ndst {
-		sink := listenLoopback(b)
-		defer sink.Close()
-		dsts = append(dsts, sink.LocalAddr().(*net.UDPAddr).AddrPort())
-	}
+	dsts := benchSinks(b, ndst)
 	conn := k.wrap(listenLoopback(b)).(interface {
 		net.PacketConn
 		WriteToUDPAddrPort([]byte, netip.AddrPort) (int, error)
@@ -120,48 +133,70 @@ func benchReadFrom(b *testing.B, senderCfg *Config) {
 }
 
 func benchReadFromAs(b *testing.B, senderCfg *Config, read func(net.PacketConn, []byte) error) {
-	for _, k := range benchKinds {
-		for _, size := range benchSizes {
+	for _, size := range benchSizes {
+		benchBareReads(b, "bare/"+strconv.Itoa(size)+"B", senderCfg, size)
+		for _, k := range benchKinds {
 			b.Run(k.name+"/"+strconv.Itoa(size)+"B", func(b *testing.B) {
-				rx := listenLoopback(b)
-				rx.SetReadBuffer(8 << 20)
-				conn := k.wrap(rx)
-				defer conn.Close()
-				tx := New(listenLoopback(b), senderCfg)
-				defer tx.Close()
-				out := make([]byte, size)
-				p := make([]byte, 2048)
-				b.ReportAllocs()
-				b.ResetTimer()
-				for done := 0; done < b.N; {
-					b.StopTimer()
-					for range fill {
-						tx.WriteTo(out, rx.LocalAddr())
-					}
-					tx.Flush()
-					b.StartTimer()
-					conn.SetReadDeadline(time.Now().Add(time.Second))
-					for range min(fill, b.N-done) {
-						if err := read(conn, p); err != nil {
-							b.Fatalf("after %d datagrams: %v (the kernel dropped some: lower fill)", done, err)
-						}
-						done++
-					}
-					b.StopTimer()
-					// Drain what this round did not read, untimed.
-					conn.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
-					for {
-						if _, _, err := conn.ReadFrom(p); err != nil {
-							break
-						}
-					}
-					b.StartTimer()
-				}
-				b.StopTimer()
-				reportRate(b, b.N)
+				benchDrain(b, senderCfg, size, func(rx *net.UDPConn) drainer {
+					conn := k.wrap(rx)
+					return drainer{conn.SetReadDeadline, func(p []byte) error { return read(conn, p) }, conn.Close}
+				})
 			})
 		}
 	}
+}
+
+// A drainer is what a read benchmark empties the receiving socket with:
+// the conn under test, or a bare loop on the socket itself.
+type drainer struct {
+	setDeadline func(time.Time) error
+	read        func(p []byte) error
+	close       func() error
+}
+
+// benchDrain is the read benchmarks' harness: open makes the drainer of
+// the receiving socket, which reads the fills of a sender with senderCfg.
+func benchDrain(b *testing.B, senderCfg *Config, size int, open func(rx *net.UDPConn) drainer) {
+	rx := listenLoopback(b)
+	rx.SetReadBuffer(8 << 20)
+	d := open(rx)
+	defer d.close()
+	tx := New(listenLoopback(b), senderCfg)
+	defer tx.Close()
+	out := make([]byte, size)
+	p := make([]byte, 2048)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for done := 0; done < b.N; {
+		b.StopTimer()
+		for range fill {
+			tx.WriteTo(out, rx.LocalAddr())
+		}
+		tx.Flush()
+		b.StartTimer()
+		d.setDeadline(time.Now().Add(time.Second))
+		n := min(fill, b.N-done)
+		for range n {
+			if err := d.read(p); err != nil {
+				b.Fatalf("after %d datagrams: %v (the kernel dropped some: lower fill)", done, err)
+			}
+			done++
+		}
+		b.StopTimer()
+		if n < fill {
+			// Drain what this round did not read, untimed. A round that
+			// read its fill left nothing: a drop would have failed it.
+			d.setDeadline(time.Now().Add(10 * time.Millisecond))
+			for {
+				if err := d.read(p); err != nil {
+					break
+				}
+			}
+		}
+		b.StartTimer()
+	}
+	b.StopTimer()
+	reportRate(b, b.N)
 }
 
 // BenchmarkPingPong: an unchanged echo server loop on the conn under test,
@@ -193,6 +228,78 @@ func BenchmarkPingPong(b *testing.B) {
 			reportRate(b, b.N)
 		})
 	}
+}
+
+// BenchmarkPingPongAlternating is BenchmarkPingPong with plain's and
+// batchconn's echo servers measured in turn, in short blocks within one
+// run, so that both see the same machine and its bursts of noise fall on
+// both alike: each kind's p50 and p99, and batchconn's over plain's.
+func BenchmarkPingPongAlternating(b *testing.B) {
+	b.Run("64B", func(b *testing.B) {
+		var srvs []net.Addr
+		for _, k := range benchKinds {
+			srv := k.wrap(listenLoopback(b))
+			echoOn(srv)
+			defer srv.Close()
+			srvs = append(srvs, srv.LocalAddr())
+		}
+		cl := listenLoopback(b)
+		defer cl.Close()
+		cl.SetReadDeadline(time.Now().Add(time.Minute))
+		p := make([]byte, 64)
+		alternate(b, 100, 300, func(k int) (time.Duration, error) {
+			start := time.Now()
+			if _, err := cl.WriteTo(p, srvs[k]); err != nil {
+				return 0, err
+			}
+			_, _, err := cl.ReadFromUDPAddrPort(p)
+			return time.Since(start), err
+		})
+	})
+}
+
+// alternate runs blocks of n measurements of each of benchKinds in turn,
+// kind after kind, blocks times a b.N, after an untimed block of each to
+// warm up, and reports the quantiles of what measure(kind) returned.
+func alternate(b *testing.B, blocks, n int, measure func(k int) (time.Duration, error)) {
+	samples := make([][]time.Duration, len(benchKinds))
+	for k := range samples {
+		samples[k] = make([]time.Duration, 0, b.N*blocks*n)
+	}
+	run := func(k int, keep bool) {
+		for range n {
+			d, err := measure(k)
+			if err != nil {
+				b.Fatalf("%s: %v", benchKinds[k].name, err)
+			}
+			if keep {
+				samples[k] = append(samples[k], d)
+			}
+		}
+	}
+	for k := range benchKinds {
+		run(k, false)
+	}
+	b.ResetTimer()
+	for range b.N * blocks {
+		for k := range benchKinds {
+			run(k, true)
+		}
+	}
+	b.StopTimer()
+	q := make([][]float64, len(benchKinds)) // p50 and p99 of each kind, in µs
+	for k, s := range samples {
+		sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+		for _, at := range []float64{0.50, 0.99} {
+			v := float64(s[int(at*float64(len(s)-1))].Nanoseconds()) / 1e3
+			q[k] = append(q[k], v)
+		}
+		b.ReportMetric(q[k][0], benchKinds[k].name+"-p50-µs")
+		b.ReportMetric(q[k][1], benchKinds[k].name+"-p99-µs")
+	}
+	// benchKinds are plain, then batchconn.
+	b.ReportMetric(q[1][0]/q[0][0], "p50-batchconn/plain")
+	b.ReportMetric(q[1][1]/q[0][1], "p99-batchconn/plain")
 }
 
 // BenchmarkFreshConn: the commonest UDP client, a fresh socket per query
@@ -247,6 +354,7 @@ func BenchmarkFanout(b *testing.B) {
 	fanKinds := append(benchKinds[:2:2], kind{"strict", func(uc *net.UDPConn) net.PacketConn {
 		return New(uc, &Config{StrictOrder: true})
 	}})
+	benchBareWrites(b, "bare/1200B/16dst", 1200, 16)
 	for _, k := range fanKinds {
 		b.Run(k.name+"/1200B/16dst", func(b *testing.B) { benchRoundRobin(b, k, 1200, 16) })
 	}

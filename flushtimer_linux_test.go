@@ -2,6 +2,8 @@ package batchconn
 
 import (
 	"encoding/binary"
+	"fmt"
+	"net"
 	"runtime"
 	"sort"
 	"sync"
@@ -31,17 +33,8 @@ func BenchmarkQueueWaitUnderContention(b *testing.B) {
 }
 
 func benchQueueWait(b *testing.B, k kind, busy bool) {
-	rx := listenLoopback(b)
+	rx := stampedReceiver(b)
 	defer rx.Close()
-	rc, err := rx.SyscallConn()
-	if err != nil {
-		b.Fatal(err)
-	}
-	var serr error
-	rc.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1) })
-	if serr != nil {
-		b.Skipf("SO_TIMESTAMPNS: %v", serr)
-	}
 	rx.SetReadBuffer(4 << 20)
 	conn := k.wrap(listenLoopback(b))
 	defer conn.Close()
@@ -61,13 +54,12 @@ func benchQueueWait(b *testing.B, k kind, busy bool) {
 			if n < 8 {
 				continue
 			}
-			msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
-			if err != nil || len(msgs) == 0 || len(msgs[0].Data) < int(unsafe.Sizeof(unix.Timespec{})) {
+			arrived, ok := arrival(oob[:oobn])
+			if !ok {
 				continue
 			}
-			ts := *(*unix.Timespec)(unsafe.Pointer(&msgs[0].Data[0]))
 			sent := int64(binary.NativeEndian.Uint64(p))
-			waits = append(waits, time.Duration(ts.Nano()-sent))
+			waits = append(waits, time.Duration(arrived-sent))
 		}
 	}()
 	var stop atomic.Bool
@@ -111,3 +103,78 @@ func benchQueueWait(b *testing.B, k kind, busy bool) {
 	b.ReportMetric(at(1), "max-µs")
 	b.ReportMetric(float64(b.N-len(waits)), "lost")
 }
+
+// stampedReceiver is a plain socket on loopback whose kernel stamps each
+// datagram as it queues it (SO_TIMESTAMPNS).
+func stampedReceiver(b *testing.B) *net.UDPConn {
+	rx := listenLoopback(b)
+	rc, err := rx.SyscallConn()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var serr error
+	rc.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1) })
+	if serr != nil {
+		rx.Close()
+		b.Skipf("SO_TIMESTAMPNS: %v", serr)
+	}
+	return rx
+}
+
+// arrival is the kernel's stamp in a received datagram's control data, in
+// Unix nanoseconds.
+func arrival(oob []byte) (int64, bool) {
+	data := cmsgData(oob, wordSize, unix.SOL_SOCKET, unix.SCM_TIMESTAMPNS)
+	if len(data) < int(unsafe.Sizeof(unix.Timespec{})) {
+		return 0, false
+	}
+	return (*unix.Timespec)(unsafe.Pointer(&data[0])).Nano(), true
+}
+
+// BenchmarkLoneDatagramAlternating: how long a lone datagram takes from
+// WriteTo to the receiving socket's queue (SO_TIMESTAMPNS), from a writer
+// that pauses lonePause after each one arrived, on plain and batchconn in
+// short alternating blocks within one run (as BenchmarkPingPongAlternating):
+// each kind's p50 and p99, and batchconn's over plain's. Such a writer's
+// datagrams should leave at once.
+func BenchmarkLoneDatagramAlternating(b *testing.B) {
+	b.Run("64B", func(b *testing.B) {
+		rx := stampedReceiver(b)
+		defer rx.Close()
+		rx.SetReadDeadline(time.Now().Add(time.Minute))
+		var conns []net.PacketConn
+		for _, k := range benchKinds {
+			c := k.wrap(listenLoopback(b))
+			defer c.Close()
+			conns = append(conns, c)
+		}
+		dst := rx.LocalAddr()
+		p, q, oob := make([]byte, 64), make([]byte, 2048), make([]byte, 128)
+		var seq uint64
+		alternate(b, 100, 100, func(k int) (time.Duration, error) {
+			// Spun, not slept: where the process is otherwise idle, Go's
+			// sleeps shorter than a millisecond last a millisecond.
+			for t := time.Now(); time.Since(t) < lonePause; {
+			}
+			seq++
+			binary.NativeEndian.PutUint64(p, seq)
+			sent := time.Now()
+			if _, err := conns[k].WriteTo(p, dst); err != nil {
+				return 0, err
+			}
+			n, oobn, _, _, err := rx.ReadMsgUDPAddrPort(q, oob)
+			if err != nil {
+				return 0, err
+			}
+			arrived, ok := arrival(oob[:oobn])
+			if n != len(p) || binary.NativeEndian.Uint64(q) != seq || !ok {
+				return 0, fmt.Errorf("datagram %d: got %d bytes, number %d, stamped %v", seq, n, binary.NativeEndian.Uint64(q), ok)
+			}
+			return time.Duration(arrived - sent.UnixNano()), nil
+		})
+	})
+}
+
+// lonePause is the writer's pause between lone datagrams: longer than the
+// idle gap after which a WriteTo to an empty queue goes at once.
+const lonePause = 50 * time.Microsecond
