@@ -49,6 +49,7 @@ func BenchmarkWriteTo(b *testing.B) {
 				}
 				b.StopTimer()
 				reportRate(b, b.N)
+				reportShape(b, conn)
 			})
 		}
 	}
@@ -94,6 +95,18 @@ func benchRoundRobin(b *testing.B, k kind, size, ndst int) {
 	conn.Close()
 	b.StopTimer()
 	reportRate(b, b.N)
+	reportShape(b, conn)
+}
+
+// reportShape reports, for a batchconn, how many datagrams a system call
+// carried and the share sent alone at once: what the queue made of the
+// writes.
+func reportShape(b *testing.B, conn net.PacketConn) {
+	if c, ok := conn.(*PacketConn); ok && c.Batching() {
+		s := c.Stats()
+		b.ReportMetric(float64(s.DatagramsWritten)/float64(max(s.WriteCalls, 1)), "datagrams/call")
+		b.ReportMetric(100*float64(s.FlushIdle)/float64(max(s.DatagramsWritten, 1)), "%alone")
+	}
 }
 
 // BenchmarkReadFrom: one goroutine draining a socket's queue with

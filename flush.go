@@ -75,9 +75,6 @@ func (w *writer) flushLocked(cause flushCause) error {
 	}
 	stats := &w.s.stats
 	stats.flushes[cause].Add(1)
-	if cause == causeTimer && w.afterSend && len(w.msgs) <= 2 {
-		w.eager = w.s.cfg.eagerRun
-	}
 	pending := w.msgs
 	w.widen(&w.s.cfg)
 	if w.grouped {

@@ -80,7 +80,9 @@ func (w *writer) rearm() {
 // onTimer sends the queue once its oldest datagram has waited MaxDelay,
 // and sets the timer again for a queue younger than that. It decides
 // without the lock where it can: a writer in a loop holds it often, and
-// a timer that finds nothing to do must not slow it down.
+// a timer that finds nothing to do must not slow it down. It looks again
+// once it holds the lock: while it waited, the writer may have sent the
+// queue it fired for and begun another, which is not due.
 func (w *writer) onTimer() {
 	w.armed.Store(false)
 	// Clear, then look: a writer queues, then looks at armed; one of the
@@ -88,23 +90,39 @@ func (w *writer) onTimer() {
 	if w.queued.Load() == 0 {
 		return
 	}
-	wait := int64(w.s.cfg.MaxDelay) - (monoNow() - w.oldest.Load())
-	if w.due.Swap(false) {
-		wait = 0
-	}
-	if wait > 0 {
-		if w.armed.CompareAndSwap(false, true) {
-			if t := w.timer.Load(); t != nil {
-				t.reset(time.Duration(wait))
-			} else {
-				w.armed.Store(false) // retired meanwhile: the next queued datagram makes a new one
-			}
-		}
+	due := w.due.Swap(false)
+	if !due && w.notYetDue() {
 		return
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if !due && len(w.msgs) > 0 && w.notYetDue() {
+		return
+	}
+	if w.afterSend && len(w.msgs) <= 2 {
+		// The writers made one or two datagrams in MaxDelay after a send:
+		// they take turns, and waiting only delays them (eagerRun).
+		w.eager = w.s.cfg.eagerRun
+	}
 	w.flushInBackground(causeTimer)
+}
+
+// notYetDue sets the timer again for the rest of MaxDelay if the queue's
+// oldest datagram has not waited that long, and reports whether it has
+// not.
+func (w *writer) notYetDue() bool {
+	wait := int64(w.s.cfg.MaxDelay) - (monoNow() - w.oldest.Load())
+	if wait <= 0 {
+		return false
+	}
+	if w.armed.CompareAndSwap(false, true) {
+		if t := w.timer.Load(); t != nil {
+			t.reset(time.Duration(wait))
+		} else {
+			w.armed.Store(false) // retired meanwhile: the next queued datagram makes a new one
+		}
+	}
+	return true
 }
 
 // flushTimerIdle is how long a conn's queue goes unused before its timer is

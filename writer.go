@@ -181,11 +181,14 @@ func (w *writer) write(p []byte, d *dest) (int, error) {
 		// faster than MaxDelay), waiting gains nothing: send now, in this
 		// goroutine, exactly as plain would (and through the poller,
 		// which tests plain's own deadline).
-		if now == 0 {
+		var since int64
+		recent := now == 0 // the queue held datagrams as this call began: another goroutine sent them meanwhile
+		if recent {
 			now = monoNow()
+		} else {
+			since = now - w.lastSend
+			recent = since < int64(cfg.idleGap)
 		}
-		since := now - w.lastSend
-		recent := since < int64(cfg.idleGap)
 		if recent && w.eager > 0 && w.in.waiting() == 0 {
 			recent = false // recent sends were not a loop's: see eagerRun
 			w.eager--
