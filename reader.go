@@ -97,39 +97,55 @@ func (r *reader) waiting() int32 { return r.buffered.Load() }
 // system call plain's method would name in its errors: "recvfrom" for
 // ReadFrom, "read" for Read, "recvmsg" for ReadMsgUDP.
 func (r *reader) read(p []byte, syscallName string) (int, netip.AddrPort, bool, error) {
-	s := r.s
 	r.mu.Lock()
+	if r.head < r.n && !r.s.closed.Load() && !r.deadline.passed() {
+		n, addr, trunc := r.next(p)
+		r.mu.Unlock()
+		return n, addr, trunc, nil
+	}
 	defer r.mu.Unlock()
+	return r.readSlow(p, syscallName)
+}
+
+// readSlow is read where the ring cannot serve at once: a closed conn, a
+// passed deadline, an empty ring. r.mu is held.
+func (r *reader) readSlow(p []byte, syscallName string) (int, netip.AddrPort, bool, error) {
+	s := r.s
 	if s.closed.Load() {
 		return 0, netip.AddrPort{}, false, s.opError("read", s.raddr, net.ErrClosed)
 	}
 	if r.head < r.n {
-		// The ring holds datagrams; an empty ring is refilled through the
-		// poller, which tests plain's own deadline.
-		if r.deadline.passed() {
-			return 0, netip.AddrPort{}, false, s.opError("read", s.raddr, os.ErrDeadlineExceeded)
-		}
-	} else {
-		if s.plainReads.Load() {
-			return r.readPlain(p, syscallName)
-		}
-		res, err := r.refill(p)
-		if callRefused(err) {
-			// recvmmsg is missing, or a seccomp filter refuses it: plain's
-			// recvfrom reads this datagram and every one after it.
-			s.refuseBatchCalls(recvRefused)
-			return r.readPlain(p, syscallName)
-		}
-		if err != nil {
-			if e, ok := err.(syscall.Errno); ok {
-				err = os.NewSyscallError(syscallName, e)
-			}
-			return 0, netip.AddrPort{}, false, s.opError("read", s.raddr, err)
-		}
-		if res.direct {
-			return res.n, res.addr, res.trunc, nil
-		}
+		// The ring holds datagrams, and the deadline has passed; an empty
+		// ring is refilled through the poller, which tests plain's own
+		// deadline.
+		return 0, netip.AddrPort{}, false, s.opError("read", s.raddr, os.ErrDeadlineExceeded)
 	}
+	if s.plainReads.Load() {
+		return r.readPlain(p, syscallName)
+	}
+	res, err := r.refill(p)
+	if callRefused(err) {
+		// recvmmsg is missing, or a seccomp filter refuses it: plain's
+		// recvfrom reads this datagram and every one after it.
+		s.refuseBatchCalls(recvRefused)
+		return r.readPlain(p, syscallName)
+	}
+	if err != nil {
+		if e, ok := err.(syscall.Errno); ok {
+			err = os.NewSyscallError(syscallName, e)
+		}
+		return 0, netip.AddrPort{}, false, s.opError("read", s.raddr, err)
+	}
+	if res.direct {
+		return res.n, res.addr, res.trunc, nil
+	}
+	n, addr, trunc := r.next(p)
+	return n, addr, trunc, nil
+}
+
+// next copies the ring's next datagram into p; the ring holds one. r.mu
+// is held.
+func (r *reader) next(p []byte) (int, netip.AddrPort, bool) {
 	m := &r.blk.ring[r.head]
 	start := r.off
 	end := segment(m.n, m.seg, start)
@@ -143,7 +159,7 @@ func (r *reader) read(p []byte, syscallName string) (int, netip.AddrPort, bool, 
 		r.release()
 	}
 	r.buffered.Store(int32(r.n - r.head))
-	return n, addr, end-start > len(p), nil
+	return n, addr, end-start > len(p)
 }
 
 // readPlain reads one datagram through plain, for a conn whose kernel
