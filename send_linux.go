@@ -88,27 +88,24 @@ func (h *txHeader) make(batch, factor int) {
 
 func (m *mmsgIO) writeBatch(ms []txMsg, wh *txHeader) (int, error) {
 	tx, gso := &m.tx, m.segments()
-	k, iov := 0, 0 // messages and datagrams in this call
-	alone := 0     // datagrams of a run that must go one a message
-	for iov < len(ms) && k < len(wh.hdrs) && iov < len(wh.iovs) {
+	k, i, v := 0, 0, 0 // messages, datagrams and iovecs in this call
+	alone := 0         // datagrams of a run that must go one a message
+	for i < len(ms) && k < len(wh.hdrs) && i < len(wh.iovs) {
 		n, seg := 1, 0
 		if alone > 0 {
 			alone--
-		} else if gso && tx.gso.takes(ms[iov]) {
-			n, seg = coalesce(ms[iov:min(len(ms), len(wh.iovs))], tx.gso.maxSegs)
-			if tx.gso.equalRunsUnsafe && gsoRunMustSplit(ms[iov:iov+n]) {
+		} else if gso && tx.gso.takes(ms[i]) {
+			n, seg = coalesce(ms[i:min(len(ms), len(wh.iovs))], tx.gso.maxSegs)
+			if tx.gso.equalRunsUnsafe && gsoRunMustSplit(ms[i:i+n]) {
 				alone, n, seg = n-1, 1, 0
 			}
 		}
 		h := &wh.hdrs[k].Hdr
-		h.Iov = &wh.iovs[iov]
-		h.SetIovlen(n)
-		for _, d := range ms[iov : iov+n] {
-			wh.iovs[iov].Base = unsafe.SliceData(d.buf)
-			wh.iovs[iov].SetLen(len(d.buf))
-			iov++
-		}
-		if dst := ms[iov-n].addr; !m.connected && dst.IsValid() {
+		h.Iov = &wh.iovs[v]
+		h.SetIovlen(gather(wh.iovs[v:], ms[i:i+n]))
+		v += int(h.Iovlen)
+		i += n
+		if dst := ms[i-n].addr; !m.connected && dst.IsValid() {
 			h.Name = (*byte)(unsafe.Pointer(&wh.names[k]))
 			h.Namelen = putSockaddr(&wh.names[k], m.ipv6, dst)
 		} else {
@@ -118,7 +115,7 @@ func (m *mmsgIO) writeBatch(ms []txMsg, wh *txHeader) (int, error) {
 		if seg > 0 {
 			used = putSegSize(oob, wordSize, unix.SOL_UDP, unix.UDP_SEGMENT, uint16(seg))
 		}
-		used += m.putSourceFor(oob[used:], ms[iov-n].addr)
+		used += m.putSourceFor(oob[used:], ms[i-n].addr)
 		if used > 0 {
 			h.Control = &oob[0]
 			h.SetControllen(used)
@@ -152,6 +149,28 @@ func (m *mmsgIO) writeBatch(ms []txMsg, wh *txHeader) (int, error) {
 		m.sources.forget(ms[sent].addr) // a source gone since: the retry lets the kernel choose
 	}
 	return sent, errnoErr(tx.errno)
+}
+
+// gather points iovs at the payloads of one message's datagrams, one
+// iovec for each stretch of them that lies back to back in the queue's
+// arena (a run queued in a row does), and returns how many it used: the
+// kernel copies a message in fewer, longer pieces.
+func gather(iovs []unix.Iovec, ds []txMsg) int {
+	v := -1
+	var end uintptr // where the last iovec's bytes end
+	for _, d := range ds {
+		base := unsafe.SliceData(d.buf)
+		if at := uintptr(unsafe.Pointer(base)); v >= 0 && len(d.buf) > 0 && at == end {
+			iovs[v].SetLen(int(iovs[v].Len) + len(d.buf))
+			end += uintptr(len(d.buf))
+			continue
+		}
+		v++
+		iovs[v].Base = base
+		iovs[v].SetLen(len(d.buf))
+		end = uintptr(unsafe.Pointer(base)) + uintptr(len(d.buf))
+	}
+	return v + 1
 }
 
 // send is the poller's callback: false means "wait until writable".

@@ -4,6 +4,9 @@ import (
 	"net"
 	"testing"
 	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestGSOSendsRunsAsSegments(t *testing.T) {
@@ -85,5 +88,35 @@ func TestOffloadAcrossFamilies(t *testing.T) {
 				t.Fatalf("receiver Stats = %+v, want %d datagrams, some coalesced", rs, len(sizes))
 			}
 		})
+	}
+}
+
+// A message's datagrams that lie back to back in the arena go to the
+// kernel as one iovec; a gap starts another, and every byte is pointed at
+// once, in order.
+func TestGatherJoinsDatagramsBackToBack(t *testing.T) {
+	arena := make([]byte, 100)
+	at := func(off, n int) txMsg { return txMsg{buf: arena[off : off+n : off+n]} }
+	for _, tc := range []struct {
+		name  string
+		ds    []txMsg
+		iovs  int
+		bytes int
+	}{
+		{"one", []txMsg{at(0, 10)}, 1, 10},
+		{"a run in a row", []txMsg{at(0, 10), at(10, 10), at(20, 5)}, 1, 25},
+		{"a run with a gap", []txMsg{at(0, 10), at(30, 10), at(40, 10)}, 2, 30},
+		{"out of order", []txMsg{at(20, 10), at(10, 10)}, 2, 20},
+		{"an empty datagram", []txMsg{at(0, 10), at(10, 0)}, 2, 10},
+	} {
+		iovs := make([]unix.Iovec, len(tc.ds))
+		n := gather(iovs, tc.ds)
+		total := 0
+		for _, v := range iovs[:n] {
+			total += int(v.Len)
+		}
+		if n != tc.iovs || total != tc.bytes || iovs[0].Base != unsafe.SliceData(tc.ds[0].buf) {
+			t.Errorf("%s: %d iovecs of %d bytes, want %d of %d from the first datagram", tc.name, n, total, tc.iovs, tc.bytes)
+		}
 	}
 }
