@@ -29,10 +29,6 @@ type rxIO interface {
 	// the socket's full receive queue, over the socket's life; false
 	// where it cannot tell (a closed socket).
 	receiveDrops() (uint64, bool)
-
-	// watchDrops makes the kernel report, with the datagrams it delivers,
-	// how many it dropped on the socket's full receive queue.
-	watchDrops()
 }
 
 type txIO interface {

@@ -7,8 +7,8 @@ import "encoding/binary"
 // then the data, each aligned to size_t.
 
 // cmsgUint finds the control message of level and typ in oob and returns
-// the unsigned integer it carries (UDP_GRO's segment size, SO_RXQ_OVFL's
-// drop count), or 0 when there is none.
+// the unsigned integer it carries (UDP_GRO's segment size), or 0 when
+// there is none.
 func cmsgUint(oob []byte, wordSize int, level, typ int32) int {
 	data := cmsgData(oob, wordSize, level, typ)
 	switch {

@@ -239,9 +239,6 @@ func (r *reader) refill(p []byte) (rxResult, error) {
 func (r *reader) learn(res rxResult, blk *readBlock) {
 	switch {
 	case res.msgs == res.offered:
-		if r.want == 0 {
-			r.io.watchDrops()
-		}
 		r.want = min(max(2*r.want, 1), r.s.cfg.BatchSize)
 		r.under = 0
 	case 4*res.msgs >= res.offered:

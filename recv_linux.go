@@ -13,23 +13,22 @@ import (
 // guarded by reader.mu.
 type receiver struct {
 	// This call.
-	hdr       *rxHeader     // its headers, from first on
-	first     int           // 0: message 0 goes into the caller's buffer; 1: all go into slots
-	offered   int           // messages offered
-	buf       []byte        // the caller's buffer
-	blk       *readBlock    // the block of slots, until a wait trades it
-	blocks    waitBlocks    // where the block goes when the call waits
-	received  int           // messages received
-	errno     syscall.Errno // the call's failure
-	callback  func(fd uintptr) bool
-	lone      rxHeader // the headers of a read into the caller's buffer alone
-	loneHdr   [1]mmsghdr
-	loneIov   [1]unix.Iovec
-	loneName  [1]unix.RawSockaddrInet6
-	zones     zoneNames
-	groState  groState // whether the kernel coalesces received datagrams (UDP_GRO), or may
-	dropCount bool     // the kernel reports its receive-queue drops (SO_RXQ_OVFL)
-	waited    bool     // this call found the socket empty: it waits for it to become readable
+	hdr      *rxHeader     // its headers, from first on
+	first    int           // 0: message 0 goes into the caller's buffer; 1: all go into slots
+	offered  int           // messages offered
+	buf      []byte        // the caller's buffer
+	blk      *readBlock    // the block of slots, until a wait trades it
+	blocks   waitBlocks    // where the block goes when the call waits
+	received int           // messages received
+	errno    syscall.Errno // the call's failure
+	callback func(fd uintptr) bool
+	lone     rxHeader // the headers of a read into the caller's buffer alone
+	loneHdr  [1]mmsghdr
+	loneIov  [1]unix.Iovec
+	loneName [1]unix.RawSockaddrInet6
+	zones    zoneNames
+	groState groState // whether the kernel coalesces received datagrams (UDP_GRO), or may
+	waited   bool     // this call found the socket empty: it waits for it to become readable
 }
 
 // rxOOBSpace is the control buffer of one received message: room for
@@ -115,23 +114,10 @@ func (m *mmsgIO) enableGRO() {
 	}
 }
 
-// watchDrops asks the kernel for its count of datagrams dropped on the
-// socket's full receive queue (SO_RXQ_OVFL), which it then attaches to
-// each datagram received after a drop: free while nothing is dropped. It
-// is asked once a conn finds datagrams waiting, the first sign of a queue
-// that can overflow; the count covers the socket's whole life.
-func (m *mmsgIO) watchDrops() {
-	if m.rx.dropCount {
-		return
-	}
-	m.rx.dropCount = true
-	m.rx.wantControl()
-	m.setsockopt(unix.SOL_SOCKET, unix.SO_RXQ_OVFL, 1)
-}
-
 // receiveDrops reads the kernel's count of the socket's receive-queue
 // drops (SO_MEMINFO's SK_MEMINFO_DROPS: sk_drops, which /proc/net/udp
-// shows and SO_RXQ_OVFL reports), one getsockopt, at the moment asked.
+// shows), one getsockopt, at the moment asked. Safe to call from any
+// goroutine.
 func (m *mmsgIO) receiveDrops() (uint64, bool) {
 	q := meminfoQueries.Get().(*meminfoQuery)
 	defer meminfoQueries.Put(q)
@@ -202,7 +188,7 @@ func (m *mmsgIO) layout(p []byte, blk *readBlock) {
 		slots++
 	}
 	rx.hdr, rx.first, rx.offered = h, first, min(slots, m.batch)
-	control := gro || rx.dropCount || m.sources != nil
+	control := gro || m.sources != nil
 	for i := first; i < first+rx.offered; i++ {
 		hdr := &h.hdrs[i].Hdr
 		hdr.Namelen = unix.SizeofSockaddrInet6
@@ -236,11 +222,6 @@ func (m *mmsgIO) receive() (rxResult, error) {
 		var oob []byte
 		if hdr.Hdr.Control != nil {
 			oob = h.oob[k*rxOOBSpace : k*rxOOBSpace+min(int(hdr.Hdr.Controllen), rxOOBSpace)]
-			if rx.dropCount {
-				if d := cmsgUint(oob, wordSize, unix.SOL_SOCKET, unix.SO_RXQ_OVFL); d > 0 {
-					m.stats.noteDrops(uint64(d))
-				}
-			}
 		}
 		addr := sockaddrAddrPort(&h.names[k], &rx.zones)
 		if m.sources != nil {
