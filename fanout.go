@@ -46,6 +46,8 @@ type fanGroup struct {
 	count int32
 	seg   int32          // the size of the run's datagrams
 	tail  int32          // the size of the group's last datagram: shorter than seg ends the run
+	end   int32          // where in the arena the group's last datagram ends (writer.place)
+	room  int32          // bytes of arena kept for the group after end
 	addr  netip.AddrPort // the run's destination
 }
 
@@ -94,6 +96,15 @@ func (f *fanout) add(ap netip.AddrPort, size int) bool {
 	}
 	g.tail = int32(size)
 	return false
+}
+
+// lastGroup returns the group of the datagram added last, or nil where the
+// table overflowed.
+func (f *fanout) lastGroup() *fanGroup {
+	if f.overflow || f.lastID < 0 {
+		return nil
+	}
+	return &f.groups[f.lastID]
 }
 
 // arrange returns the queue ms, whose datagrams f grouped as they were

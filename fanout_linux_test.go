@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // checkGrouped says what is wrong unless got holds ms's datagrams, each
@@ -214,5 +216,58 @@ func TestOnlyAFanOutQueueGrows(t *testing.T) {
 				t.Fatalf("the second queue has %d bytes, want %d", got, tc.want)
 			}
 		})
+	}
+}
+
+// A grouped queue keeps each destination's run back to back in its arena,
+// so that a message goes to the kernel in a few pieces (gather), and the
+// datagrams still arrive whole and in order; a destination written once
+// takes no more room than its datagram.
+func TestGroupedRunsLieBackToBack(t *testing.T) {
+	c, peer := queuedPair(t, Config{})
+	other := listenLoopback(t)
+	defer other.Close()
+	once := listenLoopback(t)
+	defer once.Close()
+	if !c.b().w.io.segments() {
+		t.Skip("no segmentation offload here: the queue is not grouped")
+	}
+	dsts := []net.Addr{peer.LocalAddr(), other.LocalAddr()}
+	c.WriteTo(numbered(99, 100), once.LocalAddr())
+	for i := range 40 {
+		c.WriteTo(numbered(i, 100), dsts[i%2])
+	}
+	w := &c.b().w
+	w.mu.Lock()
+	var runs [2][]txMsg
+	for i, m := range w.msgs[1:] {
+		runs[i%2] = append(runs[i%2], m)
+	}
+	used := w.used
+	w.mu.Unlock()
+	iovs := make([]unix.Iovec, 20)
+	// A run's first datagram lies where the group began; the rest in slabs.
+	most := 1 + (19+groupSlab-1)/groupSlab
+	for k, run := range runs {
+		if pieces := gather(iovs, run); pieces > most {
+			t.Errorf("run %d of 20 datagrams went in %d pieces, want at most %d", k, pieces, most)
+		}
+	}
+	if most := 41*100 + 2*groupSlab*100; used > most {
+		t.Errorf("the queue took %d bytes of arena for 4100 bytes of datagrams, want at most %d", used, most)
+	}
+	if err := c.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for k, rx := range []*net.UDPConn{peer, other} {
+		got := readN(t, rx, 20)
+		for j, s := range got {
+			if want := string(numbered(2*j+k, 100)); s != want {
+				t.Fatalf("destination %d, datagram %d: %.8q, want %.8q", k, j, s, want)
+			}
+		}
+	}
+	if got := readN(t, once, 1); got[0] != string(numbered(99, 100)) {
+		t.Fatalf("the lone destination got %.8q", got[0])
 	}
 }

@@ -325,10 +325,12 @@ func (w *writer) full(limit int, cfg *settings) bool {
 // push appends a datagram to the queue, which has a block with room for
 // it, and counts the messages the queue makes (w.runs).
 func (w *writer) push(p []byte, ap netip.AddrPort) {
+	at := w.used
 	if w.grouped {
 		if w.blk.fan.add(ap, len(p)) {
 			w.runs++
 		}
+		at = w.place(len(p))
 	} else if n := len(w.msgs); n == 0 || w.msgs[n-1].addr != ap || len(p) > w.runSeg || len(w.msgs[n-1].buf) < w.runSeg {
 		// A datagram starts a run unless it follows one to the same
 		// destination that it is no longer than, and that has not ended
@@ -336,12 +338,46 @@ func (w *writer) push(p []byte, ap netip.AddrPort) {
 		w.runs++
 		w.runSeg = len(p)
 	}
-	buf := w.blk.arena[w.used : w.used+len(p) : w.used+len(p)]
+	buf := w.blk.arena[at : at+len(p) : at+len(p)]
 	copyUnseen(buf, p)
-	w.used += len(p)
+	if !w.grouped {
+		w.used += len(p)
+	}
 	w.msgs = append(w.msgs, txMsg{buf: buf, addr: ap})
 	w.queued.Store(int32(len(w.msgs)))
 }
+
+// place finds where in the arena a grouped datagram of n bytes goes, the
+// group's last in the queue: right after the group's previous one where
+// the group's slab has room, so that its run lies back to back and goes
+// to the kernel as one piece (gather); else at the arena's end, taking
+// a slab of groupSlab such datagrams for the group's next ones. A
+// group's first datagram takes no slab: a peer answered once wastes no
+// room. The arena's end has room for n (write made sure). w.mu is held.
+func (w *writer) place(n int) int {
+	at := w.used
+	g := w.blk.fan.lastGroup()
+	switch {
+	case g == nil || n == 0:
+		w.used += n
+	case int(g.room) >= n:
+		at = int(g.end)
+		g.end, g.room = g.end+int32(n), g.room-int32(n)
+	default:
+		slab := n
+		if g.count > 1 {
+			slab = min(groupSlab*n, len(w.blk.arena)-at)
+		}
+		w.used += slab
+		g.end, g.room = int32(at+n), int32(slab-n)
+	}
+	return at
+}
+
+// groupSlab is how many datagrams of a run a grouped queue keeps room for
+// at once, back to back: a run of 64 goes to the kernel in 8 pieces. The
+// room left in a group's last slab is the most a queue wastes for it.
+const groupSlab = 8
 
 // oobSpaceDirect is room for one source address control message.
 const oobSpaceDirect = 48
