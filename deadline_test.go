@@ -52,7 +52,7 @@ func TestDeadlineTimerIsSetOnceAndStoppedByClose(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for i := 0; conn.b().r.buffered.Load() == 0; i++ {
+	for i := 0; !conn.b().r.waiting(); i++ {
 		if i == 4 {
 			t.Fatal("four reads of eight waiting datagrams left the ring empty")
 		}

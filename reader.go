@@ -36,7 +36,7 @@ type reader struct {
 	pool  *readPool  // where blocks come from: the pool for ReadSlotSize
 
 	deadline deadline     // the read deadline, for datagrams served from the ring
-	buffered atomic.Int32 // n - head: see waiting
+	buffered atomic.Bool // the ring holds datagrams: see waiting
 }
 
 func (c *batched) ReadFrom(p []byte) (int, net.Addr, error) {
@@ -88,9 +88,11 @@ func (c *batched) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// waiting is how many datagrams the ring holds still to hand out: for the
-// writer, requests still to answer. Safe to call from any goroutine.
-func (r *reader) waiting() int32 { return r.buffered.Load() }
+// waiting reports whether the ring holds datagrams still to hand out: for
+// the writer, requests still to answer. Safe to call from any goroutine.
+// It changes only when a refill fills the ring and when the ring is
+// drained, not at every datagram handed out.
+func (r *reader) waiting() bool { return r.buffered.Load() }
 
 // read hands out the ring's next datagram, refilling an empty ring first,
 // and reports whether the datagram was longer than p. syscallName is the
@@ -157,8 +159,8 @@ func (r *reader) next(p []byte) (int, netip.AddrPort, bool) {
 	n, addr := copyUnseen(p, m.buf[start:end]), m.addr
 	if r.head == r.n {
 		r.release()
+		r.buffered.Store(false)
 	}
-	r.buffered.Store(int32(r.n - r.head))
 	return n, addr, end-start > len(p)
 }
 
@@ -224,7 +226,7 @@ func (r *reader) refill(p []byte) (rxResult, error) {
 		if r.countRead(res) > 2*r.n {
 			r.want = min(r.want, groRunSlots)
 		}
-		r.buffered.Store(int32(r.n))
+		r.buffered.Store(r.n > 0)
 		return res, nil
 	}
 }

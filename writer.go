@@ -189,11 +189,11 @@ func (w *writer) write(p []byte, d *dest) (int, error) {
 			since = now - w.lastSend
 			recent = since < int64(cfg.idleGap)
 		}
-		if recent && w.eager > 0 && w.in.waiting() == 0 {
+		if recent && w.eager > 0 && !w.in.waiting() {
 			recent = false // recent sends were not a loop's: see eagerRun
 			w.eager--
 		}
-		if cfg.BatchSize == 1 || !recent && (w.in.waiting() == 0 || since >= int64(cfg.MaxDelay)) {
+		if cfg.BatchSize == 1 || !recent && (!w.in.waiting() || since >= int64(cfg.MaxDelay)) {
 			n, err := w.sendNow(p, d, true)
 			w.lastSend = monoNow()
 			return n, err
