@@ -47,7 +47,7 @@ func newBatched(uc *net.UDPConn, cfg settings) *PacketConn {
 	if rx == nil {
 		return nil
 	}
-	c.face = PacketConn{impl: c, pc: uc}
+	c.face = PacketConn{impl: c}
 	s.info = info
 	refused := batchRefused.Load()
 	s.plainReads.Store(refused&recvRefused != 0)
@@ -93,6 +93,8 @@ func (c *batched) SetWriteDeadline(t time.Time) error {
 }
 
 func (c *batched) RemoteAddr() net.Addr { return c.s.raddr }
+
+func (c *batched) unwrap() net.PacketConn { return c.s.uc }
 
 func (c *batched) Batching() bool { return !(c.s.plainReads.Load() && c.s.plainWrites.Load()) }
 

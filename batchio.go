@@ -53,11 +53,12 @@ type txIO interface {
 	// messages (GSO).
 	segments() bool
 
-	// putSourceFor writes into oob the control message that sends a
-	// datagram to dst from the local address dst last wrote to, on a
-	// socket bound to a wildcard address (srcaddr.go), and returns its
-	// length: 0 where the kernel is to choose.
-	putSourceFor(oob []byte, dst netip.AddrPort) int
+	// sourceFor returns the control message that sends a datagram to
+	// dst from the local address dst last wrote to, on a socket bound to
+	// a wildcard address (srcaddr.go), and its length: 0 where the kernel
+	// is to choose. By value, so that the caller's copy stays on its
+	// stack.
+	sourceFor(dst netip.AddrPort) (oob [oobSpaceDirect]byte, n int)
 }
 
 // waitBlocks is the read pool's policy, as a read call about to wait for

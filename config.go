@@ -96,11 +96,11 @@ type settings struct {
 	queueFactor    int           // how many times BatchSize datagrams the queue gathers with offload
 	wideQueueBytes int           // a fan-out queue's arena (writepool.go): QueueBytes where the Config set it
 	idleGap        time.Duration // defaultIdleGap, or a test's
-	eagerRun       int           // eagerRun (writer.go), or none where a test set idleGap
 	timerIdle      time.Duration // flushTimerIdle, or a test's
 	gates          kernelGates   // what offload the kernel may be asked for
 	disabled       disabled      // what the operator turned off (BATCHCONN_DISABLE)
 	noBatch        bool          // serve the conn one datagram at a time
+	eagerRun       uint16        // eagerRun (writer.go), or none where a test set idleGap; small, so that a conn stays in its size class
 }
 
 // hooks are seams for tests; a conn made by New has none.

@@ -4,6 +4,7 @@ import (
 	"net"
 	"runtime"
 	"testing"
+	"unsafe"
 )
 
 // What a conn costs beyond plain where batching cannot help: a fresh conn
@@ -101,5 +102,17 @@ func TestAllocations(t *testing.T) {
 	fill()
 	if n := testing.AllocsPerRun(50, func() { r.ReadFromUDP(buf) }); n > 1 {
 		t.Errorf("ReadFromUDP: %v allocations, want at most 1 (plain makes 2)", n)
+	}
+}
+
+// A batched conn is one allocation of the runtime's 704-byte size class on
+// 64-bit systems: a field that pushes it past costs every conn 64 bytes or
+// more (the next classes are 768 and 896), fresh or idle.
+func TestBatchedConnStaysInItsSizeClass(t *testing.T) {
+	if unsafe.Sizeof(uintptr(0)) != 8 {
+		t.Skip("the size class is 64-bit's")
+	}
+	if size := unsafe.Sizeof(batched{}); size > 704 {
+		t.Fatalf("a batched conn is %d bytes, past the 704-byte size class", size)
 	}
 }

@@ -102,7 +102,7 @@ func (w *writer) onTimer() {
 	if w.afterSend && len(w.msgs) <= 2 {
 		// The writers made one or two datagrams in MaxDelay after a send:
 		// they take turns, and waiting only delays them (eagerRun).
-		w.eager = w.s.cfg.eagerRun
+		w.eager = int(w.s.cfg.eagerRun)
 	}
 	w.flushInBackground(causeTimer)
 }

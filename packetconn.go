@@ -53,8 +53,7 @@ import (
 // one with New. All methods are safe for concurrent use, as on
 // *net.UDPConn.
 type PacketConn struct {
-	impl impl           // what serves the conn: a *batched or a *passThrough
-	pc   net.PacketConn // the wrapped conn; the socket's owner from New on
+	impl impl // what serves the conn: a *batched or a *passThrough
 }
 
 // impl is what serves a PacketConn: the methods whose behaviour differs
@@ -78,6 +77,7 @@ type impl interface {
 	SyscallConn() (syscall.RawConn, error)
 	Stats() Stats
 	Batching() bool
+	unwrap() net.PacketConn // the wrapped conn; the socket's owner from New on
 }
 
 // A PacketConn is a drop-in for the *net.UDPConn it wraps.
@@ -202,7 +202,7 @@ func (c *PacketConn) Flush() error { return c.impl.Flush() }
 func (c *PacketConn) Close() error { return c.impl.Close() }
 
 // LocalAddr returns the socket's local address, as the wrapped conn does.
-func (c *PacketConn) LocalAddr() net.Addr { return c.pc.LocalAddr() }
+func (c *PacketConn) LocalAddr() net.Addr { return c.impl.unwrap().LocalAddr() }
 
 // RemoteAddr returns the peer of a connected socket, or nil, as
 // *net.UDPConn does.
@@ -226,19 +226,21 @@ func (c *PacketConn) SetWriteDeadline(t time.Time) error { return c.impl.SetWrit
 // SetReadBuffer sets the socket's receive buffer size, as *net.UDPConn
 // does. A conn that has no such setting returns errors.ErrUnsupported.
 func (c *PacketConn) SetReadBuffer(bytes int) error {
-	if s, ok := c.pc.(interface{ SetReadBuffer(int) error }); ok {
+	pc := c.impl.unwrap()
+	if s, ok := pc.(interface{ SetReadBuffer(int) error }); ok {
 		return s.SetReadBuffer(bytes)
 	}
-	return unsupported(c.pc)
+	return unsupported(pc)
 }
 
 // SetWriteBuffer sets the socket's send buffer size, as *net.UDPConn
 // does. A conn that has no such setting returns errors.ErrUnsupported.
 func (c *PacketConn) SetWriteBuffer(bytes int) error {
-	if s, ok := c.pc.(interface{ SetWriteBuffer(int) error }); ok {
+	pc := c.impl.unwrap()
+	if s, ok := pc.(interface{ SetWriteBuffer(int) error }); ok {
 		return s.SetWriteBuffer(bytes)
 	}
-	return unsupported(c.pc)
+	return unsupported(pc)
 }
 
 // SyscallConn returns a raw connection to the socket for setting and
@@ -269,4 +271,4 @@ func (c *PacketConn) Batching() bool { return c.impl.Batching() }
 
 // Unwrap returns the wrapped conn. Reading from or writing to it directly
 // bypasses the ring and the queue.
-func (c *PacketConn) Unwrap() net.PacketConn { return c.pc }
+func (c *PacketConn) Unwrap() net.PacketConn { return c.impl.unwrap() }

@@ -21,7 +21,7 @@ type passThrough struct {
 func newPassThrough(pc net.PacketConn) *PacketConn {
 	t := &passThrough{pc: pc}
 	t.uc, _ = pc.(*net.UDPConn)
-	t.face = PacketConn{impl: t, pc: pc}
+	t.face = PacketConn{impl: t}
 	return &t.face
 }
 
@@ -96,6 +96,7 @@ func (t *passThrough) SetReadDeadline(d time.Time) error  { return t.pc.SetReadD
 func (t *passThrough) SetWriteDeadline(d time.Time) error { return t.pc.SetWriteDeadline(d) }
 func (t *passThrough) Stats() Stats                       { return Stats{} }
 func (t *passThrough) Batching() bool                     { return false }
+func (t *passThrough) unwrap() net.PacketConn             { return t.pc }
 
 func (t *passThrough) RemoteAddr() net.Addr {
 	if conn, ok := t.pc.(net.Conn); ok {

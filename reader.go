@@ -32,11 +32,11 @@ type reader struct {
 	off   int        // where in that slot the next datagram starts
 	n     int        // slots filled by the last refill
 	want  int        // slots the next refill offers: grows while the kernel fills them all
-	under int        // reads in a row that filled less than a quarter of what they offered
 	pool  *readPool  // where blocks come from: the pool for ReadSlotSize
+	under int32      // reads in a row that filled less than a quarter of what they offered
 
-	deadline deadline     // the read deadline, for datagrams served from the ring
-	buffered atomic.Bool // the ring holds datagrams: see waiting
+	buffered atomic.Bool // the ring holds datagrams: see waiting; beside under, so that a conn stays in its size class
+	deadline deadline    // the read deadline, for datagrams served from the ring
 }
 
 func (c *batched) ReadFrom(p []byte) (int, net.Addr, error) {

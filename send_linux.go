@@ -52,6 +52,11 @@ func (m *mmsgIO) segments() bool {
 	return g.on
 }
 
+func (m *mmsgIO) sourceFor(dst netip.AddrPort) (oob [oobSpaceDirect]byte, n int) {
+	n = m.putSourceFor(oob[:], dst)
+	return oob, n
+}
+
 // putSourceFor writes the control message that sends a datagram to dst
 // from the address dst last wrote to, if this socket learns them and dst
 // was heard from, and returns its length.

@@ -39,11 +39,10 @@ type writer struct {
 	armed  atomic.Bool              // the timer will fire
 	due    atomic.Bool              // the timer must send the queue, whatever its age
 
-	plainSending atomic.Bool          // a datagram is in plain's hands, with mu held
-	background   atomic.Bool          // the timer or a read holds mu, sending the queue: no caller waits on it
-	callersWait  atomic.Int32         // callers waiting for mu
-	oob          [oobSpaceDirect]byte // a direct send's source address (srcaddr.go); guarded by mu
-	deadline     deadline             // the write deadline, for queued datagrams
+	plainSending atomic.Bool  // a datagram is in plain's hands, with mu held
+	background   atomic.Bool  // the timer or a read holds mu, sending the queue: no caller waits on it
+	callersWait  atomic.Int32 // callers waiting for mu
+	deadline     deadline     // the write deadline, for queued datagrams
 }
 
 func (c *batched) WriteTo(p []byte, addr net.Addr) (int, error) {
@@ -264,8 +263,8 @@ func (w *writer) sendNow(p []byte, d *dest, idle bool) (int, error) {
 	w.plainSending.Store(true) // plain may block: Close need not wait
 	var n int
 	var err error
-	if k := w.io.putSourceFor(w.oob[:], d.ap); k > 0 && d.via != viaWrite {
-		n, _, err = uc.WriteMsgUDPAddrPort(p, w.oob[:k], d.ap)
+	if oob, k := w.io.sourceFor(d.ap); k > 0 && d.via != viaWrite {
+		n, _, err = uc.WriteMsgUDPAddrPort(p, oob[:k], d.ap)
 	} else {
 		n, err = d.plain(uc, p)
 	}
