@@ -48,6 +48,7 @@ type fanGroup struct {
 	tail  int32          // the size of the group's last datagram: shorter than seg ends the run
 	end   int32          // where in the arena the group's last datagram ends (writer.place)
 	room  int32          // bytes of arena kept for the group after end
+	next  int32          // the group whose datagram followed this group's last time, or -1
 	addr  netip.AddrPort // the run's destination
 }
 
@@ -73,10 +74,16 @@ func (f *fanout) add(ap netip.AddrPort, size int) bool {
 	}
 	id := f.lastID
 	if id < 0 || ap != f.last {
-		id = f.table.group(orderKey(ap), int32(len(f.groups)))
-		if id < 0 {
-			f.overflow = true
-			return true
+		prev := id
+		if id = f.follows(prev, ap); id < 0 {
+			id = f.table.group(orderKey(ap), int32(len(f.groups)))
+			if id < 0 {
+				f.overflow = true
+				return true
+			}
+			if prev >= 0 {
+				f.groups[prev].next = id
+			}
 		}
 		if int(id) < len(f.groups) && id != f.lastID {
 			f.moves = true // back to a group left before
@@ -85,7 +92,7 @@ func (f *fanout) add(ap netip.AddrPort, size int) bool {
 	}
 	f.ids = append(f.ids, id)
 	if int(id) == len(f.groups) {
-		f.groups = append(f.groups, fanGroup{count: 1, seg: int32(size), tail: int32(size), addr: ap})
+		f.groups = append(f.groups, fanGroup{count: 1, seg: int32(size), tail: int32(size), next: -1, addr: ap})
 		return true
 	}
 	g := &f.groups[id]
@@ -96,6 +103,19 @@ func (f *fanout) add(ap netip.AddrPort, size int) bool {
 	}
 	g.tail = int32(size)
 	return false
+}
+
+// follows returns the group of a datagram to ap that follows one of group
+// prev, if it is the group that followed prev last time, or -1: a server
+// writing to its peers in turn finds each next group without hashing.
+func (f *fanout) follows(prev int32, ap netip.AddrPort) int32 {
+	if prev < 0 {
+		return -1
+	}
+	if next := f.groups[prev].next; next >= 0 && f.groups[next].addr == ap {
+		return next
+	}
+	return -1
 }
 
 // lastGroup returns the group of the datagram added last, or nil where the
