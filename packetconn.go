@@ -17,7 +17,7 @@ import (
 // writer (writer.go) owns the queue, when it goes out (flush.go), its timer
 // (flushtimer.go), its block pool (writepool.go) and the sending half of
 // the system-call layer (send_linux.go). They meet in three named places:
-// the reader tells the writer how many requests the ring holds still to
+// the reader tells the writer whether the ring holds requests still to
 // answer (reader.waiting), the reader has the writer send its queue before
 // a read waits for the network (writer.sendBeforeRead), and Close takes the
 // writer first, then the reader (batched.Close).
