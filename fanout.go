@@ -36,6 +36,7 @@ type fanout struct {
 
 	last     netip.AddrPort // the last datagram's destination
 	lastID   int32          // and its group
+	kept     int            // arena bytes kept in groups' slabs and not holding datagrams (writer.place)
 	moves    bool           // a group's datagrams are not all together in WriteTo order
 	overflow bool           // more groups than the table holds: the queue goes as it is
 }
@@ -60,7 +61,7 @@ func (f *fanout) reset() {
 	f.table.clear()
 	f.ids, f.groups = f.ids[:0], f.groups[:0]
 	f.last, f.lastID = netip.AddrPort{}, -1
-	f.moves, f.overflow = false, false
+	f.moves, f.overflow, f.kept = false, false, 0
 }
 
 // add groups the next queued datagram, of size bytes to ap, and reports

@@ -271,3 +271,30 @@ func TestGroupedRunsLieBackToBack(t *testing.T) {
 		t.Fatalf("the lone destination got %.8q", got[0])
 	}
 }
+
+// Slabs cost a queue to many peers, a few datagrams each, at most an
+// eighth of its arena: 30 destinations written in turn, six or seven
+// datagrams each, fill seven eighths of the default arena before the
+// queue must go for room (without the bound, their slabs would take more
+// than the arena).
+func TestSlabsLeaveAManyPeerQueueItsRoom(t *testing.T) {
+	c, _ := queuedPair(t, Config{})
+	if !c.b().w.io.segments() {
+		t.Skip("no segmentation offload here: the queue is not grouped")
+	}
+	var dsts []net.Addr
+	for range 30 {
+		sink := listenLoopback(t)
+		defer sink.Close()
+		dsts = append(dsts, sink.LocalAddr())
+	}
+	fits := defaultQueueBytes * 7 / 8 / 1200
+	for i := range fits {
+		if _, err := c.WriteTo(make([]byte, 1200), dsts[i%len(dsts)]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s := c.Stats(); s.FlushFull != 0 || s.DatagramsWritten != 0 {
+		t.Fatalf("after %d datagrams of 1200 B to 30 peers the queue went for room: %+v", fits, s)
+	}
+}

@@ -352,21 +352,30 @@ func (w *writer) push(p []byte, ap netip.AddrPort) {
 // to the kernel as one piece (gather); else at the arena's end, taking
 // a slab of groupSlab such datagrams for the group's next ones. A
 // group's first datagram takes no slab: a peer answered once wastes no
-// room. The arena's end has room for n (write made sure). w.mu is held.
+// room. Room kept in slabs and not used is bounded by an eighth of the
+// arena (fanout.kept): a queue to many peers, a few datagrams each, fills
+// the arena no sooner than without slabs, but for that eighth. The
+// arena's end has room for n (write made sure). w.mu is held.
 func (w *writer) place(n int) int {
 	at := w.used
-	g := w.blk.fan.lastGroup()
+	f := &w.blk.fan
+	g := f.lastGroup()
 	switch {
 	case g == nil || n == 0:
 		w.used += n
 	case int(g.room) >= n:
 		at = int(g.end)
 		g.end, g.room = g.end+int32(n), g.room-int32(n)
+		f.kept -= n
 	default:
 		slab := n
 		if g.count > 1 {
 			slab = min(groupSlab*n, len(w.blk.arena)-at)
+			if f.kept+slab-n > len(w.blk.arena)/8 {
+				slab = n
+			}
 		}
+		f.kept += slab - n // a slab left behind stays counted: its room is lost to this queue
 		w.used += slab
 		g.end, g.room = int32(at+n), int32(slab-n)
 	}
