@@ -211,19 +211,25 @@ func (r *bareReader) refill() error {
 // recv is the poller's callback: one recvmmsg of up to every slot; false
 // means "wait until readable".
 func (r *bareReader) recv(fd uintptr) bool {
+	n, e := mmsgCall(unix.SYS_RECVMMSG, fd, r.hdrs)
+	if e == unix.EAGAIN {
+		return false
+	}
+	r.n, r.errno = n, e
+	return true
+}
+
+// mmsgCall makes one recvmmsg or sendmmsg (trap) of hdrs on fd, again
+// where a signal interrupted it: the messages it moved, or its errno.
+func mmsgCall(trap, fd uintptr, hdrs []mmsghdr) (int, syscall.Errno) {
 	for {
-		n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.hdrs[0])), uintptr(len(r.hdrs)), 0, 0, 0)
-		switch e {
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
-			return false
-		case 0:
-			r.n = int(n)
-		default:
-			r.errno = e
+		n, _, e := unix.Syscall6(trap, fd, uintptr(unsafe.Pointer(&hdrs[0])), uintptr(len(hdrs)), 0, 0, 0)
+		if e != unix.EINTR {
+			if e != 0 {
+				n = 0
+			}
+			return int(n), e
 		}
-		return true
 	}
 }
 
@@ -398,20 +404,12 @@ func (w *bareWriter) sendHeaders() error {
 // send is the poller's callback: one sendmmsg of the headers not yet
 // sent; false means "wait until writable".
 func (w *bareWriter) send(fd uintptr) bool {
-	for {
-		n, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&w.hdrs[w.sent])), uintptr(w.k-w.sent), 0, 0, 0)
-		switch e {
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
-			return false
-		case 0:
-			w.sent += int(n)
-		default:
-			w.errno = e
-		}
-		return true
+	n, e := mmsgCall(unix.SYS_SENDMMSG, fd, w.hdrs[w.sent:w.k])
+	if e == unix.EAGAIN {
+		return false
 	}
+	w.sent, w.errno = w.sent+n, e
+	return true
 }
 
 // TestBareWriterDeliversEachDatagram: a bare loop that lost or doubled

@@ -1,7 +1,6 @@
 package batchconn
 
 import (
-	"cmp"
 	"sync"
 	"time"
 )
@@ -95,27 +94,12 @@ type settings struct {
 	Config
 	queueFactor    int           // how many times BatchSize datagrams the queue gathers with offload
 	wideQueueBytes int           // a fan-out queue's arena (writepool.go): QueueBytes where the Config set it
-	idleGap        time.Duration // defaultIdleGap, or a test's
-	timerIdle      time.Duration // flushTimerIdle, or a test's
+	idleGap        time.Duration // defaultIdleGap; tests set their own (export_test.go)
+	timerIdle      time.Duration // flushTimerIdle; tests set their own
 	gates          kernelGates   // what offload the kernel may be asked for
 	disabled       disabled      // what the operator turned off (BATCHCONN_DISABLE)
 	noBatch        bool          // serve the conn one datagram at a time
-	eagerRun       uint16        // eagerRun (writer.go), or none where a test set idleGap; small, so that a conn stays in its size class
-}
-
-// hooks are seams for tests; a conn made by New has none.
-type hooks struct {
-	// noBatch serves the conn one datagram at a time, as on systems
-	// without recvmmsg and sendmmsg, to run that path on Linux.
-	noBatch bool
-	// kernel is the kernel release the offload gates are decided from,
-	// instead of the running kernel's: tests pretend to run on others.
-	kernel string
-	// idleGap overrides defaultIdleGap: with an hour every write queues
-	// (and no eagerRun undoes it).
-	idleGap time.Duration
-	// timerIdle overrides flushTimerIdle: tests see the timer go sooner.
-	timerIdle time.Duration
+	eagerRun       uint16        // eagerRun (writer.go); small, so that a conn stays in its size class
 }
 
 // runningKernelGates decides the gates for the running kernel, once per
@@ -124,7 +108,7 @@ var runningKernelGates = sync.OnceValue(currentKernelGates)
 
 func currentKernelGates() kernelGates { return gatesFor(kernelRelease()) }
 
-func (c *Config) resolve(h hooks) settings {
+func (c *Config) resolve() settings {
 	var s settings
 	if c != nil {
 		s.Config = *c
@@ -146,17 +130,9 @@ func (c *Config) resolve(h hooks) settings {
 	if c == nil || c.QueueBytes <= 0 {
 		s.QueueBytes, s.wideQueueBytes = defaultQueueBytes, wideQueueBytes
 	}
-	s.idleGap = cmp.Or(max(h.idleGap, 0), defaultIdleGap)
-	s.eagerRun = eagerRun
-	if h.idleGap > 0 {
-		s.eagerRun = 0 // a test that queues every write: nothing undoes it
-	}
-	s.timerIdle = cmp.Or(max(h.timerIdle, 0), flushTimerIdle)
+	s.idleGap, s.eagerRun, s.timerIdle = defaultIdleGap, eagerRun, flushTimerIdle
 	s.gates = runningKernelGates()
-	if h.kernel != "" {
-		s.gates = gatesFor(h.kernel)
-	}
 	s.disabled = operatorDisabled()
-	s.noBatch = h.noBatch || s.disabled.noBatch()
+	s.noBatch = s.disabled.noBatch()
 	return s
 }

@@ -8,19 +8,19 @@ import (
 
 func TestNegativeConfigBehavesAsDefaults(t *testing.T) {
 	cfg := negativeConfig
-	got, want := cfg.resolve(hooks{}), (*Config)(nil).resolve(hooks{})
+	got, want := cfg.resolve(), (*Config)(nil).resolve()
 	if got != want {
 		t.Fatalf("Config%+v resolves to %+v, want the defaults %+v", negativeConfig, got, want)
 	}
-	if zero := (&Config{}).resolve(hooks{}); zero != want {
+	if zero := (&Config{}).resolve(); zero != want {
 		t.Fatalf("Config{} resolves to %+v, want the defaults %+v", zero, want)
 	}
 	// Too large is lowered to the limits, too small a queue raised.
-	huge := (&Config{BatchSize: 1 << 30, ReadSlotSize: 1 << 30, QueueBytes: 1}).resolve(hooks{})
+	huge := (&Config{BatchSize: 1 << 30, ReadSlotSize: 1 << 30, QueueBytes: 1}).resolve()
 	if huge.BatchSize != maxBatchSize || huge.ReadSlotSize != maxDatagram || huge.QueueBytes != maxDatagram {
 		t.Fatalf("out-of-range Config resolves to %+v", huge)
 	}
-	if q := (&Config{QueueBytes: math.MaxInt}).resolve(hooks{}).QueueBytes; q != maxQueueBytes {
+	if q := (&Config{QueueBytes: math.MaxInt}).resolve().QueueBytes; q != maxQueueBytes {
 		t.Fatalf("Config{QueueBytes: MaxInt} resolves to a %d B queue, want %d", q, maxQueueBytes)
 	}
 	// A conn with the largest queue allocates it and works.
@@ -62,14 +62,14 @@ func TestNegativeConfigBehavesAsDefaults(t *testing.T) {
 
 // The seams tests set reach the resolved settings.
 func TestResolveTakesHooksAndDerivesTheQueue(t *testing.T) {
-	s := (&Config{}).resolve(hooks{idleGap: time.Hour, timerIdle: time.Minute, kernel: "4.19.0", noBatch: true})
+	s := (&Config{}).resolveWith(hooks{idleGap: time.Hour, timerIdle: time.Minute, kernel: "4.19.0", noBatch: true})
 	if s.idleGap != time.Hour || s.timerIdle != time.Minute || !s.noBatch {
 		t.Errorf("hooks not taken: idleGap %v timerIdle %v noBatch %v", s.idleGap, s.timerIdle, s.noBatch)
 	}
 	if s.gates != gatesFor("4.19.0") {
 		t.Errorf("gates %+v, want those of 4.19.0, %+v", s.gates, gatesFor("4.19.0"))
 	}
-	d := (*Config)(nil).resolve(hooks{})
+	d := (*Config)(nil).resolve()
 	if d.idleGap != defaultIdleGap || d.timerIdle != flushTimerIdle || d.queueFactor != gsoQueueFactor || d.QueueBytes != defaultQueueBytes {
 		t.Errorf("defaults: %+v", d)
 	}

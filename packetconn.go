@@ -97,17 +97,16 @@ var (
 //
 // From New on, the returned conn owns pc: use pc only through it, and
 // close it with the conn's Close so that queued datagrams are sent.
-func New(pc net.PacketConn, cfg *Config) *PacketConn { return newConn(pc, cfg, hooks{}) }
+func New(pc net.PacketConn, cfg *Config) *PacketConn { return wrap(pc, cfg.resolve()) }
 
-// newConn is New, with the seams tests set.
-func newConn(pc net.PacketConn, cfg *Config, h hooks) *PacketConn {
+// wrap is New with cfg resolved.
+func wrap(pc net.PacketConn, s settings) *PacketConn {
 	if c, ok := pc.(*PacketConn); ok {
 		return c
 	}
 	if pc == nil {
 		pc = new(net.UDPConn) // no socket: every method returns EINVAL
 	}
-	s := cfg.resolve(h)
 	if uc, ok := pc.(*net.UDPConn); ok && uc != nil && !s.noBatch {
 		if c := newBatched(uc, s); c != nil {
 			return c

@@ -188,11 +188,12 @@ func (w *writer) write(p []byte, d *dest) (int, error) {
 			since = now - w.lastSend
 			recent = since < int64(cfg.idleGap)
 		}
-		if recent && w.eager > 0 && !w.in.waiting() {
+		requests := w.in.waiting()
+		if recent && w.eager > 0 && !requests {
 			recent = false // recent sends were not a loop's: see eagerRun
 			w.eager--
 		}
-		if cfg.BatchSize == 1 || !recent && (!w.in.waiting() || since >= int64(cfg.MaxDelay)) {
+		if cfg.BatchSize == 1 || !recent && (!requests || since >= int64(cfg.MaxDelay)) {
 			n, err := w.sendNow(p, d, true)
 			w.lastSend = monoNow()
 			return n, err
@@ -324,24 +325,25 @@ func (w *writer) full(limit int, cfg *settings) bool {
 // push appends a datagram to the queue, which has a block with room for
 // it, and counts the messages the queue makes (w.runs).
 func (w *writer) push(p []byte, ap netip.AddrPort) {
-	at := w.used
+	var at int
 	if w.grouped {
 		if w.blk.fan.add(ap, len(p)) {
 			w.runs++
 		}
 		at = w.place(len(p))
-	} else if n := len(w.msgs); n == 0 || w.msgs[n-1].addr != ap || len(p) > w.runSeg || len(w.msgs[n-1].buf) < w.runSeg {
-		// A datagram starts a run unless it follows one to the same
-		// destination that it is no longer than, and that has not ended
-		// with a shorter one: about what coalesce decides.
-		w.runs++
-		w.runSeg = len(p)
+	} else {
+		if n := len(w.msgs); n == 0 || w.msgs[n-1].addr != ap || len(p) > w.runSeg || len(w.msgs[n-1].buf) < w.runSeg {
+			// A datagram starts a run unless it follows one to the same
+			// destination that it is no longer than, and that has not
+			// ended with a shorter one: about what coalesce decides.
+			w.runs++
+			w.runSeg = len(p)
+		}
+		at = w.used
+		w.used += len(p)
 	}
 	buf := w.blk.arena[at : at+len(p) : at+len(p)]
 	copyUnseen(buf, p)
-	if !w.grouped {
-		w.used += len(p)
-	}
 	w.msgs = append(w.msgs, txMsg{buf: buf, addr: ap})
 	w.queued.Store(int32(len(w.msgs)))
 }
