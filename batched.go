@@ -99,11 +99,10 @@ func (c *batched) unwrap() net.PacketConn { return c.s.uc }
 func (c *batched) Batching() bool { return !(c.s.plainReads.Load() && c.s.plainWrites.Load()) }
 
 func (c *batched) SyscallConn() (syscall.RawConn, error) {
-	rc, err := c.s.uc.SyscallConn()
-	if err != nil {
+	if _, err := c.s.uc.SyscallConn(); err != nil {
 		return nil, err
 	}
-	return controlOnly{rc}, nil
+	return controlOnly{c.r.io}, nil
 }
 
 func (c *batched) Stats() Stats {

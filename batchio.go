@@ -25,6 +25,18 @@ type rxIO interface {
 	gro() groState
 	enableGRO()
 
+	// readControl makes every read call from now on take the control
+	// messages the socket delivers, for a caller who reads them (r.mu
+	// held); hidden names those that are the conn's own, which the
+	// caller must not see (safe from any goroutine).
+	readControl()
+	hidden() controlHide
+
+	// control runs a caller's function on the socket (SyscallConn's
+	// Control), keeping track of which of the conn's own options the
+	// caller turns on or off.
+	control(f func(fd uintptr)) error
+
 	// receiveDrops asks the kernel how many datagrams it has dropped on
 	// the socket's full receive queue, over the socket's life; false
 	// where it cannot tell (a closed socket).
@@ -52,6 +64,15 @@ type txIO interface {
 	// segments reports whether writeBatch sends runs as segmented
 	// messages (GSO).
 	segments() bool
+
+	// segmentsRun reports whether a caller's message of seg-byte
+	// segments to dst (all of one length: equal) may go as one segmented
+	// message: the kernel's gates and dst's route allow it.
+	segmentsRun(dst netip.AddrPort, seg int, equal bool) bool
+
+	// takesSource reports whether the kernel takes src (on ifindex, 0:
+	// any) as a datagram's source: the socket received at it lately.
+	takesSource(src netip.Addr, ifindex uint32) bool
 
 	// sourceFor returns the control message that sends a datagram to
 	// dst from the local address dst last wrote to, on a socket bound to
@@ -87,6 +108,8 @@ type rxResult struct {
 	trunc   bool           // it was longer than p
 	n       int            //
 	addr    netip.AddrPort //
+	ctl     []byte         // and its control data, valid until the block goes back
+	ctlCut  bool           // the kernel cut that short
 }
 
 // slots is how many of the block's slots the call filled.
@@ -103,13 +126,30 @@ type rxMsg struct {
 	n    int    // bytes received: one datagram, or several of one sender
 	seg  int    // the size of each of several datagrams (UDP GRO), or 0 for one
 	addr netip.AddrPort
+
+	oobn   uint16 // bytes of control data received with it (rxHeader.control)
+	ctlCut bool   // the kernel had more than room for
 }
 
 // txMsg is one queued datagram.
 type txMsg struct {
 	buf  []byte         // the payload, a slice of the queue's arena
 	addr netip.AddrPort // the destination; invalid on a connected socket
+
+	// A datagram of a caller's WriteMsgUDP (msgwrite.go): its control
+	// messages, ctlLen bytes at ctl in the arena, and on the first of a
+	// message cut into segments (UDP_SEGMENT), how many it makes.
+	ctl    int32
+	ctlLen uint8
+	own    uint8  // txMessage, txSource
+	run    uint16 // datagrams in the caller's message, on its first; else 0
 }
+
+// What a queued datagram carries of its caller's.
+const (
+	txMessage uint8 = 1 << iota // part of a caller's message: never joins another's run
+	txSource                    // the caller chose its source: the conn adds none
+)
 
 // sockInfo is what the write path must know of the socket to predict
 // which datagrams plain would refuse at once.

@@ -1,6 +1,12 @@
 package batchconn
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"unsafe"
+)
+
+// wordSize is the alignment of control messages: the size of a C long.
+const wordSize = int(unsafe.Sizeof(uintptr(0)))
 
 // Control message layout (linux/socket.h), for the 64-bit and 32-bit
 // systems Go supports: a header of length (size_t), level and type (int),
@@ -74,3 +80,101 @@ func putCmsg(oob []byte, wordSize int, level, typ int32, data []byte) int {
 }
 
 func align(n, word int) int { return (n + word - 1) &^ (word - 1) }
+
+// Linux's numbers for the control messages the conn reads or checks. The
+// codec is free of the system so that its rules are tested everywhere;
+// only Linux batches.
+const (
+	solSocket = 1
+	solIP     = 0
+	solIPv6   = 41
+	solUDP    = 17
+
+	ipTOS        = 1
+	ipTTL        = 2
+	ipPktinfo    = 8
+	ipv6Pktinfo  = 50
+	ipv6HopLimit = 52
+	ipv6TClass   = 67
+	udpSegment   = 103
+	udpGRO       = 104
+)
+
+// controlHide names the control messages a socket delivers for the conn's
+// own use (UDP_GRO's segment size; the packet info it chooses reply
+// sources by), which a caller who did not turn them on must not see.
+type controlHide uint8
+
+const (
+	hideGRO      controlHide = 1 << iota // UDP_GRO: always the conn's, which hands its datagrams out one by one
+	hidePktinfo4                         // IP_PKTINFO, turned on by the conn and not by its caller
+	hidePktinfo6                         // IPV6_PKTINFO, likewise
+)
+
+func (h controlHide) hides(level, typ int32) bool {
+	switch {
+	case level == solUDP && typ == udpGRO:
+		return h&hideGRO != 0
+	case level == solIP && typ == ipPktinfo:
+		return h&hidePktinfo4 != 0
+	case level == solIPv6 && typ == ipv6Pktinfo:
+		return h&hidePktinfo6 != 0
+	}
+	return false
+}
+
+// copyControl copies the control messages the kernel wrote into src, but
+// those hide names, into a caller's buffer dst as the kernel writes them
+// into a caller's own (put_cmsg in net/core/scm.c): each padded to the
+// word, in order; one that does not fit whole is cut to the room left,
+// its length saying so, and none fits after it. It returns the bytes
+// written (plain's oobn) and whether any message was cut or left out
+// (plain's MSG_CTRUNC). Malformed control data in src ends the copy.
+func copyControl(dst, src []byte, wordSize int, hide controlHide) (n int, cut bool) {
+	hdrLen := align(wordSize+8, wordSize)
+	for len(src) >= hdrLen {
+		cmsgLen := int(cmsgLength(src, wordSize))
+		if cmsgLen < hdrLen || cmsgLen > len(src) {
+			break
+		}
+		level := int32(binary.NativeEndian.Uint32(src[wordSize:]))
+		typ := int32(binary.NativeEndian.Uint32(src[wordSize+4:]))
+		if !hide.hides(level, typ) {
+			room := len(dst) - n
+			if room < hdrLen {
+				cut = true
+			} else {
+				l := cmsgLen
+				if room < l {
+					cut, l = true, room
+				}
+				out := dst[n:]
+				putCmsgLength(out, wordSize, l)
+				copy(out[wordSize:hdrLen], src[wordSize:hdrLen])
+				copy(out[hdrLen:l], src[hdrLen:cmsgLen])
+				n += min(align(cmsgLen, wordSize), room)
+			}
+		}
+		next := align(cmsgLen, wordSize)
+		if next >= len(src) {
+			break
+		}
+		src = src[next:]
+	}
+	return n, cut
+}
+
+func cmsgLength(b []byte, wordSize int) uint64 {
+	if wordSize == 8 {
+		return binary.NativeEndian.Uint64(b)
+	}
+	return uint64(binary.NativeEndian.Uint32(b))
+}
+
+func putCmsgLength(b []byte, wordSize, n int) {
+	if wordSize == 8 {
+		binary.NativeEndian.PutUint64(b, uint64(n))
+	} else {
+		binary.NativeEndian.PutUint32(b, uint32(n))
+	}
+}

@@ -205,3 +205,12 @@ func (t *fanoutTable) group(key netip.AddrPort, next int32) int32 {
 		}
 	}
 }
+
+// endRun ends the run of the group of the datagram added last: a
+// caller's message (WriteMsgUDP) makes one of its own, and the next
+// datagram to the group starts another.
+func (f *fanout) endRun() {
+	if g := f.lastGroup(); g != nil {
+		g.seg, g.tail = -1, -1
+	}
+}

@@ -3,6 +3,7 @@ package batchconn
 import (
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"runtime"
 	"syscall"
@@ -127,7 +128,7 @@ func (w *writer) send(ms []txMsg) (int, error) {
 		// ENOSYS: the kernel lacks sendmmsg. EPERM: a seccomp filter
 		// refuses it, or a firewall rule this datagram; plain tells which.
 		if err != syscall.ENOSYS {
-			if _, perr := s.sendPlain(&ms[0]); perr != nil {
+			if _, perr := s.sendPlain(&ms[0], w.blk.arena); perr != nil {
 				return 0, err // the datagram's
 			}
 			s.refuseBatchCalls(sendRefused)
@@ -136,7 +137,7 @@ func (w *writer) send(ms []txMsg) (int, error) {
 		s.refuseBatchCalls(sendRefused)
 	}
 	for i := range ms {
-		if _, err := s.sendPlain(&ms[i]); err != nil {
+		if _, err := s.sendPlain(&ms[i], w.blk.arena); err != nil {
 			s.stats.writeCalls.Add(uint64(i))
 			err = unwrapRaw(err)
 			if se, ok := err.(*os.SyscallError); ok {
@@ -149,8 +150,17 @@ func (w *writer) send(ms []txMsg) (int, error) {
 	return len(ms), nil
 }
 
-// sendPlain sends one queued datagram through plain.
-func (s *socket) sendPlain(m *txMsg) (int, error) {
+// sendPlain sends one queued datagram through plain, with its caller's
+// control messages, which are in arena.
+func (s *socket) sendPlain(m *txMsg, arena []byte) (int, error) {
+	if m.own != 0 {
+		ctl, to := arena[m.ctl:int(m.ctl)+int(m.ctlLen)], m.addr
+		if s.raddr != nil {
+			to = netip.AddrPort{} // the peer's, as plain takes it
+		}
+		n, _, err := s.uc.WriteMsgUDPAddrPort(m.buf, ctl, to)
+		return n, err
+	}
 	if s.raddr != nil {
 		return s.uc.Write(m.buf)
 	}

@@ -32,7 +32,8 @@ const gsoQueueFactor = 8
 // coalesce returns how many of msgs, from the first, leave as one
 // message, and the segment size to send it with: 0 for a lone datagram,
 // which goes without a UDP_SEGMENT control message. It decides from the
-// queue alone: no socket, clock or lock.
+// queue alone: no socket, clock or lock. A datagram of a caller's message
+// (WriteMsgUDP) joins no run: the caller cut its messages itself.
 func coalesce(msgs []txMsg, maxSegs int) (n, seg int) {
 	if len(msgs) == 0 {
 		return 0, 0
@@ -48,7 +49,7 @@ func coalesce(msgs []txMsg, maxSegs int) (n, seg int) {
 	for n < len(msgs) && n < maxSegs {
 		m := &msgs[n]
 		size := len(m.buf)
-		if size == 0 || size > seg || m.addr != dst || total+size > limit {
+		if size == 0 || size > seg || m.addr != dst || total+size > limit || m.own != 0 {
 			break
 		}
 		total += size

@@ -48,8 +48,12 @@ func (g *gsoState) probe(rc syscall.RawConn) {
 
 // takes reports whether the run that starts with d may go as one
 // segmented message to d's destination.
-func (g *gsoState) takes(d txMsg) bool {
-	return len(g.routes) == 0 || g.routes[d.addr.Addr()].takes(len(d.buf))
+func (g *gsoState) takes(d txMsg) bool { return g.takesSize(d.addr.Addr(), len(d.buf)) }
+
+// takesSize reports whether a run of size-byte segments may go to dst
+// as one segmented message.
+func (g *gsoState) takesSize(dst netip.Addr, size int) bool {
+	return len(g.routes) == 0 || g.routes[dst].takes(size)
 }
 
 // maxGSOOff is how many destinations may have offload limited before it

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"syscall"
 	"time"
+
+	"golang.org/x/net/ipv4"
 )
 
 // How the package is built. A PacketConn is a facade: New chooses once
@@ -63,10 +65,15 @@ type impl interface {
 	ReadFromUDP(p []byte) (int, *net.UDPAddr, error)
 	ReadFromUDPAddrPort(p []byte) (int, netip.AddrPort, error)
 	ReadMsgUDP(b, oob []byte) (n, oobn, flags int, addr *net.UDPAddr, err error)
+	ReadMsgUDPAddrPort(b, oob []byte) (n, oobn, flags int, addr netip.AddrPort, err error)
+	ReadBatch(ms []ipv4.Message, flags int) (int, error)
 	Read(p []byte) (int, error)
 	WriteTo(p []byte, addr net.Addr) (int, error)
 	WriteToUDP(p []byte, addr *net.UDPAddr) (int, error)
 	WriteToUDPAddrPort(p []byte, addr netip.AddrPort) (int, error)
+	WriteMsgUDP(b, oob []byte, addr *net.UDPAddr) (n, oobn int, err error)
+	WriteMsgUDPAddrPort(b, oob []byte, addr netip.AddrPort) (n, oobn int, err error)
+	WriteBatch(ms []ipv4.Message, flags int) (int, error)
 	Write(p []byte) (int, error)
 	Flush() error
 	Close() error
@@ -133,19 +140,37 @@ func (c *PacketConn) ReadFromUDPAddrPort(p []byte) (int, netip.AddrPort, error) 
 	return c.impl.ReadFromUDPAddrPort(p)
 }
 
-// ReadMsgUDP reads one datagram as ReadFrom does, for code that asks for
-// it (x/net's ipv4 and ipv6 packages accept a conn for their socket-option
-// helpers, JoinGroup, SetTOS and the rest, only if it has ReadMsgUDP and
-// SyscallConn). flags carries MSG_TRUNC where the datagram was longer
-// than b, as on plain; but no control messages come with it (oobn is 0):
-// the ring's datagrams were received by batch calls, whose control data
-// is batchconn's own. A conn served one datagram at a time hands the call
-// to the wrapped conn where it has ReadMsgUDP, with its control messages.
-//
-// There is no WriteMsgUDP, on purpose: libraries that find both (quic-go)
-// read and write the socket themselves, past the ring and the queue.
+// ReadMsgUDP reads one datagram as ReadFrom does, with the control
+// messages the socket delivered with it, as *net.UDPConn does: oobn
+// bytes of them in oob, and flags with MSG_TRUNC where the datagram was
+// longer than b, MSG_CTRUNC where its control messages did not all fit
+// in oob. The control messages are those the caller turned on (through
+// SyscallConn, x/net's SetControlMessage, or before New), laid out as the
+// kernel lays them out for plain; those the conn turned on for itself
+// (UDP_GRO, packet info on a wildcard socket) are not among them unless
+// the caller turned them on too. A datagram that came coalesced with
+// others (GRO) gets the control messages of its buffer. The conn takes
+// control messages from its first message read on: datagrams already in
+// the ring then come without them.
 func (c *PacketConn) ReadMsgUDP(b, oob []byte) (n, oobn, flags int, addr *net.UDPAddr, err error) {
 	return c.impl.ReadMsgUDP(b, oob)
+}
+
+// ReadMsgUDPAddrPort is ReadMsgUDP returning the sender as a
+// netip.AddrPort, as *net.UDPConn does.
+func (c *PacketConn) ReadMsgUDPAddrPort(b, oob []byte) (n, oobn, flags int, addr netip.AddrPort, err error) {
+	return c.impl.ReadMsgUDPAddrPort(b, oob)
+}
+
+// ReadBatch reads datagrams into ms, as x/net's ipv4.PacketConn and
+// ipv6.PacketConn ReadBatch do on Linux: it waits for the first, as
+// ReadMsgUDP does, then returns as many as are there at once, up to
+// len(ms), each with N, NN (control messages in OOB, as ReadMsgUDP gives
+// them), Flags and Addr (a *net.UDPAddr) set; the Buffers of a message
+// are filled in order. ipv6.Message is the same type. flags must be 0.
+// Libraries that look for this method (quic-go) read through the ring.
+func (c *PacketConn) ReadBatch(ms []ipv4.Message, flags int) (int, error) {
+	return c.impl.ReadBatch(ms, flags)
 }
 
 // Read reads one datagram into p, as *net.UDPConn does: from the peer of
@@ -179,6 +204,37 @@ func (c *PacketConn) WriteToUDP(p []byte, addr *net.UDPAddr) (int, error) {
 // as on *net.UDPConn. It does not allocate.
 func (c *PacketConn) WriteToUDPAddrPort(p []byte, addr netip.AddrPort) (int, error) {
 	return c.impl.WriteToUDPAddrPort(p, addr)
+}
+
+// WriteMsgUDP sends b to addr with the control messages in oob, as
+// *net.UDPConn does, queued as WriteTo queues: a source address
+// (IP_PKTINFO, IPV6_PKTINFO), which wins over the one the conn would
+// choose, TOS or traffic class (ECN), TTL or hop limit, and a segment
+// size (UDP_SEGMENT), with which b leaves as the caller cut it, never
+// merged with other datagrams, or, where the kernel or the route refuses
+// segmentation offload, as separate datagrams of that size. Control
+// messages the queue cannot check at the call as the kernel would (any
+// other kind, malformed ones, a source the socket has not received at)
+// go through plain at once, after the queue, with plain's answer. On a
+// connected socket addr must be nil, as on plain.
+func (c *PacketConn) WriteMsgUDP(b, oob []byte, addr *net.UDPAddr) (n, oobn int, err error) {
+	return c.impl.WriteMsgUDP(b, oob, addr)
+}
+
+// WriteMsgUDPAddrPort is WriteMsgUDP with the destination as a
+// netip.AddrPort, as on *net.UDPConn.
+func (c *PacketConn) WriteMsgUDPAddrPort(b, oob []byte, addr netip.AddrPort) (n, oobn int, err error) {
+	return c.impl.WriteMsgUDPAddrPort(b, oob, addr)
+}
+
+// WriteBatch sends the messages ms, as x/net's ipv4.PacketConn and
+// ipv6.PacketConn WriteBatch do, through the queue: each as WriteMsgUDP
+// sends it (Addr a *net.UDPAddr, nil on a connected socket; OOB its
+// control messages; its Buffers joined into one datagram), N and NN set
+// for each taken. Where a message is refused, it returns how many were
+// taken before it, or, for the first, plain's error. flags must be 0.
+func (c *PacketConn) WriteBatch(ms []ipv4.Message, flags int) (int, error) {
+	return c.impl.WriteBatch(ms, flags)
 }
 
 // Write sends p to the peer of a connected socket, as *net.UDPConn does,

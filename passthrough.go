@@ -3,8 +3,11 @@ package batchconn
 import (
 	"net"
 	"net/netip"
+	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/net/ipv4"
 )
 
 // passThrough serves a conn one datagram at a time through the wrapped
@@ -16,6 +19,9 @@ type passThrough struct {
 	face PacketConn
 	pc   net.PacketConn
 	uc   *net.UDPConn // pc, where it is one
+
+	xnetOnce sync.Once
+	xnet     *ipv4.PacketConn // x/net's batch calls on uc (passthrough_msg.go)
 }
 
 func newPassThrough(pc net.PacketConn) *PacketConn {

@@ -33,14 +33,15 @@ type reader struct {
 	n     int        // slots filled by the last refill
 	want  int        // slots the next refill offers: grows while the kernel fills them all
 	pool  *readPool  // where blocks come from: the pool for ReadSlotSize
-	under int32      // reads in a row that filled less than a quarter of what they offered
+	under int16      // reads in a row that filled less than a quarter of what they offered
+	ctl   bool       // a caller reads control messages: refills take them (msgread.go)
 
 	buffered atomic.Bool // the ring holds datagrams: see waiting; beside under, so that a conn stays in its size class
 	deadline deadline    // the read deadline, for datagrams served from the ring
 }
 
 func (c *batched) ReadFrom(p []byte) (int, net.Addr, error) {
-	n, ap, _, err := c.r.read(p, "recvfrom")
+	n, ap, _, err := c.r.read(p, nil, "recvfrom")
 	if err != nil {
 		return n, nil, err
 	}
@@ -48,7 +49,7 @@ func (c *batched) ReadFrom(p []byte) (int, net.Addr, error) {
 }
 
 func (c *batched) ReadFromUDP(p []byte) (int, *net.UDPAddr, error) {
-	n, ap, _, err := c.r.read(p, "recvfrom")
+	n, ap, _, err := c.r.read(p, nil, "recvfrom")
 	if err != nil {
 		return n, nil, err
 	}
@@ -56,25 +57,8 @@ func (c *batched) ReadFromUDP(p []byte) (int, *net.UDPAddr, error) {
 }
 
 func (c *batched) ReadFromUDPAddrPort(p []byte) (int, netip.AddrPort, error) {
-	n, ap, _, err := c.r.read(p, "recvfrom")
+	n, ap, _, err := c.r.read(p, nil, "recvfrom")
 	return n, ap, err
-}
-
-func (c *batched) ReadMsgUDP(b, oob []byte) (n, oobn, flags int, addr *net.UDPAddr, err error) {
-	n, ap, trunc, err := c.r.read(b, "recvmsg")
-	if err != nil {
-		// Plain returns the unspecified address of the socket's family
-		// with its errors here, not nil.
-		ap = netip.AddrPortFrom(netip.IPv4Unspecified(), 0)
-		if c.s.info.ipv6 {
-			ap = netip.AddrPortFrom(netip.IPv6Unspecified(), 0)
-		}
-		return n, 0, 0, udpAddr(ap), err
-	}
-	if trunc {
-		flags = msgTrunc
-	}
-	return n, 0, flags, udpAddr(ap), nil
 }
 
 func (c *batched) Read(p []byte) (int, error) {
@@ -84,7 +68,7 @@ func (c *batched) Read(p []byte) (int, error) {
 		}
 		return 0, nil
 	}
-	n, _, _, err := c.r.read(p, "read")
+	n, _, _, err := c.r.read(p, nil, "read")
 	return n, err
 }
 
@@ -95,23 +79,27 @@ func (c *batched) Read(p []byte) (int, error) {
 func (r *reader) waiting() bool { return r.buffered.Load() }
 
 // read hands out the ring's next datagram, refilling an empty ring first,
-// and reports whether the datagram was longer than p. syscallName is the
-// system call plain's method would name in its errors: "recvfrom" for
-// ReadFrom, "read" for Read, "recvmsg" for ReadMsgUDP.
-func (r *reader) read(p []byte, syscallName string) (int, netip.AddrPort, bool, error) {
+// and reports whether the datagram was longer than p; a message read
+// (mo not nil) gets its control messages too. syscallName is the system
+// call plain's method would name in its errors: "recvfrom" for ReadFrom,
+// "read" for Read, "recvmsg" for ReadMsgUDP.
+func (r *reader) read(p []byte, mo *msgOut, syscallName string) (int, netip.AddrPort, bool, error) {
 	r.mu.Lock()
+	if mo != nil && !r.ctl {
+		r.takeControl()
+	}
 	if r.head < r.n && !r.s.closed.Load() && !r.deadline.passed() {
-		n, addr, trunc := r.next(p)
+		n, addr, trunc := r.next(p, mo)
 		r.mu.Unlock()
 		return n, addr, trunc, nil
 	}
 	defer r.mu.Unlock()
-	return r.readSlow(p, syscallName)
+	return r.readSlow(p, mo, syscallName)
 }
 
 // readSlow is read where the ring cannot serve at once: a closed conn, a
 // passed deadline, an empty ring. r.mu is held.
-func (r *reader) readSlow(p []byte, syscallName string) (int, netip.AddrPort, bool, error) {
+func (r *reader) readSlow(p []byte, mo *msgOut, syscallName string) (int, netip.AddrPort, bool, error) {
 	s := r.s
 	if s.closed.Load() {
 		return 0, netip.AddrPort{}, false, s.opError("read", s.raddr, net.ErrClosed)
@@ -123,14 +111,14 @@ func (r *reader) readSlow(p []byte, syscallName string) (int, netip.AddrPort, bo
 		return 0, netip.AddrPort{}, false, s.opError("read", s.raddr, os.ErrDeadlineExceeded)
 	}
 	if s.plainReads.Load() {
-		return r.readPlain(p, syscallName)
+		return r.readPlain(p, mo, syscallName)
 	}
-	res, err := r.refill(p)
+	res, err := r.refill(p, mo)
 	if callRefused(err) {
 		// recvmmsg is missing, or a seccomp filter refuses it: plain's
 		// recvfrom reads this datagram and every one after it.
 		s.refuseBatchCalls(recvRefused)
-		return r.readPlain(p, syscallName)
+		return r.readPlain(p, mo, syscallName)
 	}
 	if err != nil {
 		if e, ok := err.(syscall.Errno); ok {
@@ -141,14 +129,15 @@ func (r *reader) readSlow(p []byte, syscallName string) (int, netip.AddrPort, bo
 	if res.direct {
 		return res.n, res.addr, res.trunc, nil
 	}
-	n, addr, trunc := r.next(p)
+	n, addr, trunc := r.next(p, mo)
 	return n, addr, trunc, nil
 }
 
-// next copies the ring's next datagram into p; the ring holds one. r.mu
-// is held.
-func (r *reader) next(p []byte) (int, netip.AddrPort, bool) {
-	m := &r.blk.ring[r.head]
+// next copies the ring's next datagram into p, and its control messages
+// into mo where it is not nil; the ring holds one. r.mu is held.
+func (r *reader) next(p []byte, mo *msgOut) (int, netip.AddrPort, bool) {
+	slot := r.head
+	m := &r.blk.ring[slot]
 	start := r.off
 	end := segment(m.n, m.seg, start)
 	if end >= m.n {
@@ -157,6 +146,9 @@ func (r *reader) next(p []byte) (int, netip.AddrPort, bool) {
 		r.off = end
 	}
 	n, addr := copyUnseen(p, m.buf[start:end]), m.addr
+	if mo != nil {
+		mo.take(r.blk.hdrs.control(slot, int(m.oobn)), m.ctlCut, r.io.hidden())
+	}
 	if r.head == r.n {
 		r.release()
 		r.buffered.Store(false)
@@ -166,15 +158,16 @@ func (r *reader) next(p []byte) (int, netip.AddrPort, bool) {
 
 // readPlain reads one datagram through plain, for a conn whose kernel
 // refuses batch calls; r.mu is held.
-func (r *reader) readPlain(p []byte, syscallName string) (int, netip.AddrPort, bool, error) {
+func (r *reader) readPlain(p []byte, mo *msgOut, syscallName string) (int, netip.AddrPort, bool, error) {
 	uc := r.s.uc
-	switch syscallName {
-	case "read":
+	switch {
+	case mo != nil:
+		n, oobn, flags, addr, err := uc.ReadMsgUDPAddrPort(p, mo.oob)
+		mo.take(mo.oob[:oobn], flags&msgCtrunc != 0, r.io.hidden()) // in place: it only drops and cuts
+		return n, addr, flags&msgTrunc != 0, err
+	case syscallName == "read":
 		n, err := uc.Read(p)
 		return n, netip.AddrPort{}, false, err
-	case "recvmsg":
-		n, _, flags, addr, err := uc.ReadMsgUDPAddrPort(p, nil)
-		return n, addr, flags&msgTrunc != 0, err
 	}
 	n, addr, err := uc.ReadFromUDPAddrPort(p)
 	return n, addr, false, err
@@ -186,7 +179,7 @@ func (r *reader) readPlain(p []byte, syscallName string) (int, netip.AddrPort, b
 // Whatever the write queue holds goes out first: a caller about to wait
 // for the network, as a request/response loop does, must not leave its
 // own request waiting for a timer. r.mu is held.
-func (r *reader) refill(p []byte) (rxResult, error) {
+func (r *reader) refill(p []byte, mo *msgOut) (rxResult, error) {
 	r.out.sendBeforeRead()
 	cfg := &r.s.cfg
 	if r.pool == nil {
@@ -208,6 +201,9 @@ func (r *reader) refill(p []byte) (rxResult, error) {
 				r.pool.put(blk)
 			}
 			continue
+		}
+		if res.direct && mo != nil {
+			mo.take(res.ctl, res.ctlCut, r.io.hidden()) // before the block can go back
 		}
 		if !res.waited && err == nil {
 			r.learn(res, blk)

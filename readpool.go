@@ -193,6 +193,7 @@ func (b *readBlock) compact(n int) {
 			b.ring[i], b.ring[j] = b.ring[j], b.ring[i]
 			b.hdrs.aim(i, b.ring[i].buf)
 			b.hdrs.aim(j, b.ring[j].buf)
+			b.hdrs.move(i, j)
 		}
 		j++
 	}

@@ -29,6 +29,7 @@ type receiver struct {
 	zones    zoneNames
 	groState groState // whether the kernel coalesces received datagrams (UDP_GRO), or may
 	waited   bool     // this call found the socket empty: it waits for it to become readable
+	control  bool     // the caller reads control messages (ReadMsgUDP): every call has room for them
 }
 
 // rxOOBSpace is the control buffer of one received message: room for
@@ -59,6 +60,18 @@ func (rx *receiver) wantControl() {
 	}
 }
 
+// readControl makes every read call from now on take the control
+// messages the socket delivers, for a caller who reads them.
+func (m *mmsgIO) readControl() {
+	m.rx.control = true
+	m.rx.wantControl()
+}
+
+// hidden names the control messages that are the conn's own: UDP_GRO's,
+// and the packet info it turned on where its caller has not. Safe to call
+// from any goroutine.
+func (m *mmsgIO) hidden() controlHide { return hideGRO | controlHide(m.own.Load()) }
+
 // rxHeader is recvmmsg's view of a read block: header 0 reads into the
 // caller's buffer, header i into slot i-1, each with room for the sender's
 // address and for control messages.
@@ -80,6 +93,17 @@ func (h *rxHeader) wire(ring []rxMsg) {
 		h.aim(i, m.buf)
 	}
 	h.link()
+}
+
+// control returns the n bytes of control data received for slot.
+func (h *rxHeader) control(slot, n int) []byte {
+	at := (slot + 1) * rxOOBSpace
+	return h.oob[at : at+n]
+}
+
+// move copies slot from's control data to slot to's (readBlock.compact).
+func (h *rxHeader) move(from, to int) {
+	copy(h.oob[(to+1)*rxOOBSpace:(to+2)*rxOOBSpace], h.oob[(from+1)*rxOOBSpace:])
 }
 
 // aim points slot's header at buf.
@@ -188,7 +212,7 @@ func (m *mmsgIO) layout(p []byte, blk *readBlock) {
 		slots++
 	}
 	rx.hdr, rx.first, rx.offered = h, first, min(slots, m.batch)
-	control := gro || m.sources != nil
+	control := gro || m.sources != nil || rx.control
 	for i := first; i < first+rx.offered; i++ {
 		hdr := &h.hdrs[i].Hdr
 		hdr.Namelen = unix.SizeofSockaddrInet6
@@ -215,43 +239,48 @@ func (m *mmsgIO) receive() (rxResult, error) {
 		return res, rx.errno
 	}
 	blk := rx.blk
-	h, gro, cut := rx.hdr, rx.first == 1, 0
+	h, gro, discards := rx.hdr, rx.first == 1, 0
 	for i := range rx.received {
 		k := rx.first + i
 		hdr := &h.hdrs[k]
 		var oob []byte
+		cut := false // the kernel had more control data than room
 		if hdr.Hdr.Control != nil {
 			oob = h.oob[k*rxOOBSpace : k*rxOOBSpace+min(int(hdr.Hdr.Controllen), rxOOBSpace)]
+			cut = hdr.Hdr.Flags&unix.MSG_CTRUNC != 0
 		}
 		addr := sockaddrAddrPort(&h.names[k], &rx.zones)
 		if m.sources != nil {
 			if src, ok := sourceOf(oob); ok {
-				m.sources.learn(addr, src)
+				local, _ := localOf(oob)
+				m.sources.learn(addr, src, local)
 			}
 		}
 		if k == 0 {
 			res.direct, res.n, res.addr = true, int(hdr.Len), addr
 			res.trunc = hdr.Hdr.Flags&unix.MSG_TRUNC != 0
+			res.ctl, res.ctlCut = oob, cut
 			continue
 		}
 		slot := &blk.ring[k-1]
 		slot.n, slot.addr, slot.seg = int(hdr.Len), addr, 0
+		slot.oobn, slot.ctlCut = uint16(len(oob)), cut
 		if gro {
-			if hdr.Hdr.Flags&unix.MSG_CTRUNC != 0 {
+			if cut {
 				// The kernel had more control data than room, and may
 				// have dropped UDP_GRO's: a buffer of several datagrams
 				// could not be told from one. Discard it, counted.
 				slot.n = -1
-				cut++
+				discards++
 				continue
 			}
 			slot.seg = cmsgUint(oob, wordSize, unix.SOL_UDP, unix.UDP_GRO)
 		}
 	}
-	if cut > 0 {
-		m.stats.readDiscards.Add(uint64(cut))
+	if discards > 0 {
+		m.stats.readDiscards.Add(uint64(discards))
 		blk.compact(res.slots())
-		res.msgs -= cut
+		res.msgs -= discards
 	}
 	return res, nil
 }
@@ -278,6 +307,15 @@ func (m *mmsgIO) recv(fd uintptr) bool {
 				if n > uintptr(iov.Len) {
 					n, h.Hdr.Flags = uintptr(iov.Len), unix.MSG_TRUNC
 				}
+				h.Len = uint32(n)
+				n = 1
+			}
+		case rx.offered == 1:
+			// One datagram with control data: recvmsg, as a *net.UDPConn's
+			// ReadMsgUDP reads.
+			h := &rx.hdr.hdrs[rx.first]
+			n, _, e = unix.Syscall(unix.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&h.Hdr)), 0)
+			if e == 0 {
 				h.Len = uint32(n)
 				n = 1
 			}

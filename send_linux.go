@@ -24,9 +24,10 @@ type sender struct {
 	waiting  atomic.Bool // the poller waits for the socket to take more; read by Close
 }
 
-// oobSpace is the control buffer of one sent message: room for
-// UDP_SEGMENT's and for a source address (IPV6_PKTINFO), on any word size.
-const oobSpace = 80
+// oobSpace is the control buffer of one sent message: room for a
+// caller's control messages (maxQueuedControl), UDP_SEGMENT's and a
+// source address (IPV6_PKTINFO), on any word size.
+const oobSpace = maxQueuedControl + 64
 
 // initSend sets up the sending half.
 func (m *mmsgIO) initSend(cfg *settings) {
@@ -50,6 +51,15 @@ func (m *mmsgIO) segments() bool {
 		g.probe(m.rc)
 	}
 	return g.on
+}
+
+func (m *mmsgIO) segmentsRun(dst netip.AddrPort, seg int, equal bool) bool {
+	g := &m.tx.gso
+	return m.segments() && g.takesSize(dst.Addr(), seg) && !(g.equalRunsUnsafe && equal)
+}
+
+func (m *mmsgIO) takesSource(src netip.Addr, ifindex uint32) bool {
+	return m.sources != nil && m.sources.heard(src, ifindex)
 }
 
 func (m *mmsgIO) sourceFor(dst netip.AddrPort) (oob [oobSpaceDirect]byte, n int) {
@@ -79,6 +89,7 @@ type txHeader struct {
 	names []unix.RawSockaddrInet6
 	oob   []byte // oobSpace a message, for UDP_SEGMENT
 	runs  []int  // datagrams in each message of this call
+	arena []byte // the queue's, where its callers' control messages are
 }
 
 // make sizes the headers for batch messages, of a queue of up to
@@ -97,9 +108,19 @@ func (m *mmsgIO) writeBatch(ms []txMsg, wh *txHeader) (int, error) {
 	alone := 0         // datagrams of a run that must go one a message
 	for i < len(ms) && k < len(wh.hdrs) && i < len(wh.iovs) {
 		n, seg := 1, 0
-		if alone > 0 {
+		switch first := &ms[i]; {
+		case alone > 0:
 			alone--
-		} else if gso && tx.gso.takes(ms[i]) {
+		case first.own != 0:
+			// A caller's message goes as the caller cut it, or, where
+			// offload will not take it, one datagram a message.
+			if r := int(first.run); r > 1 {
+				n, seg = r, len(first.buf)
+				if !gso || !tx.gso.takes(*first) || tx.gso.equalRunsUnsafe && gsoRunMustSplit(ms[i:i+r]) {
+					alone, n, seg = r-1, 1, 0
+				}
+			}
+		case gso && tx.gso.takes(*first):
 			n, seg = coalesce(ms[i:min(len(ms), len(wh.iovs))], tx.gso.maxSegs)
 			if tx.gso.equalRunsUnsafe && gsoRunMustSplit(ms[i:i+n]) {
 				alone, n, seg = n-1, 1, 0
@@ -117,10 +138,16 @@ func (m *mmsgIO) writeBatch(ms []txMsg, wh *txHeader) (int, error) {
 			h.Name, h.Namelen = nil, 0
 		}
 		oob, used := wh.oob[k*oobSpace:(k+1)*oobSpace], 0
-		if seg > 0 {
-			used = putSegSize(oob, wordSize, unix.SOL_UDP, unix.UDP_SEGMENT, uint16(seg))
+		first := &ms[i-n]
+		if first.ctlLen > 0 {
+			used = copy(oob, wh.arena[first.ctl:int(first.ctl)+int(first.ctlLen)])
 		}
-		used += m.putSourceFor(oob[used:], ms[i-n].addr)
+		if seg > 0 {
+			used += putSegSize(oob[used:], wordSize, unix.SOL_UDP, unix.UDP_SEGMENT, uint16(seg))
+		}
+		if first.own&txSource == 0 {
+			used += m.putSourceFor(oob[used:], first.addr)
+		}
 		if used > 0 {
 			h.Control = &oob[0]
 			h.SetControllen(used)

@@ -4,6 +4,8 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 
@@ -28,15 +30,22 @@ type mmsgIO struct {
 	connected   bool  // datagrams go to the socket's peer: no destination in the headers
 	queueFactor uint8 // the write queue gathers batch*queueFactor datagrams with GSO
 
+	// own holds the packet info options (hidePktinfo4, hidePktinfo6) the
+	// conn turned on for itself and its caller has not, as seen at New
+	// and after each of the caller's Control calls (ownopts_linux.go).
+	own   atomic.Uint32
+	ctlMu sync.Mutex // a caller's Control call, while own is worked out around it
+
 	rx receiver // recv_linux.go; owned by the reader (reader.mu)
 	tx sender   // send_linux.go; owned by the writer (writer.mu)
 }
 
-// msgTrunc is the flag ReadMsgUDP reports for a datagram cut short.
-const msgTrunc = unix.MSG_TRUNC
-
-// wordSize is the alignment of control messages: the size of a C long.
-const wordSize = int(unsafe.Sizeof(uintptr(0)))
+// msgTrunc and msgCtrunc are the flags ReadMsgUDP reports for a datagram
+// cut short and for control messages cut short.
+const (
+	msgTrunc  = unix.MSG_TRUNC
+	msgCtrunc = unix.MSG_CTRUNC
+)
 
 // newBatchIO prepares batching for uc without a system call of its own
 // where it can: what only some conns need (GRO, the segmentation offload
@@ -62,10 +71,12 @@ func newBatchIO(uc *net.UDPConn, cfg *settings, stats *counters) (rxIO, txIO, so
 	}
 	m.initRecv(cfg)
 	m.initSend(cfg)
-	if la, ok := uc.LocalAddr().(*net.UDPAddr); ok && la.IP.IsUnspecified() && !m.connected &&
-		!cfg.KernelChoosesSource && watchSources(rc, sock.ipv6) {
-		m.sources = new(sources)
-		m.rx.wantControl()
+	if la, ok := uc.LocalAddr().(*net.UDPAddr); ok && la.IP.IsUnspecified() && !m.connected && !cfg.KernelChoosesSource {
+		if own, ok := watchSources(rc, sock.ipv6); ok {
+			m.own.Store(own)
+			m.sources = new(sources)
+			m.rx.wantControl()
+		}
 	}
 	return m, m, sock
 }

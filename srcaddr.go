@@ -41,7 +41,16 @@ type sources struct {
 	last     netip.AddrPort
 	lastSrc  replySource
 	lastFull bool
+	// locals are the local addresses (with their interfaces) datagrams
+	// came in at, the latest few: a source a caller asks for on a write
+	// (WriteMsgUDP) that is one of them is one the kernel takes.
+	locals    [maxLocals]replySource
+	numLocals int
+	nextLocal int
 }
+
+// maxLocals is how many local addresses a conn remembers it received at.
+const maxLocals = 16
 
 // key is how a peer is remembered: an IPv4 peer as such, whether an IPv6
 // socket saw it IPv4-mapped or a caller wrote to it so.
@@ -52,11 +61,13 @@ func key(peer netip.AddrPort) netip.AddrPort {
 	return peer
 }
 
-// learn records that peer wrote to the local address src.
-func (s *sources) learn(peer netip.AddrPort, src replySource) {
+// learn records that peer wrote to the local address src, which came in
+// at local (see noteLocal).
+func (s *sources) learn(peer netip.AddrPort, src, local replySource) {
 	peer = key(peer)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.noteLocal(local)
 	if s.lastFull && peer == s.last && src == s.lastSrc {
 		return
 	}
@@ -99,4 +110,43 @@ func (s *sources) forget(peer netip.AddrPort) {
 	}
 	delete(s.cur, peer)
 	delete(s.prev, peer)
+}
+
+// noteLocal remembers that a datagram came in at src, the local address
+// and its interface; s.mu is held.
+func (s *sources) noteLocal(src replySource) {
+	if s.numLocals > 0 && s.locals[(s.nextLocal+maxLocals-1)%maxLocals] == src {
+		return
+	}
+	for _, l := range s.locals[:s.numLocals] {
+		if l == src {
+			return
+		}
+	}
+	if s.numLocals < maxLocals {
+		s.numLocals++
+	}
+	s.locals[s.nextLocal] = src
+	s.nextLocal = (s.nextLocal + 1) % maxLocals
+}
+
+// heard reports whether a datagram came in at the local address src
+// (unmapped) on the interface ifindex (0: any) lately: a source the
+// kernel takes for a write. The unspecified address with no interface is
+// the kernel's own choice, always taken.
+func (s *sources) heard(src netip.Addr, ifindex uint32) bool {
+	if src.IsUnspecified() && ifindex == 0 {
+		return true
+	}
+	if src.Is6() && src.IsLinkLocalUnicast() && ifindex == 0 {
+		return false // the kernel wants the interface of a link-local source
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, l := range s.locals[:s.numLocals] {
+		if (l.addr == src || src.IsUnspecified()) && (ifindex == 0 || l.ifindex == ifindex) {
+			return true
+		}
+	}
+	return false
 }

@@ -12,15 +12,78 @@ import (
 // on a socket bound to a wildcard address (srcaddr.go). An IPv6 socket
 // asks for IPv4 datagrams' packet info too, which carries the address a
 // reply should leave from where the datagram was broadcast or multicast.
-func watchSources(rc syscall.RawConn, ipv6 bool) bool {
+// It reports which of the two the socket's owner had not turned on
+// (mmsgIO.own): those are the conn's alone.
+func watchSources(rc syscall.RawConn, ipv6 bool) (own uint32, ok bool) {
 	var err error
 	rc.Control(func(fd uintptr) {
-		err = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_PKTINFO, 1)
-		if err == nil && ipv6 {
-			err = unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_RECVPKTINFO, 1)
-		}
+		own = ownPktinfo(fd, ipv6)
+		err = setPktinfo(fd, ipv6)
 	})
-	return err == nil
+	return own, err == nil
+}
+
+// ownPktinfo reads which of the packet info options are off on fd.
+func ownPktinfo(fd uintptr, ipv6 bool) uint32 {
+	var own controlHide
+	if v, err := unix.GetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_PKTINFO); err == nil && v == 0 {
+		own |= hidePktinfo4
+	}
+	if ipv6 {
+		if v, err := unix.GetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_RECVPKTINFO); err == nil && v == 0 {
+			own |= hidePktinfo6
+		}
+	}
+	return uint32(own)
+}
+
+func setPktinfo(fd uintptr, ipv6 bool) error {
+	err := unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_PKTINFO, 1)
+	if err == nil && ipv6 {
+		err = unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_RECVPKTINFO, 1)
+	}
+	return err
+}
+
+// control runs a caller's f on the socket. Where the conn turned packet
+// info on for itself, f sees the options as the caller left them (a
+// getsockopt in f reads what it would read on plain), and what f leaves
+// them at decides whether the caller sees packet info from then on; the
+// conn's own stays on. Datagrams received while f runs may come without
+// the packet info the conn would have used to choose a reply's source:
+// their replies leave from the kernel's choice.
+func (m *mmsgIO) control(f func(fd uintptr)) error {
+	if m.sources == nil {
+		return m.rc.Control(f)
+	}
+	m.ctlMu.Lock()
+	defer m.ctlMu.Unlock()
+	return m.rc.Control(func(fd uintptr) {
+		own := controlHide(m.own.Load())
+		if own&hidePktinfo4 != 0 {
+			unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_PKTINFO, 0)
+		}
+		if own&hidePktinfo6 != 0 {
+			unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_RECVPKTINFO, 0)
+		}
+		defer func() { // f may panic: the conn's options come back all the same
+			m.own.Store(ownPktinfo(fd, m.ipv6))
+			setPktinfo(fd, m.ipv6)
+		}()
+		f(fd)
+	})
+}
+
+// localOf reads where a received datagram came in, the local address and
+// its interface, from its control data (see sources.heard).
+func localOf(oob []byte) (replySource, bool) {
+	if d := cmsgData(oob, wordSize, unix.IPPROTO_IP, unix.IP_PKTINFO); len(d) >= 12 {
+		return replySource{addr: netip.AddrFrom4([4]byte(d[4:8]))}, true
+	}
+	if d := cmsgData(oob, wordSize, unix.IPPROTO_IPV6, unix.IPV6_PKTINFO); len(d) >= 20 {
+		return replySource{addr: netip.AddrFrom16([16]byte(d[:16])).Unmap(), ifindex: binary.NativeEndian.Uint32(d[16:20])}, true
+	}
+	return replySource{}, false
 }
 
 // sourceOf reads the reply source from a received datagram's control

@@ -49,6 +49,7 @@ func (w *writer) take(cfg *settings) {
 				home:  pool,
 			}
 			b.hdrs.make(shape.batch, shape.factor)
+			b.hdrs.arena = b.arena
 			return b
 		}
 		p, _ = writePools.LoadOrStore(shape, pool)

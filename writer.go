@@ -76,88 +76,6 @@ func (c *batched) Write(p []byte) (int, error) {
 	return c.w.write(p, &d)
 }
 
-// A dest is the destination of a write as its caller gave it: through
-// which of plain's methods, with what, and (when it can be queued) as
-// the queue holds it.
-type dest struct {
-	via  writeVia
-	addr net.Addr       // WriteTo's argument
-	ap   netip.AddrPort // WriteToUDPAddrPort's argument, the converted addr, or Write's peer
-}
-
-type writeVia uint8
-
-const (
-	viaWriteTo writeVia = iota
-	viaWriteToUDPAddrPort
-	viaWrite
-)
-
-// plain makes the call the caller made, on plain.
-func (d *dest) plain(uc *net.UDPConn, p []byte) (int, error) {
-	switch d.via {
-	case viaWriteTo:
-		return uc.WriteTo(p, d.addr)
-	case viaWriteToUDPAddrPort:
-		return uc.WriteToUDPAddrPort(p, d.ap)
-	}
-	return uc.Write(p)
-}
-
-// errAddr is the Addr of an error about this write, as plain puts it.
-func (s *socket) errAddr(d *dest) net.Addr {
-	switch d.via {
-	case viaWriteTo:
-		return d.addr
-	case viaWriteToUDPAddrPort:
-		return addrOf(d.ap)
-	}
-	return s.raddr
-}
-
-// queueable converts addr for the queue, reporting false where plain
-// would refuse the datagram at once or treats the address specially; such
-// datagrams go through plain itself, which gives its own answer.
-func (s *socket) queueable(ua *net.UDPAddr, n int) (netip.AddrPort, bool) {
-	if ua == nil || ua.Zone != "" || uint(ua.Port) > 0xffff {
-		return netip.AddrPort{}, false
-	}
-	var ip netip.Addr
-	if ip4 := ua.IP.To4(); ip4 != nil {
-		if s.info.ipv6 && ip4.Equal(net.IPv4zero) { // plain sends that to ::
-			return netip.AddrPort{}, false
-		}
-		ip = netip.AddrFrom4([4]byte(ip4))
-	} else if len(ua.IP) == net.IPv6len {
-		ip = netip.AddrFrom16([16]byte(ua.IP))
-	} else {
-		return netip.AddrPort{}, false
-	}
-	ap := netip.AddrPortFrom(ip, uint16(ua.Port))
-	return ap, s.queueableAddrPort(ap, n)
-}
-
-func (s *socket) queueableAddrPort(ap netip.AddrPort, n int) bool {
-	ip := ap.Addr()
-	if s.raddr != nil || !ip.IsValid() || ip.Zone() != "" || ap.Port() == 0 {
-		return false // plain's error, or the kernel's EINVAL for port 0
-	}
-	if ip.Is4() || ip.Is4In6() {
-		// An IPv6 socket sends IPv4 as IPv4-mapped, which a v6only one
-		// refuses. Whether the kernel takes the limited broadcast depends
-		// on SO_BROADCAST and the route: let plain ask it, at once.
-		return !s.info.v6only && n <= maxPayload4 && ip.Unmap() != limitedBroadcast
-	}
-	return s.info.ipv6 && n <= maxPayload6
-}
-
-var limitedBroadcast = netip.AddrFrom4([4]byte{255, 255, 255, 255})
-
-const (
-	maxPayload4 = 65535 - 20 - 8 // IPv4 header and UDP header
-	maxPayload6 = 65535 - 8      // the UDP header; IPv6 counts no header of its own
-)
-
 // write queues p for d, or sends it at once where waiting buys nothing.
 func (w *writer) write(p []byte, d *dest) (int, error) {
 	s := w.s
@@ -204,7 +122,11 @@ func (w *writer) write(p []byte, d *dest) (int, error) {
 		return w.writePlainLocked(p, d)
 	}
 	limit := w.io.batchLimit()
-	if w.full(limit, cfg) || w.blk != nil && w.used+len(p) > len(w.blk.arena) {
+	size, count := len(p), 1 // arena bytes and queue entries it takes
+	if d.msg != nil {
+		size, count = len(p)+d.msg.sc.ctlLen, d.msg.count
+	}
+	if len(w.msgs)+count > limit || w.runs >= cfg.BatchSize || w.blk != nil && w.used+size > len(w.blk.arena) {
 		if err := w.flushLocked(causeFull); err != nil {
 			return 0, s.opError("write", s.errAddr(d), unwrapRaw(err))
 		}
@@ -213,8 +135,12 @@ func (w *writer) write(p []byte, d *dest) (int, error) {
 		w.take(cfg)
 		w.grouped = !cfg.StrictOrder && w.io.segments()
 	}
-	w.push(p, d.ap)
-	if len(w.msgs) == 1 {
+	if d.msg != nil {
+		w.pushMsg(p, d)
+	} else {
+		w.push(p, d.ap)
+	}
+	if len(w.msgs) == count {
 		if now == 0 { // the queue was full, not empty, when this call began
 			now = monoNow()
 		}
@@ -264,8 +190,10 @@ func (w *writer) sendNow(p []byte, d *dest, idle bool) (int, error) {
 	w.plainSending.Store(true) // plain may block: Close need not wait
 	var n int
 	var err error
-	if oob, k := w.io.sourceFor(d.ap); k > 0 && d.via != viaWrite {
+	if oob, k := w.io.sourceFor(d.ap); k > 0 && d.via != viaWrite && d.msg == nil {
 		n, _, err = uc.WriteMsgUDPAddrPort(p, oob[:k], d.ap)
+	} else if d.msg != nil {
+		n, err = w.sendMsgNow(p, d)
 	} else {
 		n, err = d.plain(uc, p)
 	}
@@ -278,7 +206,11 @@ func (w *writer) sendNow(p []byte, d *dest, idle bool) (int, error) {
 		stats.writeCalls.Add(1)
 	}
 	if err == nil {
-		stats.datagramsWritten.Add(1)
+		k := 1
+		if d.msg != nil {
+			k = max(d.msg.count, 1)
+		}
+		stats.datagramsWritten.Add(uint64(k))
 	}
 	return n, err
 }
