@@ -273,9 +273,16 @@ func (c diffCase) listen(t *testing.T) (*net.UDPConn, *net.UDPConn) {
 // runDiff runs c on every kind and compares each log with plain's.
 func runDiff(t *testing.T, c diffCase) {
 	t.Helper()
+	compareKinds(t, func(k kind) []string { return runKind(t, c, k) })
+}
+
+// compareKinds has every kind observed and compares each log with
+// plain's.
+func compareKinds(t *testing.T, observe func(k kind) []string) {
+	t.Helper()
 	var want []string
 	for _, k := range kinds {
-		got := runKind(t, c, k)
+		got := observe(k)
 		if k.name == "plain" {
 			want = got
 			continue

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
 )
 
@@ -193,20 +194,7 @@ var msgCases = []msgCase{
 func TestMessageReadsLikeUDPConn(t *testing.T) {
 	for _, c := range msgCases {
 		t.Run(c.name, func(t *testing.T) {
-			var want []string
-			for _, k := range kinds {
-				got := c.run(t, k)
-				if k.name == "plain" {
-					want = got
-					continue
-				}
-				if strings.Join(got, "\n") != strings.Join(want, "\n") {
-					t.Errorf("%s differs from plain:\n%s", k.name, lineDiff(want, got))
-				}
-			}
-			if testing.Verbose() {
-				t.Logf("observed:\n  %s", strings.Join(want, "\n  "))
-			}
+			compareKinds(t, func(k kind) []string { return c.run(t, k) })
 		})
 	}
 }
@@ -216,8 +204,7 @@ func TestMessageReadsLikeUDPConn(t *testing.T) {
 // own; a peer sending segmented messages makes the conn turn GRO on.
 func TestMessageReadsThroughGRO(t *testing.T) {
 	opts := [][3]int{{unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1}, {unix.IPPROTO_IP, unix.IP_PKTINFO, 1}, {unix.IPPROTO_IP, unix.IP_RECVTOS, 1}}
-	var want []string
-	for _, k := range kinds {
+	compareKinds(t, func(k kind) []string {
 		uc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4zero})
 		if err != nil {
 			t.Fatal(err)
@@ -254,12 +241,72 @@ func TestMessageReadsThroughGRO(t *testing.T) {
 		}
 		conn.Close()
 		peer.Close()
+		return log
+	})
+}
+
+// ReadBatch serves x/net's batch shape: message by message what x/net's
+// own ReadBatch gives on plain (how many come per call may differ: the
+// ring hands over what it holds).
+func TestReadBatchLikeXNet(t *testing.T) {
+	compareKinds(t, func(k kind) []string {
+		uc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4zero})
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn := k.wrap(uc)
+		setOpt(t, conn, [3]int{unix.IPPROTO_IP, unix.IP_PKTINFO, 1}, [3]int{unix.IPPROTO_IP, unix.IP_RECVTOS, 1})
+		var rb interface {
+			ReadBatch([]ipv4.Message, int) (int, error)
+		}
 		if k.name == "plain" {
-			want = log
-			continue
+			rb = ipv4.NewPacketConn(uc)
+		} else {
+			rb = conn.(*PacketConn)
 		}
-		if strings.Join(log, "\n") != strings.Join(want, "\n") {
-			t.Errorf("%s differs from plain:\n%s", k.name, lineDiff(want, log))
+		peer, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
 		}
+		to := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: uc.LocalAddr().(*net.UDPAddr).Port}
+		const total = 40
+		for i := range total {
+			if _, err := peer.WriteToUDP(seqN(20+i*37, byte(i)), to); err != nil {
+				t.Fatal(err)
+			}
+		}
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		var log []string
+		for read := 0; read < total; {
+			ms := make([]ipv4.Message, 8)
+			for i := range ms {
+				// Two buffers (the second short, so that long datagrams
+				// are cut), room for control messages.
+				ms[i].Buffers = [][]byte{make([]byte, 300), make([]byte, 400)}
+				ms[i].OOB = make([]byte, 128)
+			}
+			n, err := rb.ReadBatch(ms, 0)
+			if err != nil || n < 1 || n > len(ms) {
+				t.Fatalf("%s: ReadBatch = %d, %v", k.name, n, err)
+			}
+			for _, m := range ms[:n] {
+				ua := m.Addr.(*net.UDPAddr)
+				data := append(append([]byte(nil), m.Buffers[0]...), m.Buffers[1]...)
+				log = append(log, fmt.Sprintf("N=%d %s NN=%d Flags=%#x Addr=%s iplen=%d control=%s",
+					m.N, digest(data[:min(m.N, len(data))]), m.NN, m.Flags, ua.IP, len(ua.IP), describeControl(m.OOB[:m.NN])))
+			}
+			read += n
+		}
+		conn.Close()
+		peer.Close()
+		return log
+	})
+	c, peer := queuedPair(t, Config{})
+	defer peer.Close()
+	if _, err := c.ReadBatch(make([]ipv4.Message, 1), unix.MSG_DONTWAIT); err == nil || !strings.Contains(err.Error(), "no flags") {
+		t.Errorf("ReadBatch with flags = %v, want an error saying it takes none", err)
+	}
+	if n, err := c.ReadBatch(nil, 0); n != 0 || err != nil {
+		t.Errorf("ReadBatch of no messages = %d, %v", n, err)
 	}
 }

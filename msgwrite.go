@@ -80,18 +80,18 @@ func (m *callerMsg) read(b []byte, dst netip.AddrPort, s *socket, io txIO) bool 
 	if !ok || sc.hasSrc && !io.takesSource(sc.src, sc.ifindex) || len(b)+sc.ctlLen > s.cfg.QueueBytes {
 		return false
 	}
-	m.count = 1
+	count := 1
 	if sc.seg > 0 && len(b) > sc.seg {
 		// The kernel refuses more segments than UDP_MAX_SEGMENTS at the
 		// call: where that is more than every kernel takes, plain answers.
-		m.count = (len(b) + sc.seg - 1) / sc.seg
-		if m.count > gsoMaxSegs || m.count > io.batchLimit() {
+		count = (len(b) + sc.seg - 1) / sc.seg
+		if count > gsoMaxSegs || count > io.batchLimit() {
 			return false
 		}
 	} else {
 		sc.seg = 0 // one datagram: no segmentation
 	}
-	m.sc = sc
+	m.sc, m.count = sc, count
 	return true
 }
 
