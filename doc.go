@@ -148,8 +148,10 @@
 // IPV6_RECVPKTINFO), so that a server on a host with several addresses
 // answers from the address it was asked at, as DNS clients require. (Plain
 // leaves the source to the kernel's route; miekg/dns sets it itself with
-// WriteMsgUDP, which the conn lacks.) A peer that wrote to a multicast or
-// broadcast address is answered from the receiving interface's address.
+// WriteMsgUDP, on a *net.UDPConn only.) A source a caller sets on a
+// write (WriteMsgUDP with IP_PKTINFO or IPV6_PKTINFO) wins. A peer that
+// wrote to a multicast or broadcast address is answered from the
+// receiving interface's address.
 // The conn remembers the most recent peers, at most 2048; any other gets
 // the kernel's choice. Config.KernelChoosesSource turns this off.
 //
@@ -186,24 +188,51 @@
 // goroutine) is made by the first queued datagram and let go once the
 // queue has gone unused for a second.
 //
+// # Control messages
+//
+// ReadMsgUDP, ReadMsgUDPAddrPort and ReadBatch return with each datagram
+// the control messages the socket delivered with it, as plain returns
+// them: those the caller turned on (through SyscallConn, x/net's
+// SetControlMessage, or before New), with plain's oobn, MSG_TRUNC and
+// MSG_CTRUNC. The conn's own (UDP_GRO, and the packet info it turns on
+// on a wildcard-bound socket) stay out unless the caller turned them on
+// too: SyscallConn's Control shows the caller the options as it left
+// them, and the conn watches what the caller changes. A datagram that
+// came coalesced (GRO) gets its buffer's messages. The ring takes control
+// messages from a conn's first message read on, so a caller who never
+// asks for them pays nothing.
+//
+// WriteMsgUDP, WriteMsgUDPAddrPort and WriteBatch queue a datagram with
+// the caller's control messages where the conn can tell at the call that
+// the kernel will take them: a source address the socket received at,
+// TOS or traffic class (ECN), TTL or hop limit, a segment size
+// (UDP_SEGMENT). A segmented message leaves as the caller cut it, in a
+// sendmmsg with others, through the offload gates and fallbacks above:
+// where offload is off or refused it goes as separate datagrams of that
+// size. Anything else goes through plain at once, after the queue, with
+// plain's answer, so that a queued datagram never fails for a reason
+// plain reports at the call. quic-go, which looks for these methods and
+// for ReadBatch, reads and writes through the ring and the queue, with
+// its ECN, packet info and GSO.
+//
 // # What differs from *net.UDPConn
 //
 // Besides when a queued datagram's failure is reported (Errors), where
 // replies leave from on a wildcard-bound socket (Source addresses) and
-// the order across destinations (above), the methods differ, by
-// design:
+// the order across destinations (above):
 //   - SyscallConn reaches the socket through Control, for options; its
-//     Read and Write fail with errors.ErrUnsupported. UDP_GRO and
-//     UDP_SEGMENT are the conn's: do not set them through it;
-//   - ReadMsgUDP reads from the ring and reports MSG_TRUNC, but returns
-//     no control messages;
-//   - there is no File, WriteMsgUDP, ReadMsgUDPAddrPort or
-//     WriteMsgUDPAddrPort. Libraries that find ReadMsgUDP and WriteMsgUDP
-//     together (quic-go among them) read and write the socket themselves,
-//     past the ring and the queue; without WriteMsgUDP they use ReadFrom
-//     and WriteTo, and are batched. SyscallConn and ReadMsgUDP let
-//     golang.org/x/net/ipv4 and ipv6 set options on the conn (JoinGroup,
-//     SetTOS), and quic-go set don't-fragment and discover the path MTU;
+//     Read and Write fail with an error wrapping errors.ErrUnsupported,
+//     since reading or writing the descriptor would take datagrams the
+//     ring is owed and send past queued ones. x/net's ipv4.PacketConn and
+//     ipv6.PacketConn read and write that way: call the conn's own
+//     ReadBatch, WriteBatch, ReadMsgUDP and WriteMsgUDP instead (their
+//     option helpers, JoinGroup, SetTOS, SetControlMessage, work).
+//     UDP_GRO and UDP_SEGMENT are the conn's: do not set them through it;
+//     a getsockopt of UDP_GRO may read the conn's setting;
+//   - datagrams already in the ring when a conn's first message read
+//     comes were received without control messages, and return none;
+//   - ReadBatch and WriteBatch take no flags;
+//   - there is no File;
 //   - Flush, Stats, Batching and Unwrap are the conn's own.
 //
 // # Platforms

@@ -44,6 +44,9 @@ import (
 //   - timerfd.mu: the next setting of a flush timer.
 //   - sources.mu: peers' reply sources on a wildcard socket (srcaddr.go).
 //   - readPool.mu: a pool's free lists; timers.mu: the watcher's set.
+//   - mmsgIO.ctlMu: a caller's SyscallConn Control call on a wildcard
+//     socket, while the conn works out which packet info options are the
+//     caller's (srcaddr_linux.go); taken alone.
 //
 // Order: reader.mu before writer.mu (a refill sends the queue before it
 // waits); either of them before deadline.mu, sources.mu and readPool.mu;
@@ -300,17 +303,15 @@ func (c *PacketConn) SetWriteBuffer(bytes int) error {
 
 // SyscallConn returns a raw connection to the socket for setting and
 // reading socket options, as *net.UDPConn's does: its Control runs the
-// function on the socket's descriptor. Its Read and Write refuse with an
-// error wrapping errors.ErrUnsupported: a read or write beside the ring and
-// the queue would take datagrams the ring is owed and send past queued
-// ones. Libraries that only set options through it (quic-go's
-// don't-fragment, which turns on its path-MTU discovery; DSCP and buffer
-// sizes) work as on plain and keep reading and writing through the conn.
-//
+// function on the socket's descriptor, showing it the options the caller
+// set (the packet info the conn turns on for itself on a wildcard socket
+// reads as the caller left it). Its Read and Write refuse with an error
+// wrapping errors.ErrUnsupported: a read or write beside the ring and the
+// queue would take datagrams the ring is owed and send past queued ones.
 // Options that change how the socket delivers datagrams (UDP_GRO,
 // UDP_SEGMENT) must not be set through it: the conn decides those. On a
-// conn served one datagram at a time it is the wrapped conn's SyscallConn,
-// or errors.ErrUnsupported where it has none.
+// conn served one datagram at a time it is the wrapped conn's
+// SyscallConn, or errors.ErrUnsupported where it has none.
 func (c *PacketConn) SyscallConn() (syscall.RawConn, error) { return c.impl.SyscallConn() }
 
 // Stats returns the conn's counters. A conn served one datagram at a time
