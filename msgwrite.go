@@ -85,7 +85,7 @@ func (m *callerMsg) read(b []byte, dst netip.AddrPort, s *socket, io txIO) bool 
 		// The kernel refuses more segments than UDP_MAX_SEGMENTS at the
 		// call: where that is more than every kernel takes, plain answers.
 		count = (len(b) + sc.seg - 1) / sc.seg
-		if count > gsoMaxSegs || count > io.batchLimit() {
+		if count > gsoMaxSegs {
 			return false
 		}
 	} else {

@@ -2,8 +2,10 @@ package batchconn
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"syscall"
@@ -356,5 +358,93 @@ func TestCallerSegmentsFallBackOnInjectedRefusal(t *testing.T) {
 	}
 	if s := c.Stats(); refused != 1 || s.OffloadFallbacks != 1 || s.WriteFailures != 0 || s.DatagramsWritten != 10 || s.OffloadSent != 0 {
 		t.Fatalf("refused %d times, Stats = %+v; want one refusal, one fallback, 10 sent one by one", refused, s)
+	}
+}
+
+// Message writes from many goroutines, some segmented, beside Control
+// calls and message reads, under the race detector: every datagram
+// arrives once.
+func TestMessageCallsConcurrently(t *testing.T) {
+	uc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4zero})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := New(uc, nil)
+	defer c.Close()
+	peer, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	setsockoptInt(t, peer, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 8<<20)
+	to := peer.LocalAddr().(*net.UDPAddr)
+	const writers, each = 4, 100 // each message: 3 datagrams
+	done := make(chan error, writers+2)
+	for w := range writers {
+		go func() {
+			for i := range each {
+				oob := cm(unix.IPPROTO_IP, unix.IP_TOS, []byte{byte(w)})
+				if i%2 == 0 {
+					oob = cat(oob, segSize(100))
+				}
+				p := seqN(300, byte(i))
+				if i%2 == 1 {
+					p = p[:100]
+					_, _, err := c.WriteMsgUDP(p, oob, to)
+					if err == nil {
+						_, _, err = c.WriteMsgUDPAddrPort(p, oob, to.AddrPort())
+					}
+					if err == nil {
+						_, _, err = c.WriteMsgUDP(p, nil, to)
+					}
+					if err != nil {
+						done <- err
+						return
+					}
+					continue
+				}
+				if _, _, err := c.WriteMsgUDP(p, oob, to); err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- c.Flush()
+		}()
+	}
+	go func() { // options changed through Control while traffic flows
+		for i := range 50 {
+			rc, _ := c.SyscallConn()
+			rc.Control(func(fd uintptr) { unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_PKTINFO, i%2) })
+		}
+		done <- nil
+	}()
+	go func() { // a reader of message calls, with nothing to read but its deadline
+		c.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+		_, _, _, _, err := c.ReadMsgUDP(make([]byte, 10), make([]byte, 64))
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			done <- fmt.Errorf("ReadMsgUDP = %v, want the deadline", err)
+			return
+		}
+		done <- nil
+	}()
+	for range writers + 2 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := 0
+	peer.SetReadDeadline(time.Now().Add(2 * time.Second))
+	for got < writers*each*3 {
+		if _, err := peer.Read(make([]byte, 2000)); err != nil {
+			t.Fatalf("after %d of %d datagrams: %v (Stats %+v)", got, writers*each*3, err, c.Stats())
+		}
+		got++
+	}
+	peer.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	if _, err := peer.Read(make([]byte, 2000)); err == nil {
+		t.Fatal("more datagrams than written")
+	}
+	if s := c.Stats(); s.WriteFailures != 0 {
+		t.Fatalf("Stats = %+v, want no failures", s)
 	}
 }

@@ -125,6 +125,9 @@ func (w *writer) write(p []byte, d *dest) (int, error) {
 	size, count := len(p), 1 // arena bytes and queue entries it takes
 	if d.msg != nil {
 		size, count = len(p)+d.msg.sc.ctlLen, d.msg.count
+		if count > limit { // more segments than a queue holds: plain cuts them
+			return w.writePlainLocked(p, d)
+		}
 	}
 	if len(w.msgs)+count > limit || w.runs >= cfg.BatchSize || w.blk != nil && w.used+size > len(w.blk.arena) {
 		if err := w.flushLocked(causeFull); err != nil {
@@ -190,10 +193,10 @@ func (w *writer) sendNow(p []byte, d *dest, idle bool) (int, error) {
 	w.plainSending.Store(true) // plain may block: Close need not wait
 	var n int
 	var err error
-	if oob, k := w.io.sourceFor(d.ap); k > 0 && d.via != viaWrite && d.msg == nil {
-		n, _, err = uc.WriteMsgUDPAddrPort(p, oob[:k], d.ap)
-	} else if d.msg != nil {
+	if d.msg != nil {
 		n, err = w.sendMsgNow(p, d)
+	} else if oob, k := w.io.sourceFor(d.ap); k > 0 && d.via != viaWrite {
+		n, _, err = uc.WriteMsgUDPAddrPort(p, oob[:k], d.ap)
 	} else {
 		n, err = d.plain(uc, p)
 	}
