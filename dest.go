@@ -12,7 +12,6 @@ type dest struct {
 	via  writeVia
 	addr net.Addr       // WriteTo's argument (WriteMsgUDP's, where not nil)
 	ap   netip.AddrPort // WriteToUDPAddrPort's argument, the converted addr, or Write's peer
-	msg  *callerMsg     // WriteMsgUDP's control messages (msgwrite.go)
 }
 
 type writeVia uint8
@@ -25,21 +24,23 @@ const (
 	viaWriteMsgUDPAddrPort
 )
 
-// plain makes the call the caller made, on plain.
-func (d *dest) plain(uc *net.UDPConn, p []byte) (int, error) {
+// plain makes the call the caller made, on plain; m is a WriteMsgUDP's.
+// (The caller's control messages travel beside a dest, not in it: a
+// dest's contents escape with its address, and they would with it.)
+func (d *dest) plain(uc *net.UDPConn, p []byte, m *callerMsg) (int, error) {
 	switch d.via {
 	case viaWriteTo:
 		return uc.WriteTo(p, d.addr)
 	case viaWriteToUDPAddrPort:
 		return uc.WriteToUDPAddrPort(p, d.ap)
 	case viaWriteMsgUDP, viaWriteMsgUDPAddrPort:
-		return d.msg.plain(uc, p, d)
+		return m.plain(uc, p, d)
 	}
 	return uc.Write(p)
 }
 
 // errAddr is the Addr of an error about this write, as plain puts it.
-func (s *socket) errAddr(d *dest) net.Addr {
+func (s *socket) errAddr(d *dest, m *callerMsg) net.Addr {
 	switch d.via {
 	case viaWriteTo:
 		return d.addr
@@ -48,7 +49,7 @@ func (s *socket) errAddr(d *dest) net.Addr {
 	case viaWriteMsgUDP:
 		return d.addr
 	case viaWriteMsgUDPAddrPort:
-		return addrOf(d.msg.arg)
+		return addrOf(m.arg)
 	}
 	return s.raddr
 }

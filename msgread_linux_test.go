@@ -29,7 +29,7 @@ type msgConn interface {
 
 // setOpt sets integer socket options through c's SyscallConn, as a
 // caller does (x/net's SetControlMessage does the same).
-func setOpt(t *testing.T, c net.PacketConn, opts ...[3]int) {
+func setOpt(t testing.TB, c net.PacketConn, opts ...[3]int) {
 	t.Helper()
 	rc, err := c.(interface {
 		SyscallConn() (syscall.RawConn, error)

@@ -27,26 +27,26 @@ type callerMsg struct {
 
 func (c *batched) WriteMsgUDP(b, oob []byte, addr *net.UDPAddr) (n, oobn int, err error) {
 	m := callerMsg{oob: oob}
-	d := dest{via: viaWriteMsgUDP, msg: &m}
+	d := dest{via: viaWriteMsgUDP}
 	if addr != nil {
 		d.addr = addr
 		m.arg, _ = c.s.queueable(addr, len(b))
 	}
 	ok := addr == nil || m.arg.IsValid()
-	return c.writeMsg(b, &d, ok)
+	return c.writeMsg(b, &d, &m, ok)
 }
 
 func (c *batched) WriteMsgUDPAddrPort(b, oob []byte, addr netip.AddrPort) (n, oobn int, err error) {
 	m := callerMsg{oob: oob, arg: addr}
-	d := dest{via: viaWriteMsgUDPAddrPort, msg: &m}
-	return c.writeMsg(b, &d, true)
+	d := dest{via: viaWriteMsgUDPAddrPort}
+	return c.writeMsg(b, &d, &m, true)
 }
 
 // writeMsg queues a caller's message, or has plain send it where the
 // queue cannot carry it; ok false says plain must (an address plain
 // treats specially).
-func (c *batched) writeMsg(b []byte, d *dest, ok bool) (int, int, error) {
-	s, m := &c.s, d.msg
+func (c *batched) writeMsg(b []byte, d *dest, m *callerMsg, ok bool) (int, int, error) {
+	s := &c.s
 	switch {
 	case !ok:
 	case s.raddr != nil:
@@ -63,9 +63,9 @@ func (c *batched) writeMsg(b []byte, d *dest, ok bool) (int, int, error) {
 	var n int
 	var err error
 	if ok {
-		n, err = c.w.write(b, d)
+		n, err = c.w.write(b, d, m)
 	} else {
-		n, err = c.w.writePlain(b, d)
+		n, err = c.w.writePlain(b, d, m)
 	}
 	if err != nil {
 		return n, 0, err
@@ -113,8 +113,7 @@ func (m *callerMsg) plain(uc *net.UDPConn, p []byte, d *dest) (int, error) {
 // where the caller chose none, and, where the message is segmented but
 // the conn's offload would not send it so (the kernel's gates, the
 // route's refusals), as separate datagrams. w.mu is held.
-func (w *writer) sendMsgNow(p []byte, d *dest) (int, error) {
-	m := d.msg
+func (w *writer) sendMsgNow(p []byte, d *dest, m *callerMsg) (int, error) {
 	if m.count == 0 {
 		return m.plain(w.s.uc, p, d)
 	}
@@ -143,8 +142,7 @@ func (w *writer) sendMsgNow(p []byte, d *dest) (int, error) {
 // pushMsg appends a caller's message to the queue, which has room for
 // it: payload and control messages into the arena, one entry for each
 // datagram it makes. w.mu is held.
-func (w *writer) pushMsg(p []byte, d *dest) {
-	m := d.msg
+func (w *writer) pushMsg(p []byte, d *dest, m *callerMsg) {
 	sc := &m.sc
 	at := w.used
 	ctl := at + len(p)

@@ -50,10 +50,10 @@ func (c *batched) WriteTo(p []byte, addr net.Addr) (int, error) {
 	ua, _ := addr.(*net.UDPAddr)
 	ap, ok := c.s.queueable(ua, len(p))
 	if !ok {
-		return c.w.writePlain(p, &d)
+		return c.w.writePlain(p, &d, nil)
 	}
 	d.ap = ap
-	return c.w.write(p, &d)
+	return c.w.write(p, &d, nil)
 }
 
 func (c *batched) WriteToUDP(p []byte, addr *net.UDPAddr) (int, error) {
@@ -63,21 +63,22 @@ func (c *batched) WriteToUDP(p []byte, addr *net.UDPAddr) (int, error) {
 func (c *batched) WriteToUDPAddrPort(p []byte, addr netip.AddrPort) (int, error) {
 	d := dest{via: viaWriteToUDPAddrPort, ap: addr}
 	if !c.s.queueableAddrPort(addr, len(p)) {
-		return c.w.writePlain(p, &d)
+		return c.w.writePlain(p, &d, nil)
 	}
-	return c.w.write(p, &d)
+	return c.w.write(p, &d, nil)
 }
 
 func (c *batched) Write(p []byte) (int, error) {
 	d := dest{via: viaWrite, ap: c.s.peer}
 	if !c.s.peer.IsValid() || len(p) > payloadLimit(c.s.peer) {
-		return c.w.writePlain(p, &d)
+		return c.w.writePlain(p, &d, nil)
 	}
-	return c.w.write(p, &d)
+	return c.w.write(p, &d, nil)
 }
 
-// write queues p for d, or sends it at once where waiting buys nothing.
-func (w *writer) write(p []byte, d *dest) (int, error) {
+// write queues p for d (with the caller's control messages m, where it
+// is a WriteMsgUDP), or sends it at once where waiting buys nothing.
+func (w *writer) write(p []byte, d *dest, m *callerMsg) (int, error) {
 	s := w.s
 	cfg := &s.cfg
 	// The time of the call, read before waiting for the lock: a writer
@@ -89,7 +90,7 @@ func (w *writer) write(p []byte, d *dest) (int, error) {
 	w.lockForCaller()
 	defer w.mu.Unlock()
 	if s.closed.Load() || s.plainWrites.Load() {
-		return w.writePlainLocked(p, d)
+		return w.writePlainLocked(p, d, m)
 	}
 	if len(w.msgs) == 0 {
 		// Nothing queued. Unless more datagrams are on their way (the
@@ -112,34 +113,34 @@ func (w *writer) write(p []byte, d *dest) (int, error) {
 			w.eager--
 		}
 		if cfg.BatchSize == 1 || !recent && (!requests || since >= int64(cfg.MaxDelay)) {
-			n, err := w.sendNow(p, d, true)
+			n, err := w.sendNow(p, d, m, true)
 			w.lastSend = monoNow()
 			return n, err
 		}
 		w.afterSend = recent
 	}
 	if w.deadline.passed() {
-		return w.writePlainLocked(p, d)
+		return w.writePlainLocked(p, d, m)
 	}
 	limit := w.io.batchLimit()
 	size, count := len(p), 1 // arena bytes and queue entries it takes
-	if d.msg != nil {
-		size, count = len(p)+d.msg.sc.ctlLen, d.msg.count
+	if m != nil {
+		size, count = len(p)+m.sc.ctlLen, m.count
 		if count > limit { // more segments than a queue holds: plain cuts them
-			return w.writePlainLocked(p, d)
+			return w.writePlainLocked(p, d, m)
 		}
 	}
 	if len(w.msgs)+count > limit || w.runs >= cfg.BatchSize || w.blk != nil && w.used+size > len(w.blk.arena) {
 		if err := w.flushLocked(causeFull); err != nil {
-			return 0, s.opError("write", s.errAddr(d), unwrapRaw(err))
+			return 0, s.opError("write", s.errAddr(d, m), unwrapRaw(err))
 		}
 	}
 	if w.blk == nil {
 		w.take(cfg)
 		w.grouped = !cfg.StrictOrder && w.io.segments()
 	}
-	if d.msg != nil {
-		w.pushMsg(p, d)
+	if m != nil {
+		w.pushMsg(p, d, m)
 	} else {
 		w.push(p, d.ap)
 	}
@@ -188,17 +189,17 @@ const eagerRun = 256
 // sendNow sends one datagram through plain, counting it in Stats; idle
 // tells a datagram sent at once for want of company from one plain had to
 // judge.
-func (w *writer) sendNow(p []byte, d *dest, idle bool) (int, error) {
+func (w *writer) sendNow(p []byte, d *dest, m *callerMsg, idle bool) (int, error) {
 	uc, stats := w.s.uc, &w.s.stats
 	w.plainSending.Store(true) // plain may block: Close need not wait
 	var n int
 	var err error
-	if d.msg != nil {
-		n, err = w.sendMsgNow(p, d)
+	if m != nil {
+		n, err = w.sendMsgNow(p, d, m)
 	} else if oob, k := w.io.sourceFor(d.ap); k > 0 && d.via != viaWrite {
 		n, _, err = uc.WriteMsgUDPAddrPort(p, oob[:k], d.ap)
 	} else {
-		n, err = d.plain(uc, p)
+		n, err = d.plain(uc, p, m)
 	}
 	w.plainSending.Store(false)
 	if idle && (err == nil || !connError(err)) {
@@ -210,8 +211,8 @@ func (w *writer) sendNow(p []byte, d *dest, idle bool) (int, error) {
 	}
 	if err == nil {
 		k := 1
-		if d.msg != nil {
-			k = max(d.msg.count, 1)
+		if m != nil {
+			k = max(m.count, 1)
 		}
 		stats.datagramsWritten.Add(uint64(k))
 	}
@@ -220,21 +221,21 @@ func (w *writer) sendNow(p []byte, d *dest, idle bool) (int, error) {
 
 // writePlain hands a datagram that plain treats specially to plain, after
 // the queue, so that order holds whatever plain decides.
-func (w *writer) writePlain(p []byte, d *dest) (int, error) {
+func (w *writer) writePlain(p []byte, d *dest, m *callerMsg) (int, error) {
 	w.lockForCaller()
 	defer w.mu.Unlock()
-	return w.writePlainLocked(p, d)
+	return w.writePlainLocked(p, d, m)
 }
 
 // If the queue cannot go (a passed deadline, a closed socket), plain is
 // still asked: it checks the address before the deadline, as the caller
 // expects, and cannot send past the queue, since the poller that stopped
 // the queue stops it too.
-func (w *writer) writePlainLocked(p []byte, d *dest) (int, error) {
+func (w *writer) writePlainLocked(p []byte, d *dest, m *callerMsg) (int, error) {
 	if !w.s.closed.Load() && len(w.msgs) > 0 {
 		w.flushLocked(causeExplicit)
 	}
-	return w.sendNow(p, d, false)
+	return w.sendNow(p, d, m, false)
 }
 
 // lockForCaller takes mu for a caller's WriteTo or Flush, letting Close
