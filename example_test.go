@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/batchconn/batchconn"
+	"golang.org/x/net/ipv4"
 )
 
 // A server wraps its socket and runs its usual loop, unchanged: replies
@@ -229,4 +230,40 @@ func Example_multicast() {
 		log.Fatal(err)
 	}
 	fmt.Printf("%s from %v\n", p[:n], from) // a member's unicast address, not the group's
+}
+
+// A server on a wildcard address reads each query's destination, as DNS
+// servers do, with x/net's control message helpers on the conn: they set
+// the option through SyscallConn, and ReadMsgUDP returns the packet info
+// with each datagram.
+func ExamplePacketConn_ReadMsgUDP() {
+	pc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4zero})
+	if err != nil {
+		log.Fatal(err)
+	}
+	conn := batchconn.New(pc, nil)
+	defer conn.Close()
+	if err := ipv4.NewPacketConn(conn).SetControlMessage(ipv4.FlagDst, true); err != nil {
+		log.Fatal(err)
+	}
+
+	client, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: pc.LocalAddr().(*net.UDPAddr).Port})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Close()
+	client.Write([]byte("query"))
+
+	p, oob := make([]byte, 512), ipv4.NewControlMessage(ipv4.FlagDst)
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, oobn, _, _, err := conn.ReadMsgUDP(p, oob)
+	if err != nil {
+		log.Fatal(err)
+	}
+	var cm ipv4.ControlMessage
+	if err := cm.Parse(oob[:oobn]); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%s, sent to %v\n", p[:n], cm.Dst)
+	// Output: query, sent to 127.0.0.1
 }
