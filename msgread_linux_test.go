@@ -2,6 +2,7 @@ package batchconn
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -308,5 +309,29 @@ func TestReadBatchLikeXNet(t *testing.T) {
 	}
 	if n, err := c.ReadBatch(nil, 0); n != 0 || err != nil {
 		t.Errorf("ReadBatch of no messages = %d, %v", n, err)
+	}
+}
+
+// x/net's ipv4.PacketConn on a conn sets options (SetControlMessage
+// worked in ExamplePacketConn_ReadMsgUDP) but cannot read or write the
+// descriptor: where the refusal is the conn's, its error is one line
+// naming the conn's own calls.
+func TestXNetPacketConnSaysWhatToCall(t *testing.T) {
+	c, peer := queuedPair(t, Config{})
+	defer peer.Close()
+	xc := ipv4.NewPacketConn(c)
+	ms := []ipv4.Message{{Buffers: [][]byte{make([]byte, 10)}, Addr: peer.LocalAddr()}}
+	_, werr := xc.WriteTo([]byte("x"), nil, peer.LocalAddr())
+	_, bwerr := xc.WriteBatch(ms, 0)
+	_, brerr := xc.ReadBatch(ms, 0)
+	for _, err := range []error{werr, bwerr, brerr} {
+		if err == nil || !errors.Is(err, errors.ErrUnsupported) || strings.Contains(err.Error(), "\n") ||
+			!strings.Contains(err.Error(), "ReadBatch") || !strings.Contains(err.Error(), "WriteMsgUDP") {
+			t.Errorf("x/net through the descriptor: %q, want one line wrapping ErrUnsupported, naming the conn's calls", err)
+		}
+	}
+	// Reading, x/net itself refuses a conn that is not a *net.UDPConn.
+	if _, _, _, err := xc.ReadFrom(make([]byte, 10)); err == nil {
+		t.Error("x/net's ReadFrom on a conn succeeded")
 	}
 }

@@ -213,6 +213,26 @@ var writeCases = []writeCase{
 		e.peerRead(3)
 		e.peerExpectNothing()
 	}},
+	{name: "v6 source chosen by the caller on a wildcard socket", network: "udp6", laddr: "[::]:0", run: func(e *mEnv) {
+		if _, err := e.peer.WriteToUDP([]byte("hello"), &net.UDPAddr{IP: net.IPv6loopback, Port: e.local}); err != nil {
+			e.t.Fatal(err)
+		}
+		n, _, _, _, err := e.conn.ReadMsgUDP(make([]byte, 100), make([]byte, 100))
+		e.logf("read %d %s", n, describe(err))
+		info := func(a net.IP, ifindex uint32) []byte {
+			d := make([]byte, 20)
+			copy(d, a.To16())
+			binary.NativeEndian.PutUint32(d[16:], ifindex)
+			return cm(unix.IPPROTO_IPV6, unix.IPV6_PKTINFO, d)
+		}
+		e.writeMsg(seqN(100, 1), info(net.IPv6loopback, 0))
+		e.writeMsg(seqN(100, 2), info(net.IPv6loopback, 1))
+		e.writeMsg(seqN(100, 3), info(net.IPv6unspecified, 0))
+		e.writeMsg(seqN(100, 4), info(net.ParseIP("2001:db8::1"), 0)) // not local: plain's EINVAL
+		e.writeMsg(seqN(100, 5), info(net.ParseIP("::ffff:127.0.0.1"), 0))
+		e.peerRead(3)
+		e.peerExpectNothing()
+	}},
 	{name: "v6 traffic class and hop limit", network: "udp6", run: func(e *mEnv) {
 		e.writeMsg(seqN(100, 1), cm(unix.IPPROTO_IPV6, unix.IPV6_TCLASS, u32(0x0a)))
 		e.writeMsg(seqN(100, 2), cat(cm(unix.IPPROTO_IPV6, unix.IPV6_HOPLIMIT, u32(9)), cm(unix.IPPROTO_IPV6, unix.IPV6_TCLASS, u32(-1))))

@@ -118,3 +118,4 @@ func TestMulticastQueryIsAnsweredFromTheInterfacesAddress(t *testing.T) {
 		})
 	}
 }
+
