@@ -118,4 +118,3 @@ func TestMulticastQueryIsAnsweredFromTheInterfacesAddress(t *testing.T) {
 		})
 	}
 }
-
