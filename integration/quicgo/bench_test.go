@@ -12,6 +12,7 @@ import (
 
 	"github.com/batchconn/batchconn"
 	"github.com/batchconn/batchconn/integration/internal/itest"
+	"github.com/quic-go/quic-go/qlog"
 )
 
 // hiding is a net.PacketConn that offers net.PacketConn's methods and
@@ -35,7 +36,16 @@ var benchKinds = []itest.Kind{
 //
 //	go test -run XXX -bench QUICBulk -benchtime 3x
 //
-// and read MB/s.
+// and read MB/s. Besides packets/op, each kind reports gso (1 where both
+// connections use GSO, ConnectionState().GSO), ecn-capable (1 where the
+// sending client's ECN validation, as its qlog events report it, ended
+// capable) and, on batchconn, datagrams per send call of the client and
+// per read call of the server, and the share of the server's datagrams
+// that came coalesced (GRO). The qlog tracer is on the client only: it
+// costs quic-go an event per packet sent and received, on every kind.
+//
+// go test's -count repeats each kind in a row; for the kinds in turn, run
+// the test binary once per round instead, as integration/README.md shows.
 func BenchmarkQUICBulk(b *testing.B) {
 	const perOp = 32 << 20
 	data := make([]byte, 1<<20)
@@ -44,6 +54,8 @@ func BenchmarkQUICBulk(b *testing.B) {
 		b.Run(kind.Name, func(b *testing.B) {
 			p := newPair(b, kind.Wrap)
 			srvTLS, cliTLS := itest.TLS(b, alpn)
+			var w ecnWatch
+			cliCfg := w.config()
 			ln, err := p.srv.Listen(srvTLS, quicConfig())
 			if err != nil {
 				b.Fatal(err)
@@ -53,6 +65,7 @@ func BenchmarkQUICBulk(b *testing.B) {
 			defer cancel()
 
 			srvDone := make(chan error, 1)
+			var srvGSO bool
 			go func() {
 				srvDone <- func() error {
 					conn, err := ln.Accept(ctx)
@@ -60,6 +73,7 @@ func BenchmarkQUICBulk(b *testing.B) {
 						return err
 					}
 					defer conn.CloseWithError(0, "")
+					srvGSO = conn.ConnectionState().GSO
 					for {
 						str, err := conn.AcceptStream(ctx)
 						if err != nil {
@@ -75,7 +89,7 @@ func BenchmarkQUICBulk(b *testing.B) {
 				}()
 			}()
 
-			conn, err := p.cli.Dial(ctx, p.srvPC.LocalAddr(), cliTLS, quicConfig())
+			conn, err := p.cli.Dial(ctx, p.srvPC.LocalAddr(), cliTLS, cliCfg)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -98,7 +112,7 @@ func BenchmarkQUICBulk(b *testing.B) {
 				}
 			}
 			b.StopTimer()
-			st := conn.ConnectionStats()
+			st, cliGSO := conn.ConnectionStats(), conn.ConnectionState().GSO
 			conn.CloseWithError(0, "")
 			if err := <-srvDone; err != nil {
 				b.Fatal(err)
@@ -107,10 +121,25 @@ func BenchmarkQUICBulk(b *testing.B) {
 			if err := p.close(); err != nil && !errors.Is(err, net.ErrClosed) {
 				b.Error(err)
 			}
+			ecn, states := w.final(true)
+			b.Logf("%s: GSO client %v, server %v; client ECN states %v", kind.Name, cliGSO, srvGSO, states)
 			b.ReportMetric(float64(st.PacketsSent)/float64(b.N), "packets/op")
+			b.ReportMetric(b2f(cliGSO && srvGSO), "gso")
+			b.ReportMetric(b2f(ecn == qlog.ECNStateCapable), "ecn-capable")
 			if s, ok := itest.Stats(p.cliPC); ok && s.WriteCalls > 0 {
 				b.ReportMetric(float64(s.DatagramsWritten)/float64(s.WriteCalls), "dgrams/sendcall")
 			}
+			if s, ok := itest.Stats(p.srvPC); ok && s.ReadCalls > 0 {
+				b.ReportMetric(float64(s.DatagramsRead)/float64(s.ReadCalls), "dgrams/readcall")
+				b.ReportMetric(float64(s.OffloadReceived)/float64(max(s.DatagramsRead, 1)), "gro-frac")
+			}
 		})
 	}
+}
+
+func b2f(v bool) float64 {
+	if v {
+		return 1
+	}
+	return 0
 }

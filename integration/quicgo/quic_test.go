@@ -3,6 +3,7 @@ package quicgo
 import (
 	"context"
 	"crypto/tls"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -19,6 +21,7 @@ import (
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
 	"go.uber.org/goleak"
+	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
 )
 
@@ -70,15 +73,35 @@ func TestBulk(t *testing.T) {
 		size = 5 << 20
 	}
 	for _, kind := range itest.Kinds {
-		t.Run(kind.Name, func(t *testing.T) { testBulk(t, kind, size) })
+		t.Run(kind.Name, func(t *testing.T) {
+			r, ok := bulk(t, newPair(t, kind.Wrap), size, quicConfig())
+			if ok && r.batched {
+				checkThrough(t, size, r.srv, r.cli, &r.srvQ, &r.cliQ)
+			}
+		})
 	}
 }
 
-func testBulk(t *testing.T, kind itest.Kind, size int64) {
+// A bulkResult is what bulk saw of one transfer: quic-go's counts and
+// connection states on each side, and, on batchconn, each conn's Stats
+// over the transfer.
+type bulkResult struct {
+	elapsed            time.Duration
+	srvQ, cliQ         quic.ConnectionStats
+	srvState, cliState quic.ConnectionState
+	batched            bool            // the pair is batchconn's
+	srv, cli           batchconn.Stats // over the transfer, on batchconn
+}
+
+// bulk moves size bytes each way at once on one bidirectional stream of
+// one connection between p's transports, every byte checked, each side
+// with cfg, then closes p. It reports failures on t and returns false
+// with them.
+func bulk(t *testing.T, p *pair, size int64, cfg *quic.Config) (r bulkResult, ok bool) {
+	t.Helper()
 	const seedUp, seedDown = 1, 2
-	p := newPair(t, kind.Wrap)
 	srvTLS, cliTLS := itest.TLS(t, alpn)
-	ln, err := p.srv.Listen(srvTLS, quicConfig())
+	ln, err := p.srv.Listen(srvTLS, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +116,6 @@ func testBulk(t *testing.T, kind itest.Kind, size int64) {
 	// data is queued, not delivered).
 	srvRead := make(chan error, 1) // the server has read and written all
 	srvDone := make(chan error, 1) // the server saw the client close
-	var srvQ, cliQ quic.ConnectionStats
 	go func() {
 		srvDone <- func() error {
 			conn, err := ln.Accept(ctx)
@@ -103,7 +125,7 @@ func testBulk(t *testing.T, kind itest.Kind, size int64) {
 			}
 			defer func() {
 				conn.CloseWithError(0, "")
-				srvQ = conn.ConnectionStats()
+				r.srvQ, r.srvState = conn.ConnectionStats(), conn.ConnectionState()
 			}()
 			srvRead <- func() error {
 				str, err := conn.AcceptStream(ctx)
@@ -136,18 +158,19 @@ func testBulk(t *testing.T, kind itest.Kind, size int64) {
 		}()
 	}()
 
-	before := [2]batchconn.Stats{}
-	before[0], _ = itest.Stats(p.srvPC)
+	var before [2]batchconn.Stats
+	before[0], r.batched = itest.Stats(p.srvPC)
 	before[1], _ = itest.Stats(p.cliPC)
 	start := time.Now()
+	failed := false
 	err = func() error {
-		conn, err := p.cli.Dial(ctx, p.srvPC.LocalAddr(), cliTLS, quicConfig())
+		conn, err := p.cli.Dial(ctx, p.srvPC.LocalAddr(), cliTLS, cfg)
 		if err != nil {
 			return fmt.Errorf("dial: %w", err)
 		}
 		defer func() {
 			conn.CloseWithError(0, "done")
-			cliQ = conn.ConnectionStats()
+			r.cliQ, r.cliState = conn.ConnectionStats(), conn.ConnectionState()
 		}()
 		str, err := conn.OpenStreamSync(ctx)
 		if err != nil {
@@ -172,28 +195,28 @@ func testBulk(t *testing.T, kind itest.Kind, size int64) {
 	}()
 	if err != nil {
 		t.Error(err)
+		failed = true
 	}
 	if err := <-srvDone; err != nil {
 		t.Error(err)
+		failed = true
 	}
-	elapsed := time.Since(start)
+	r.elapsed = time.Since(start)
 	ln.Close()
 	if err := p.close(); err != nil {
 		t.Error(err)
+		failed = true
 	}
-	t.Logf("%s: %d MB each way in %v", kind.Name, size>>20, elapsed.Round(time.Millisecond))
+	t.Logf("%d MB each way in %v", size>>20, r.elapsed.Round(time.Millisecond))
 	t.Logf("quic-go: client sent %d packets, server received %d (%d not processed); server sent %d, client received %d (%d not processed)",
-		cliQ.PacketsSent, srvQ.PacketsReceived, int64(cliQ.PacketsSent)-int64(srvQ.PacketsReceived),
-		srvQ.PacketsSent, cliQ.PacketsReceived, int64(srvQ.PacketsSent)-int64(cliQ.PacketsReceived))
-	if t.Failed() {
-		return
+		r.cliQ.PacketsSent, r.srvQ.PacketsReceived, int64(r.cliQ.PacketsSent)-int64(r.srvQ.PacketsReceived),
+		r.srvQ.PacketsSent, r.cliQ.PacketsReceived, int64(r.srvQ.PacketsSent)-int64(r.cliQ.PacketsReceived))
+	if r.batched {
+		srv, _ := itest.Stats(p.srvPC)
+		cli, _ := itest.Stats(p.cliPC)
+		r.srv, r.cli = sub(srv, before[0]), sub(cli, before[1])
 	}
-	srv, ok := itest.Stats(p.srvPC)
-	if !ok {
-		return
-	}
-	cli, _ := itest.Stats(p.cliPC)
-	checkThrough(t, size, sub(srv, before[0]), sub(cli, before[1]), &srvQ, &cliQ)
+	return r, !failed
 }
 
 func sub(a, b batchconn.Stats) batchconn.Stats {
@@ -201,6 +224,8 @@ func sub(a, b batchconn.Stats) batchconn.Stats {
 	a.ReadCalls -= b.ReadCalls
 	a.DatagramsWritten -= b.DatagramsWritten
 	a.WriteCalls -= b.WriteCalls
+	a.OffloadSent -= b.OffloadSent
+	a.OffloadReceived -= b.OffloadReceived
 	return a
 }
 
@@ -255,13 +280,24 @@ func checkThrough(t *testing.T, size int64, srv, cli batchconn.Stats, srvQ, cliQ
 	}
 }
 
-// TestNoBypass checks what quic-go sees of a batchconn: the buffer
-// setters and the option-only SyscallConn it may use, and none of the
-// methods that would let it read or write the socket.
+// TestNoBypass checks what quic-go sees of a batchconn and that it
+// still reads and writes through the ring and the queue. batchconn is a
+// quic.OOBCapablePacketConn (SyscallConn, SetReadBuffer, ReadMsgUDP,
+// WriteMsgUDP), so quic-go takes its out-of-band path, as on a raw
+// socket; it has ReadBatch too, which quic-go reads with instead of
+// putting x/net's ipv4.PacketConn over SyscallConn (whose Read batchconn
+// refuses). A transfer then shows in the conns' Stats that quic-go's
+// packets went through batchconn in batches both ways, its segmented
+// (GSO) messages leaving as such.
 func TestNoBypass(t *testing.T) {
 	var pc net.PacketConn = itest.ListenUDP(t, itest.Batchconn)
-	if _, ok := pc.(quic.OOBCapablePacketConn); ok {
-		t.Error("batchconn is a quic.OOBCapablePacketConn: quic-go would read and write its socket directly")
+	if _, ok := pc.(quic.OOBCapablePacketConn); !ok {
+		t.Error("batchconn is not a quic.OOBCapablePacketConn: quic-go would move one packet per ReadFrom and WriteTo, without GSO, ECN or packet info")
+	}
+	if _, ok := pc.(interface {
+		ReadBatch([]ipv4.Message, int) (int, error)
+	}); !ok {
+		t.Error("batchconn has no ReadBatch: quic-go would read through ipv4.NewPacketConn on its SyscallConn, past the ring")
 	}
 	sc, ok := pc.(interface {
 		SyscallConn() (syscall.RawConn, error)
@@ -279,26 +315,123 @@ func TestNoBypass(t *testing.T) {
 	if err := rc.Write(func(uintptr) bool { return true }); !errors.Is(err, errors.ErrUnsupported) {
 		t.Errorf("SyscallConn().Write = %v, want errors.ErrUnsupported: a raw write would pass the queue", err)
 	}
-	// quic-go sets don't-fragment through Control, as on plain.
+	if _, ok := pc.(interface{ SetWriteBuffer(int) error }); !ok {
+		t.Error("batchconn has no SetWriteBuffer: quic-go cannot raise the send buffer")
+	}
+	// quic-go sets don't-fragment and turns on receiving the TOS byte
+	// (ECN) through Control, as on plain.
 	tr := &quic.Transport{Conn: pc}
 	defer tr.Close()
 	srvTLS, _ := itest.TLS(t)
 	if _, err := tr.Listen(srvTLS, quicConfig()); err != nil {
 		t.Fatal(err)
 	}
-	var mtuDisc int
-	rc.Control(func(fd uintptr) {
-		mtuDisc, err = unix.GetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_MTU_DISCOVER)
+	for _, o := range []struct {
+		name string
+		opt  int
+		want func(int) bool
+		what string
+	}{
+		{"IP_MTU_DISCOVER", unix.IP_MTU_DISCOVER, func(v int) bool { return v == unix.IP_PMTUDISC_PROBE || v == unix.IP_PMTUDISC_DO }, "don't-fragment set"},
+		{"IP_RECVTOS", unix.IP_RECVTOS, func(v int) bool { return v == 1 }, "1: quic-go reads ECN marks"},
+	} {
+		var v int
+		if cerr := rc.Control(func(fd uintptr) { v, err = unix.GetsockoptInt(int(fd), unix.IPPROTO_IP, o.opt) }); cerr != nil {
+			err = cerr
+		}
+		if err != nil || !o.want(v) {
+			t.Errorf("%s = %d, %v after quic-go took the conn: want %s", o.name, v, err, o.what)
+		}
+	}
+
+	// 8 MB each way: quic-go's packets go through the ring and the queue,
+	// its segmented messages as segmented messages. A gsoCount between
+	// quic-go and each batchconn counts the datagrams quic-go wrote in
+	// segmented (UDP_SEGMENT) messages. On loopback the kernel hands a
+	// segmented message whole to a receiver with UDP_GRO on and segments
+	// nothing else together, so that the datagrams the other side's
+	// batchconn read coalesced (OffloadReceived) left in segmented
+	// messages. batchconn merges no caller's messages: it cannot have sent
+	// more datagrams as segments (OffloadSent) than quic-go cut.
+	const size = 8 << 20
+	var shims []*gsoCount
+	p := newPair(t, func(uc *net.UDPConn) net.PacketConn {
+		g := &gsoCount{PacketConn: batchconn.New(uc, nil)}
+		shims = append(shims, g)
+		return g
 	})
-	if err != nil || mtuDisc != unix.IP_PMTUDISC_PROBE && mtuDisc != unix.IP_PMTUDISC_DO {
-		t.Errorf("IP_MTU_DISCOVER = %d, %v after quic-go took the conn: want don't-fragment set", mtuDisc, err)
+	r, ok := bulk(t, p, size, quicConfig())
+	if !ok {
+		return
 	}
-	if _, ok := pc.(interface{ SetReadBuffer(int) error }); !ok {
-		t.Error("batchconn has no SetReadBuffer: quic-go cannot raise the receive buffer")
+	checkThrough(t, size, r.srv, r.cli, &r.srvQ, &r.cliQ)
+	sides := []struct {
+		side       string
+		st, peerSt batchconn.Stats
+		shim       *gsoCount
+	}{{"server", r.srv, r.cli, shims[0]}, {"client", r.cli, r.srv, shims[1]}}
+	for _, s := range sides {
+		checkBatched(t, s.side, s.st)
+		msgs, segs := s.shim.msgs.Load(), s.shim.segs.Load()
+		t.Logf("%s: quic-go wrote %d segmented messages of %d datagrams (of %d written); batchconn counted %d sent as segments (OffloadSent); the peer read %d coalesced",
+			s.side, msgs, segs, s.st.DatagramsWritten, s.st.OffloadSent, s.peerSt.OffloadReceived)
+		if segs == 0 {
+			t.Errorf("%s: quic-go wrote no segmented message to batchconn: GSO unused", s.side)
+		}
+		if s.st.OffloadSent > segs {
+			t.Errorf("%s: batchconn sent %d datagrams as segments, more than the %d quic-go cut: it merged quic-go's messages", s.side, s.st.OffloadSent, segs)
+		}
+		if s.peerSt.OffloadReceived == 0 || s.peerSt.OffloadReceived > segs {
+			t.Errorf("%s: quic-go cut %d datagrams into segmented messages and the peer read %d coalesced: want some, and no more", s.side, segs, s.peerSt.OffloadReceived)
+		}
 	}
-	if _, ok := pc.(interface{ SetWriteBuffer(int) error }); !ok {
-		t.Error("batchconn has no SetWriteBuffer: quic-go cannot raise the send buffer")
+}
+
+// gsoCount is a batchconn as quic-go sees it (the same methods, promoted),
+// counting the segmented messages quic-go writes: those with a
+// UDP_SEGMENT control message that cut the payload in two or more.
+type gsoCount struct {
+	*batchconn.PacketConn
+	msgs, segs atomic.Uint64
+}
+
+func (g *gsoCount) WriteMsgUDP(b, oob []byte, addr *net.UDPAddr) (n, oobn int, err error) {
+	if seg := segmentSize(oob); seg > 0 && len(b) > seg {
+		g.msgs.Add(1)
+		g.segs.Add(uint64((len(b) + seg - 1) / seg))
 	}
+	return g.PacketConn.WriteMsgUDP(b, oob, addr)
+}
+
+// segmentSize returns the UDP_SEGMENT size among the control messages
+// oob, 0 where there is none.
+func segmentSize(oob []byte) int {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return 0
+	}
+	for _, m := range msgs {
+		if m.Header.Level == unix.SOL_UDP && m.Header.Type == unix.UDP_SEGMENT && len(m.Data) >= 2 {
+			return int(binary.NativeEndian.Uint16(m.Data))
+		}
+	}
+	return 0
+}
+
+// checkBatched requires that a conn that received and sent a bulk
+// transfer did so in batches: fewer read calls than datagrams read, fewer
+// send calls than datagrams written.
+func checkBatched(t *testing.T, side string, s batchconn.Stats) {
+	t.Helper()
+	if s.ReadCalls == 0 || s.ReadCalls >= s.DatagramsRead {
+		t.Errorf("%s: %d datagrams read in %d calls: want batches", side, s.DatagramsRead, s.ReadCalls)
+	}
+	if s.WriteCalls == 0 || s.WriteCalls >= s.DatagramsWritten {
+		t.Errorf("%s: %d datagrams written in %d calls: want batches", side, s.DatagramsWritten, s.WriteCalls)
+	}
+	t.Logf("%s: %d datagrams read in %d calls (%.1f a call, %d coalesced by GRO); %d written in %d calls (%.1f a call, %d as segments)",
+		side, s.DatagramsRead, s.ReadCalls, float64(s.DatagramsRead)/float64(max(s.ReadCalls, 1)), s.OffloadReceived,
+		s.DatagramsWritten, s.WriteCalls, float64(s.DatagramsWritten)/float64(max(s.WriteCalls, 1)), s.OffloadSent)
 }
 
 // TestHTTP3 serves HTTP/3 with quic-go's http3 package: eight concurrent

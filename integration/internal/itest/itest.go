@@ -76,10 +76,11 @@ func DialUDP(tb testing.TB, kind Kind, raddr net.Addr) net.Conn {
 	return pc.(net.Conn)
 }
 
-// Stats returns batchconn's counters for pc, and false for a conn that
-// is not a *batchconn.PacketConn.
+// Stats returns batchconn's counters for pc, a *batchconn.PacketConn or
+// a test's shim around one that has its Stats, and false for any other
+// conn.
 func Stats(pc net.PacketConn) (batchconn.Stats, bool) {
-	if bc, ok := pc.(*batchconn.PacketConn); ok {
+	if bc, ok := pc.(interface{ Stats() batchconn.Stats }); ok {
 		return bc.Stats(), true
 	}
 	return batchconn.Stats{}, false
