@@ -129,9 +129,15 @@ func (w *writer) sendMsgNow(p []byte, d *dest, m *callerMsg) (int, error) {
 			used += putSegSize(oob[used:], wordSize, solUDP, udpSegment, uint16(m.sc.seg))
 		}
 		n, _, err := w.s.uc.WriteMsgUDPAddrPort(p, oob[:used], to)
+		if err == nil && m.count > 1 {
+			w.s.stats.offloadSent.Add(uint64(m.count))
+		}
 		return n, err
 	}
 	for at := 0; at < len(p); at += m.sc.seg {
+		if at > 0 {
+			w.s.stats.writeCalls.Add(1) // sendNow counts the first
+		}
 		if _, _, err := w.s.uc.WriteMsgUDPAddrPort(p[at:min(at+m.sc.seg, len(p))], oob[:used], to); err != nil {
 			return 0, err
 		}

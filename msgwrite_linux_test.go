@@ -290,6 +290,7 @@ func TestCallerSegmentsFollowTheGates(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			uc, peer := diffCase{}.listen(t)
+			c.cfg.MaxDelay = time.Hour // one flush, however slow the writes (-race)
 			conn := newConn(uc, &c.cfg, hooks{idleGap: time.Hour, kernel: c.kernel})
 			defer conn.Close()
 			defer peer.Close()
@@ -466,5 +467,72 @@ func TestMessageCallsConcurrently(t *testing.T) {
 	}
 	if s := c.Stats(); s.WriteFailures != 0 {
 		t.Fatalf("Stats = %+v, want no failures", s)
+	}
+}
+
+// A write with a source the socket received at (as quic-go writes back the
+// packet info it read, interface included) is queued, not handed to
+// plain; and a segmented message sent at once on an idle conn counts its
+// datagrams as offload.
+func TestCallerSourceIsQueued(t *testing.T) {
+	for _, network := range []string{"udp4", "udp6"} {
+		t.Run(network, func(t *testing.T) {
+			loop := net.IPv4(127, 0, 0, 1)
+			if network == "udp6" {
+				loop = net.IPv6loopback
+			}
+			uc, err := net.ListenUDP(network, &net.UDPAddr{IP: net.IPv4zero})
+			if network == "udp6" {
+				uc, err = net.ListenUDP(network, &net.UDPAddr{IP: net.IPv6unspecified})
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := newConn(uc, &Config{MaxDelay: time.Hour}, hooks{idleGap: time.Hour})
+			defer c.Close()
+			if network == "udp6" {
+				setOpt(t, c, [3]int{unix.IPPROTO_IPV6, unix.IPV6_RECVPKTINFO, 1})
+			} else {
+				setOpt(t, c, [3]int{unix.IPPROTO_IP, unix.IP_PKTINFO, 1})
+			}
+			peer, err := net.ListenUDP(network, &net.UDPAddr{IP: loop})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer peer.Close()
+			peer.WriteToUDP([]byte("hello"), &net.UDPAddr{IP: loop, Port: uc.LocalAddr().(*net.UDPAddr).Port})
+			oob := make([]byte, 128)
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			_, oobn, _, _, err := c.ReadMsgUDP(make([]byte, 64), oob)
+			if err != nil || oobn == 0 {
+				t.Fatalf("ReadMsgUDP: %d bytes of control, %v", oobn, err)
+			}
+			// The packet info read, written back as the source.
+			var back []byte
+			if d := cmsgData(oob[:oobn], wordSize, unix.IPPROTO_IP, unix.IP_PKTINFO); d != nil {
+				back = pktinfo4([4]byte(d[8:12]), int32(binary.NativeEndian.Uint32(d[:4])))
+			} else if d := cmsgData(oob[:oobn], wordSize, unix.IPPROTO_IPV6, unix.IPV6_PKTINFO); d != nil {
+				back = cm(unix.IPPROTO_IPV6, unix.IPV6_PKTINFO, d)
+			}
+			if back == nil {
+				t.Fatalf("no packet info in %x", oob[:oobn])
+			}
+			if _, _, err := c.WriteMsgUDP([]byte("answer"), back, peer.LocalAddr().(*net.UDPAddr)); err != nil {
+				t.Fatal(err)
+			}
+			if q := c.b().w.queued.Load(); q != 1 {
+				t.Fatalf("%d datagrams queued after a write with the source read, want 1: it went to plain", q)
+			}
+		})
+	}
+	// An idle conn sends a segmented message at once, as one.
+	c, peer := queuedPair(t, Config{})
+	defer peer.Close()
+	c.b().s.cfg.idleGap = 0 // idle at once
+	if _, _, err := c.WriteMsgUDP(seqN(1000, 1), segSize(100), peer.LocalAddr().(*net.UDPAddr)); err != nil {
+		t.Fatal(err)
+	}
+	if s := c.Stats(); s.FlushIdle != 1 || s.OffloadSent != 10 || s.DatagramsWritten != 10 || s.WriteCalls != 1 {
+		t.Fatalf("Stats = %+v, want one call sent at once, 10 datagrams as segments", s)
 	}
 }

@@ -78,7 +78,7 @@ func (m *mmsgIO) control(f func(fd uintptr)) error {
 // its interface, from its control data (see sources.heard).
 func localOf(oob []byte) (replySource, bool) {
 	if d := cmsgData(oob, wordSize, unix.IPPROTO_IP, unix.IP_PKTINFO); len(d) >= 12 {
-		return replySource{addr: netip.AddrFrom4([4]byte(d[4:8]))}, true
+		return replySource{addr: netip.AddrFrom4([4]byte(d[4:8])), ifindex: binary.NativeEndian.Uint32(d[:4])}, true
 	}
 	if d := cmsgData(oob, wordSize, unix.IPPROTO_IPV6, unix.IPV6_PKTINFO); len(d) >= 20 {
 		return replySource{addr: netip.AddrFrom16([16]byte(d[:16])).Unmap(), ifindex: binary.NativeEndian.Uint32(d[16:20])}, true
