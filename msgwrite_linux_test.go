@@ -475,8 +475,12 @@ func TestMessageCallsConcurrently(t *testing.T) {
 // plain; and a segmented message sent at once on an idle conn counts its
 // datagrams as offload.
 func TestCallerSourceIsQueued(t *testing.T) {
-	for _, network := range []string{"udp4", "udp6"} {
-		t.Run(network, func(t *testing.T) {
+	for _, tc := range []struct {
+		network string
+		kernel  bool // KernelChoosesSource: the conn learns where datagrams came in from its caller's packet info
+	}{{"udp4", false}, {"udp6", false}, {"udp4", true}, {"udp6", true}} {
+		network := tc.network
+		t.Run(fmt.Sprintf("%s/KernelChoosesSource=%v", network, tc.kernel), func(t *testing.T) {
 			loop := net.IPv4(127, 0, 0, 1)
 			if network == "udp6" {
 				loop = net.IPv6loopback
@@ -488,7 +492,7 @@ func TestCallerSourceIsQueued(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			c := newConn(uc, &Config{MaxDelay: time.Hour}, hooks{idleGap: time.Hour})
+			c := newConn(uc, &Config{MaxDelay: time.Hour, KernelChoosesSource: tc.kernel}, hooks{idleGap: time.Hour})
 			defer c.Close()
 			if network == "udp6" {
 				setOpt(t, c, [3]int{unix.IPPROTO_IPV6, unix.IPV6_RECVPKTINFO, 1})

@@ -212,7 +212,7 @@ func (m *mmsgIO) layout(p []byte, blk *readBlock) {
 		slots++
 	}
 	rx.hdr, rx.first, rx.offered = h, first, min(slots, m.batch)
-	control := gro || m.sources != nil || rx.control
+	control := gro || m.sources != nil && !m.sources.localsOnly || rx.control
 	for i := first; i < first+rx.offered; i++ {
 		hdr := &h.hdrs[i].Hdr
 		hdr.Namelen = unix.SizeofSockaddrInet6

@@ -71,7 +71,7 @@ func (m *mmsgIO) sourceFor(dst netip.AddrPort) (oob [oobSpaceDirect]byte, n int)
 // from the address dst last wrote to, if this socket learns them and dst
 // was heard from, and returns its length.
 func (m *mmsgIO) putSourceFor(oob []byte, dst netip.AddrPort) int {
-	if m.sources == nil || !dst.IsValid() {
+	if m.sources == nil || m.sources.localsOnly || !dst.IsValid() {
 		return 0
 	}
 	src, ok := m.sources.lookup(dst)

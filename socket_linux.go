@@ -71,12 +71,8 @@ func newBatchIO(uc *net.UDPConn, cfg *settings, stats *counters) (rxIO, txIO, so
 	}
 	m.initRecv(cfg)
 	m.initSend(cfg)
-	if la, ok := uc.LocalAddr().(*net.UDPAddr); ok && la.IP.IsUnspecified() && !m.connected && !cfg.KernelChoosesSource {
-		if own, ok := watchSources(rc, sock.ipv6); ok {
-			m.own.Store(own)
-			m.sources = new(sources)
-			m.rx.wantControl()
-		}
+	if la, ok := uc.LocalAddr().(*net.UDPAddr); ok && la.IP.IsUnspecified() && !m.connected {
+		m.watchSources(rc, cfg)
 	}
 	return m, m, sock
 }

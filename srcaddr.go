@@ -41,6 +41,9 @@ type sources struct {
 	last     netip.AddrPort
 	lastSrc  replySource
 	lastFull bool
+	// localsOnly: the kernel chooses sources (Config.KernelChoosesSource);
+	// the conn remembers only where datagrams came in (locals).
+	localsOnly bool
 	// locals are the local addresses (with their interfaces) datagrams
 	// came in at, the latest few: a source a caller asks for on a write
 	// (WriteMsgUDP) that is one of them is one the kernel takes.
@@ -68,6 +71,9 @@ func (s *sources) learn(peer netip.AddrPort, src, local replySource) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.noteLocal(local)
+	if s.localsOnly {
+		return
+	}
 	if s.lastFull && peer == s.last && src == s.lastSrc {
 		return
 	}

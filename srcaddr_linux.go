@@ -23,6 +23,23 @@ func watchSources(rc syscall.RawConn, ipv6 bool) (own uint32, ok bool) {
 	return own, err == nil
 }
 
+// watchSources sets up the conn's sources on a socket bound to a wildcard
+// address. Where the kernel is to choose them (KernelChoosesSource), the
+// conn turns nothing on and only remembers where datagrams came in, from
+// the packet info its caller turns on, to tell which sources the caller
+// may choose (sources.heard).
+func (m *mmsgIO) watchSources(rc syscall.RawConn, cfg *settings) {
+	if cfg.KernelChoosesSource {
+		m.sources = &sources{localsOnly: true}
+		return
+	}
+	if own, ok := watchSources(rc, m.ipv6); ok {
+		m.own.Store(own)
+		m.sources = new(sources)
+		m.rx.wantControl()
+	}
+}
+
 // ownPktinfo reads which of the packet info options are off on fd.
 func ownPktinfo(fd uintptr, ipv6 bool) uint32 {
 	var own controlHide
@@ -53,7 +70,7 @@ func setPktinfo(fd uintptr, ipv6 bool) error {
 // the packet info the conn would have used to choose a reply's source:
 // their replies leave from the kernel's choice.
 func (m *mmsgIO) control(f func(fd uintptr)) error {
-	if m.sources == nil {
+	if m.sources == nil || m.sources.localsOnly {
 		return m.rc.Control(f)
 	}
 	m.ctlMu.Lock()
