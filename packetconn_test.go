@@ -332,3 +332,24 @@ func TestConcurrentReadersAndWriters(t *testing.T) {
 		})
 	}
 }
+
+// A conn served through a net.PacketConn without WriteMsgUDP refuses
+// control messages rather than dropping them, and sends a datagram
+// without any.
+func TestPassThroughWriteMsgRefusesControl(t *testing.T) {
+	uc, peer := diffCase{}.listen(t)
+	defer peer.Close()
+	c := New(struct{ net.PacketConn }{uc}, nil)
+	defer c.Close()
+	to := peer.LocalAddr().(*net.UDPAddr)
+	if _, _, err := c.WriteMsgUDP([]byte("x"), make([]byte, 24), to); !errors.Is(err, errors.ErrUnsupported) {
+		t.Errorf("WriteMsgUDP with control messages = %v, want ErrUnsupported", err)
+	}
+	if n, oobn, err := c.WriteMsgUDP([]byte("hi"), nil, to); n != 2 || oobn != 0 || err != nil {
+		t.Errorf("WriteMsgUDP without = %d %d %v", n, oobn, err)
+	}
+	peer.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if b := make([]byte, 10); func() bool { n, err := peer.Read(b); return err != nil || string(b[:n]) != "hi" }() {
+		t.Error("the datagram without control messages did not arrive")
+	}
+}

@@ -1,6 +1,7 @@
 package batchconn
 
 import (
+	"errors"
 	"net"
 	"net/netip"
 
@@ -30,8 +31,8 @@ func (t *passThrough) WriteMsgUDP(b, oob []byte, addr *net.UDPAddr) (n, oobn int
 	}); ok {
 		return m.WriteMsgUDP(b, oob, addr)
 	}
-	if len(oob) > 0 {
-		return 0, 0, unsupported(t.pc) // control messages would be dropped
+	if len(oob) > 0 { // control messages would be dropped
+		return 0, 0, &net.OpError{Op: "write", Net: "udp", Source: t.pc.LocalAddr(), Addr: addrIfAny(addr), Err: errors.ErrUnsupported}
 	}
 	if addr == nil {
 		n, err = t.Write(b)
@@ -136,4 +137,12 @@ func joined(bufs [][]byte) []byte {
 		p = append(p, b...)
 	}
 	return p
+}
+
+// addrIfAny is addr as an error's Addr: nil, not a nil *net.UDPAddr.
+func addrIfAny(addr *net.UDPAddr) net.Addr {
+	if addr == nil {
+		return nil
+	}
+	return addr
 }
