@@ -189,7 +189,7 @@ var writeCases = []writeCase{
 		e.peerRead(22)
 	}},
 	{name: "segmented past the kernel's limits", run: func(e *mEnv) {
-		e.writeMsg(seqN(200*100+1, 1), segSize(100)) // more segments than any kernel takes: plain's answer
+		e.writeMsg(seqN(200*100+1, 1), segSize(100))             // more segments than any kernel takes: plain's answer
 		e.writeMsg(seqN(100, 2), cat(segSize(100), segSize(50))) // two of a kind: plain's kernel takes the last
 		e.writeMsg(seqN(100, 3), nil)
 		e.peerRead(3)
