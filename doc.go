@@ -159,8 +159,8 @@
 //
 // New allocates the conn alone and, for an IPv4 socket, makes no system
 // call (an IPv6 one asks whether it is v6-only, a wildcard-bound one
-// turns on packet info, the first conn of a process reads the kernel
-// release). Buffers, headers and the offload probe wait until traffic
+// reads whether its owner turned packet info on and turns it on, the
+// first conn of a process reads the kernel release). Buffers, headers and the offload probe wait until traffic
 // needs them. An idle conn that exchanged a datagram holds about 1,300
 // bytes of heap more than plain (1.6 KB against 0.3 KB), and a fresh conn
 // that dials, carries one query and closes allocates about 1,370 bytes
