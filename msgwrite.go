@@ -98,12 +98,18 @@ func (m *callerMsg) read(b []byte, dst netip.AddrPort, s *socket, io txIO) bool 
 // plain makes the caller's WriteMsgUDP call on plain, with its control
 // messages as given.
 func (m *callerMsg) plain(uc *net.UDPConn, p []byte, d *dest) (int, error) {
+	return m.send(uc, p, m.oob, d)
+}
+
+// send makes the caller's call on plain with the control messages oob,
+// so that its errors name the destination as the caller's call would.
+func (m *callerMsg) send(uc *net.UDPConn, p, oob []byte, d *dest) (int, error) {
 	if d.via == viaWriteMsgUDP {
 		ua, _ := d.addr.(*net.UDPAddr)
-		n, _, err := uc.WriteMsgUDP(p, m.oob, ua)
+		n, _, err := uc.WriteMsgUDP(p, oob, ua)
 		return n, err
 	}
-	n, _, err := uc.WriteMsgUDPAddrPort(p, m.oob, m.arg)
+	n, _, err := uc.WriteMsgUDPAddrPort(p, oob, m.arg)
 	return n, err
 }
 
@@ -123,12 +129,11 @@ func (w *writer) sendMsgNow(p []byte, d *dest, m *callerMsg) (int, error) {
 		src, k := w.io.sourceFor(d.ap)
 		used += copy(oob[used:], src[:k])
 	}
-	to := m.arg
 	if m.count == 1 || w.io.segmentsRun(d.ap, m.sc.seg, len(p)%m.sc.seg == 0) {
 		if m.sc.seg > 0 {
 			used += putSegSize(oob[used:], wordSize, solUDP, udpSegment, uint16(m.sc.seg))
 		}
-		n, _, err := w.s.uc.WriteMsgUDPAddrPort(p, oob[:used], to)
+		n, err := m.send(w.s.uc, p, oob[:used], d)
 		if err == nil && m.count > 1 {
 			w.s.stats.offloadSent.Add(uint64(m.count))
 		}
@@ -138,7 +143,7 @@ func (w *writer) sendMsgNow(p []byte, d *dest, m *callerMsg) (int, error) {
 		if at > 0 {
 			w.s.stats.writeCalls.Add(1) // sendNow counts the first
 		}
-		if _, _, err := w.s.uc.WriteMsgUDPAddrPort(p[at:min(at+m.sc.seg, len(p))], oob[:used], to); err != nil {
+		if _, err := m.send(w.s.uc, p[at:min(at+m.sc.seg, len(p))], oob[:used], d); err != nil {
 			return 0, err
 		}
 	}
