@@ -540,3 +540,50 @@ func TestCallerSourceIsQueued(t *testing.T) {
 		t.Fatalf("Stats = %+v, want one call sent at once, 10 datagrams as segments", s)
 	}
 }
+
+// A WriteMsgUDP the kernel refuses (an nftables rule, EPERM; a route MTU
+// below a datagram that must not fragment, EMSGSIZE) fails at the call on
+// an idle conn, as on plain, its error naming the destination as the
+// caller gave it. (A queued one would be reported by Flush: Errors in the
+// package documentation.)
+func TestMessageErrorsLikeUDPConn(t *testing.T) {
+	v := newVethPair(t)
+	setupBadDestinations(t, v)
+	tos := cm(unix.IPPROTO_IP, unix.IP_TOS, []byte{0x02})
+	var want []string
+	for _, k := range []kind{kinds[0], kinds[1], kinds[3]} { // plain, batchconn, single: not the all-queued kind
+		c := k.wrap(listenDF(t, v)).(msgConn)
+		var log []string
+		for _, w := range []struct {
+			dst  *net.UDPAddr
+			size int
+		}{{nftDst, 100}, {mtuDst, 1400}, {mtuDst, 100}} {
+			for _, addrPort := range []bool{false, true} {
+				var err error
+				if addrPort {
+					_, _, err = c.WriteMsgUDPAddrPort(seqN(w.size, 1), tos, w.dst.AddrPort())
+				} else {
+					_, _, err = c.WriteMsgUDP(seqN(w.size, 1), tos, w.dst)
+				}
+				s := describe(err)
+				var oe *net.OpError
+				if errors.As(err, &oe) {
+					s += fmt.Sprintf(" addrtype=%T", oe.Addr)
+				}
+				log = append(log, fmt.Sprintf("%v %d addrport=%v: %s", w.dst, w.size, addrPort, strings.ReplaceAll(s, c.LocalAddr().String(), "LOCAL")))
+				time.Sleep(2 * time.Millisecond) // idle again: the next goes at once too
+			}
+		}
+		c.Close()
+		if k.name == "plain" {
+			want = log
+			continue
+		}
+		if strings.Join(log, "\n") != strings.Join(want, "\n") {
+			t.Errorf("%s differs from plain:\n%s", k.name, lineDiff(want, log))
+		}
+	}
+	if testing.Verbose() {
+		t.Logf("observed:\n  %s", strings.Join(want, "\n  "))
+	}
+}
