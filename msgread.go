@@ -61,9 +61,7 @@ func (c *batched) ReadBatch(ms []ipv4.Message, flags int) (int, error) {
 	r := &c.r
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if !r.ctl {
-		r.takeControl()
-	}
+	r.io.readControl()
 	for i := range ms {
 		if i > 0 && (r.head >= r.n || r.s.closed.Load() || r.deadline.passed()) {
 			return i, nil
@@ -84,16 +82,9 @@ var errBatchFlags = errors.New("batchconn: ReadBatch and WriteBatch take no flag
 // sender as a *net.UDPAddr. The first of a batch may refill the ring;
 // the others are served from it. r.mu is held.
 func (r *reader) readMessage(m *ipv4.Message, first bool) error {
-	p, scratch := m.Buffers, (*[]byte)(nil)
-	var buf []byte
-	switch len(p) {
-	case 0:
-	case 1:
-		buf = p[0]
-	default: // scattered: read whole, then spread
-		scratch = scratchBufs.Get().(*[]byte)
+	buf, scratch := readRoom(m.Buffers)
+	if scratch != nil {
 		defer scratchBufs.Put(scratch)
-		buf = *scratch
 	}
 	mo := msgOut{oob: m.OOB}
 	var n int
@@ -109,7 +100,7 @@ func (r *reader) readMessage(m *ipv4.Message, first bool) error {
 		n, ap, trunc = r.next(buf, &mo)
 	}
 	if scratch != nil {
-		n, trunc = scatter(p, buf[:n], trunc)
+		n, trunc = scatter(m.Buffers, buf[:n], trunc)
 	}
 	m.N, m.NN, m.Flags, m.Addr = n, mo.oobn, mo.flags, udpAddr(ap)
 	if trunc {
@@ -128,14 +119,21 @@ func scatter(bufs [][]byte, d []byte, trunc bool) (int, bool) {
 	return n, trunc || n < len(d)
 }
 
-var scratchBufs = sync.Pool{New: func() any { b := make([]byte, maxDatagram); return &b }}
-
-// takeControl makes refills take control messages from now on, for a
-// caller who reads them. r.mu is held.
-func (r *reader) takeControl() {
-	r.ctl = true
-	r.io.readControl()
+// readRoom returns where a message's datagram is read into: its one
+// buffer, or, for several, a pooled scratch buffer (scratch not nil, to
+// give back to scratchBufs) whose datagram scatter then spreads.
+func readRoom(bufs [][]byte) (p []byte, scratch *[]byte) {
+	switch len(bufs) {
+	case 0:
+		return nil, nil
+	case 1:
+		return bufs[0], nil
+	}
+	scratch = scratchBufs.Get().(*[]byte)
+	return *scratch, scratch
 }
+
+var scratchBufs = sync.Pool{New: func() any { b := make([]byte, maxDatagram); return &b }}
 
 // msgOut is where a message read puts a datagram's control messages.
 type msgOut struct {

@@ -195,7 +195,7 @@ var msgCases = []msgCase{
 func TestMessageReadsLikeUDPConn(t *testing.T) {
 	for _, c := range msgCases {
 		t.Run(c.name, func(t *testing.T) {
-			compareKinds(t, func(k kind) []string { return c.run(t, k) })
+			compareKinds(t, kinds, func(k kind) []string { return c.run(t, k) })
 		})
 	}
 }
@@ -205,7 +205,7 @@ func TestMessageReadsLikeUDPConn(t *testing.T) {
 // own; a peer sending segmented messages makes the conn turn GRO on.
 func TestMessageReadsThroughGRO(t *testing.T) {
 	opts := [][3]int{{unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1}, {unix.IPPROTO_IP, unix.IP_PKTINFO, 1}, {unix.IPPROTO_IP, unix.IP_RECVTOS, 1}}
-	compareKinds(t, func(k kind) []string {
+	compareKinds(t, kinds, func(k kind) []string {
 		uc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4zero})
 		if err != nil {
 			t.Fatal(err)
@@ -250,7 +250,7 @@ func TestMessageReadsThroughGRO(t *testing.T) {
 // own ReadBatch gives on plain (how many come per call may differ: the
 // ring hands over what it holds).
 func TestReadBatchLikeXNet(t *testing.T) {
-	compareKinds(t, func(k kind) []string {
+	compareKinds(t, kinds, func(k kind) []string {
 		uc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4zero})
 		if err != nil {
 			t.Fatal(err)

@@ -193,23 +193,7 @@ func (c *batched) WriteBatch(ms []ipv4.Message, flags int) (int, error) {
 	if flags != 0 {
 		return 0, c.s.opError("write", nil, errBatchFlags)
 	}
-	for i := range ms {
-		m := &ms[i]
-		ua, _ := m.Addr.(*net.UDPAddr)
-		if m.Addr != nil && ua == nil {
-			if i == 0 {
-				return 0, c.s.opError("write", m.Addr, syscall.EINVAL)
-			}
-			return i, nil
-		}
-		n, oobn, err := c.WriteMsgUDP(joined(m.Buffers), m.OOB, ua)
-		if err != nil {
-			if i == 0 {
-				return 0, err
-			}
-			return i, nil
-		}
-		m.N, m.NN = n, oobn
-	}
-	return len(ms), nil
+	return writeMessages(ms, c.WriteMsgUDP, func(addr net.Addr) error {
+		return c.s.opError("write", addr, syscall.EINVAL)
+	})
 }

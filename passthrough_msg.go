@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"syscall"
 
 	"golang.org/x/net/ipv4"
 )
@@ -61,16 +62,9 @@ func (t *passThrough) ReadBatch(ms []ipv4.Message, flags int) (int, error) {
 		return 0, nil
 	}
 	m := &ms[0]
-	buf, scratch := m.Buffers, (*[]byte)(nil)
-	var p []byte
-	switch len(buf) {
-	case 0:
-	case 1:
-		p = buf[0]
-	default:
-		scratch = scratchBufs.Get().(*[]byte)
+	p, scratch := readRoom(m.Buffers)
+	if scratch != nil {
 		defer scratchBufs.Put(scratch)
-		p = *scratch
 	}
 	n, oobn, fl, addr, err := t.ReadMsgUDP(p, m.OOB)
 	if err != nil {
@@ -78,7 +72,7 @@ func (t *passThrough) ReadBatch(ms []ipv4.Message, flags int) (int, error) {
 	}
 	if scratch != nil {
 		var trunc bool
-		if n, trunc = scatter(buf, p[:n], false); trunc {
+		if n, trunc = scatter(m.Buffers, p[:n], false); trunc {
 			fl |= msgTrunc
 		}
 	}
@@ -90,10 +84,25 @@ func (t *passThrough) WriteBatch(ms []ipv4.Message, flags int) (int, error) {
 	if b, ok := t.batchConn(); ok {
 		return b.WriteBatch(ms, flags)
 	}
+	return writeMessages(ms, t.WriteMsgUDP, func(addr net.Addr) error {
+		return &net.OpError{Op: "write", Net: "udp", Source: t.pc.LocalAddr(), Addr: addr, Err: syscall.EINVAL}
+	})
+}
+
+// writeMessages sends ms one by one through write, and reports them as
+// x/net's WriteBatch does: N and NN of each taken, then how many were
+// taken before the first refused, or, where the first is, its error. A
+// message whose Addr is not a *net.UDPAddr is refused with badAddr's.
+func writeMessages(ms []ipv4.Message, write func(b, oob []byte, addr *net.UDPAddr) (int, int, error), badAddr func(net.Addr) error) (int, error) {
 	for i := range ms {
 		m := &ms[i]
-		ua, _ := m.Addr.(*net.UDPAddr)
-		n, oobn, err := t.WriteMsgUDP(joined(m.Buffers), m.OOB, ua)
+		var n, oobn int
+		var err error
+		if ua, ok := m.Addr.(*net.UDPAddr); ok || m.Addr == nil {
+			n, oobn, err = write(joined(m.Buffers), m.OOB, ua)
+		} else {
+			err = badAddr(m.Addr)
+		}
 		if err != nil {
 			if i == 0 {
 				return 0, err

@@ -33,8 +33,7 @@ type reader struct {
 	n     int        // slots filled by the last refill
 	want  int        // slots the next refill offers: grows while the kernel fills them all
 	pool  *readPool  // where blocks come from: the pool for ReadSlotSize
-	under int16      // reads in a row that filled less than a quarter of what they offered
-	ctl   bool       // a caller reads control messages: refills take them (msgread.go)
+	under int32      // reads in a row that filled less than a quarter of what they offered
 
 	buffered atomic.Bool // the ring holds datagrams: see waiting; beside under, so that a conn stays in its size class
 	deadline deadline    // the read deadline, for datagrams served from the ring
@@ -85,8 +84,8 @@ func (r *reader) waiting() bool { return r.buffered.Load() }
 // "read" for Read, "recvmsg" for ReadMsgUDP.
 func (r *reader) read(p []byte, mo *msgOut, syscallName string) (int, netip.AddrPort, bool, error) {
 	r.mu.Lock()
-	if mo != nil && !r.ctl {
-		r.takeControl()
+	if mo != nil {
+		r.io.readControl()
 	}
 	if r.head < r.n && !r.s.closed.Load() && !r.deadline.passed() {
 		n, addr, trunc := r.next(p, mo)

@@ -63,8 +63,10 @@ func (rx *receiver) wantControl() {
 // readControl makes every read call from now on take the control
 // messages the socket delivers, for a caller who reads them.
 func (m *mmsgIO) readControl() {
-	m.rx.control = true
-	m.rx.wantControl()
+	if !m.rx.control {
+		m.rx.control = true
+		m.rx.wantControl()
+	}
 }
 
 // hidden names the control messages that are the conn's own: UDP_GRO's,
@@ -251,8 +253,7 @@ func (m *mmsgIO) receive() (rxResult, error) {
 		}
 		addr := sockaddrAddrPort(&h.names[k], &rx.zones)
 		if m.sources != nil {
-			if src, ok := sourceOf(oob); ok {
-				local, _ := localOf(oob)
+			if src, local, ok := packetInfo(oob); ok {
 				m.sources.learn(addr, src, local)
 			}
 		}

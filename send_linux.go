@@ -53,6 +53,8 @@ func (m *mmsgIO) segments() bool {
 	return g.on
 }
 
+// segmentsRun is the gate a caller's segmented message passes, queued
+// (writeBatch) or sent at once (sendMsgNow).
 func (m *mmsgIO) segmentsRun(dst netip.AddrPort, seg int, equal bool) bool {
 	g := &m.tx.gso
 	return m.segments() && g.takesSize(dst.Addr(), seg) && !(g.equalRunsUnsafe && equal)
@@ -116,7 +118,7 @@ func (m *mmsgIO) writeBatch(ms []txMsg, wh *txHeader) (int, error) {
 			// offload will not take it, one datagram a message.
 			if r := int(first.run); r > 1 {
 				n, seg = r, len(first.buf)
-				if !gso || !tx.gso.takes(*first) || tx.gso.equalRunsUnsafe && gsoRunMustSplit(ms[i:i+r]) {
+				if !m.segmentsRun(first.addr, seg, tx.gso.equalRunsUnsafe && gsoRunMustSplit(ms[i:i+r])) {
 					alone, n, seg = r-1, 1, 0
 				}
 			}

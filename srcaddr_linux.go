@@ -91,37 +91,31 @@ func (m *mmsgIO) control(f func(fd uintptr)) error {
 	})
 }
 
-// localOf reads where a received datagram came in, the local address and
-// its interface, from its control data (see sources.heard).
-func localOf(oob []byte) (replySource, bool) {
+// packetInfo reads a received datagram's packet info, once: the reply
+// source and where it came in (local: the local address and its
+// interface, see sources.heard). IPv4's packet info names the source (the
+// local address the datagram was sent to, or the receiving interface's
+// for a broadcast or multicast); IPv6's names the destination, which for
+// a multicast one gives way to the interface. ok is false where there is
+// none, or only IPv6's for an IPv4 datagram (IPv4's own was missing:
+// the kernel chooses).
+func packetInfo(oob []byte) (src, local replySource, ok bool) {
 	if d := cmsgData(oob, wordSize, unix.IPPROTO_IP, unix.IP_PKTINFO); len(d) >= 12 {
-		return replySource{addr: netip.AddrFrom4([4]byte(d[4:8])), ifindex: binary.NativeEndian.Uint32(d[:4])}, true
+		a := netip.AddrFrom4([4]byte(d[4:8]))
+		return replySource{addr: a}, replySource{addr: a, ifindex: binary.NativeEndian.Uint32(d[:4])}, true
 	}
 	if d := cmsgData(oob, wordSize, unix.IPPROTO_IPV6, unix.IPV6_PKTINFO); len(d) >= 20 {
-		return replySource{addr: netip.AddrFrom16([16]byte(d[:16])).Unmap(), ifindex: binary.NativeEndian.Uint32(d[16:20])}, true
-	}
-	return replySource{}, false
-}
-
-// sourceOf reads the reply source from a received datagram's control
-// data: IPv4's packet info names it (the local address it was sent to, or
-// the receiving interface's for a broadcast or multicast); IPv6's names
-// the destination, which for a multicast one gives way to the interface.
-func sourceOf(oob []byte) (replySource, bool) {
-	if d := cmsgData(oob, wordSize, unix.IPPROTO_IP, unix.IP_PKTINFO); len(d) >= 12 {
-		return replySource{addr: netip.AddrFrom4([4]byte(d[4:8]))}, true
-	}
-	if d := cmsgData(oob, wordSize, unix.IPPROTO_IPV6, unix.IPV6_PKTINFO); len(d) >= 20 {
-		a := netip.AddrFrom16([16]byte(d[:16]))
-		if a.Is4In6() {
-			return replySource{}, false // IPv4's own info was missing: leave it to the kernel
+		a, ifindex := netip.AddrFrom16([16]byte(d[:16])), binary.NativeEndian.Uint32(d[16:20])
+		local = replySource{addr: a, ifindex: ifindex}
+		switch {
+		case a.Is4In6():
+			return replySource{}, replySource{}, false
+		case a.IsMulticast():
+			return replySource{addr: netip.IPv6Unspecified(), ifindex: ifindex}, local, true
 		}
-		if a.IsMulticast() {
-			return replySource{addr: netip.IPv6Unspecified(), ifindex: binary.NativeEndian.Uint32(d[16:20])}, true
-		}
-		return replySource{addr: a}, true
+		return replySource{addr: a}, local, true
 	}
-	return replySource{}, false
+	return replySource{}, replySource{}, false
 }
 
 // putSource writes the control message that sends a datagram from src
