@@ -61,7 +61,6 @@ func (c *batched) ReadBatch(ms []ipv4.Message, flags int) (int, error) {
 	r := &c.r
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.io.readControl()
 	for i := range ms {
 		if i > 0 && (r.head >= r.n || r.s.closed.Load() || r.deadline.passed()) {
 			return i, nil

@@ -84,9 +84,6 @@ func (r *reader) waiting() bool { return r.buffered.Load() }
 // "read" for Read, "recvmsg" for ReadMsgUDP.
 func (r *reader) read(p []byte, mo *msgOut, syscallName string) (int, netip.AddrPort, bool, error) {
 	r.mu.Lock()
-	if mo != nil {
-		r.io.readControl()
-	}
 	if r.head < r.n && !r.s.closed.Load() && !r.deadline.passed() {
 		n, addr, trunc := r.next(p, mo)
 		r.mu.Unlock()
@@ -111,6 +108,9 @@ func (r *reader) readSlow(p []byte, mo *msgOut, syscallName string) (int, netip.
 	}
 	if s.plainReads.Load() {
 		return r.readPlain(p, mo, syscallName)
+	}
+	if mo != nil {
+		r.io.readControl() // from this refill on
 	}
 	res, err := r.refill(p, mo)
 	if callRefused(err) {
