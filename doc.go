@@ -233,7 +233,15 @@
 //     comes were received without control messages, and return none;
 //   - ReadBatch and WriteBatch take no flags;
 //   - there is no File;
-//   - Flush, Stats, Batching and Unwrap are the conn's own.
+//   - Flush, Stats, Batching and Unwrap are the conn's own;
+//   - a conn that wraps anything but a *net.UDPConn has a *net.UDPConn's
+//     methods all the same (SyscallConn, SetReadBuffer, ReadMsgUDP,
+//     WriteMsgUDP, and the rest), and those the wrapped conn lacks fail
+//     with an error wrapping errors.ErrUnsupported. A library that looks
+//     for them can do worse than on the wrapped conn itself: quic-go's
+//     Transport fails on SyscallConn's error, where on the wrapped conn it
+//     would read one datagram at a time. Such a conn gains nothing from
+//     batchconn: hand it to libraries unwrapped.
 //
 // # Platforms
 //

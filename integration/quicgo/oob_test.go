@@ -2,6 +2,7 @@ package quicgo
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -329,5 +330,38 @@ func testWildcardSource(t *testing.T, spc net.PacketConn, targets []string) {
 		// cannot check, a source it has not heard) counts in none.
 		queued := st.FlushIdle + st.FlushFull + st.FlushTimer + st.FlushRead + st.FlushExplicit + st.FlushClose
 		t.Logf("server batchconn: %d send calls, %d of them of the queue, the rest by plain at once", st.WriteCalls, queued)
+	}
+}
+
+// TestWrappedNonUDPConn: a conn that wraps something other than a
+// *net.UDPConn has a *net.UDPConn's methods all the same, and those the
+// wrapped conn lacks fail with errors.ErrUnsupported: quic-go's Transport
+// then refuses it (SyscallConn's error is fatal to it), where on the
+// wrapped conn itself it runs, one datagram at a time. doc.go says so
+// ("What differs"); this test keeps the sentence true.
+func TestWrappedNonUDPConn(t *testing.T) {
+	srvTLS, _ := itest.TLS(t, alpn)
+	for _, wrapped := range []bool{false, true} {
+		uc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var pc net.PacketConn = struct{ net.PacketConn }{uc} // no optional methods
+		if wrapped {
+			pc = batchconn.New(pc, nil)
+		}
+		tr := &quic.Transport{Conn: pc}
+		ln, err := tr.Listen(srvTLS, quicConfig())
+		switch {
+		case !wrapped && err != nil:
+			t.Errorf("quic-go on the conn itself: %v", err)
+		case wrapped && !errors.Is(err, errors.ErrUnsupported):
+			t.Errorf("quic-go on batchconn over a non-UDP conn: Listen = %v, want the error doc.go describes (ErrUnsupported)", err)
+		}
+		if ln != nil {
+			ln.Close()
+		}
+		tr.Close()
+		pc.Close()
 	}
 }
