@@ -19,13 +19,14 @@ import (
 // it fires early, the next test sets it again, so that a caller who moves
 // the deadline before every read sets no timer for each.
 type deadline struct {
-	expired atomic.Bool  // the deadline has passed: set at once for a past time, else by the timer
-	watched atomic.Bool  // the timer fires at or before at, or at never comes
-	at      atomic.Int64 // monoNow of the deadline, 0 for none; written under mu
+	state atomic.Uint32 // what passed reads without mu: stateLook, stateExpired; written under mu (recheck)
 
-	mu    sync.Mutex  // serializes set, watch and the timer's fire
-	timer *time.Timer // guarded by mu; made by the first watch
-	fires int64       // guarded by mu: when the timer fires, 0 when it is not set
+	mu      sync.Mutex  // serializes set, watch and the timer's fire
+	expired bool        // guarded by mu: the deadline has passed; set at once for a past time, else by the timer
+	watched bool        // guarded by mu: the timer fires at or before at, or at never comes
+	at      int64       // guarded by mu: monoNow of the deadline, 0 for none
+	timer   *time.Timer // guarded by mu; made by the first watch
+	fires   int64       // guarded by mu: when the timer fires, 0 when it is not set
 }
 
 // never is the deadline that does not come: a time beyond the clock's
@@ -40,9 +41,10 @@ func monoNow() int64 { return int64(time.Since(monoStart)) + 1 }
 func (d *deadline) set(t time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	defer d.recheck()
 	if t.IsZero() {
-		d.at.Store(0)
-		d.expired.Store(false)
+		d.at = 0
+		d.expired = false
 		return
 	}
 	// Measure from now, as the poller does, so that a step of the wall
@@ -52,20 +54,34 @@ func (d *deadline) set(t time.Time) {
 	if until <= never-now {
 		at = max(now+until, 1)
 	}
-	d.at.Store(at)
-	d.expired.Store(at <= now)
-	d.watched.Store(at == never || d.fires != 0 && d.fires <= at)
+	d.at = at
+	d.expired = at <= now
+	d.watched = at == never || d.fires != 0 && d.fires <= at
 }
+
+// What passed reads: stateLook, the deadline has passed or no timer
+// watches it yet; stateExpired, it has passed. Neither: no deadline, or
+// one a timer watches, and passed costs one load.
+const (
+	stateLook uint32 = 1 << iota
+	stateExpired
+)
 
 // passed reports whether the deadline has passed.
 func (d *deadline) passed() bool {
-	if d.expired.Load() {
-		return true
+	s := d.state.Load()
+	return s != 0 && (s&stateExpired != 0 || d.watch())
+}
+
+// recheck sets state from the fields mu guards; mu is held.
+func (d *deadline) recheck() {
+	var s uint32
+	if d.expired {
+		s = stateLook | stateExpired
+	} else if d.at != 0 && !d.watched {
+		s = stateLook
 	}
-	if d.watched.Load() || d.at.Load() == 0 {
-		return false
-	}
-	return d.watch()
+	d.state.Store(s)
 }
 
 // watch reads the clock for a deadline that no timer watches yet, and sets
@@ -73,17 +89,18 @@ func (d *deadline) passed() bool {
 func (d *deadline) watch() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	at := d.at.Load()
-	if at == 0 || d.expired.Load() {
+	defer d.recheck()
+	at := d.at
+	if at == 0 || d.expired {
 		return at != 0
 	}
 	if at == never { // a timer fired for an earlier deadline since set
-		d.watched.Store(true)
+		d.watched = true
 		return false
 	}
 	now := monoNow()
 	if now >= at {
-		d.expired.Store(true)
+		d.expired = true
 		return true
 	}
 	if d.fires == 0 || d.fires > at {
@@ -94,7 +111,7 @@ func (d *deadline) watch() bool {
 		}
 		d.fires = at
 	}
-	d.watched.Store(true)
+	d.watched = true
 	return false
 }
 
@@ -103,10 +120,11 @@ func (d *deadline) watch() bool {
 func (d *deadline) fire() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	defer d.recheck()
 	d.fires = 0
-	d.watched.Store(false)
-	if at := d.at.Load(); at != 0 && monoNow() >= at {
-		d.expired.Store(true)
+	d.watched = false
+	if at := d.at; at != 0 && monoNow() >= at {
+		d.expired = true
 	}
 }
 
@@ -114,9 +132,10 @@ func (d *deadline) fire() {
 func (d *deadline) stop() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	defer d.recheck()
 	if d.timer != nil {
 		d.timer.Stop()
 	}
 	d.fires = 0
-	d.watched.Store(false)
+	d.watched = false
 }

@@ -61,9 +61,9 @@ func TestDeadlineTimerIsSetOnceAndStoppedByClose(t *testing.T) {
 	read()
 	d := &conn.b().r.deadline
 	d.mu.Lock()
-	timer, fires := d.timer, d.fires
+	timer, fires, watched := d.timer, d.fires, d.watched
 	d.mu.Unlock()
-	if timer == nil || fires == 0 || !d.watched.Load() {
+	if timer == nil || fires == 0 || !watched {
 		t.Fatal("a read from the ring left the deadline without a timer")
 	}
 	conn.SetReadDeadline(time.Now().Add(2 * time.Minute))
