@@ -19,7 +19,7 @@ import (
 // it fires early, the next test sets it again, so that a caller who moves
 // the deadline before every read sets no timer for each.
 type deadline struct {
-	state atomic.Uint32 // what passed reads without mu: stateLook, stateExpired; written under mu (recheck)
+	state atomic.Uint32 // what passed reads without mu: stateLook, stateExpired; written as mu is let go (unlock)
 
 	mu      sync.Mutex  // serializes set, watch and the timer's fire
 	expired bool        // guarded by mu: the deadline has passed; set at once for a past time, else by the timer
@@ -40,8 +40,7 @@ func monoNow() int64 { return int64(time.Since(monoStart)) + 1 }
 
 func (d *deadline) set(t time.Time) {
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	defer d.recheck()
+	defer d.unlock()
 	if t.IsZero() {
 		d.at = 0
 		d.expired = false
@@ -73,8 +72,8 @@ func (d *deadline) passed() bool {
 	return s != 0 && (s&stateExpired != 0 || d.watch())
 }
 
-// recheck sets state from the fields mu guards; mu is held.
-func (d *deadline) recheck() {
+// unlock sets state from the fields mu guards, then lets mu go.
+func (d *deadline) unlock() {
 	var s uint32
 	if d.expired {
 		s = stateLook | stateExpired
@@ -82,14 +81,14 @@ func (d *deadline) recheck() {
 		s = stateLook
 	}
 	d.state.Store(s)
+	d.mu.Unlock()
 }
 
 // watch reads the clock for a deadline that no timer watches yet, and sets
 // the timer for it if it has not passed.
 func (d *deadline) watch() bool {
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	defer d.recheck()
+	defer d.unlock()
 	at := d.at
 	if at == 0 || d.expired {
 		return at != 0
@@ -119,8 +118,7 @@ func (d *deadline) watch() bool {
 // deadline was moved later meanwhile, the next passed looks again.
 func (d *deadline) fire() {
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	defer d.recheck()
+	defer d.unlock()
 	d.fires = 0
 	d.watched = false
 	if at := d.at; at != 0 && monoNow() >= at {
@@ -131,8 +129,7 @@ func (d *deadline) fire() {
 // stop lets the timer go, for Close: a closed conn tests no deadline.
 func (d *deadline) stop() {
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	defer d.recheck()
+	defer d.unlock()
 	if d.timer != nil {
 		d.timer.Stop()
 	}

@@ -341,27 +341,22 @@ func testWildcardSource(t *testing.T, spc net.PacketConn, targets []string) {
 // ("What differs"); this test keeps the sentence true.
 func TestWrappedNonUDPConn(t *testing.T) {
 	srvTLS, _ := itest.TLS(t, alpn)
-	for _, wrapped := range []bool{false, true} {
-		uc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var pc net.PacketConn = struct{ net.PacketConn }{uc} // no optional methods
-		if wrapped {
-			pc = batchconn.New(pc, nil)
-		}
-		tr := &quic.Transport{Conn: pc}
+	hide := func(uc *net.UDPConn) net.PacketConn { return struct{ net.PacketConn }{uc} } // no optional methods
+	for _, kind := range []itest.Kind{
+		{Name: "itself", Wrap: hide},
+		{Name: "wrapped", Wrap: func(uc *net.UDPConn) net.PacketConn { return batchconn.New(hide(uc), nil) }},
+	} {
+		tr := &quic.Transport{Conn: itest.ListenUDP(t, kind)}
 		ln, err := tr.Listen(srvTLS, quicConfig())
 		switch {
-		case !wrapped && err != nil:
+		case kind.Name == "itself" && err != nil:
 			t.Errorf("quic-go on the conn itself: %v", err)
-		case wrapped && !errors.Is(err, errors.ErrUnsupported):
+		case kind.Name == "wrapped" && !errors.Is(err, errors.ErrUnsupported):
 			t.Errorf("quic-go on batchconn over a non-UDP conn: Listen = %v, want the error doc.go describes (ErrUnsupported)", err)
 		}
 		if ln != nil {
 			ln.Close()
 		}
 		tr.Close()
-		pc.Close()
 	}
 }
